@@ -1,0 +1,168 @@
+//! The backend trait and the [`Hub`] handle that technique crates take.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::{Batch, Cursor, Error, Event, MemoryHub, NewEvent, StartFrom, Subscription, Topic};
+
+/// A boxed, sendable future, as [`Backend`] methods return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where topics live: in this process ([`MemoryHub`]) or in a shared store that several server
+/// processes use (such as Redis Streams).
+///
+/// A backend hands out [`Subscription`]s, which always read an in-process log: a shared-store
+/// backend runs one reader per topic that appends what it reads to that log, so local fan-out costs
+/// the same whatever the backend, and technique crates never see the difference. Cursors must
+/// keep their meaning across processes: same epoch and sequence for the same event everywhere.
+///
+/// Methods return boxed futures so that [`Hub`] can hold any backend behind one type; the cost is
+/// one allocation per publish or subscribe, none per delivered event.
+pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
+    /// Appends an event to `topic` (created if needed) and returns it with its cursor.
+    fn publish<'a>(&'a self, topic: &'a Topic, event: NewEvent) -> BoxFuture<'a, Result<Arc<Event>, Error>>;
+
+    /// Starts reading `topic` (created if needed) from `from`.
+    fn subscribe<'a>(&'a self, topic: &'a Topic, from: StartFrom) -> BoxFuture<'a, Result<Subscription, Error>>;
+
+    /// The cursor of the newest event of `topic`, or `None` if the topic does not exist.
+    fn head<'a>(&'a self, topic: &'a Topic) -> BoxFuture<'a, Result<Option<Cursor>, Error>>;
+
+    /// Closes the backend: every subscription ends, publishing and subscribing fail with
+    /// [`Error::Closed`].
+    fn close(&self);
+
+    /// Whether [`close`](Self::close) was called.
+    fn is_closed(&self) -> bool;
+
+    /// Current figures, for metrics.
+    fn stats(&self) -> HubStats;
+}
+
+/// Figures about a backend, for metrics and for tests that check resources are released.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HubStats {
+    /// Topics that exist.
+    pub topics: usize,
+    /// Live subscriptions.
+    pub subscribers: usize,
+    /// Subscriptions waiting for an event (for instance held long-poll requests).
+    pub waiting: usize,
+    /// Events retained over all topics.
+    pub retained_events: usize,
+    /// Bytes retained over all topics (see [`Event::retained_size`]).
+    pub retained_bytes: usize,
+    /// Events published since the backend started.
+    pub published: u64,
+}
+
+/// A cheap, cloneable handle to a [`Backend`]: what every technique crate takes.
+///
+/// ```
+/// use push_core::{Hub, NewEvent, StartFrom, Topic, Outcome, Delivery};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), push_core::Error> {
+/// let hub = Hub::memory();
+/// let topic = Topic::new("news").unwrap();
+/// let first = hub.publish(&topic, NewEvent::new("hello")).await?;
+///
+/// // A client that saw `first` resumes after it and gets exactly what followed.
+/// hub.publish(&topic, NewEvent::new("world")).await?;
+/// let mut sub = hub.subscribe(&topic, StartFrom::After(first.id())).await?;
+/// assert_eq!(sub.outcome(), Outcome::Resumed);
+/// let Some(Delivery::Event(event)) = sub.recv().await else { unreachable!() };
+/// assert_eq!(event.data(), "world");
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Hub {
+    backend: Arc<dyn Backend>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::memory()
+    }
+}
+
+impl Hub {
+    /// An in-memory hub with the default [`HubConfig`](crate::HubConfig).
+    #[must_use]
+    pub fn memory() -> Self {
+        Self::new(MemoryHub::default())
+    }
+
+    /// A hub over any backend.
+    #[must_use]
+    pub fn new(backend: impl Backend) -> Self {
+        Self {
+            backend: Arc::new(backend),
+        }
+    }
+
+    /// The backend.
+    #[must_use]
+    pub fn backend(&self) -> &dyn Backend {
+        &*self.backend
+    }
+
+    /// Publishes an event to `topic` (created if needed). A publish to a topic without
+    /// subscribers is retained like any other, so a client that connects a moment later can
+    /// replay it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`], [`Error::TooManyTopics`], [`Error::EventTooLarge`], or
+    /// [`Error::Backend`] when a shared store is unreachable.
+    pub async fn publish(&self, topic: &Topic, event: NewEvent) -> Result<Arc<Event>, Error> {
+        self.backend.publish(topic, event).await
+    }
+
+    /// Subscribes to `topic` from `from`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`], [`Error::TooManyTopics`] or [`Error::Backend`].
+    pub async fn subscribe(&self, topic: &Topic, from: StartFrom) -> Result<Subscription, Error> {
+        self.backend.subscribe(topic, from).await
+    }
+
+    /// Reads what is retained after `from` now, up to `limit` events, without waiting: the
+    /// short-poll access pattern.
+    ///
+    /// # Errors
+    ///
+    /// As [`subscribe`](Self::subscribe).
+    pub async fn read(&self, topic: &Topic, from: StartFrom, limit: usize) -> Result<Batch, Error> {
+        let mut sub = self.subscribe(topic, from).await?;
+        sub.try_batch(limit).ok_or(Error::Closed)
+    }
+
+    /// The cursor of the newest event of `topic`, or `None` if it does not exist.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] or [`Error::Backend`].
+    pub async fn head(&self, topic: &Topic) -> Result<Option<Cursor>, Error> {
+        self.backend.head(topic).await
+    }
+
+    /// Closes the hub: every subscription ends cleanly, so servers can drain.
+    pub fn close(&self) {
+        self.backend.close();
+    }
+
+    /// Whether the hub was closed.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.backend.is_closed()
+    }
+
+    /// Current figures.
+    #[must_use]
+    pub fn stats(&self) -> HubStats {
+        self.backend.stats()
+    }
+}

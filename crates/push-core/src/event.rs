@@ -1,0 +1,275 @@
+//! Events: what a topic's log holds.
+
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+
+use crate::{Cursor, Topic};
+
+/// The longest accepted event type, in bytes.
+pub const MAX_EVENT_TYPE_LEN: usize = 64;
+
+/// How many encodings an event caches (see [`EncodingSlot`]).
+const SLOTS: usize = 4;
+
+/// One published event, shared by every subscriber through an `Arc`.
+///
+/// The payload is [`Bytes`] and binary-safe; each technique crate says how it carries bytes that
+/// are not UTF-8.
+pub struct Event {
+    id: Cursor,
+    topic: Topic,
+    event_type: Option<EventType>,
+    data: Bytes,
+    published_at: SystemTime,
+    pub(crate) published_instant: Instant,
+    encoded: [OnceLock<Bytes>; SLOTS],
+}
+
+impl Event {
+    pub(crate) fn new(id: Cursor, topic: Topic, new: NewEvent) -> Self {
+        Self {
+            id,
+            topic,
+            event_type: new.event_type,
+            data: new.data,
+            published_at: SystemTime::now(),
+            published_instant: Instant::now(),
+            encoded: Default::default(),
+        }
+    }
+
+    /// The event's cursor: resume after it to receive the events that follow.
+    #[must_use]
+    pub fn id(&self) -> Cursor {
+        self.id
+    }
+
+    /// The topic it was published to.
+    #[must_use]
+    pub fn topic(&self) -> &Topic {
+        &self.topic
+    }
+
+    /// The optional event type.
+    #[must_use]
+    pub fn event_type(&self) -> Option<&EventType> {
+        self.event_type.as_ref()
+    }
+
+    /// The payload.
+    #[must_use]
+    pub fn data(&self) -> &Bytes {
+        &self.data
+    }
+
+    /// When it was published (wall clock), for latency measurements by clients.
+    #[must_use]
+    pub fn published_at(&self) -> SystemTime {
+        self.published_at
+    }
+
+    /// The publish time in milliseconds since the Unix epoch, as the technique crates send it.
+    #[must_use]
+    pub fn published_at_millis(&self) -> u64 {
+        self.published_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0)
+    }
+
+    /// The bytes this event accounts for in its topic's retention budget: payload, type and a
+    /// fixed overhead of [`EVENT_OVERHEAD`] bytes for the event itself.
+    #[must_use]
+    pub fn retained_size(&self) -> usize {
+        EVENT_OVERHEAD + self.data.len() + self.event_type.as_ref().map_or(0, |t| t.0.len())
+    }
+
+    /// The event encoded in one wire format, computed at most once per event and slot.
+    ///
+    /// A technique crate declares one `static` [`EncodingSlot`] per format; the first subscriber
+    /// that needs the encoding runs `encode`, every other subscriber gets the same shared
+    /// [`Bytes`]. This is what lets a fan-out to thousands of connections encode each event once.
+    /// A process that declares more than four slots still works: the extra formats are encoded
+    /// on every call.
+    pub fn encoded(&self, slot: &'static EncodingSlot, encode: impl FnOnce(&Event) -> Bytes) -> Bytes {
+        match self.encoded.get(slot.index()) {
+            Some(cell) => cell.get_or_init(|| encode(self)).clone(),
+            None => encode(self),
+        }
+    }
+}
+
+/// The bookkeeping bytes counted per retained event on top of its payload.
+pub const EVENT_OVERHEAD: usize = 256;
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("id", &self.id)
+            .field("topic", &self.topic)
+            .field("event_type", &self.event_type)
+            .field("data_len", &self.data.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A cache slot for one wire encoding of events; see [`Event::encoded`].
+#[derive(Debug)]
+pub struct EncodingSlot {
+    index: OnceLock<usize>,
+}
+
+impl EncodingSlot {
+    /// A new slot; declare it as a `static`.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            index: OnceLock::new(),
+        }
+    }
+
+    fn index(&self) -> usize {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        *self.index.get_or_init(|| NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl Default for EncodingSlot {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A validated event type: 1 to [`MAX_EVENT_TYPE_LEN`] bytes of ASCII letters, digits and
+/// `-`, `_`, `.`, `:`.
+///
+/// The charset is safe in every technique's framing (an SSE `event:` line, a JSON string, a URL
+/// path segment) without escaping.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct EventType(Box<str>);
+
+impl EventType {
+    /// Validates `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`EventTypeError`] when it is empty, too long, or has a character outside the set.
+    pub fn new(name: &str) -> Result<Self, EventTypeError> {
+        if name.is_empty() || name.len() > MAX_EVENT_TYPE_LEN {
+            return Err(EventTypeError(format!(
+                "event type must be 1 to {MAX_EVENT_TYPE_LEN} bytes long, got {}",
+                name.len()
+            )));
+        }
+        if let Some(c) = name
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
+        {
+            return Err(EventTypeError(format!(
+                "event type has the character {c:?}; allowed are ASCII letters, digits and - _ . :"
+            )));
+        }
+        Ok(Self(name.into()))
+    }
+
+    /// The name.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An invalid event type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct EventTypeError(String);
+
+/// What a publisher hands to [`Hub::publish`](crate::Hub::publish): payload and optional type.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub(crate) event_type: Option<EventType>,
+    pub(crate) data: Bytes,
+}
+
+impl NewEvent {
+    /// An untyped event carrying `data`.
+    #[must_use]
+    pub fn new(data: impl Into<Bytes>) -> Self {
+        Self {
+            event_type: None,
+            data: data.into(),
+        }
+    }
+
+    /// Sets the event type.
+    #[must_use]
+    pub fn with_type(mut self, event_type: EventType) -> Self {
+        self.event_type = Some(event_type);
+        self
+    }
+
+    /// The payload size in bytes.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Whether the payload is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Epoch;
+
+    #[test]
+    fn event_types_are_validated() {
+        assert!(EventType::new("chat.message:v1").is_ok());
+        assert!(EventType::new("").is_err());
+        assert!(EventType::new("a\nb").is_err());
+        assert!(EventType::new("a b").is_err());
+        assert!(EventType::new(&"a".repeat(MAX_EVENT_TYPE_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn encodings_are_cached_per_slot() {
+        static A: EncodingSlot = EncodingSlot::new();
+        static B: EncodingSlot = EncodingSlot::new();
+        let event = Event::new(
+            Cursor::new(Epoch::new(1).unwrap(), 1),
+            Topic::new("t").unwrap(),
+            NewEvent::new("x"),
+        );
+        let mut calls = 0;
+        for _ in 0..3 {
+            let a = event.encoded(&A, |_| {
+                calls += 1;
+                Bytes::from_static(b"a")
+            });
+            assert_eq!(a, "a");
+        }
+        assert_eq!(calls, 1);
+        assert_eq!(event.encoded(&B, |_| Bytes::from_static(b"b")), "b");
+        assert_eq!(event.encoded(&A, |_| unreachable!()), "a");
+    }
+}

@@ -1,0 +1,511 @@
+//! The per-topic log that every subscriber reads at its own cursor, and the subscription type.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+
+use crate::{Cursor, Epoch, Event, HubConfig, NewEvent, ResetPolicy, Topic};
+
+/// Where a subscription starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartFrom {
+    /// Only events published from now on.
+    Newest,
+    /// Every retained event.
+    Oldest,
+    /// The events after this cursor (a resume).
+    After(Cursor),
+    /// A cursor the client sent that could not be parsed: the subscription starts with
+    /// [`Outcome::Reset`].
+    Invalid,
+}
+
+impl StartFrom {
+    /// Reads a client-supplied cursor: `None` (the client sent none) gives `default`, text that
+    /// parses gives [`StartFrom::After`], anything else [`StartFrom::Invalid`]. Never panics.
+    #[must_use]
+    pub fn from_client(cursor: Option<&str>, default: StartFrom) -> Self {
+        match cursor {
+            None => default,
+            Some(text) => Cursor::parse(text).map_or(StartFrom::Invalid, StartFrom::After),
+        }
+    }
+}
+
+/// How a subscription's start relates to what the client asked for. Every technique reports it
+/// to the client in its own format before any event.
+///
+/// Not `#[non_exhaustive]` on purpose: every technique crate must handle every outcome, and a new
+/// one should fail their build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every event after the requested point follows: none lost, none repeated.
+    Resumed,
+    /// Events after the cursor were no longer retained: the subscription continues from the
+    /// oldest retained event, and `missed` events were skipped.
+    Gap {
+        /// How many events were skipped.
+        missed: u64,
+    },
+    /// The cursor belongs to another epoch (the log was replaced, or the server restarted) or
+    /// could not be parsed: the client should drop its local state. The subscription starts as
+    /// [`HubConfig::reset_policy`] says.
+    Reset,
+}
+
+impl Outcome {
+    /// Combines an outcome with `missed` further skipped events.
+    #[must_use]
+    pub fn and_missed(self, missed: u64) -> Self {
+        match self {
+            Outcome::Reset => Outcome::Reset,
+            _ if missed == 0 => self,
+            Outcome::Resumed => Outcome::Gap { missed },
+            Outcome::Gap { missed: m } => Outcome::Gap {
+                missed: m.saturating_add(missed),
+            },
+        }
+    }
+}
+
+/// What a [`Subscription`] yields, in order.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    /// The next event.
+    Event(Arc<Event>),
+    /// The subscriber fell behind retention: `missed` events it had not read left the log, and
+    /// the subscription continues with the oldest retained one. Never a silent skip.
+    Gap {
+        /// How many events were skipped.
+        missed: u64,
+    },
+}
+
+/// A batch of events read at once: what poll and long-poll answer with.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// For a subscription's first batch, its start [`Outcome`] combined with any gap met while
+    /// reading; afterwards [`Outcome::Resumed`] or a [`Outcome::Gap`] met while reading.
+    pub outcome: Outcome,
+    /// The events, in order.
+    pub events: Vec<Arc<Event>>,
+    /// The cursor to resume from for the events after this batch.
+    pub next: Cursor,
+}
+
+pub(crate) struct TopicLog {
+    pub(crate) topic: Topic,
+    pub(crate) epoch: Epoch,
+    config: HubConfig,
+    state: Mutex<State>,
+}
+
+struct State {
+    events: VecDeque<Arc<Event>>,
+    /// The sequence number of `events[0]`, or `next_seq` when the log is empty.
+    first_seq: u64,
+    /// The sequence number the next publish gets.
+    next_seq: u64,
+    bytes: usize,
+    /// Wakers of subscribers that found nothing to read; all are woken and cleared on publish.
+    waiters: Slab<Waker>,
+    /// Incremented whenever `waiters` is cleared, so that a subscription can tell whether the
+    /// slab key it holds is still its own.
+    generation: u64,
+    subscribers: usize,
+    closed: bool,
+    /// Set when the hub reclaimed this log; operations that meet it look the topic up again.
+    retired: bool,
+    last_active: Instant,
+}
+
+/// Why a log refused an operation.
+pub(crate) enum Refused<T> {
+    Closed,
+    /// Reclaimed by the hub; the caller retries on a fresh lookup with the returned input.
+    Retired(T),
+}
+
+impl TopicLog {
+    pub(crate) fn new(topic: Topic, epoch: Epoch, config: HubConfig) -> Self {
+        Self {
+            topic,
+            epoch,
+            config,
+            state: Mutex::new(State {
+                events: VecDeque::new(),
+                first_seq: 1,
+                next_seq: 1,
+                bytes: 0,
+                waiters: Slab::new(),
+                generation: 0,
+                subscribers: 0,
+                closed: false,
+                retired: false,
+                last_active: Instant::now(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // No code path panics while holding the lock; if one ever did, the state is still
+        // consistent between statements, so recovering is sound.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn publish(&self, new: NewEvent) -> Result<Arc<Event>, Refused<NewEvent>> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(Refused::Closed);
+        }
+        if state.retired {
+            return Err(Refused::Retired(new));
+        }
+        let seq = state.next_seq;
+        let event = Arc::new(Event::new(Cursor::new(self.epoch, seq), self.topic.clone(), new));
+        state.bytes += event.retained_size();
+        state.events.push_back(event.clone());
+        state.next_seq += 1;
+        let now = event.published_instant;
+        state.last_active = now;
+        state.trim(now, &self.config);
+        let wakers = state.take_waiters();
+        drop(state);
+        for waker in wakers {
+            waker.wake();
+        }
+        Ok(event)
+    }
+
+    pub(crate) fn subscribe(self: &Arc<Self>, from: StartFrom) -> Result<Subscription, Refused<()>> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(Refused::Closed);
+        }
+        if state.retired {
+            return Err(Refused::Retired(()));
+        }
+        state.trim(Instant::now(), &self.config);
+        let reset_start = match self.config.reset_policy {
+            ResetPolicy::Oldest => state.first_seq,
+            ResetPolicy::Newest => state.next_seq,
+        };
+        let (next_seq, outcome) = match from {
+            StartFrom::Newest => (state.next_seq, Outcome::Resumed),
+            StartFrom::Oldest => (state.first_seq, Outcome::Resumed),
+            StartFrom::After(c) if c.epoch() == self.epoch && c.seq() < state.next_seq => {
+                let want = c.seq() + 1;
+                if want >= state.first_seq {
+                    (want, Outcome::Resumed)
+                } else {
+                    (
+                        state.first_seq,
+                        Outcome::Gap {
+                            missed: state.first_seq - want,
+                        },
+                    )
+                }
+            }
+            // Another epoch, a cursor beyond the head (not one this log handed out), or garbage.
+            StartFrom::After(_) | StartFrom::Invalid => (reset_start, Outcome::Reset),
+        };
+        state.subscribers += 1;
+        drop(state);
+        Ok(Subscription {
+            log: self.clone(),
+            next_seq,
+            outcome,
+            first_batch: true,
+            waiter: None,
+        })
+    }
+
+    pub(crate) fn head(&self) -> Cursor {
+        Cursor::new(self.epoch, self.lock().next_seq - 1)
+    }
+
+    pub(crate) fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        let wakers = state.take_waiters();
+        drop(state);
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    /// Marks the log retired if it is idle: no subscriber, nothing retained, and no activity for
+    /// `idle_timeout`. Returns whether it did.
+    pub(crate) fn retire_if_idle(&self, now: Instant, idle_timeout: Duration) -> bool {
+        let mut state = self.lock();
+        state.trim(now, &self.config);
+        let idle = state.subscribers == 0
+            && state.events.is_empty()
+            && now.saturating_duration_since(state.last_active) >= idle_timeout;
+        if idle {
+            state.retired = true;
+        }
+        idle
+    }
+
+    pub(crate) fn stats(&self) -> LogStats {
+        let state = self.lock();
+        LogStats {
+            subscribers: state.subscribers,
+            waiting: state.waiters.len(),
+            events: state.events.len(),
+            bytes: state.bytes,
+        }
+    }
+}
+
+pub(crate) struct LogStats {
+    pub(crate) subscribers: usize,
+    pub(crate) waiting: usize,
+    pub(crate) events: usize,
+    pub(crate) bytes: usize,
+}
+
+impl State {
+    fn pop_front(&mut self) {
+        if let Some(event) = self.events.pop_front() {
+            self.bytes -= event.retained_size();
+            self.first_seq += 1;
+        }
+    }
+
+    fn trim(&mut self, now: Instant, config: &HubConfig) {
+        let retention = &config.retention;
+        while self.events.len() > retention.max_events.max(1) {
+            self.pop_front();
+        }
+        while self.bytes > retention.max_bytes && self.events.len() > 1 {
+            self.pop_front();
+        }
+        while self
+            .events
+            .front()
+            .is_some_and(|e| now.saturating_duration_since(e.published_instant) >= retention.max_age)
+        {
+            self.pop_front();
+        }
+    }
+
+    fn take_waiters(&mut self) -> Vec<Waker> {
+        if self.waiters.is_empty() {
+            return Vec::new();
+        }
+        self.generation += 1;
+        self.waiters.drain().collect()
+    }
+}
+
+/// A reader of one topic's log at its own cursor.
+///
+/// There is no per-subscriber queue: a subscription holds a position in the shared log, so a
+/// publish costs the same whatever the number of subscribers (plus waking those that wait). A
+/// subscriber that falls further behind than retention allows gets [`Delivery::Gap`].
+///
+/// Two ways to read, for the two kinds of technique:
+/// - one by one, as a [`Stream`](futures_core::Stream) of [`Delivery`] or with
+///   [`recv`](Self::recv) / [`poll_recv`](Self::poll_recv) (SSE, WebSocket, streaming);
+/// - in batches, with [`try_batch`](Self::try_batch) ("what is there now, up to N") and
+///   [`next_batch`](Self::next_batch) ("wait until there is something", long-poll).
+///
+/// The start [`Outcome`] is known at once ([`outcome`](Self::outcome)). When the hub is closed,
+/// reading ends (`None`). Dropping a subscription releases everything it held at once.
+pub struct Subscription {
+    log: Arc<TopicLog>,
+    next_seq: u64,
+    outcome: Outcome,
+    first_batch: bool,
+    /// `(generation, slab key)` of this subscription's registered waker.
+    waiter: Option<(u64, usize)>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("topic", &self.log.topic)
+            .field("cursor", &self.cursor())
+            .field("outcome", &self.outcome)
+            .finish()
+    }
+}
+
+enum Step {
+    Event(Arc<Event>),
+    Gap(u64),
+    Empty,
+    Closed,
+}
+
+impl Subscription {
+    /// The topic.
+    #[must_use]
+    pub fn topic(&self) -> &Topic {
+        &self.log.topic
+    }
+
+    /// How the start relates to what was asked for.
+    #[must_use]
+    pub fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+
+    /// The position: the cursor of the last event read, or of the point before the next one.
+    /// Resuming from it later receives exactly the events this subscription has not yielded.
+    #[must_use]
+    pub fn cursor(&self) -> Cursor {
+        Cursor::new(self.log.epoch, self.next_seq - 1)
+    }
+
+    fn step(&mut self, state: &mut State) -> Step {
+        if state.closed {
+            return Step::Closed;
+        }
+        state.trim(Instant::now(), &self.log.config);
+        if self.next_seq < state.first_seq {
+            let missed = state.first_seq - self.next_seq;
+            self.next_seq = state.first_seq;
+            return Step::Gap(missed);
+        }
+        if self.next_seq < state.next_seq {
+            // In range: first_seq <= next_seq < state.next_seq, so the index is valid.
+            let index = usize::try_from(self.next_seq - state.first_seq).unwrap_or(usize::MAX);
+            if let Some(event) = state.events.get(index) {
+                self.next_seq += 1;
+                return Step::Event(event.clone());
+            }
+        }
+        Step::Empty
+    }
+
+    fn register(&mut self, state: &mut State, waker: &Waker) {
+        match self.waiter {
+            Some((generation, key)) if generation == state.generation => {
+                if let Some(slot) = state.waiters.get_mut(key) {
+                    slot.clone_from(waker);
+                    return;
+                }
+                let key = state.waiters.insert(waker.clone());
+                self.waiter = Some((state.generation, key));
+            }
+            _ => {
+                let key = state.waiters.insert(waker.clone());
+                self.waiter = Some((state.generation, key));
+            }
+        }
+    }
+
+    fn unregister(&mut self, state: &mut State) {
+        if let Some((generation, key)) = self.waiter.take() {
+            if generation == state.generation {
+                state.waiters.try_remove(key);
+            }
+        }
+    }
+
+    /// Polls for the next delivery; `Ready(None)` once the hub is closed.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
+        let log = self.log.clone();
+        let mut state = log.lock();
+        match self.step(&mut state) {
+            Step::Event(event) => Poll::Ready(Some(Delivery::Event(event))),
+            Step::Gap(missed) => Poll::Ready(Some(Delivery::Gap { missed })),
+            Step::Closed => {
+                self.unregister(&mut state);
+                Poll::Ready(None)
+            }
+            Step::Empty => {
+                self.register(&mut state, cx.waker());
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Waits for the next delivery; `None` once the hub is closed.
+    pub async fn recv(&mut self) -> Option<Delivery> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Reads what is available now, up to `limit` events, without waiting. `None` once the hub
+    /// is closed.
+    pub fn try_batch(&mut self, limit: usize) -> Option<Batch> {
+        let log = self.log.clone();
+        let mut state = log.lock();
+        self.read_batch(&mut state, limit)
+    }
+
+    fn read_batch(&mut self, state: &mut State, limit: usize) -> Option<Batch> {
+        let mut missed = 0;
+        let mut events = Vec::new();
+        while events.len() < limit {
+            match self.step(state) {
+                Step::Event(event) => events.push(event),
+                Step::Gap(n) => missed += n,
+                Step::Empty => break,
+                Step::Closed => return None,
+            }
+        }
+        let start = if std::mem::take(&mut self.first_batch) {
+            self.outcome
+        } else {
+            Outcome::Resumed
+        };
+        Some(Batch {
+            outcome: start.and_missed(missed),
+            events,
+            next: self.cursor(),
+        })
+    }
+
+    /// Polls for a batch of up to `limit` events. Ready at once when events are available or
+    /// when this first batch has an outcome other than [`Outcome::Resumed`] to report (the
+    /// client must learn of a gap or reset without waiting for news); otherwise it waits for a
+    /// publish. `Ready(None)` once the hub is closed.
+    pub fn poll_batch(&mut self, cx: &mut Context<'_>, limit: usize) -> Poll<Option<Batch>> {
+        let log = self.log.clone();
+        let mut state = log.lock();
+        let first = self.first_batch;
+        let Some(batch) = self.read_batch(&mut state, limit) else {
+            self.unregister(&mut state);
+            return Poll::Ready(None);
+        };
+        if !batch.events.is_empty() || batch.outcome != Outcome::Resumed {
+            return Poll::Ready(Some(batch));
+        }
+        // Nothing to report yet: keep the start outcome for the batch that will carry news.
+        self.first_batch = first;
+        self.register(&mut state, cx.waker());
+        Poll::Pending
+    }
+
+    /// Waits for a batch of up to `limit` events; see [`poll_batch`](Self::poll_batch).
+    pub async fn next_batch(&mut self, limit: usize) -> Option<Batch> {
+        poll_fn(|cx| self.poll_batch(cx, limit)).await
+    }
+}
+
+impl futures_core::Stream for Subscription {
+    type Item = Delivery;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
+        self.get_mut().poll_recv(cx)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let log = self.log.clone();
+        let mut state = log.lock();
+        self.unregister(&mut state);
+        state.subscribers -= 1;
+        state.last_active = Instant::now();
+    }
+}

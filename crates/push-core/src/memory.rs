@@ -1,0 +1,216 @@
+//! The in-memory hub: the default backend.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::backend::{Backend, BoxFuture};
+use crate::log::{Refused, TopicLog};
+use crate::{Cursor, Epoch, Error, Event, HubConfig, HubStats, NewEvent, StartFrom, Subscription, Topic};
+
+/// Topics held in this process's memory: the embedded default [`Backend`].
+///
+/// Cheap to clone (a reference count). Publishing, subscribing and reading never block on I/O, so
+/// besides the [`Backend`] methods it offers synchronous ones ([`publish_now`](Self::publish_now),
+/// [`subscribe_now`](Self::subscribe_now)) that skip the boxed future.
+///
+/// Each topic is created on first use with a fresh [`Epoch`], and reclaimed when idle (see
+/// [`HubConfig::idle_timeout`]); reclaiming happens during topic creation, at most once per
+/// `idle_timeout`, or when the topic limit is reached, so no background task is needed.
+#[derive(Clone, Debug)]
+pub struct MemoryHub {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: HubConfig,
+    topics: Mutex<Topics>,
+    closed: AtomicBool,
+    published: AtomicU64,
+}
+
+struct Topics {
+    map: HashMap<Topic, Arc<TopicLog>>,
+    last_sweep: Instant,
+}
+
+impl std::fmt::Debug for Topics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Topics").field("len", &self.map.len()).finish()
+    }
+}
+
+impl Default for MemoryHub {
+    fn default() -> Self {
+        Self::new(HubConfig::default())
+    }
+}
+
+impl MemoryHub {
+    /// A hub with the given limits.
+    #[must_use]
+    pub fn new(config: HubConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                topics: Mutex::new(Topics {
+                    map: HashMap::new(),
+                    last_sweep: Instant::now(),
+                }),
+                closed: AtomicBool::new(false),
+                published: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The limits in force.
+    #[must_use]
+    pub fn config(&self) -> &HubConfig {
+        &self.inner.config
+    }
+
+    fn topics(&self) -> MutexGuard<'_, Topics> {
+        self.inner.topics.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn log(&self, topic: &Topic) -> Result<Arc<TopicLog>, Error> {
+        let mut topics = self.topics();
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        if let Some(log) = topics.map.get(topic) {
+            return Ok(log.clone());
+        }
+        let config = &self.inner.config;
+        let now = Instant::now();
+        if topics.map.len() >= config.max_topics
+            || now.saturating_duration_since(topics.last_sweep) >= config.idle_timeout.max(Duration::from_secs(1))
+        {
+            Self::sweep_locked(&mut topics, now, config.idle_timeout);
+        }
+        if topics.map.len() >= config.max_topics {
+            return Err(Error::TooManyTopics {
+                limit: config.max_topics,
+            });
+        }
+        let log = Arc::new(TopicLog::new(topic.clone(), Epoch::random(), *config));
+        topics.map.insert(topic.clone(), log.clone());
+        Ok(log)
+    }
+
+    fn sweep_locked(topics: &mut Topics, now: Instant, idle_timeout: Duration) {
+        topics.map.retain(|_, log| !log.retire_if_idle(now, idle_timeout));
+        topics.last_sweep = now;
+    }
+
+    /// Reclaims every idle topic now (see [`HubConfig::idle_timeout`]) and returns how many
+    /// topics remain.
+    pub fn sweep(&self) -> usize {
+        let mut topics = self.topics();
+        Self::sweep_locked(&mut topics, Instant::now(), self.inner.config.idle_timeout);
+        topics.map.len()
+    }
+
+    /// Publishes without a future; see [`Hub::publish`](crate::Hub::publish).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`], [`Error::TooManyTopics`] or [`Error::EventTooLarge`].
+    pub fn publish_now(&self, topic: &Topic, event: NewEvent) -> Result<Arc<Event>, Error> {
+        let limit = self.inner.config.max_event_bytes;
+        if event.len() > limit {
+            return Err(Error::EventTooLarge {
+                size: event.len(),
+                limit,
+            });
+        }
+        let mut event = event;
+        loop {
+            match self.log(topic)?.publish(event) {
+                Ok(published) => {
+                    self.inner.published.fetch_add(1, Ordering::Relaxed);
+                    return Ok(published);
+                }
+                Err(Refused::Closed) => return Err(Error::Closed),
+                Err(Refused::Retired(back)) => event = back,
+            }
+        }
+    }
+
+    /// Subscribes without a future; see [`Hub::subscribe`](crate::Hub::subscribe).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] or [`Error::TooManyTopics`].
+    pub fn subscribe_now(&self, topic: &Topic, from: StartFrom) -> Result<Subscription, Error> {
+        loop {
+            match self.log(topic)?.subscribe(from) {
+                Ok(sub) => return Ok(sub),
+                Err(Refused::Closed) => return Err(Error::Closed),
+                Err(Refused::Retired(())) => {}
+            }
+        }
+    }
+
+    /// The cursor of the newest event of `topic` (sequence 0 if none was published yet), or
+    /// `None` if the topic does not exist.
+    #[must_use]
+    pub fn head_now(&self, topic: &Topic) -> Option<Cursor> {
+        self.topics().map.get(topic).map(|log| log.head())
+    }
+}
+
+impl Backend for MemoryHub {
+    fn publish<'a>(&'a self, topic: &'a Topic, event: NewEvent) -> BoxFuture<'a, Result<Arc<Event>, Error>> {
+        let result = self.publish_now(topic, event);
+        Box::pin(std::future::ready(result))
+    }
+
+    fn subscribe<'a>(&'a self, topic: &'a Topic, from: StartFrom) -> BoxFuture<'a, Result<Subscription, Error>> {
+        let result = self.subscribe_now(topic, from);
+        Box::pin(std::future::ready(result))
+    }
+
+    fn head<'a>(&'a self, topic: &'a Topic) -> BoxFuture<'a, Result<Option<Cursor>, Error>> {
+        let result = if self.is_closed() {
+            Err(Error::Closed)
+        } else {
+            Ok(self.head_now(topic))
+        };
+        Box::pin(std::future::ready(result))
+    }
+
+    fn close(&self) {
+        let logs: Vec<_> = {
+            let mut topics = self.topics();
+            self.inner.closed.store(true, Ordering::Release);
+            topics.map.drain().map(|(_, log)| log).collect()
+        };
+        for log in logs {
+            log.close();
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    fn stats(&self) -> HubStats {
+        let logs: Vec<_> = self.topics().map.values().cloned().collect();
+        let mut stats = HubStats {
+            topics: logs.len(),
+            published: self.inner.published.load(Ordering::Relaxed),
+            ..HubStats::default()
+        };
+        for log in logs {
+            let s = log.stats();
+            stats.subscribers += s.subscribers;
+            stats.waiting += s.waiting;
+            stats.retained_events += s.events;
+            stats.retained_bytes += s.bytes;
+        }
+        stats
+    }
+}
