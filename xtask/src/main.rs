@@ -1,1 +1,67 @@
-fn main() {}
+//! The workspace's automation: `cargo xtask ci` is the whole CI; `cargo xtask bench` prints the
+//! benchmark tables. Run `cargo xtask help` for the list.
+
+mod bench;
+mod ci;
+#[cfg(test)]
+mod tidy;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci::main(&args[1..]),
+        Some("bench") => bench::main(&args[1..]),
+        None | Some("help" | "--help" | "-h") => {
+            println!("{HELP}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command {other:?}\n\n{HELP}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const HELP: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  ci             fmt check, clippy -D warnings, every test (nextest when installed), doc tests,
+                 docs with broken intra-doc links denied, and the tidy checks
+  bench [--quick] [--json PATH]
+                 micro-benchmarks of push-core against tokio::sync::broadcast in the same run;
+                 prints a markdown table and writes JSON under target/bench/";
+
+/// The workspace root.
+pub(crate) fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the root")
+        .to_path_buf()
+}
+
+/// Runs a command in the workspace root, echoing it, and fails with its status.
+pub(crate) fn cmd(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
+    eprintln!("$ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .envs(envs.iter().copied())
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{program} {}` failed with {status}",
+            args.join(" ")
+        ))
+    }
+}

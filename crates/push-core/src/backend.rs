@@ -21,10 +21,18 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// one allocation per publish or subscribe, none per delivered event.
 pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// Appends an event to `topic` (created if needed) and returns it with its cursor.
-    fn publish<'a>(&'a self, topic: &'a Topic, event: NewEvent) -> BoxFuture<'a, Result<Arc<Event>, Error>>;
+    fn publish<'a>(
+        &'a self,
+        topic: &'a Topic,
+        event: NewEvent,
+    ) -> BoxFuture<'a, Result<Arc<Event>, Error>>;
 
     /// Starts reading `topic` (created if needed) from `from`.
-    fn subscribe<'a>(&'a self, topic: &'a Topic, from: StartFrom) -> BoxFuture<'a, Result<Subscription, Error>>;
+    fn subscribe<'a>(
+        &'a self,
+        topic: &'a Topic,
+        from: StartFrom,
+    ) -> BoxFuture<'a, Result<Subscription, Error>>;
 
     /// The cursor of the newest event of `topic`, or `None` if the topic does not exist.
     fn head<'a>(&'a self, topic: &'a Topic) -> BoxFuture<'a, Result<Option<Cursor>, Error>>;

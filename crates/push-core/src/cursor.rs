@@ -115,7 +115,10 @@ impl Cursor {
         if epoch.is_empty() || epoch.len() > 16 {
             return Err(CursorError("epoch must have 1 to 16 hex digits"));
         }
-        if !epoch.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if !epoch
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
             return Err(CursorError("epoch must be lowercase hex"));
         }
         if epoch.starts_with('0') {
@@ -129,7 +132,9 @@ impl Cursor {
         }
         let epoch = u64::from_str_radix(epoch, 16).map_err(|_| CursorError("epoch overflows"))?;
         let epoch = Epoch::new(epoch).ok_or(CursorError("epoch must not be zero"))?;
-        let seq = seq.parse::<u64>().map_err(|_| CursorError("sequence overflows"))?;
+        let seq = seq
+            .parse::<u64>()
+            .map_err(|_| CursorError("sequence overflows"))?;
         Ok(Self { epoch, seq })
     }
 }

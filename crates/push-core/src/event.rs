@@ -95,7 +95,11 @@ impl Event {
     /// [`Bytes`]. This is what lets a fan-out to thousands of connections encode each event once.
     /// A process that declares more than four slots still works: the extra formats are encoded
     /// on every call.
-    pub fn encoded(&self, slot: &'static EncodingSlot, encode: impl FnOnce(&Event) -> Bytes) -> Bytes {
+    pub fn encoded(
+        &self,
+        slot: &'static EncodingSlot,
+        encode: impl FnOnce(&Event) -> Bytes,
+    ) -> Bytes {
         match self.encoded.get(slot.index()) {
             Some(cell) => cell.get_or_init(|| encode(self)).clone(),
             None => encode(self),
@@ -134,7 +138,9 @@ impl EncodingSlot {
 
     fn index(&self) -> usize {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
-        *self.index.get_or_init(|| NEXT.fetch_add(1, Ordering::Relaxed))
+        *self
+            .index
+            .get_or_init(|| NEXT.fetch_add(1, Ordering::Relaxed))
     }
 }
 

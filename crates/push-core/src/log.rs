@@ -167,7 +167,11 @@ impl TopicLog {
             return Err(Refused::Retired(new));
         }
         let seq = state.next_seq;
-        let event = Arc::new(Event::new(Cursor::new(self.epoch, seq), self.topic.clone(), new));
+        let event = Arc::new(Event::new(
+            Cursor::new(self.epoch, seq),
+            self.topic.clone(),
+            new,
+        ));
         state.bytes += event.retained_size();
         state.events.push_back(event.clone());
         state.next_seq += 1;
@@ -182,7 +186,10 @@ impl TopicLog {
         Ok(event)
     }
 
-    pub(crate) fn subscribe(self: &Arc<Self>, from: StartFrom) -> Result<Subscription, Refused<()>> {
+    pub(crate) fn subscribe(
+        self: &Arc<Self>,
+        from: StartFrom,
+    ) -> Result<Subscription, Refused<()>> {
         let mut state = self.lock();
         if state.closed {
             return Err(Refused::Closed);
@@ -287,11 +294,9 @@ impl State {
         while self.bytes > retention.max_bytes && self.events.len() > 1 {
             self.pop_front();
         }
-        while self
-            .events
-            .front()
-            .is_some_and(|e| now.saturating_duration_since(e.published_instant) >= retention.max_age)
-        {
+        while self.events.front().is_some_and(|e| {
+            now.saturating_duration_since(e.published_instant) >= retention.max_age
+        }) {
             self.pop_front();
         }
     }
@@ -365,65 +370,21 @@ impl Subscription {
         Cursor::new(self.log.epoch, self.next_seq - 1)
     }
 
-    fn step(&mut self, state: &mut State) -> Step {
-        if state.closed {
-            return Step::Closed;
-        }
-        state.trim(Instant::now(), &self.log.config);
-        if self.next_seq < state.first_seq {
-            let missed = state.first_seq - self.next_seq;
-            self.next_seq = state.first_seq;
-            return Step::Gap(missed);
-        }
-        if self.next_seq < state.next_seq {
-            // In range: first_seq <= next_seq < state.next_seq, so the index is valid.
-            let index = usize::try_from(self.next_seq - state.first_seq).unwrap_or(usize::MAX);
-            if let Some(event) = state.events.get(index) {
-                self.next_seq += 1;
-                return Step::Event(event.clone());
-            }
-        }
-        Step::Empty
-    }
-
-    fn register(&mut self, state: &mut State, waker: &Waker) {
-        match self.waiter {
-            Some((generation, key)) if generation == state.generation => {
-                if let Some(slot) = state.waiters.get_mut(key) {
-                    slot.clone_from(waker);
-                    return;
-                }
-                let key = state.waiters.insert(waker.clone());
-                self.waiter = Some((state.generation, key));
-            }
-            _ => {
-                let key = state.waiters.insert(waker.clone());
-                self.waiter = Some((state.generation, key));
-            }
-        }
-    }
-
-    fn unregister(&mut self, state: &mut State) {
-        if let Some((generation, key)) = self.waiter.take() {
-            if generation == state.generation {
-                state.waiters.try_remove(key);
-            }
-        }
-    }
-
     /// Polls for the next delivery; `Ready(None)` once the hub is closed.
+    ///
+    /// Age-based retention is applied on publish, subscribe and batch reads, not on this hot
+    /// path: a streaming subscriber that is caught up never reads an expired event anyway.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
-        let log = self.log.clone();
-        let mut state = log.lock();
-        match self.step(&mut state) {
+        let mut state = self.log.lock();
+        match step(&mut self.next_seq, &mut state) {
             Step::Event(event) => Poll::Ready(Some(Delivery::Event(event))),
             Step::Gap(missed) => Poll::Ready(Some(Delivery::Gap { missed })),
             Step::Closed => {
-                self.unregister(&mut state);
+                unregister(&mut self.waiter, &mut state);
                 Poll::Ready(None)
             }
             Step::Empty => {
-                self.register(&mut state, cx.waker());
+                register(&mut self.waiter, &mut state, cx.waker());
                 Poll::Pending
             }
         }
@@ -443,10 +404,11 @@ impl Subscription {
     }
 
     fn read_batch(&mut self, state: &mut State, limit: usize) -> Option<Batch> {
+        state.trim(Instant::now(), &self.log.config);
         let mut missed = 0;
         let mut events = Vec::new();
         while events.len() < limit {
-            match self.step(state) {
+            match step(&mut self.next_seq, state) {
                 Step::Event(event) => events.push(event),
                 Step::Gap(n) => missed += n,
                 Step::Empty => break,
@@ -474,7 +436,7 @@ impl Subscription {
         let mut state = log.lock();
         let first = self.first_batch;
         let Some(batch) = self.read_batch(&mut state, limit) else {
-            self.unregister(&mut state);
+            unregister(&mut self.waiter, &mut state);
             return Poll::Ready(None);
         };
         if !batch.events.is_empty() || batch.outcome != Outcome::Resumed {
@@ -482,7 +444,7 @@ impl Subscription {
         }
         // Nothing to report yet: keep the start outcome for the batch that will carry news.
         self.first_batch = first;
-        self.register(&mut state, cx.waker());
+        register(&mut self.waiter, &mut state, cx.waker());
         Poll::Pending
     }
 
@@ -502,10 +464,53 @@ impl futures_core::Stream for Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        let log = self.log.clone();
-        let mut state = log.lock();
-        self.unregister(&mut state);
+        let mut state = self.log.lock();
+        unregister(&mut self.waiter, &mut state);
         state.subscribers -= 1;
         state.last_active = Instant::now();
+    }
+}
+
+/// Advances `next_seq` by one delivery, if there is one.
+fn step(next_seq: &mut u64, state: &mut State) -> Step {
+    if state.closed {
+        return Step::Closed;
+    }
+    if *next_seq < state.first_seq {
+        let missed = state.first_seq - *next_seq;
+        *next_seq = state.first_seq;
+        return Step::Gap(missed);
+    }
+    if *next_seq < state.next_seq {
+        // In range: first_seq <= next_seq < state.next_seq, so the index is valid.
+        let index = usize::try_from(*next_seq - state.first_seq).unwrap_or(usize::MAX);
+        if let Some(event) = state.events.get(index) {
+            *next_seq += 1;
+            return Step::Event(event.clone());
+        }
+    }
+    Step::Empty
+}
+
+/// Registers `waker` for the next publish, reusing this subscription's slot when it still holds
+/// one of the current generation, so repeated polls never register twice.
+fn register(waiter: &mut Option<(u64, usize)>, state: &mut State, waker: &Waker) {
+    if let Some((generation, key)) = *waiter {
+        if generation == state.generation {
+            if let Some(slot) = state.waiters.get_mut(key) {
+                slot.clone_from(waker);
+                return;
+            }
+        }
+    }
+    let key = state.waiters.insert(waker.clone());
+    *waiter = Some((state.generation, key));
+}
+
+fn unregister(waiter: &mut Option<(u64, usize)>, state: &mut State) {
+    if let Some((generation, key)) = waiter.take() {
+        if generation == state.generation {
+            state.waiters.try_remove(key);
+        }
     }
 }

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, BoxFuture};
 use crate::log::{Refused, TopicLog};
-use crate::{Cursor, Epoch, Error, Event, HubConfig, HubStats, NewEvent, StartFrom, Subscription, Topic};
+use crate::{
+    Cursor, Epoch, Error, Event, HubConfig, HubStats, NewEvent, StartFrom, Subscription, Topic,
+};
 
 /// Topics held in this process's memory: the embedded default [`Backend`].
 ///
@@ -38,7 +40,9 @@ struct Topics {
 
 impl std::fmt::Debug for Topics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Topics").field("len", &self.map.len()).finish()
+        f.debug_struct("Topics")
+            .field("len", &self.map.len())
+            .finish()
     }
 }
 
@@ -72,7 +76,10 @@ impl MemoryHub {
     }
 
     fn topics(&self) -> MutexGuard<'_, Topics> {
-        self.inner.topics.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .topics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn log(&self, topic: &Topic) -> Result<Arc<TopicLog>, Error> {
@@ -86,7 +93,8 @@ impl MemoryHub {
         let config = &self.inner.config;
         let now = Instant::now();
         if topics.map.len() >= config.max_topics
-            || now.saturating_duration_since(topics.last_sweep) >= config.idle_timeout.max(Duration::from_secs(1))
+            || now.saturating_duration_since(topics.last_sweep)
+                >= config.idle_timeout.max(Duration::from_secs(1))
         {
             Self::sweep_locked(&mut topics, now, config.idle_timeout);
         }
@@ -101,7 +109,9 @@ impl MemoryHub {
     }
 
     fn sweep_locked(topics: &mut Topics, now: Instant, idle_timeout: Duration) {
-        topics.map.retain(|_, log| !log.retire_if_idle(now, idle_timeout));
+        topics
+            .map
+            .retain(|_, log| !log.retire_if_idle(now, idle_timeout));
         topics.last_sweep = now;
     }
 
@@ -163,12 +173,20 @@ impl MemoryHub {
 }
 
 impl Backend for MemoryHub {
-    fn publish<'a>(&'a self, topic: &'a Topic, event: NewEvent) -> BoxFuture<'a, Result<Arc<Event>, Error>> {
+    fn publish<'a>(
+        &'a self,
+        topic: &'a Topic,
+        event: NewEvent,
+    ) -> BoxFuture<'a, Result<Arc<Event>, Error>> {
         let result = self.publish_now(topic, event);
         Box::pin(std::future::ready(result))
     }
 
-    fn subscribe<'a>(&'a self, topic: &'a Topic, from: StartFrom) -> BoxFuture<'a, Result<Subscription, Error>> {
+    fn subscribe<'a>(
+        &'a self,
+        topic: &'a Topic,
+        from: StartFrom,
+    ) -> BoxFuture<'a, Result<Subscription, Error>> {
         let result = self.subscribe_now(topic, from);
         Box::pin(std::future::ready(result))
     }

@@ -106,7 +106,10 @@ mod tests {
 
     #[test]
     fn validates_names() {
-        assert_eq!(Topic::new("chat:room-1.a_b~").unwrap().as_str(), "chat:room-1.a_b~");
+        assert_eq!(
+            Topic::new("chat:room-1.a_b~").unwrap().as_str(),
+            "chat:room-1.a_b~"
+        );
         assert_eq!(Topic::new(""), Err(TopicError::Empty));
         assert_eq!(Topic::new("a/b"), Err(TopicError::BadChar('/')));
         assert_eq!(Topic::new("a b"), Err(TopicError::BadChar(' ')));

@@ -50,7 +50,8 @@ fn byte_retention_counts_payload_and_overhead_and_keeps_the_newest() {
     assert_eq!(stats.retained_events, 2);
     assert_eq!(stats.retained_bytes, per_event * 2);
     // One event larger than the whole budget is still kept (it is the newest).
-    hub.publish_now(&t, NewEvent::new(vec![0u8; per_event * 3])).unwrap();
+    hub.publish_now(&t, NewEvent::new(vec![0u8; per_event * 3]))
+        .unwrap();
     assert_eq!(hub.stats().retained_events, 1);
 }
 
@@ -71,10 +72,25 @@ fn age_retention_expires_old_events() {
 #[test]
 fn oversized_events_are_rejected() {
     let hub = MemoryHub::new(HubConfig::default().max_event_bytes(10));
-    let err = hub.publish_now(&topic("t"), NewEvent::new(vec![0u8; 11])).unwrap_err();
-    assert!(matches!(err, Error::EventTooLarge { size: 11, limit: 10 }), "{err}");
-    assert_eq!(err.to_string(), "event of 11 bytes is over the limit of 10 bytes");
-    hub.publish_now(&topic("t"), NewEvent::new(vec![0u8; 10])).unwrap();
+    let err = hub
+        .publish_now(&topic("t"), NewEvent::new(vec![0u8; 11]))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::EventTooLarge {
+                size: 11,
+                limit: 10
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "event of 11 bytes is over the limit of 10 bytes"
+    );
+    hub.publish_now(&topic("t"), NewEvent::new(vec![0u8; 10]))
+        .unwrap();
 }
 
 #[test]
@@ -89,7 +105,9 @@ fn topic_count_is_capped_and_idle_topics_are_reclaimed() {
     let _held = hub.subscribe_now(&topic("a"), StartFrom::Newest).unwrap();
     hub.publish_now(&topic("b"), NewEvent::new("x")).unwrap();
     let _c = hub.subscribe_now(&topic("c"), StartFrom::Newest).unwrap();
-    let err = hub.subscribe_now(&topic("d"), StartFrom::Newest).unwrap_err();
+    let err = hub
+        .subscribe_now(&topic("d"), StartFrom::Newest)
+        .unwrap_err();
     assert!(matches!(err, Error::TooManyTopics { limit: 3 }), "{err}");
     // Once c's subscriber leaves and b's event expires, both can be reclaimed for new names.
     drop(_c);
@@ -100,9 +118,11 @@ fn topic_count_is_capped_and_idle_topics_are_reclaimed() {
 
 #[test]
 fn a_reclaimed_topic_comes_back_with_a_new_epoch() {
-    let hub = MemoryHub::new(HubConfig::default().idle_timeout(Duration::ZERO).retention(
-        Retention::default().max_age(Duration::from_millis(10)),
-    ));
+    let hub = MemoryHub::new(
+        HubConfig::default()
+            .idle_timeout(Duration::ZERO)
+            .retention(Retention::default().max_age(Duration::from_millis(10))),
+    );
     let t = topic("t");
     let old = hub.publish_now(&t, NewEvent::new("x")).unwrap();
     std::thread::sleep(Duration::from_millis(20));
@@ -130,11 +150,19 @@ fn cursors_beyond_the_head_and_garbage_are_resets() {
     let t = topic("t");
     let e = hub.publish_now(&t, NewEvent::new("x")).unwrap();
     let future = push_core::Cursor::new(e.id().epoch(), 99);
-    assert_eq!(hub.subscribe_now(&t, StartFrom::After(future)).unwrap().outcome(), Outcome::Reset);
+    assert_eq!(
+        hub.subscribe_now(&t, StartFrom::After(future))
+            .unwrap()
+            .outcome(),
+        Outcome::Reset
+    );
     for text in ["", "garbage", "1-", "ffffffffffffffffff-1"] {
         let from = StartFrom::from_client(Some(text), StartFrom::Newest);
         assert_eq!(from, StartFrom::Invalid);
-        assert_eq!(hub.subscribe_now(&t, from).unwrap().outcome(), Outcome::Reset);
+        assert_eq!(
+            hub.subscribe_now(&t, from).unwrap().outcome(),
+            Outcome::Reset
+        );
     }
     // The head itself is a valid resume point with nothing after it.
     let mut sub = hub.subscribe_now(&t, StartFrom::After(e.id())).unwrap();
@@ -166,7 +194,9 @@ fn dropping_a_waiting_subscription_releases_its_waiter() {
     let hub = MemoryHub::default();
     let t = topic("t");
     let mut cx = Context::from_waker(Waker::noop());
-    let mut subs: Vec<_> = (0..100).map(|_| hub.subscribe_now(&t, StartFrom::Newest).unwrap()).collect();
+    let mut subs: Vec<_> = (0..100)
+        .map(|_| hub.subscribe_now(&t, StartFrom::Newest).unwrap())
+        .collect();
     for sub in &mut subs {
         // Polling twice must not register twice.
         assert!(sub.poll_recv(&mut cx).is_pending());
@@ -177,7 +207,11 @@ fn dropping_a_waiting_subscription_releases_its_waiter() {
     let stats = hub.stats();
     assert_eq!((stats.waiting, stats.subscribers), (40, 40));
     hub.publish_now(&t, NewEvent::new("x")).unwrap();
-    assert_eq!(hub.stats().waiting, 0, "a publish wakes and clears every waiter");
+    assert_eq!(
+        hub.stats().waiting,
+        0,
+        "a publish wakes and clears every waiter"
+    );
     drop(subs);
     assert_eq!(hub.stats().subscribers, 0);
 }
@@ -194,8 +228,14 @@ async fn close_ends_every_subscription_and_refuses_new_work() {
     hub.close();
     assert!(a.await.unwrap());
     assert!(b.await.unwrap());
-    assert!(matches!(hub.publish(&t, NewEvent::new("x")).await, Err(Error::Closed)));
-    assert!(matches!(hub.subscribe(&t, StartFrom::Newest).await, Err(Error::Closed)));
+    assert!(matches!(
+        hub.publish(&t, NewEvent::new("x")).await,
+        Err(Error::Closed)
+    ));
+    assert!(matches!(
+        hub.subscribe(&t, StartFrom::Newest).await,
+        Err(Error::Closed)
+    ));
     assert!(hub.is_closed());
     assert_eq!(hub.stats().topics, 0);
 }
@@ -216,7 +256,10 @@ async fn next_batch_waits_for_news_but_reports_a_reset_at_once() {
     let task = tokio::spawn(async move {
         tokio::task::yield_now().await;
         for i in 0..3 {
-            publisher.publish(&t2, NewEvent::new(format!("{i}"))).await.unwrap();
+            publisher
+                .publish(&t2, NewEvent::new(format!("{i}")))
+                .await
+                .unwrap();
         }
     });
     let batch = sub.next_batch(10).await.unwrap();

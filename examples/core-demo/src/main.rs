@@ -17,7 +17,11 @@ async fn main() -> Result<(), push_core::Error> {
         while let Some(delivery) = live.recv().await {
             match delivery {
                 Delivery::Event(event) => {
-                    println!("live     {} {}", event.id(), String::from_utf8_lossy(event.data()));
+                    println!(
+                        "live     {} {}",
+                        event.id(),
+                        String::from_utf8_lossy(event.data())
+                    );
                     seen += 1;
                 }
                 Delivery::Gap { missed } => println!("live     gap: missed {missed}"),
@@ -30,7 +34,9 @@ async fn main() -> Result<(), push_core::Error> {
 
     let mut cursors = Vec::new();
     for i in 1..=5 {
-        let event = hub.publish(&topic, NewEvent::new(format!("tick {i}"))).await?;
+        let event = hub
+            .publish(&topic, NewEvent::new(format!("tick {i}")))
+            .await?;
         cursors.push(event.id());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -41,14 +47,25 @@ async fn main() -> Result<(), push_core::Error> {
     assert_eq!(resumed.outcome(), Outcome::Resumed);
     let batch = resumed.try_batch(100).expect("hub is open");
     for event in &batch.events {
-        println!("resumed  {} {}", event.id(), String::from_utf8_lossy(event.data()));
+        println!(
+            "resumed  {} {}",
+            event.id(),
+            String::from_utf8_lossy(event.data())
+        );
     }
-    println!("resume outcome {:?}, next cursor {}", batch.outcome, batch.next);
+    println!(
+        "resume outcome {:?}, next cursor {}",
+        batch.outcome, batch.next
+    );
 
     // A cursor from another epoch (a restarted server, say) is reported as a reset.
     let stale = StartFrom::from_client(Some("1234-9"), StartFrom::Newest);
     let batch = hub.read(&topic, stale, 2).await?;
-    println!("stale cursor -> {:?}, replaying {} events", batch.outcome, batch.events.len());
+    println!(
+        "stale cursor -> {:?}, replaying {} events",
+        batch.outcome,
+        batch.events.len()
+    );
 
     hub.close();
     Ok(())

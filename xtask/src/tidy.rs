@@ -1,0 +1,148 @@
+//! Tidy checks, run by `cargo test` like any other test: the conventions a reviewer would
+//! otherwise have to remember.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::root;
+
+fn dirs(under: &str) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = fs::read_dir(root().join(under))
+        .unwrap_or_else(|e| panic!("cannot read {under}: {e}"))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|p| p.join("Cargo.toml").exists())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+fn name(dir: &Path) -> String {
+    dir.file_name()
+        .expect("named directory")
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+#[test]
+fn every_crate_has_a_readme_a_crate_doc_and_package_metadata() {
+    let mut problems = Vec::new();
+    for dir in dirs("crates") {
+        let crate_name = name(&dir);
+        let readme = dir.join("README.md");
+        if !readme.exists() || read(&readme).trim().is_empty() {
+            problems.push(format!("{crate_name}: README.md is missing or empty"));
+        }
+        let lib = dir.join("src/lib.rs");
+        if !lib.exists() || !read(&lib).trim_start().starts_with("//!") {
+            problems.push(format!(
+                "{crate_name}: src/lib.rs must open with a crate doc (//!)"
+            ));
+        }
+        let manifest = read(&dir.join("Cargo.toml"));
+        for key in ["description", "readme", "keywords", "categories"] {
+            if !manifest.lines().any(|l| l.starts_with(&format!("{key} ="))) {
+                problems.push(format!("{crate_name}: Cargo.toml lacks `{key}`"));
+            }
+        }
+        for key in ["license.workspace = true", "[lints]\nworkspace = true"] {
+            if !manifest.contains(key) {
+                problems.push(format!("{crate_name}: Cargo.toml lacks `{key}`"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
+
+#[test]
+fn every_crate_is_in_the_architecture_code_map() {
+    let architecture = read(&root().join("ARCHITECTURE.md"));
+    let missing: Vec<String> = dirs("crates")
+        .iter()
+        .map(|d| name(d))
+        .filter(|n| !architecture.contains(&format!("### `{n}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md has no `### `NAME`` heading for {missing:?}"
+    );
+}
+
+#[test]
+fn every_example_is_listed_in_the_readme() {
+    let readme = read(&root().join("README.md"));
+    let missing: Vec<String> = dirs("examples")
+        .iter()
+        .map(|d| name(d))
+        .filter(|n| !readme.contains(&format!("`{n}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "README.md does not list the examples {missing:?}"
+    );
+}
+
+#[test]
+fn technique_crates_depend_only_on_push_core_and_core_on_no_http_crate() {
+    let mut problems = Vec::new();
+    for dir in dirs("crates") {
+        let crate_name = name(&dir);
+        let manifest = read(&dir.join("Cargo.toml"));
+        let deps = manifest
+            .split("\n[")
+            .filter(|section| section.starts_with("dependencies]"))
+            .collect::<String>();
+        for line in deps.lines().skip(1) {
+            let dep = line.split(['=', '.', ' ']).next().unwrap_or("").trim();
+            if dep.starts_with("push-") && dep != "push-core" {
+                problems.push(format!(
+                    "{crate_name} depends on {dep}: technique crates never depend on each other"
+                ));
+            }
+            if crate_name == "push-core"
+                && ["hyper", "http", "http-body", "h2", "tungstenite"].contains(&dep)
+            {
+                problems.push(format!(
+                    "push-core depends on {dep}: it must stay free of HTTP crates"
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
+
+#[test]
+fn no_trailing_whitespace_or_tabs_in_tracked_text() {
+    let output = Command::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(root())
+        .output()
+        .expect("git is installed");
+    assert!(output.status.success(), "git ls-files failed");
+    let mut problems = Vec::new();
+    for file in output.stdout.split(|&b| b == 0).filter(|f| !f.is_empty()) {
+        let file = String::from_utf8_lossy(file).into_owned();
+        let text_like = [
+            ".rs", ".toml", ".md", ".html", ".js", ".css", ".conf", ".sh",
+        ]
+        .iter()
+        .any(|ext| file.ends_with(ext))
+            || file == ".ci/run";
+        if !text_like {
+            continue;
+        }
+        let Ok(text) = fs::read_to_string(root().join(&file)) else {
+            continue;
+        };
+        for (i, line) in text.lines().enumerate() {
+            if line.ends_with([' ', '\t']) {
+                problems.push(format!("{file}:{}: trailing whitespace", i + 1));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
