@@ -46,6 +46,12 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # For technique crates
+//!
+//! [`Frames`] turns a subscription into a stream of encoded frames (start outcome, events, gaps,
+//! heartbeats, goodbye on close) given a small [`Framing`]; [`Limiter`] caps concurrent streams
+//! or requests. They hold no HTTP type, so each technique crate adds only its wire format.
+//!
 //! # Backends
 //!
 //! [`Hub`] is a cheap handle over any [`Backend`]; [`MemoryHub`] is the embedded default. A
@@ -57,8 +63,11 @@ mod config;
 mod cursor;
 mod error;
 mod event;
+mod frames;
+mod limit;
 mod log;
 mod memory;
+mod query;
 mod topic;
 
 pub use crate::backend::{Backend, BoxFuture, Hub, HubStats};
@@ -68,8 +77,11 @@ pub use crate::error::Error;
 pub use crate::event::{
     EncodingSlot, Event, EventType, EventTypeError, NewEvent, EVENT_OVERHEAD, MAX_EVENT_TYPE_LEN,
 };
+pub use crate::frames::{Frames, Framing};
+pub use crate::limit::{Limiter, Permit};
 pub use crate::log::{Batch, Delivery, Outcome, StartFrom, Subscription};
 pub use crate::memory::MemoryHub;
+pub use crate::query::query_value;
 pub use crate::topic::{Topic, TopicError, MAX_TOPIC_LEN};
 
 pub use bytes::Bytes;

@@ -1,0 +1,134 @@
+//! Turning a subscription into a stream of encoded frames: the engine shared by the techniques
+//! that keep one response open (SSE, HTTP streaming, HTTP/2 push).
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::{Interval, MissedTickBehavior};
+
+use crate::{Cursor, Delivery, Event, Outcome, Permit, Subscription};
+
+/// How a technique writes each part of a long-lived stream. Implementations are small and
+/// stateless; [`Frames`] decides when each part is written.
+pub trait Framing: Send + Unpin + 'static {
+    /// The first bytes of the stream: anything the format wants up front (an SSE `retry:`
+    /// hint), and the start [`Outcome`] with the subscription's position.
+    fn start(&self, outcome: Outcome, cursor: Cursor) -> Bytes;
+    /// One event. Use [`Event::encoded`] so a fan-out encodes each event once.
+    fn event(&self, event: &Event) -> Bytes;
+    /// A gap met mid-stream: `missed` events left retention before they were read.
+    fn gap(&self, missed: u64, cursor: Cursor) -> Bytes;
+    /// A heartbeat, written when nothing else was written for the heartbeat period.
+    fn heartbeat(&self) -> Bytes;
+    /// The goodbye written when the hub closes (graceful shutdown), before the stream ends.
+    fn end(&self, cursor: Cursor) -> Bytes;
+}
+
+/// A [`Subscription`] as a stream of encoded frames: the start outcome, then events and gaps as
+/// they come, heartbeats when idle, and a goodbye when the hub closes.
+///
+/// Each event's bytes come from [`Framing::event`], shared between all streams when the framing
+/// uses [`Event::encoded`]; nothing is buffered beyond the frame being handed out, so a client
+/// that stops reading costs only its position in the log (and gets a gap if it falls behind
+/// retention).
+#[derive(Debug)]
+pub struct Frames<F> {
+    sub: Subscription,
+    framing: F,
+    heartbeat: Option<Interval>,
+    state: State,
+    _permit: Option<Permit>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Start,
+    Streaming,
+    Done,
+}
+
+impl<F: Framing> Frames<F> {
+    /// Frames `sub` with `framing`, writing a heartbeat after `heartbeat` of silence (`None`
+    /// turns heartbeats off). `permit` is released when the stream is dropped.
+    ///
+    /// # Panics
+    ///
+    /// When a heartbeat period is given outside a tokio runtime (the timer needs one).
+    #[must_use]
+    pub fn new(
+        sub: Subscription,
+        framing: F,
+        heartbeat: Option<Duration>,
+        permit: Option<Permit>,
+    ) -> Self {
+        let heartbeat = heartbeat.filter(|d| !d.is_zero()).map(|period| {
+            let mut interval =
+                tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            interval
+        });
+        Self {
+            sub,
+            framing,
+            heartbeat,
+            state: State::Start,
+            _permit: permit,
+        }
+    }
+
+    /// The subscription's position: the cursor of the last event handed out.
+    #[must_use]
+    pub fn cursor(&self) -> Cursor {
+        self.sub.cursor()
+    }
+
+    /// Polls for the next frame; `Ready(None)` after the goodbye.
+    pub fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        match self.state {
+            State::Done => return Poll::Ready(None),
+            State::Start => {
+                self.state = State::Streaming;
+                return Poll::Ready(Some(
+                    self.framing.start(self.sub.outcome(), self.sub.cursor()),
+                ));
+            }
+            State::Streaming => {}
+        }
+        let frame = match self.sub.poll_recv(cx) {
+            Poll::Ready(Some(Delivery::Event(event))) => self.framing.event(&event),
+            Poll::Ready(Some(Delivery::Gap { missed })) => {
+                self.framing.gap(missed, self.sub.cursor())
+            }
+            Poll::Ready(None) => {
+                self.state = State::Done;
+                return Poll::Ready(Some(self.framing.end(self.sub.cursor())));
+            }
+            Poll::Pending => {
+                let Some(interval) = &mut self.heartbeat else {
+                    return Poll::Pending;
+                };
+                if interval.poll_tick(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                interval.reset();
+                // Poll again so the timer's waker is registered for the next period.
+                let _ = interval.poll_tick(cx);
+                return Poll::Ready(Some(self.framing.heartbeat()));
+            }
+        };
+        if let Some(interval) = &mut self.heartbeat {
+            interval.reset();
+        }
+        Poll::Ready(Some(frame))
+    }
+}
+
+impl<F: Framing> futures_core::Stream for Frames<F> {
+    type Item = Bytes;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        self.get_mut().poll_frame(cx)
+    }
+}
