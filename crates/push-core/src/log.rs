@@ -323,7 +323,9 @@ impl State {
 ///   [`next_batch`](Self::next_batch) ("wait until there is something", long-poll).
 ///
 /// The start [`Outcome`] is known at once ([`outcome`](Self::outcome)). When the hub is closed,
-/// reading ends (`None`). Dropping a subscription releases everything it held at once.
+/// a subscription still yields the events published before the close that it has not read, then
+/// ends (`None`): a connected client loses nothing to a graceful shutdown. Dropping a
+/// subscription releases everything it held at once.
 pub struct Subscription {
     log: Arc<TopicLog>,
     next_seq: u64,
@@ -473,9 +475,6 @@ impl Drop for Subscription {
 
 /// Advances `next_seq` by one delivery, if there is one.
 fn step(next_seq: &mut u64, state: &mut State) -> Step {
-    if state.closed {
-        return Step::Closed;
-    }
     if *next_seq < state.first_seq {
         let missed = state.first_seq - *next_seq;
         *next_seq = state.first_seq;
@@ -489,7 +488,12 @@ fn step(next_seq: &mut u64, state: &mut State) -> Step {
             return Step::Event(event.clone());
         }
     }
-    Step::Empty
+    // A closed log still hands out what was published before the close, then ends.
+    if state.closed {
+        Step::Closed
+    } else {
+        Step::Empty
+    }
 }
 
 /// Registers `waker` for the next publish, reusing this subscription's slot when it still holds

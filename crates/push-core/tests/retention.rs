@@ -240,6 +240,23 @@ async fn close_ends_every_subscription_and_refuses_new_work() {
     assert_eq!(hub.stats().topics, 0);
 }
 
+#[test]
+fn a_closed_hub_still_hands_out_what_was_published_before_the_close() {
+    let hub = MemoryHub::default();
+    let t = topic("t");
+    let mut sub = hub.subscribe_now(&t, StartFrom::Newest).unwrap();
+    hub.publish_now(&t, NewEvent::new("a")).unwrap();
+    hub.publish_now(&t, NewEvent::new("b")).unwrap();
+    hub.close();
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut got = Vec::new();
+    while let Poll::Ready(Some(Delivery::Event(e))) = sub.poll_recv(&mut cx) {
+        got.push(e.data().clone());
+    }
+    assert_eq!(got, ["a", "b"]);
+    assert!(matches!(sub.poll_recv(&mut cx), Poll::Ready(None)));
+}
+
 #[tokio::test]
 async fn next_batch_waits_for_news_but_reports_a_reset_at_once() {
     let hub = Hub::memory();

@@ -1,0 +1,46 @@
+//! HTTP streaming of newline-delimited JSON on [`push_core`], for hyper, axum or any tower
+//! stack.
+//!
+//! [`Streamer::respond`] answers a request with one response that stays open and carries one
+//! JSON object per line (`application/x-ndjson`): chunked on HTTP/1.1, DATA frames on HTTP/2.
+//! Each line is its own frame, handed to the connection as soon as the event is published. A
+//! browser reads it with `fetch()` and a `ReadableStream`; any HTTP client can.
+//!
+//! # Lines
+//!
+//! | line | when |
+//! |---|---|
+//! | `{"outcome":"resumed","cursor":C}` | first, for a plain start or resume |
+//! | `{"outcome":"gap","missed":N,"cursor":C}` | first, when events after `since` left retention; or mid-stream when the client fell behind |
+//! | `{"outcome":"reset","cursor":C}` | first, when `since` belongs to another epoch or is garbage: drop local state |
+//! | `{"id":C,"type":T,"time":MS,"data":TEXT}` | each event; `type` only when set; `time` is the publish time (ms since the Unix epoch) |
+//! | `{"id":C,…,"data_base64":B64}` | an event whose payload is not UTF-8, carried exactly in standard base64 |
+//! | `{"heartbeat":MS}` | after 15 s (configurable) of silence |
+//! | `{"end":"shutdown","cursor":C}` | last, when the hub is closed (graceful shutdown) |
+//!
+//! To resume, a client requests `?since=C` with the last `id` (or outcome `cursor`) it saw and
+//! receives exactly the events after it.
+//!
+//! # Example
+//!
+//! ```
+//! use http::Request;
+//! use push_core::{Hub, Topic};
+//! use push_stream::Streamer;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let streamer = Streamer::new(Hub::memory());
+//! let req = Request::get("/stream/news?since=abc-3").body(()).unwrap();
+//! let res = streamer.respond(&Topic::new("news").unwrap(), &req).await;
+//! assert_eq!(res.headers()["content-type"], "application/x-ndjson");
+//! assert_eq!(res.headers()["cache-control"], "no-cache, no-transform");
+//! # }
+//! ```
+//!
+//! A complete hyper server is in `examples/stream-server`.
+
+mod handler;
+mod line;
+
+pub use crate::handler::{StreamBody, StreamConfig, Streamer};
+pub use crate::line::event_line;

@@ -1,0 +1,262 @@
+//! Shared harness of the end-to-end tests: a hyper server on a free loopback port serving
+//! HTTP/1.1 and HTTP/2 (prior knowledge) on one port, that can drop every connection on demand
+//! and shut down gracefully, plus small helpers for clients and for headless Chromium.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::AbortHandle;
+
+/// The body every test handler answers with.
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+/// A boxed handler future.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
+
+/// Boxes any infallible body.
+pub fn boxed<B>(body: B) -> Body
+where
+    B: http_body::Body<Data = Bytes, Error = Infallible> + Send + 'static,
+{
+    body.boxed_unsync()
+}
+
+/// A full body from text.
+pub fn text(s: impl Into<Bytes>) -> Body {
+    boxed(Full::new(s.into()))
+}
+
+/// A running test server.
+#[derive(Debug)]
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    connections: Arc<Mutex<Vec<AbortHandle>>>,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    /// Starts a server calling `handler` for every request.
+    pub async fn start<F>(handler: F) -> Self
+    where
+        F: Fn(Request<Incoming>) -> HandlerFuture + Send + Sync + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let handler = Arc::new(handler);
+        let connections: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
+        let (shutdown, mut shutdown_rx) = watch::channel(false);
+        let conns = connections.clone();
+        let task = tokio::spawn(async move {
+            let graceful = GracefulShutdown::new();
+            loop {
+                let (stream, _) = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok(accepted) => accepted,
+                        Err(_) => continue,
+                    },
+                    _ = shutdown_rx.changed() => break,
+                };
+                let _ = stream.set_nodelay(true);
+                let handler = handler.clone();
+                let service = service_fn(move |req| {
+                    let fut = handler(req);
+                    async move { Ok::<_, Infallible>(fut.await) }
+                });
+                let conn = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                let handle = tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                conns.lock().expect("lock").push(handle.abort_handle());
+            }
+            // Graceful: wait for every connection to finish on its own.
+            graceful.shutdown().await;
+        });
+        Self {
+            addr,
+            connections,
+            shutdown,
+            task,
+        }
+    }
+
+    /// `http://ADDR` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Closes every open connection at once, as a crashed proxy or a network cut would.
+    pub fn drop_connections(&self) {
+        for handle in self.connections.lock().expect("lock").drain(..) {
+            handle.abort();
+        }
+    }
+
+    /// Stops accepting and waits until every connection ended by itself (hyper's graceful
+    /// shutdown). Returns false if that took longer than `bound`.
+    pub async fn graceful_shutdown(self, bound: Duration) -> bool {
+        let _ = self.shutdown.send(true);
+        tokio::time::timeout(bound, self.task).await.is_ok()
+    }
+}
+
+/// Sends one HTTP/1.1 request and returns the response with its body unread.
+pub async fn http1(addr: SocketAddr, req: Request<Full<Bytes>>) -> Response<Incoming> {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    sender.send_request(req).await.expect("response")
+}
+
+/// Opens an HTTP/2 (prior knowledge) connection and returns a sender on it.
+pub async fn http2(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<Empty<Bytes>> {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(conn);
+    sender
+}
+
+/// A GET request for `path` with the given headers.
+pub fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
+    let mut req = Request::get(path).header("host", addr.to_string());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.body(Full::new(Bytes::new())).expect("request")
+}
+
+/// Reads body frames until `until` returns true on the collected text, or `bound` passes.
+pub async fn read_until(
+    body: &mut Incoming,
+    bound: Duration,
+    until: impl Fn(&str) -> bool,
+) -> String {
+    let mut text = String::new();
+    let _ = tokio::time::timeout(bound, async {
+        while !until(&text) {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        text.push_str(&String::from_utf8_lossy(data));
+                    }
+                }
+                _ => break,
+            }
+        }
+    })
+    .await;
+    text
+}
+
+/// Fails with a message naming the Debian package when a required program is missing, unless
+/// `PUSH_ALLOW_SKIP=1` allows skipping (CI never sets it). Returns whether to go on.
+pub fn require(program: &str, package: &str) -> bool {
+    let found = Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if found {
+        return true;
+    }
+    if std::env::var("PUSH_ALLOW_SKIP").as_deref() == Ok("1") {
+        eprintln!("skipping: `{program}` is not installed (Debian package {package})");
+        return false;
+    }
+    panic!("`{program}` is not installed: install the Debian package `{package}` (.ci/run does)");
+}
+
+/// Headless Chromium showing `url`, killed on drop.
+#[derive(Debug)]
+pub struct Browser {
+    child: Child,
+    _profile: TempDir,
+}
+
+impl Browser {
+    /// Starts Debian's chromium on `url`, or `None` when skipping is allowed and it is missing.
+    pub fn open(url: &str) -> Option<Self> {
+        if !require("chromium", "chromium") {
+            return None;
+        }
+        let profile = TempDir::new("chromium");
+        let child = Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-dev-shm-usage",
+                &format!("--user-data-dir={}", profile.0.display()),
+                "--remote-debugging-port=0",
+                url,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromium");
+        Some(Self {
+            child,
+            _profile: profile,
+        })
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A temporary directory removed on drop.
+#[derive(Debug)]
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    /// A fresh directory under the system temp dir.
+    pub fn new(prefix: &str) -> Self {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("push-{prefix}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
