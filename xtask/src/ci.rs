@@ -24,6 +24,12 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         ],
         &[],
     )?;
+    // nextest does not run doc tests; they run first so the test summary closes the log.
+    cmd(
+        cargo,
+        &["test", "--workspace", "--all-features", "--doc"],
+        &[],
+    )?;
     if has_nextest(cargo) {
         cmd(
             cargo,
@@ -51,12 +57,6 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
             &[],
         )?;
     }
-    // nextest does not run doc tests.
-    cmd(
-        cargo,
-        &["test", "--workspace", "--all-features", "--doc"],
-        &[],
-    )?;
     cmd(
         cargo,
         &["doc", "--workspace", "--all-features", "--no-deps"],

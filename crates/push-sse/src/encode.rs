@@ -163,9 +163,9 @@ pub fn encode_event(event: &Event) -> Bytes {
     event.encoded(&SSE_SLOT, |event| {
         let data = String::from_utf8_lossy(event.data());
         let mut out = BytesMut::with_capacity(data.len() + 64);
-        let _ = write!(Writer(&mut out), "id: {}\n", event.id());
+        let _ = writeln!(Writer(&mut out), "id: {}", event.id());
         if let Some(t) = event.event_type() {
-            let _ = write!(Writer(&mut out), "event: {t}\n");
+            let _ = writeln!(Writer(&mut out), "event: {t}");
         }
         put_data(&mut out, &data);
         out.put_u8(b'\n');
