@@ -24,6 +24,13 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         ],
         &[],
     )?;
+    // Every published crate must package (and its packaged copy build) on its own.
+    let mut package = vec!["package", "--allow-dirty", "--quiet"];
+    let crates = published_crates()?;
+    for name in &crates {
+        package.extend(["--package", name.as_str()]);
+    }
+    cmd(cargo, &package, &[])?;
     // nextest does not run doc tests; they run first so the test summary closes the log.
     cmd(
         cargo,
@@ -67,6 +74,19 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     )?;
     eprintln!("xtask ci: all checks passed");
     Ok(())
+}
+
+/// The directory names under `crates/`, which are the published crates.
+fn published_crates() -> Result<Vec<String>, String> {
+    let dir = crate::root().join("crates");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.path().join("Cargo.toml").exists())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    Ok(names)
 }
 
 fn has_nextest(cargo: &str) -> bool {
