@@ -34,12 +34,17 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         return crate::cmd(&cargo, &full, &[]);
     }
     let mut quick = false;
+    let mut clients: Option<usize> = None;
     let mut json_path = crate::root().join("target/bench/core.json");
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => quick = true,
             "--json" => json_path = args.next().ok_or("--json needs a path")?.into(),
+            "--clients" => {
+                let n = args.next().ok_or("--clients needs a number")?;
+                clients = Some(n.parse().map_err(|e| format!("--clients {n}: {e}"))?);
+            }
             other => return Err(format!("unknown bench option {other:?}")),
         }
     }
@@ -50,6 +55,26 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         .map_err(|e| format!("cannot start runtime: {e}"))?;
     let report = runtime.block_on(core_bench(quick));
     println!("{}", report.markdown());
+    let clients = clients.unwrap_or(if quick { 200 } else { 1_000 });
+    // Each client holds a socket here and one in the server; raise the open-file limit for both
+    // (the server inherits it) or fail saying so.
+    let wanted = clients as u64 * 2 + 256;
+    let got = rlimit::increase_nofile_limit(wanted)
+        .map_err(|e| format!("cannot raise the open-file limit: {e}"))?;
+    if got < wanted {
+        return Err(format!(
+            "open-file limit is {got}, {wanted} needed for {clients} clients; raise the hard limit"
+        ));
+    }
+    let (rate, seconds) = if quick { (50, 3) } else { (100, 10) };
+    let http = runtime.block_on(async {
+        let mut out = Vec::new();
+        for kind in crate::bench_http::KINDS {
+            out.push(crate::bench_http::measure(kind, clients, rate, seconds).await?);
+        }
+        Ok::<_, String>(out)
+    })?;
+    println!("{}", http_markdown(&http, rate, seconds));
     if let Some(dir) = json_path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -61,6 +86,32 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     .map_err(|e| format!("cannot write {}: {e}", json_path.display()))?;
     println!("\nwritten to {}", json_path.display());
     Ok(())
+}
+
+fn http_markdown(rows: &[crate::bench_http::Measured], rate: u64, seconds: u64) -> String {
+    let base = rows.iter().find(|m| m.kind == "axum-sse");
+    let mut out = format!(
+        "## Streaming servers, {} clients on one topic, {rate} events/s for {seconds} s (one process each, 1 worker thread)\n\n\
+         | server | delivered/s | delivered / expected | p50 µs | p99 µs | idle KiB/conn | peak RSS MiB | delivered/s vs axum-sse |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+        rows.first().map_or(0, |m| m.clients)
+    );
+    for m in rows {
+        let ratio = base.map_or(f64::NAN, |b| m.delivered_per_sec / b.delivered_per_sec);
+        out += &format!(
+            "| {} | {} | {} / {} | {:.0} | {:.0} | {:.1} | {:.1} | {:.2}x |\n",
+            m.kind,
+            fmt_num(m.delivered_per_sec),
+            m.delivered,
+            m.expected,
+            m.p50_us,
+            m.p99_us,
+            m.idle_kib_per_conn,
+            m.peak_rss_mib,
+            ratio
+        );
+    }
+    out
 }
 
 struct Row {

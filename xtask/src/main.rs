@@ -2,6 +2,7 @@
 //! benchmark tables. Run `cargo xtask help` for the list.
 
 mod bench;
+mod bench_http;
 mod ci;
 #[cfg(test)]
 mod tidy;
@@ -14,6 +15,8 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::main(&args[1..]),
         Some("bench") => bench::main(&args[1..]),
+        // Internal: a benchmark server process, started by `bench`.
+        Some("serve") => bench_http::serve(&args[1..]),
         None | Some("help" | "--help" | "-h") => {
             println!("{HELP}");
             Ok(())
@@ -35,9 +38,10 @@ usage: cargo xtask <command>
 commands:
   ci             fmt check, clippy -D warnings, every test (nextest when installed), doc tests,
                  docs with broken intra-doc links denied, and the tidy checks
-  bench [--quick] [--json PATH]
-                 micro-benchmarks of push-core against tokio::sync::broadcast in the same run;
-                 prints a markdown table and writes JSON under target/bench/";
+  bench [--quick] [--clients N] [--json PATH]
+                 push-core against tokio::sync::broadcast, then push-sse and push-stream against
+                 axum's Sse over broadcast (N streaming clients, default 1,000), all in one run;
+                 prints markdown tables and writes JSON under target/bench/";
 
 /// The workspace root.
 pub(crate) fn root() -> PathBuf {
