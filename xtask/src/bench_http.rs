@@ -265,7 +265,7 @@ pub(crate) async fn measure(
         let res = sender
             .send_request(req)
             .await
-            .map_err(|e| format!("publish: {e}"))?;
+            .map_err(|e| format!("{kind}: publish {i} of {total} failed: {e}"))?;
         let _ = http_body_util::BodyExt::collect(res.into_body()).await;
     }
     let elapsed = start.elapsed();
