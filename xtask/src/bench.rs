@@ -34,12 +34,14 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         return crate::cmd(&cargo, &full, &[]);
     }
     let mut quick = false;
+    let mut core = true;
     let mut clients: Option<usize> = None;
-    let mut json_path = crate::root().join("target/bench/core.json");
+    let mut json_path = crate::root().join("target/bench/bench.json");
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => quick = true,
+            "--no-core" => core = false,
             "--json" => json_path = args.next().ok_or("--json needs a path")?.into(),
             "--clients" => {
                 let n = args.next().ok_or("--clients needs a number")?;
@@ -53,8 +55,10 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start runtime: {e}"))?;
-    let report = runtime.block_on(core_bench(quick));
-    println!("{}", report.markdown());
+    let report = core.then(|| runtime.block_on(core_bench(quick)));
+    if let Some(report) = &report {
+        println!("{}", report.markdown());
+    }
     let clients = clients.unwrap_or(if quick { 200 } else { 1_000 });
     // Each client holds a socket here and one in the server; raise the open-file limit for both
     // (the server inherits it) or fail saying so.
@@ -81,7 +85,21 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     }
     std::fs::write(
         &json_path,
-        serde_json::to_string_pretty(&report.json()).expect("json"),
+        serde_json::to_string_pretty(&json!({
+            "core": report.as_ref().map(|r| r.json()),
+            "http": http.iter().map(|m| json!({
+                "server": m.kind,
+                "clients": m.clients,
+                "delivered_per_sec": m.delivered_per_sec,
+                "delivered": m.delivered,
+                "expected": m.expected,
+                "p50_us": m.p50_us,
+                "p99_us": m.p99_us,
+                "idle_kib_per_conn": m.idle_kib_per_conn,
+                "peak_rss_mib": m.peak_rss_mib,
+            })).collect::<Vec<_>>(),
+        }))
+        .expect("json"),
     )
     .map_err(|e| format!("cannot write {}: {e}", json_path.display()))?;
     println!("\nwritten to {}", json_path.display());

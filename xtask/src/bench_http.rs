@@ -250,7 +250,11 @@ pub(crate) async fn measure(
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(publisher))
             .await
             .map_err(|e| e.to_string())?;
-    tokio::spawn(conn);
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            eprintln!("publisher connection: {e}");
+        }
+    });
     let start = Instant::now();
     let total = rate * seconds;
     for i in 0..total {
@@ -262,10 +266,20 @@ pub(crate) async fn measure(
                 now_nanos().to_string(),
             )))
             .map_err(|e| e.to_string())?;
-        let res = sender
-            .send_request(req)
+        // The connection needs a poll to become idle again after the previous response.
+        sender
+            .ready()
             .await
-            .map_err(|e| format!("{kind}: publish {i} of {total} failed: {e}"))?;
+            .map_err(|e| format!("{kind}: publish connection lost: {e}"))?;
+        let res = match sender.send_request(req).await {
+            Ok(res) => res,
+            Err(e) => {
+                let status = child.try_wait();
+                return Err(format!(
+                    "{kind}: publish {i} of {total} failed: {e:?} (server exit: {status:?})"
+                ));
+            }
+        };
         let _ = http_body_util::BodyExt::collect(res.into_body()).await;
     }
     let elapsed = start.elapsed();
