@@ -60,10 +60,13 @@
 
 mod backend;
 mod config;
+mod cors;
 mod cursor;
 mod error;
 mod event;
 mod frames;
+#[cfg(feature = "json")]
+pub mod json;
 mod limit;
 mod log;
 mod memory;
@@ -72,6 +75,7 @@ mod topic;
 
 pub use crate::backend::{Backend, BoxFuture, Hub, HubStats};
 pub use crate::config::{HubConfig, ResetPolicy, Retention};
+pub use crate::cors::{Cors, CorsHeader, Origins};
 pub use crate::cursor::{Cursor, CursorError, Epoch, MAX_CURSOR_LEN};
 pub use crate::error::Error;
 pub use crate::event::{

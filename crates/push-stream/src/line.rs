@@ -2,25 +2,14 @@
 
 use std::time::SystemTime;
 
-use base64::Engine as _;
 use bytes::Bytes;
 use push_core::{Cursor, EncodingSlot, Event, Outcome};
 use serde::Serialize;
 
-/// One line of the stream, as JSON. Exactly one of the shapes below per line.
+/// One line of the stream other than an event, as JSON.
 #[derive(Serialize)]
 #[serde(untagged)]
-enum Line<'a> {
-    Event {
-        id: String,
-        #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
-        event_type: Option<&'a str>,
-        time: u64,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        data: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        data_base64: Option<String>,
-    },
+enum Line {
     Outcome {
         outcome: &'static str,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -36,7 +25,7 @@ enum Line<'a> {
     },
 }
 
-fn to_line(line: &Line<'_>) -> Bytes {
+fn to_line(line: &Line) -> Bytes {
     let mut out = serde_json::to_vec(line).unwrap_or_default();
     out.push(b'\n');
     out.into()
@@ -44,27 +33,17 @@ fn to_line(line: &Line<'_>) -> Bytes {
 
 static NDJSON_SLOT: EncodingSlot = EncodingSlot::new();
 
-/// The line of a hub event, computed once per event and shared by every stream:
-/// `{"id":CURSOR,"type":TYPE,"time":MS,"data":TEXT}`. `type` is left out for untyped events;
-/// a payload that is not UTF-8 is carried exactly as standard base64 in `data_base64` instead
-/// of `data`. `time` is the publish time in milliseconds since the Unix epoch.
+/// The line of a hub event, computed once per event and shared by every stream: the event's
+/// JSON object ([`push_core::json::event`]: `{"id":CURSOR,"type":TYPE,"time":MS,"data":TEXT}`,
+/// or `data_base64` for a payload that is not UTF-8) and a newline.
 #[must_use]
 pub fn event_line(event: &Event) -> Bytes {
     event.encoded(&NDJSON_SLOT, |event| {
-        let (data, data_base64) = match std::str::from_utf8(event.data()) {
-            Ok(text) => (Some(text), None),
-            Err(_) => (
-                None,
-                Some(base64::engine::general_purpose::STANDARD.encode(event.data())),
-            ),
-        };
-        to_line(&Line::Event {
-            id: event.id().to_string(),
-            event_type: event.event_type().map(|t| t.as_str()),
-            time: event.published_at_millis(),
-            data,
-            data_base64,
-        })
+        let object = push_core::json::event(event);
+        let mut line = Vec::with_capacity(object.len() + 1);
+        line.extend_from_slice(&object);
+        line.push(b'\n');
+        line.into()
     })
 }
 
@@ -72,13 +51,12 @@ pub fn event_line(event: &Event) -> Bytes {
 /// stream, and a gap met mid-stream. `missed` only for a gap; `cursor` is where the stream
 /// stands, the point to resume from if the connection breaks before the next event.
 pub(crate) fn outcome_line(outcome: Outcome, cursor: Cursor) -> Bytes {
-    let (outcome, missed) = match outcome {
-        Outcome::Resumed => ("resumed", None),
-        Outcome::Gap { missed } => ("gap", Some(missed)),
-        Outcome::Reset => ("reset", None),
+    let missed = match outcome {
+        Outcome::Gap { missed } => Some(missed),
+        Outcome::Resumed | Outcome::Reset => None,
     };
     to_line(&Line::Outcome {
-        outcome,
+        outcome: push_core::json::outcome_name(outcome),
         missed,
         cursor: cursor.to_string(),
     })

@@ -1,0 +1,289 @@
+//! The JSON forms shared by the request/response techniques (poll, long-poll) and the JSON
+//! envelopes of the others: one event as a JSON object, and a batch answer.
+//!
+//! # An event
+//!
+//! ```json
+//! {"id":"CURSOR","type":"TYPE","time":1700000000000,"data":"TEXT"}
+//! ```
+//!
+//! `type` is left out for untyped events. `time` is the publish time in milliseconds since the
+//! Unix epoch. A payload that is valid UTF-8 is carried as the string `data`; any other payload
+//! is carried exactly as standard base64 (RFC 4648, with padding) in `data_base64` instead.
+//!
+//! # A batch answer
+//!
+//! ```json
+//! {"outcome":"resumed","next":"CURSOR","more":false,"events":[EVENT, …]}
+//! {"outcome":"gap","missed":3,"next":"CURSOR","more":false,"events":[…]}
+//! {"outcome":"reset","next":"CURSOR","more":false,"events":[…]}
+//! ```
+//!
+//! `outcome` says how the answer relates to the cursor asked for (see [`Outcome`]); `missed`
+//! appears only with a gap. `next` is the cursor to ask from next time: the last event's id, or
+//! the cursor asked for when there were no events. `more` is `true` when the batch stopped at
+//! its size limit and more events are already waiting (ask again at once).
+
+use base64::Engine as _;
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+
+use crate::{Batch, EncodingSlot, Event, Outcome};
+
+static EVENT_SLOT: EncodingSlot = EncodingSlot::new();
+
+#[derive(Serialize)]
+struct EventOut<'a> {
+    id: String,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    event_type: Option<&'a str>,
+    time: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_base64: Option<String>,
+}
+
+/// The JSON object of `event` (no trailing newline), encoded once per event and shared by every
+/// caller afterwards.
+#[must_use]
+pub fn event(event: &Event) -> Bytes {
+    event.encoded(&EVENT_SLOT, |event| {
+        let (data, data_base64) = match std::str::from_utf8(event.data()) {
+            Ok(text) => (Some(text), None),
+            Err(_) => (
+                None,
+                Some(base64::engine::general_purpose::STANDARD.encode(event.data())),
+            ),
+        };
+        let out = EventOut {
+            id: event.id().to_string(),
+            event_type: event.event_type().map(|t| t.as_str()),
+            time: event.published_at_millis(),
+            data,
+            data_base64,
+        };
+        // Serializing this struct cannot fail: every field is a string or an integer.
+        serde_json::to_vec(&out)
+            .map(Bytes::from)
+            .unwrap_or_default()
+    })
+}
+
+/// The outcome's name in every JSON form: `resumed`, `gap` or `reset`.
+#[must_use]
+pub fn outcome_name(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Resumed => "resumed",
+        Outcome::Gap { .. } => "gap",
+        Outcome::Reset => "reset",
+    }
+}
+
+/// The batch answer for `batch`; `more` says whether further events were left for the next
+/// request. The events' objects are the shared encodings of [`event`], copied once into the
+/// answer.
+#[must_use]
+pub fn batch(batch: &Batch, more: bool) -> Bytes {
+    let objects: Vec<Bytes> = batch.events.iter().map(|e| event(e)).collect();
+    let size = 96 + objects.iter().map(|o| o.len() + 1).sum::<usize>();
+    let mut out = BytesMut::with_capacity(size);
+    out.put_slice(b"{\"outcome\":\"");
+    out.put_slice(outcome_name(batch.outcome).as_bytes());
+    out.put_slice(b"\",");
+    if let Outcome::Gap { missed } = batch.outcome {
+        out.put_slice(format!("\"missed\":{missed},").as_bytes());
+    }
+    // Cursors are `[0-9a-f]+-[0-9]+`: nothing to escape.
+    out.put_slice(format!("\"next\":\"{}\",\"more\":{more},\"events\":[", batch.next).as_bytes());
+    for (i, object) in objects.iter().enumerate() {
+        if i > 0 {
+            out.put_u8(b',');
+        }
+        out.put_slice(object);
+    }
+    out.put_slice(b"]}");
+    out.freeze()
+}
+
+/// An event as a client reads it back from JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedEvent {
+    /// The event's cursor, as sent.
+    pub id: String,
+    /// The event type, if any.
+    pub event_type: Option<String>,
+    /// The publish time, in milliseconds since the Unix epoch.
+    pub time: u64,
+    /// The payload, decoded from `data` or `data_base64`.
+    pub data: Bytes,
+}
+
+/// A batch answer as a client reads it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedBatch {
+    /// How the answer relates to the cursor asked for.
+    pub outcome: Outcome,
+    /// The cursor to ask from next time.
+    pub next: String,
+    /// Whether more events are waiting.
+    pub more: bool,
+    /// The events, in order.
+    pub events: Vec<ReceivedEvent>,
+}
+
+/// Why a JSON answer could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid push JSON: {0}")]
+pub struct JsonError(String);
+
+#[derive(Deserialize)]
+struct EventIn {
+    id: String,
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    time: u64,
+    data: Option<String>,
+    data_base64: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct BatchIn {
+    outcome: String,
+    missed: Option<u64>,
+    next: String,
+    #[serde(default)]
+    more: bool,
+    events: Vec<EventIn>,
+}
+
+impl ReceivedEvent {
+    /// Reads one event object.
+    ///
+    /// # Errors
+    ///
+    /// When `json` is not an event object, or its `data_base64` is not valid base64.
+    pub fn parse(json: &[u8]) -> Result<Self, JsonError> {
+        let event: EventIn = serde_json::from_slice(json).map_err(|e| JsonError(e.to_string()))?;
+        event.into_received()
+    }
+}
+
+impl EventIn {
+    fn into_received(self) -> Result<ReceivedEvent, JsonError> {
+        let data = match (self.data, self.data_base64) {
+            (Some(text), None) => Bytes::from(text),
+            (None, Some(b64)) => base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map(Bytes::from)
+                .map_err(|e| JsonError(format!("data_base64: {e}")))?,
+            _ => {
+                return Err(JsonError(
+                    "an event carries exactly one of data and data_base64".into(),
+                ))
+            }
+        };
+        Ok(ReceivedEvent {
+            id: self.id,
+            event_type: self.event_type,
+            time: self.time,
+            data,
+        })
+    }
+}
+
+impl ReceivedBatch {
+    /// Reads a batch answer.
+    ///
+    /// # Errors
+    ///
+    /// When `json` is not a batch answer.
+    pub fn parse(json: &[u8]) -> Result<Self, JsonError> {
+        let batch: BatchIn = serde_json::from_slice(json).map_err(|e| JsonError(e.to_string()))?;
+        let outcome = match (batch.outcome.as_str(), batch.missed) {
+            ("resumed", None) => Outcome::Resumed,
+            ("gap", Some(missed)) => Outcome::Gap { missed },
+            ("reset", None) => Outcome::Reset,
+            (other, missed) => {
+                return Err(JsonError(format!(
+                    "outcome {other:?} with missed {missed:?}"
+                )))
+            }
+        };
+        Ok(ReceivedBatch {
+            outcome,
+            next: batch.next,
+            more: batch.more,
+            events: batch
+                .events
+                .into_iter()
+                .map(EventIn::into_received)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EventType, MemoryHub, NewEvent, StartFrom, Topic};
+
+    #[test]
+    fn batches_round_trip_text_and_binary() {
+        let hub = MemoryHub::default();
+        let t = Topic::new("t").unwrap();
+        let mut sub = hub.subscribe_now(&t, StartFrom::Newest).unwrap();
+        hub.publish_now(
+            &t,
+            NewEvent::new("line \"one\"\nline two").with_type(EventType::new("x").unwrap()),
+        )
+        .unwrap();
+        hub.publish_now(&t, NewEvent::new(vec![0xff, 0, 0x80]))
+            .unwrap();
+        let b = sub.try_batch(10).unwrap();
+        let json = batch(&b, false);
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(v["outcome"], "resumed");
+        assert!(v.get("missed").is_none());
+        assert_eq!(v["events"][1]["data_base64"], "/wCA");
+        let back = ReceivedBatch::parse(&json).unwrap();
+        assert_eq!(back.outcome, Outcome::Resumed);
+        assert_eq!(back.next, b.next.to_string());
+        assert_eq!(back.events.len(), 2);
+        assert_eq!(back.events[0].data, "line \"one\"\nline two");
+        assert_eq!(back.events[0].event_type.as_deref(), Some("x"));
+        assert_eq!(back.events[1].data, Bytes::from_static(&[0xff, 0, 0x80]));
+        assert_eq!(back.events[1].id, b.events[1].id().to_string());
+
+        let gap = Batch {
+            outcome: Outcome::Gap { missed: 7 },
+            events: Vec::new(),
+            next: b.next,
+        };
+        let json = batch(&gap, true);
+        assert_eq!(
+            json,
+            format!(
+                "{{\"outcome\":\"gap\",\"missed\":7,\"next\":\"{}\",\"more\":true,\"events\":[]}}",
+                b.next
+            )
+        );
+        assert_eq!(
+            ReceivedBatch::parse(&json).unwrap().outcome,
+            Outcome::Gap { missed: 7 }
+        );
+    }
+
+    #[test]
+    fn malformed_answers_are_errors() {
+        for bad in [
+            &b"{}"[..],
+            b"{\"outcome\":\"gap\",\"next\":\"a-1\",\"events\":[]}",
+            b"{\"outcome\":\"resumed\",\"next\":\"a-1\",\"events\":[{\"id\":\"a-1\",\"time\":1}]}",
+            b"{\"outcome\":\"resumed\",\"next\":\"a-1\",\"events\":[{\"id\":\"a-1\",\"time\":1,\"data_base64\":\"%%\"}]}",
+            b"not json",
+        ] {
+            assert!(ReceivedBatch::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}
