@@ -1,0 +1,402 @@
+//! The long-poll endpoint: a request held until news, a timeout or shutdown, then one complete
+//! JSON answer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, ORIGIN, RETRY_AFTER};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use push_core::{Batch, Cors, Hub, Limiter, Outcome, StartFrom, Topic};
+
+/// Settings of a [`LongPoll`] endpoint.
+///
+/// | setting | default |
+/// |---|---|
+/// | [`timeout`](Self::timeout) | hold 30 s, then answer empty |
+/// | [`max_timeout`](Self::max_timeout) | a client may ask for up to 55 s (`?timeout=SECONDS`) |
+/// | [`max_batch`](Self::max_batch) | 100 events per answer |
+/// | [`max_held`](Self::max_held) | 10,000 requests held at once, then `503` |
+/// | [`retry_after`](Self::retry_after) | `Retry-After: 5` on `503` and on the shutdown answer |
+/// | [`start`](Self::start) | a request without a cursor waits for the next event |
+/// | [`resume_param`](Self::resume_param) / [`timeout_param`](Self::timeout_param) | `since` / `timeout` |
+/// | [`cors`](Self::cors) | off (same-origin only) |
+///
+/// The timeouts stay under 60 s because many proxies and load balancers cut a silent request
+/// at 60 s.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct LongPollConfig {
+    /// How long a request is held when the client does not ask for another timeout.
+    pub timeout: Duration,
+    /// The longest hold a client may ask for; longer requests are shortened to it.
+    pub max_timeout: Duration,
+    /// The most events in one answer; `more: true` tells the client to ask again at once.
+    pub max_batch: usize,
+    /// The most requests held (or being answered) at once on this endpoint.
+    pub max_held: usize,
+    /// The `Retry-After` sent with `503` and with the answers given at shutdown.
+    pub retry_after: Duration,
+    /// Where a request without a cursor starts: [`StartFrom::Newest`] (wait for the next event)
+    /// or [`StartFrom::Oldest`] (everything retained, at once).
+    pub start: StartFrom,
+    /// The query parameter holding the cursor to resume after.
+    pub resume_param: &'static str,
+    /// The query parameter holding the client's timeout, in seconds (decimals allowed).
+    pub timeout_param: &'static str,
+    /// Cross-origin access for browsers on other origins; `None` answers no CORS headers.
+    pub cors: Option<Cors>,
+}
+
+impl Default for LongPollConfig {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            max_timeout: Duration::from_secs(55),
+            max_batch: 100,
+            max_held: 10_000,
+            retry_after: Duration::from_secs(5),
+            start: StartFrom::Newest,
+            resume_param: "since",
+            timeout_param: "timeout",
+            cors: None,
+        }
+    }
+}
+
+impl LongPollConfig {
+    /// Sets [`timeout`](Self::timeout).
+    #[must_use]
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = d;
+        self
+    }
+
+    /// Sets [`max_timeout`](Self::max_timeout).
+    #[must_use]
+    pub fn max_timeout(mut self, d: Duration) -> Self {
+        self.max_timeout = d;
+        self
+    }
+
+    /// Sets [`max_batch`](Self::max_batch) (at least 1).
+    #[must_use]
+    pub fn max_batch(mut self, n: usize) -> Self {
+        self.max_batch = n.max(1);
+        self
+    }
+
+    /// Sets [`max_held`](Self::max_held).
+    #[must_use]
+    pub fn max_held(mut self, n: usize) -> Self {
+        self.max_held = n;
+        self
+    }
+
+    /// Sets [`retry_after`](Self::retry_after).
+    #[must_use]
+    pub fn retry_after(mut self, d: Duration) -> Self {
+        self.retry_after = d;
+        self
+    }
+
+    /// Sets [`start`](Self::start).
+    #[must_use]
+    pub fn start(mut self, from: StartFrom) -> Self {
+        self.start = from;
+        self
+    }
+
+    /// Sets [`resume_param`](Self::resume_param).
+    #[must_use]
+    pub fn resume_param(mut self, name: &'static str) -> Self {
+        self.resume_param = name;
+        self
+    }
+
+    /// Sets [`timeout_param`](Self::timeout_param).
+    #[must_use]
+    pub fn timeout_param(mut self, name: &'static str) -> Self {
+        self.timeout_param = name;
+        self
+    }
+
+    /// Sets [`cors`](Self::cors).
+    #[must_use]
+    pub fn cors(mut self, cors: Option<Cors>) -> Self {
+        self.cors = cors;
+        self
+    }
+}
+
+/// A long-poll endpoint over a [`Hub`]: cheap to clone, one per server (the held-request limit
+/// and gauge are shared by its clones).
+#[derive(Debug, Clone)]
+pub struct LongPoll {
+    hub: Hub,
+    config: Arc<LongPollConfig>,
+    limiter: Limiter,
+}
+
+const EXPOSE: &str = "Retry-After";
+const METHODS: &str = "GET, HEAD, OPTIONS";
+
+impl LongPoll {
+    /// An endpoint with the default [`LongPollConfig`].
+    #[must_use]
+    pub fn new(hub: Hub) -> Self {
+        Self::with_config(hub, LongPollConfig::default())
+    }
+
+    /// An endpoint with `config`.
+    #[must_use]
+    pub fn with_config(hub: Hub, config: LongPollConfig) -> Self {
+        let limiter = Limiter::new(config.max_held);
+        Self {
+            hub,
+            config: Arc::new(config),
+            limiter,
+        }
+    }
+
+    /// The settings.
+    #[must_use]
+    pub fn config(&self) -> &LongPollConfig {
+        &self.config
+    }
+
+    /// The gauge of requests held (or being answered) right now. A request whose client goes
+    /// away leaves it at once: the server drops the request's future, which frees its place
+    /// and its subscription.
+    #[must_use]
+    pub fn held(&self) -> usize {
+        self.limiter.open()
+    }
+
+    /// Where a request asks to start: after the [`resume_param`](LongPollConfig::resume_param)
+    /// cursor, else [`start`](LongPollConfig::start). A cursor that does not parse is a reset,
+    /// never an error.
+    #[must_use]
+    pub fn start_from<B>(&self, req: &Request<B>) -> StartFrom {
+        let param =
+            push_core::query_value(req.uri().query().unwrap_or(""), self.config.resume_param);
+        StartFrom::from_client(
+            param.as_deref().filter(|p| !p.is_empty()),
+            self.config.start,
+        )
+    }
+
+    /// How long `req` may be held: its [`timeout_param`](LongPollConfig::timeout_param), up
+    /// to [`max_timeout`](LongPollConfig::max_timeout), else [`timeout`](LongPollConfig::timeout).
+    ///
+    /// # Errors
+    ///
+    /// A readable reason when the parameter is not a non-negative number of seconds.
+    pub fn hold_for<B>(&self, req: &Request<B>) -> Result<Duration, String> {
+        let query = req.uri().query().unwrap_or("");
+        let Some(text) = push_core::query_value(query, self.config.timeout_param) else {
+            return Ok(self.config.timeout);
+        };
+        text.parse::<f64>()
+            .ok()
+            .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+            .map(|d| d.min(self.config.max_timeout))
+            .ok_or_else(|| {
+                format!(
+                    "{}={text:?} is not a number of seconds\n",
+                    self.config.timeout_param
+                )
+            })
+    }
+
+    /// Answers `req` for `topic`.
+    ///
+    /// - `GET`: when events after the cursor are retained, or the cursor is not simply resumed
+    ///   (a gap or a reset must be told at once), `200` at once with the
+    ///   [batch answer](push_core::json) (at most [`max_batch`](LongPollConfig::max_batch)
+    ///   events). Otherwise the request is held until an event is published (`200` with it), the
+    ///   timeout (`200` with no events and the same cursor), or shutdown (`200` with what was
+    ///   published before it, plus `Retry-After`). `Cache-Control: no-store`.
+    /// - `HEAD`: answered at once, as a `GET` with timeout 0, without the body.
+    /// - `OPTIONS`: `204` with `Allow` (and the CORS preflight headers when configured).
+    /// - another method: `405`; a bad `timeout`: `400`; at [`max_held`](LongPollConfig::max_held)
+    ///   or with the hub closed or unavailable: `503` with `Retry-After`.
+    ///
+    /// An event published after an answer left and before the client's next request is not
+    /// lost: the next request resumes from the answer's `next` cursor and gets it at once.
+    pub async fn respond<B>(&self, topic: &Topic, req: &Request<B>) -> Response<Full<Bytes>> {
+        let origin = req.headers().get(ORIGIN).and_then(|v| v.to_str().ok());
+        let mut res = self.answer(topic, req).await;
+        if let (Some(cors), Some(origin)) = (&self.config.cors, origin) {
+            let headers = if req.method() == Method::OPTIONS {
+                cors.preflight(origin, METHODS, "")
+            } else {
+                cors.headers(origin, EXPOSE)
+            };
+            for (name, value) in headers {
+                if let Ok(value) = HeaderValue::try_from(value) {
+                    res.headers_mut().append(name, value);
+                }
+            }
+        }
+        res
+    }
+
+    async fn answer<B>(&self, topic: &Topic, req: &Request<B>) -> Response<Full<Bytes>> {
+        let hold = match *req.method() {
+            Method::GET => match self.hold_for(req) {
+                Ok(hold) => hold,
+                Err(reason) => return text(StatusCode::BAD_REQUEST, &reason),
+            },
+            Method::HEAD => Duration::ZERO,
+            Method::OPTIONS => {
+                let mut res = text(StatusCode::NO_CONTENT, "");
+                res.headers_mut().remove(CONTENT_TYPE);
+                res.headers_mut()
+                    .insert(ALLOW, HeaderValue::from_static(METHODS));
+                return res;
+            }
+            _ => {
+                let mut res = text(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "long polls answer GET, HEAD and OPTIONS\n",
+                );
+                res.headers_mut()
+                    .insert(ALLOW, HeaderValue::from_static(METHODS));
+                return res;
+            }
+        };
+        let Some(_permit) = self.limiter.try_acquire() else {
+            return self.unavailable(&format!(
+                "too many held requests (limit {})\n",
+                self.limiter.max()
+            ));
+        };
+        let mut sub = match self.hub.subscribe(topic, self.start_from(req)).await {
+            Ok(sub) => sub,
+            Err(e) => return self.unavailable(&format!("{e}\n")),
+        };
+        let limit = self.config.max_batch;
+        let (batch, closing) = match tokio::time::timeout(hold, sub.next_batch(limit)).await {
+            Ok(Some(batch)) => (batch, false),
+            // Timed out: nothing new, and no gap or reset to tell (those answer at once).
+            Err(_) => (
+                Batch {
+                    outcome: Outcome::Resumed,
+                    events: Vec::new(),
+                    next: sub.cursor(),
+                },
+                false,
+            ),
+            // Closed: every event published before the close was handed out before this.
+            Ok(None) => (
+                Batch {
+                    outcome: sub.outcome(),
+                    events: Vec::new(),
+                    next: sub.cursor(),
+                },
+                true,
+            ),
+        };
+        drop(sub);
+        let more = batch.events.len() >= limit
+            && self.hub.head(topic).await.ok().flatten() != Some(batch.next);
+        let mut res = Response::new(Full::new(push_core::json::batch(&batch, more)));
+        let headers = res.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        // Every answer is a moment in a sequence: never to be stored or replayed by a cache.
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if closing {
+            self.set_retry_after(headers);
+        }
+        res
+    }
+
+    fn set_retry_after(&self, headers: &mut HeaderMap) {
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from(self.config.retry_after.as_secs().max(1)),
+        );
+    }
+
+    fn unavailable(&self, reason: &str) -> Response<Full<Bytes>> {
+        let mut res = text(StatusCode::SERVICE_UNAVAILABLE, reason);
+        self.set_retry_after(res.headers_mut());
+        res
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(Bytes::copy_from_slice(body.as_bytes())));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use push_core::NewEvent;
+
+    fn get(uri: &str) -> Request<()> {
+        Request::get(uri).body(()).unwrap()
+    }
+
+    #[test]
+    fn client_timeouts_are_capped_and_validated() {
+        let lp = LongPoll::new(Hub::memory());
+        assert_eq!(lp.hold_for(&get("/x")), Ok(Duration::from_secs(30)));
+        assert_eq!(
+            lp.hold_for(&get("/x?timeout=2.5")),
+            Ok(Duration::from_millis(2500))
+        );
+        assert_eq!(
+            lp.hold_for(&get("/x?timeout=3600")),
+            Ok(Duration::from_secs(55))
+        );
+        for bad in ["-1", "abc", "NaN", "inf", ""] {
+            assert!(lp.hold_for(&get(&format!("/x?timeout={bad}"))).is_err());
+        }
+    }
+
+    #[tokio::test]
+    async fn holds_until_publish_and_frees_its_place_when_dropped() {
+        let hub = Hub::memory();
+        let lp = LongPoll::new(hub.clone());
+        let t = Topic::new("t").unwrap();
+        let req = get("/t");
+        let held = lp.respond(&t, &req);
+        tokio::pin!(held);
+        // Poll once: it is held.
+        assert!(futures_poll_once(held.as_mut()).await.is_none());
+        assert_eq!(lp.held(), 1);
+        hub.publish(&t, NewEvent::new("x")).await.unwrap();
+        let res = held.await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(lp.held(), 0);
+
+        // A held request that is dropped (the client went away) frees its place at once.
+        let req = get("/t");
+        let mut held = Box::pin(lp.respond(&t, &req));
+        assert!(futures_poll_once(held.as_mut()).await.is_none());
+        assert_eq!(lp.held(), 1);
+        drop(held);
+        assert_eq!(lp.held(), 0);
+        assert_eq!(hub.stats().waiting, 0);
+    }
+
+    async fn futures_poll_once<F: std::future::Future + Unpin>(f: F) -> Option<F::Output> {
+        let mut f = f;
+        std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(match std::pin::Pin::new(&mut f).poll(cx) {
+                std::task::Poll::Ready(v) => Some(v),
+                std::task::Poll::Pending => None,
+            })
+        })
+        .await
+    }
+}
