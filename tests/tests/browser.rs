@@ -192,3 +192,119 @@ async fn event_source_reconnects_without_loss_and_fetch_reads_ndjson_as_it_arriv
         "the EventSource reconnected by itself: {report}"
     );
 }
+
+const POLL_PAGE: &str = r#"<!doctype html>
+<meta charset="utf-8">
+<title>push polling test</title>
+<script>
+const report = (path, body) => fetch(path, { method: "POST", body: JSON.stringify(body) });
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Long-poll with fetch in a loop; the first request (timeout 0) only learns the cursor.
+(async () => {
+  let since = null, got = [], requests = 0;
+  while (got.length < 10) {
+    const timeout = since === null ? 0 : 10;
+    const url = "/longpoll/lp?timeout=" + timeout + (since ? "&since=" + encodeURIComponent(since) : "");
+    const res = await fetch(url);
+    requests += 1;
+    const answer = await res.json();
+    if (since === null) report("/report/longpoll-ready", answer);
+    if (answer.outcome !== "resumed") { report("/report/longpoll", { error: answer }); return; }
+    since = answer.next;
+    for (const e of answer.events) got.push(e.data);
+  }
+  report("/report/longpoll", { got, requests });
+})();
+
+// Poll on an interval; the browser's cache revalidates with If-None-Match by itself.
+(async () => {
+  let since = null, got = [], requests = 0, ready = false;
+  while (got.length < 10) {
+    const res = await fetch("/poll/p" + (since ? "?since=" + encodeURIComponent(since) : ""));
+    requests += 1;
+    const answer = await res.json();
+    if (!ready) { ready = true; report("/report/poll-ready", answer); }
+    if (answer.outcome !== "resumed") { report("/report/poll", { error: answer }); return; }
+    since = answer.next;
+    for (const e of answer.events) got.push(e.data);
+    if (!answer.more) await sleep(50);
+  }
+  report("/report/poll", { got, requests });
+})();
+</script>
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_long_polls_and_interval_polls_receive_the_sequence_without_loss() {
+    use push_longpoll::LongPoll;
+    use push_poll::{PollConfig, Poller};
+
+    let hub = Hub::memory();
+    let longpoll = LongPoll::new(hub.clone());
+    let poller = Poller::with_config(hub.clone(), PollConfig::default().max_batch(3));
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut reports = Reports {
+        rx,
+        early: Vec::new(),
+    };
+    let server = TestServer::start(move |req| {
+        let (longpoll, poller, tx) = (longpoll.clone(), poller.clone(), tx.clone());
+        Box::pin(async move {
+            let path = req.uri().path().to_owned();
+            if let Some(name) = path.strip_prefix("/longpoll/") {
+                return longpoll
+                    .respond(&Topic::new(name).unwrap(), &req)
+                    .await
+                    .map(boxed);
+            }
+            if let Some(name) = path.strip_prefix("/poll/") {
+                return poller
+                    .respond(&Topic::new(name).unwrap(), &req)
+                    .await
+                    .map(boxed);
+            }
+            if path.starts_with("/report/") {
+                let body: Bytes = req
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let _ = tx.send((path, value));
+                return http::Response::new(text("ok"));
+            }
+            let mut res = http::Response::new(text(POLL_PAGE));
+            res.headers_mut()
+                .insert("content-type", "text/html; charset=utf-8".parse().unwrap());
+            res
+        })
+    })
+    .await;
+    let Some(_browser) = Browser::open(&server.url("/page")) else {
+        return;
+    };
+    reports.wait_for("/report/longpoll-ready").await;
+    reports.wait_for("/report/poll-ready").await;
+    let (lp, p) = (Topic::new("lp").unwrap(), Topic::new("p").unwrap());
+    for i in 1..=10 {
+        hub.publish(&lp, NewEvent::new(format!("lp {i}")))
+            .await
+            .unwrap();
+        hub.publish(&p, NewEvent::new(format!("p {i}")))
+            .await
+            .unwrap();
+        // Some events while a request is held, some in bursts between requests.
+        if i % 3 == 0 {
+            tokio::time::sleep(Duration::from_millis(120)).await;
+        }
+    }
+    let report = reports.wait_for("/report/longpoll").await;
+    let want: Vec<String> = (1..=10).map(|i| format!("lp {i}")).collect();
+    assert_eq!(report["got"], serde_json::json!(want), "{report}");
+    let report = reports.wait_for("/report/poll").await;
+    let want: Vec<String> = (1..=10).map(|i| format!("p {i}")).collect();
+    assert_eq!(report["got"], serde_json::json!(want), "{report}");
+    assert!(report["requests"].as_u64().unwrap() >= 4, "{report}");
+}
