@@ -30,6 +30,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     for name in &crates {
         package.extend(["--package", name.as_str()]);
     }
+    forget_packaged_copies(&crates);
     cmd(cargo, &package, &[])?;
     // nextest does not run doc tests; they run first so the test summary closes the log.
     cmd(
@@ -96,4 +97,38 @@ fn has_nextest(cargo: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// `cargo package` verifies each crate against a temporary local registry holding the others, and
+/// unpacks those into `$CARGO_HOME/registry/src/-HASH/NAME-VERSION`; a later run with the same
+/// version reuses a stale unpacked copy instead of the current sources. Remove our crates' copies
+/// (only those: the `-HASH` directories belong to such temporary registries).
+fn forget_packaged_copies(crates: &[String]) {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")));
+    let Some(src) = home.map(|h| h.join("registry/src")) else {
+        return;
+    };
+    let Ok(registries) = std::fs::read_dir(&src) else {
+        return;
+    };
+    for registry in registries.flatten() {
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        let Ok(unpacked) = std::fs::read_dir(registry.path()) else {
+            continue;
+        };
+        for dir in unpacked.flatten() {
+            let name = dir.file_name().to_string_lossy().into_owned();
+            if crates.iter().any(|c| {
+                name.strip_prefix(c.as_str())
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|v| v.starts_with(|ch: char| ch.is_ascii_digit()))
+            }) {
+                let _ = std::fs::remove_dir_all(dir.path());
+            }
+        }
+    }
 }
