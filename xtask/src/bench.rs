@@ -97,6 +97,10 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
                 "p99_us": m.p99_us,
                 "idle_kib_per_conn": m.idle_kib_per_conn,
                 "peak_rss_mib": m.peak_rss_mib,
+                "requests": m.requests,
+                "bytes_in": m.bytes_in,
+                "requests_per_sec": m.requests_per_sec,
+                "not_modified_per_sec": m.not_modified_per_sec,
             })).collect::<Vec<_>>(),
         }))
         .expect("json"),
@@ -109,15 +113,22 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
 fn http_markdown(rows: &[crate::bench_http::Measured], rate: u64, seconds: u64) -> String {
     let base = rows.iter().find(|m| m.kind == "axum-sse");
     let mut out = format!(
-        "## Streaming servers, {} clients on one topic, {rate} events/s for {seconds} s (one process each, 1 worker thread)\n\n\
-         | server | delivered/s | delivered / expected | p50 µs | p99 µs | idle KiB/conn | peak RSS MiB | delivered/s vs axum-sse |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+        "## HTTP techniques, {} clients on one topic, {rate} events/s for {seconds} s (one server process per row, 1 worker thread)\n\n\
+         | technique | delivered/s | delivered / expected | p50 µs | p99 µs | idle KiB/client | peak RSS MiB | requests/event | bytes/event | requests/s | 304/s | delivered/s vs axum-sse |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         rows.first().map_or(0, |m| m.clients)
     );
     for m in rows {
         let ratio = base.map_or(f64::NAN, |b| m.delivered_per_sec / b.delivered_per_sec);
+        let per_event = |x: u64| {
+            if m.delivered == 0 {
+                f64::NAN
+            } else {
+                x as f64 / m.delivered as f64
+            }
+        };
         out += &format!(
-            "| {} | {} | {} / {} | {:.0} | {:.0} | {:.1} | {:.1} | {:.2}x |\n",
+            "| {} | {} | {} / {} | {:.0} | {:.0} | {:.1} | {:.1} | {:.3} | {:.0} | {} | {} | {:.2}x |\n",
             m.kind,
             fmt_num(m.delivered_per_sec),
             m.delivered,
@@ -126,9 +137,21 @@ fn http_markdown(rows: &[crate::bench_http::Measured], rate: u64, seconds: u64) 
             m.p99_us,
             m.idle_kib_per_conn,
             m.peak_rss_mib,
+            per_event(m.requests),
+            per_event(m.bytes_in),
+            if m.kind.ends_with("poll") {
+                fmt_num(m.requests_per_sec)
+            } else {
+                "–".to_owned()
+            },
+            m.not_modified_per_sec.map_or("–".to_owned(), fmt_num),
             ratio
         );
     }
+    out += "\nrequests/event and bytes/event count what the clients received while events were \
+            published (headers included); a stream costs one request in all. Pollers poll every \
+            second with `If-None-Match`, so their latency includes up to a second of staleness; \
+            304/s is measured after the publishing, every poller polling back to back.\n";
     out
 }
 

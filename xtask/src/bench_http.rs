@@ -1,10 +1,14 @@
-//! The HTTP part of `cargo xtask bench`: push-sse and push-stream against axum's `Sse` over
-//! `tokio::sync::broadcast` (what a Rust user writes by hand today), each server in its own
-//! process so that its memory can be read from `/proc`, all driven by the same load generator.
+//! The HTTP part of `cargo xtask bench`: push-sse, push-stream, push-longpoll and push-poll
+//! against axum's `Sse` over `tokio::sync::broadcast` (what a Rust user writes by hand today),
+//! each measured in a fresh server process so that its memory can be read from `/proc`, all
+//! driven by the same raw-socket load generator.
 //!
-//! Per server: N streaming clients on one topic; memory per idle connection =
-//! (RSS with N − RSS with 0) / N; then a publisher posts R events per second for D seconds
-//! (each carrying its publish time) and the clients measure publish-to-receive latency.
+//! Per technique: N clients on one topic (streams open, long-polls held, pollers kept alive);
+//! memory per idle client = (RSS with N − RSS with 0) / N; then a publisher posts R events per
+//! second for D seconds (each carrying its publish time) and the clients measure
+//! publish-to-receive latency, requests made and bytes received. Pollers poll every second with
+//! `If-None-Match`; after the publishing they poll back to back for a short flood, which measures
+//! how many empty polls (`304`) per second the server answers.
 
 use std::convert::Infallible;
 use std::process::Stdio;
@@ -14,8 +18,19 @@ use bytes::Bytes;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-/// The servers compared, as `xtask serve KIND` starts them.
-pub(crate) const KINDS: [&str; 3] = ["push-sse", "push-stream", "axum-sse"];
+/// The techniques measured, in table order.
+pub(crate) const KINDS: [&str; 5] = [
+    "push-sse",
+    "push-stream",
+    "axum-sse",
+    "push-longpoll",
+    "push-poll",
+];
+
+/// How often a poller polls while events are published.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How long pollers poll back to back, after the publishing, to measure `304`s per second.
+const FLOOD: Duration = Duration::from_secs(2);
 
 /// `xtask serve KIND`: a benchmark server on a free loopback port; prints its address first.
 pub(crate) fn serve(args: &[String]) -> Result<(), String> {
@@ -31,38 +46,45 @@ pub(crate) fn serve(args: &[String]) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         println!("{}", listener.local_addr().map_err(|e| e.to_string())?);
         match kind.as_str() {
-            "push-sse" | "push-stream" => serve_push(listener, kind == "push-sse").await,
+            "push" => serve_push(listener).await,
             "axum-sse" => serve_axum(listener).await,
             other => Err(format!("unknown server kind {other:?}")),
         }
     })
 }
 
-async fn serve_push(listener: TcpListener, sse: bool) -> Result<(), String> {
+async fn serve_push(listener: TcpListener) -> Result<(), String> {
     use http_body_util::{BodyExt, Full};
     use push_core::{Hub, NewEvent, Topic};
     let hub = Hub::memory();
-    let sse_endpoint = push_sse::Sse::new(hub.clone());
-    let stream_endpoint = push_stream::Streamer::new(hub.clone());
+    let sse = push_sse::Sse::new(hub.clone());
+    let streamer = push_stream::Streamer::new(hub.clone());
+    let longpoll = push_longpoll::LongPoll::new(hub.clone());
+    let poller = push_poll::Poller::new(hub.clone());
     let topic = Topic::new("t").expect("valid");
     loop {
         let (stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
         let _ = stream.set_nodelay(true);
-        let (hub, topic, sse_endpoint, stream_endpoint) = (
+        let (hub, topic, sse, streamer, longpoll, poller) = (
             hub.clone(),
             topic.clone(),
-            sse_endpoint.clone(),
-            stream_endpoint.clone(),
+            sse.clone(),
+            streamer.clone(),
+            longpoll.clone(),
+            poller.clone(),
         );
         let service =
             hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                let (hub, topic, sse_endpoint, stream_endpoint) = (
+                let (hub, topic, sse, streamer, longpoll, poller) = (
                     hub.clone(),
                     topic.clone(),
-                    sse_endpoint.clone(),
-                    stream_endpoint.clone(),
+                    sse.clone(),
+                    streamer.clone(),
+                    longpoll.clone(),
+                    poller.clone(),
                 );
                 async move {
+                    let path = req.uri().path();
                     let res = if req.method() == http::Method::POST {
                         let body = req
                             .into_body()
@@ -72,13 +94,20 @@ async fn serve_push(listener: TcpListener, sse: bool) -> Result<(), String> {
                             .unwrap_or_default();
                         let _ = hub.publish(&topic, NewEvent::new(body)).await;
                         http::Response::new(Full::new(Bytes::from_static(b"ok")).boxed_unsync())
-                    } else if sse {
-                        sse_endpoint
+                    } else if path.starts_with("/sse/") {
+                        sse.respond(&topic, &req).await.map(BodyExt::boxed_unsync)
+                    } else if path.starts_with("/stream/") {
+                        streamer
+                            .respond(&topic, &req)
+                            .await
+                            .map(BodyExt::boxed_unsync)
+                    } else if path.starts_with("/longpoll/") {
+                        longpoll
                             .respond(&topic, &req)
                             .await
                             .map(BodyExt::boxed_unsync)
                     } else {
-                        stream_endpoint
+                        poller
                             .respond(&topic, &req)
                             .await
                             .map(BodyExt::boxed_unsync)
@@ -134,6 +163,13 @@ pub(crate) struct Measured {
     pub(crate) p99_us: f64,
     pub(crate) idle_kib_per_conn: f64,
     pub(crate) peak_rss_mib: f64,
+    /// HTTP requests made while events were published (streams: one per client).
+    pub(crate) requests: u64,
+    /// Bytes the clients received while events were published, headers included.
+    pub(crate) bytes_in: u64,
+    pub(crate) requests_per_sec: f64,
+    /// Pollers only: `304` answers per second during the flood.
+    pub(crate) not_modified_per_sec: Option<f64>,
 }
 
 fn now_nanos() -> u128 {
@@ -173,35 +209,154 @@ fn take_latencies(buf: &mut Vec<u8>, out: &mut Vec<f64>) {
     buf.drain(..=last_nl);
 }
 
-async fn client(
+/// What one client saw.
+#[derive(Default)]
+struct Seen {
+    latencies_us: Vec<f64>,
+    requests: u64,
+    bytes_in: u64,
+    /// `304`s during the flood.
+    flood_304: u64,
+}
+
+/// A streaming client (SSE or NDJSON): one request, then read until `until`.
+async fn stream_client(
     addr: std::net::SocketAddr,
     path: &'static str,
     until: tokio::time::Instant,
-) -> Option<Vec<f64>> {
+) -> Option<Seen> {
     let stream = TcpStream::connect(addr).await.ok()?;
     let _ = stream.set_nodelay(true);
     let mut stream = BufReader::new(stream);
     let req = format!("GET {path} HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n");
     stream.get_mut().write_all(req.as_bytes()).await.ok()?;
+    let mut seen = Seen {
+        requests: 1,
+        ..Seen::default()
+    };
     // Headers first.
     let mut line = String::new();
     loop {
         line.clear();
-        stream.read_line(&mut line).await.ok()?;
+        seen.bytes_in += stream.read_line(&mut line).await.ok()? as u64;
         if line == "\r\n" || line.is_empty() {
             break;
         }
     }
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 16 * 1024];
-    let mut samples = Vec::new();
     loop {
         match tokio::time::timeout_at(until, stream.read(&mut chunk)).await {
             Ok(Ok(n)) if n > 0 => {
+                seen.bytes_in += n as u64;
                 buf.extend_from_slice(&chunk[..n]);
-                take_latencies(&mut buf, &mut samples);
+                take_latencies(&mut buf, &mut seen.latencies_us);
             }
-            _ => return Some(samples),
+            _ => return Some(seen),
+        }
+    }
+}
+
+/// One HTTP/1.1 answer read from a kept-alive connection: status, head+body size, body.
+async fn read_answer(stream: &mut BufReader<TcpStream>) -> Option<(u16, u64, Vec<u8>)> {
+    let mut line = String::new();
+    let mut size = stream.read_line(&mut line).await.ok()? as u64;
+    let status: u16 = line.split_whitespace().nth(1)?.parse().ok()?;
+    let mut length = 0usize;
+    loop {
+        line.clear();
+        let n = stream.read_line(&mut line).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        size += n as u64;
+        if line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().ok()?;
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body).await.ok()?;
+    Some((status, size + length as u64, body))
+}
+
+/// Reads the latencies out of a batch answer and returns its `next` cursor.
+fn take_batch(body: &[u8], now: u128, seen: &mut Seen) -> Option<String> {
+    let batch = push_core::json::ReceivedBatch::parse(body).ok()?;
+    for event in &batch.events {
+        if let Some(sent) = std::str::from_utf8(&event.data)
+            .ok()
+            .and_then(|d| d.parse::<u128>().ok())
+        {
+            seen.latencies_us
+                .push(now.saturating_sub(sent) as f64 / 1e3);
+        }
+    }
+    Some(batch.next)
+}
+
+/// A long-polling client: one held request after another on a kept-alive connection.
+async fn longpoll_client(addr: std::net::SocketAddr, until: tokio::time::Instant) -> Option<Seen> {
+    let stream = TcpStream::connect(addr).await.ok()?;
+    let _ = stream.set_nodelay(true);
+    let mut stream = BufReader::new(stream);
+    let mut seen = Seen::default();
+    let mut since = String::new();
+    loop {
+        let req = format!("GET /longpoll/t?timeout=30{since} HTTP/1.1\r\nHost: bench\r\n\r\n");
+        stream.get_mut().write_all(req.as_bytes()).await.ok()?;
+        let Ok(Some((status, size, body))) =
+            tokio::time::timeout_at(until, read_answer(&mut stream)).await
+        else {
+            return Some(seen);
+        };
+        seen.requests += 1;
+        seen.bytes_in += size;
+        if status != 200 {
+            return Some(seen);
+        }
+        since = format!("&since={}", take_batch(&body, now_nanos(), &mut seen)?);
+    }
+}
+
+/// A polling client: every [`POLL_INTERVAL`] with `If-None-Match`, back to back from `flood`.
+async fn poll_client(
+    addr: std::net::SocketAddr,
+    flood: tokio::time::Instant,
+    until: tokio::time::Instant,
+) -> Option<Seen> {
+    let stream = TcpStream::connect(addr).await.ok()?;
+    let _ = stream.set_nodelay(true);
+    let mut stream = BufReader::new(stream);
+    let mut seen = Seen::default();
+    let mut since = String::new();
+    let mut etag = String::new();
+    loop {
+        let now = tokio::time::Instant::now();
+        if now >= until {
+            return Some(seen);
+        }
+        let req = format!("GET /poll/t{since} HTTP/1.1\r\nHost: bench\r\n{etag}\r\n");
+        stream.get_mut().write_all(req.as_bytes()).await.ok()?;
+        let (status, size, body) = read_answer(&mut stream).await?;
+        match status {
+            304 if now >= flood => seen.flood_304 += 1,
+            304 => {}
+            200 => {
+                let next = take_batch(&body, now_nanos(), &mut seen)?;
+                etag = format!("If-None-Match: \"{next}\"\r\n");
+                since = format!("?since={next}");
+            }
+            _ => return Some(seen),
+        }
+        if now < flood {
+            seen.requests += 1;
+            seen.bytes_in += size;
+            tokio::time::sleep(POLL_INTERVAL.min(flood.saturating_duration_since(now))).await;
         }
     }
 }
@@ -214,8 +369,13 @@ pub(crate) async fn measure(
     seconds: u64,
 ) -> Result<Measured, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let server = if kind == "axum-sse" {
+        "axum-sse"
+    } else {
+        "push"
+    };
     let mut child = tokio::process::Command::new(exe)
-        .args(["serve", kind])
+        .args(["serve", server])
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -232,15 +392,22 @@ pub(crate) async fn measure(
         .map_err(|e| format!("{kind} printed {first:?}: {e}"))?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let rss_empty = proc_kib(pid, "VmRSS:");
-    let path = if kind == "push-stream" {
-        "/stream/t"
+    let now = tokio::time::Instant::now();
+    // Settle 2 s, publish for `seconds`, then let the last events arrive.
+    let flood = now + Duration::from_secs(seconds + 4);
+    let until = if kind == "push-poll" {
+        flood + FLOOD
     } else {
-        "/sse/t"
+        now + Duration::from_secs(seconds + 5)
     };
-    let until = tokio::time::Instant::now() + Duration::from_secs(seconds + 5);
     let mut tasks = Vec::with_capacity(clients);
     for _ in 0..clients {
-        tasks.push(tokio::spawn(client(addr, path, until)));
+        tasks.push(match kind {
+            "push-stream" => tokio::spawn(stream_client(addr, "/stream/t", until)),
+            "push-longpoll" => tokio::spawn(longpoll_client(addr, until)),
+            "push-poll" => tokio::spawn(poll_client(addr, flood, until)),
+            _ => tokio::spawn(stream_client(addr, "/sse/t", until)),
+        });
     }
     // Let every connection settle, then read the idle cost.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -284,9 +451,13 @@ pub(crate) async fn measure(
     }
     let elapsed = start.elapsed();
     let mut samples = Vec::new();
+    let (mut requests, mut bytes_in, mut flood_304) = (0, 0, 0);
     for t in tasks {
-        if let Ok(Some(s)) = t.await {
-            samples.extend(s);
+        if let Ok(Some(seen)) = t.await {
+            samples.extend(seen.latencies_us);
+            requests += seen.requests;
+            bytes_in += seen.bytes_in;
+            flood_304 += seen.flood_304;
         }
     }
     let peak = proc_kib(pid, "VmHWM:");
@@ -308,5 +479,14 @@ pub(crate) async fn measure(
         p99_us: at(0.99),
         idle_kib_per_conn: rss_idle.saturating_sub(rss_empty) as f64 / clients as f64,
         peak_rss_mib: peak as f64 / 1024.0,
+        requests,
+        bytes_in,
+        // Long-polls cycle while events are published; pollers poll from the start to the flood.
+        requests_per_sec: requests as f64
+            / match kind {
+                "push-poll" => (seconds + 4) as f64,
+                _ => elapsed.as_secs_f64(),
+            },
+        not_modified_per_sec: (kind == "push-poll").then(|| flood_304 as f64 / FLOOD.as_secs_f64()),
     })
 }
