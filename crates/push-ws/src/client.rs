@@ -1,0 +1,282 @@
+//! A small client of the `push.v1` protocol over tokio-tungstenite: keeps the last cursor of
+//! every topic it subscribed to, and after [`Client::reconnect`] subscribes to each again from
+//! it, so nothing is lost or repeated across a dropped connection. `ws://` URLs.
+
+use std::collections::BTreeMap;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use push_core::json::ReceivedEvent;
+use push_core::Outcome;
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// What can go wrong.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The WebSocket layer failed (connect, handshake, I/O).
+    #[error("websocket: {0}")]
+    Ws(#[from] tokio_tungstenite::tungstenite::Error),
+    /// The server closed the connection.
+    #[error("closed by the server: {code:?} {reason}")]
+    Closed {
+        /// The close code, if the server sent one.
+        code: Option<u16>,
+        /// The close reason.
+        reason: String,
+    },
+    /// The server sent something that is not a `push.v1` message.
+    #[error("unexpected message: {0}")]
+    Protocol(String),
+}
+
+/// One message from the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Received {
+    /// An event of a subscribed topic.
+    Event {
+        /// The topic.
+        topic: String,
+        /// The event (id, type, time, data).
+        event: ReceivedEvent,
+    },
+    /// A subscription's outcome (after subscribing, or a gap mid-stream).
+    Outcome {
+        /// The topic.
+        topic: String,
+        /// The outcome.
+        outcome: Outcome,
+        /// Where the subscription stands.
+        cursor: String,
+    },
+    /// A publish was accepted.
+    Published {
+        /// The topic.
+        topic: String,
+        /// The new event's cursor.
+        id: String,
+    },
+    /// An unsubscribe was done.
+    Unsubscribed {
+        /// The topic.
+        topic: String,
+    },
+    /// The application handler's reply.
+    Reply(String),
+    /// A refused or malformed request.
+    Error {
+        /// The reason.
+        error: String,
+        /// The topic concerned, if any.
+        topic: Option<String>,
+    },
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A `push.v1` client.
+#[derive(Debug)]
+pub struct Client {
+    url: String,
+    socket: Socket,
+    /// Every subscribed topic and the cursor to resume it from.
+    cursors: BTreeMap<String, Option<String>>,
+}
+
+impl Client {
+    /// Connects to `url` (e.g. `ws://127.0.0.1:8080/ws/news`), offering `push.v1`.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::Ws`] when the connection or the handshake fails (the status of a refused
+    /// handshake is in the error).
+    pub async fn connect(url: &str) -> Result<Self, ClientError> {
+        let socket = open(url).await?;
+        Ok(Self {
+            url: url.to_owned(),
+            socket,
+            cursors: BTreeMap::new(),
+        })
+    }
+
+    /// The cursor to resume `topic` from: the last event id or outcome cursor seen for it.
+    #[must_use]
+    pub fn cursor(&self, topic: &str) -> Option<&str> {
+        self.cursors.get(topic)?.as_deref()
+    }
+
+    /// Subscribes to `topic` after `since` (or only new events).
+    ///
+    /// # Errors
+    ///
+    /// When the message cannot be sent.
+    pub async fn subscribe(&mut self, topic: &str, since: Option<&str>) -> Result<(), ClientError> {
+        self.cursors
+            .insert(topic.to_owned(), since.map(str::to_owned));
+        let mut op = json!({"op": "subscribe", "topic": topic});
+        if let Some(since) = since {
+            op["since"] = json!(since);
+        }
+        self.send(op).await
+    }
+
+    /// Unsubscribes from `topic`.
+    ///
+    /// # Errors
+    ///
+    /// When the message cannot be sent.
+    pub async fn unsubscribe(&mut self, topic: &str) -> Result<(), ClientError> {
+        self.cursors.remove(topic);
+        self.send(json!({"op": "unsubscribe", "topic": topic}))
+            .await
+    }
+
+    /// Publishes `data` to `topic` (answered by [`Received::Published`] or an error).
+    ///
+    /// # Errors
+    ///
+    /// When the message cannot be sent.
+    pub async fn publish(&mut self, topic: &str, data: &str) -> Result<(), ClientError> {
+        self.send(json!({"op": "publish", "topic": topic, "data": data}))
+            .await
+    }
+
+    /// Sends an application message.
+    ///
+    /// # Errors
+    ///
+    /// When the message cannot be sent.
+    pub async fn message(&mut self, data: &str) -> Result<(), ClientError> {
+        self.send(json!({"op": "message", "data": data})).await
+    }
+
+    /// Sends raw text, for tests of the server's error handling.
+    ///
+    /// # Errors
+    ///
+    /// When the message cannot be sent.
+    pub async fn send_raw(&mut self, message: Message) -> Result<(), ClientError> {
+        Ok(self.socket.send(message).await?)
+    }
+
+    async fn send(&mut self, op: Value) -> Result<(), ClientError> {
+        Ok(self.socket.send(Message::text(op.to_string())).await?)
+    }
+
+    /// The next message from the server, keeping cursors up to date.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::Closed`] when the server closed the connection (with its code), or
+    /// another error when the connection broke.
+    pub async fn next(&mut self) -> Result<Received, ClientError> {
+        loop {
+            let message = match self.socket.next().await {
+                None => {
+                    return Err(ClientError::Closed {
+                        code: None,
+                        reason: String::new(),
+                    })
+                }
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok(message)) => message,
+            };
+            let text = match message {
+                Message::Text(text) => text,
+                Message::Close(frame) => {
+                    return Err(ClientError::Closed {
+                        code: frame.as_ref().map(|f| u16::from(f.code)),
+                        reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+                    })
+                }
+                _ => continue,
+            };
+            return self.parse(text.as_str());
+        }
+    }
+
+    fn parse(&mut self, text: &str) -> Result<Received, ClientError> {
+        let v: Value = serde_json::from_str(text)
+            .map_err(|e| ClientError::Protocol(format!("{e}: {text}")))?;
+        let s = |key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
+        let topic = s("topic");
+        if let Some(error) = s("error") {
+            return Ok(Received::Error { error, topic });
+        }
+        if let Some(reply) = s("reply") {
+            return Ok(Received::Reply(reply));
+        }
+        let topic = topic.ok_or_else(|| ClientError::Protocol(text.to_owned()))?;
+        if let Some(outcome) = s("outcome") {
+            let cursor = s("cursor").unwrap_or_default();
+            let outcome = match (outcome.as_str(), v.get("missed").and_then(Value::as_u64)) {
+                ("resumed", _) => Outcome::Resumed,
+                ("gap", Some(missed)) => Outcome::Gap { missed },
+                ("reset", _) => Outcome::Reset,
+                _ => return Err(ClientError::Protocol(text.to_owned())),
+            };
+            if let Some(slot) = self.cursors.get_mut(&topic) {
+                *slot = Some(cursor.clone());
+            }
+            return Ok(Received::Outcome {
+                topic,
+                outcome,
+                cursor,
+            });
+        }
+        if let Some(id) = s("published") {
+            return Ok(Received::Published { topic, id });
+        }
+        if v.get("unsubscribed").is_some() {
+            return Ok(Received::Unsubscribed { topic });
+        }
+        let event = ReceivedEvent::parse(text.as_bytes())
+            .map_err(|e| ClientError::Protocol(format!("{e}: {text}")))?;
+        if let Some(slot) = self.cursors.get_mut(&topic) {
+            *slot = Some(event.id.clone());
+        }
+        Ok(Received::Event { topic, event })
+    }
+
+    /// Opens a new connection and subscribes to every topic again from its cursor.
+    ///
+    /// # Errors
+    ///
+    /// When connecting or sending fails.
+    pub async fn reconnect(&mut self) -> Result<(), ClientError> {
+        self.socket = open(&self.url).await?;
+        let topics: Vec<(String, Option<String>)> = self
+            .cursors
+            .iter()
+            .map(|(t, c)| (t.clone(), c.clone()))
+            .collect();
+        for (topic, cursor) in topics {
+            self.subscribe(&topic, cursor.as_deref()).await?;
+        }
+        Ok(())
+    }
+
+    /// Closes the connection with 1000.
+    ///
+    /// # Errors
+    ///
+    /// When the close frame cannot be sent.
+    pub async fn close(mut self) -> Result<(), ClientError> {
+        Ok(self.socket.close(None).await?)
+    }
+}
+
+async fn open(url: &str) -> Result<Socket, ClientError> {
+    let mut req = url.into_client_request()?;
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        HeaderValue::from_static(crate::SUBPROTOCOL),
+    );
+    let (socket, _) = tokio_tungstenite::connect_async(req).await?;
+    Ok(socket)
+}

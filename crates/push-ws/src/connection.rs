@@ -1,0 +1,377 @@
+//! One upgraded connection: subscriptions, client operations, pings, slow clients, closing.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use push_core::{Delivery, EventType, NewEvent, Permit, StartFrom, Subscription, Topic};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_stream::StreamMap;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::endpoint::{Access, SlowClient, Ws};
+use crate::protocol::{self, ClientOp};
+
+type Socket = WebSocketStream<TokioIo<Upgraded>>;
+
+/// The most deliveries written before one flush.
+const BATCH: usize = 64;
+
+pub(crate) struct Connection {
+    pub(crate) ws: Ws,
+    pub(crate) access: Access,
+    pub(crate) initial: Vec<(Topic, StartFrom)>,
+    pub(crate) permit: Permit,
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+/// Why the server ends a connection: the close code and reason sent.
+struct Closing(CloseCode, &'static str);
+
+/// The close code for an error met while reading the client's frames, or `None` when the
+/// connection is simply gone.
+fn close_for(error: &tungstenite::Error) -> Option<Closing> {
+    use tungstenite::Error as E;
+    match error {
+        E::Capacity(_) => Some(Closing(CloseCode::Size, "message too big")),
+        E::Utf8(_) => Some(Closing(CloseCode::Invalid, "text is not valid UTF-8")),
+        E::Protocol(_) => Some(Closing(CloseCode::Protocol, "protocol error")),
+        E::WriteBufferFull(_) => Some(Closing(CloseCode::Policy, "too slow")),
+        _ => None,
+    }
+}
+
+/// Sends a close frame and waits (bounded) for the client's answer, so that the closing
+/// handshake completes when the client cooperates.
+async fn close(socket: &mut Socket, closing: Closing, grace: Duration) {
+    let frame = CloseFrame {
+        code: closing.0,
+        reason: closing.1.into(),
+    };
+    let _ = tokio::time::timeout(grace, async {
+        if socket.close(Some(frame)).await.is_err() {
+            return;
+        }
+        while let Some(Ok(_)) = socket.next().await {}
+    })
+    .await;
+}
+
+pub(crate) async fn serve(conn: Connection, upgraded: Upgraded) {
+    let Connection {
+        ws,
+        access,
+        initial,
+        permit,
+        mut shutdown,
+    } = conn;
+    let config = ws.config.clone();
+    let mut socket = WebSocketStream::from_raw_socket(
+        TokioIo::new(upgraded),
+        Role::Server,
+        Some(config.tungstenite()),
+    )
+    .await;
+    let mut state = State {
+        ws: &ws,
+        access,
+        subs: StreamMap::new(),
+    };
+    let closing = run(&mut socket, &mut state, initial, &mut shutdown).await;
+    if let Some(closing) = closing {
+        close(&mut socket, closing, config.shutdown_grace).await;
+    }
+    drop(state);
+    drop(permit);
+}
+
+struct State<'a> {
+    ws: &'a Ws,
+    access: Access,
+    subs: StreamMap<String, Subscription>,
+}
+
+async fn run(
+    socket: &mut Socket,
+    state: &mut State<'_>,
+    initial: Vec<(Topic, StartFrom)>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Closing> {
+    let config = state.ws.config.clone();
+    for (topic, from) in initial {
+        let reply = state.subscribe(topic, from).await;
+        if let Err(closing) = send(socket, Message::text(reply), &config).await {
+            return closing;
+        }
+    }
+    let period = config.ping_interval.unwrap_or(Duration::from_secs(3600));
+    let mut ping = tokio::time::interval_at(Instant::now() + period, period);
+    // When the last ping went out without any frame heard since.
+    let mut ping_outstanding: Option<Instant> = None;
+    loop {
+        if *shutdown.borrow() {
+            return Some(Closing(CloseCode::Away, "server shutting down"));
+        }
+        tokio::select! {
+            _ = shutdown.changed() => {}
+            incoming = socket.next() => {
+                let message = match incoming {
+                    None => return None,
+                    Some(Err(e)) => return close_for(&e),
+                    Some(Ok(message)) => message,
+                };
+                ping_outstanding = None;
+                match message {
+                    Message::Text(text) => {
+                        if let Some(reply) = state.handle(text.as_str()).await {
+                            if let Err(closing) = send(socket, Message::text(reply), &config).await {
+                                return closing;
+                            }
+                        }
+                    }
+                    Message::Binary(_) => {
+                        return Some(Closing(
+                            CloseCode::Unsupported,
+                            "binary messages are not part of this protocol",
+                        ))
+                    }
+                    // tungstenite answers pings and close frames by itself; the stream ends
+                    // after the closing handshake.
+                    Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => {}
+                }
+            }
+            delivery = state.subs.next(), if !state.subs.is_empty() => {
+                let Some(first) = delivery else {
+                    // Every subscription ended: the hub was closed.
+                    return Some(Closing(CloseCode::Away, "server shutting down"));
+                };
+                let mut pending = Some(first);
+                let mut written = 0;
+                while let Some((topic, delivery)) = pending.take() {
+                    let message = state.encode(&topic, delivery);
+                    if let Err(closing) = feed(socket, message, &config).await {
+                        return closing;
+                    }
+                    written += 1;
+                    if written < BATCH {
+                        pending = state.subs.next().now_or_never().flatten();
+                    }
+                }
+                if let Err(closing) = flush(socket, &config).await {
+                    return closing;
+                }
+            }
+            _ = ping.tick(), if config.ping_interval.is_some() => {
+                match ping_outstanding {
+                    Some(sent) if sent.elapsed() >= config.pong_timeout => {
+                        return Some(Closing(CloseCode::Away, "no pong"));
+                    }
+                    Some(_) => {}
+                    None => {
+                        if let Err(closing) = send(socket, Message::Ping(Default::default()), &config).await {
+                            return closing;
+                        }
+                        ping_outstanding = Some(Instant::now());
+                        // Check again once the timeout has passed.
+                        ping.reset_after(config.pong_timeout.min(period));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The result of a write: `Err(Some(..))` closes with that code, `Err(None)` means the
+/// connection is gone.
+type Sent = Result<(), Option<Closing>>;
+
+async fn with_policy(
+    config: &crate::WsConfig,
+    write: impl std::future::Future<Output = Result<(), tungstenite::Error>>,
+) -> Sent {
+    let result = match config.slow_client {
+        SlowClient::Close => match tokio::time::timeout(config.slow_timeout, write).await {
+            Ok(result) => result,
+            Err(_) => return Err(Some(Closing(CloseCode::Policy, "too slow"))),
+        },
+        // Waiting is the backpressure: the subscriptions are not read meanwhile, fall behind
+        // in the shared log and report a gap when they pass retention.
+        SlowClient::Gap => write.await,
+    };
+    result.map_err(|e| close_for(&e))
+}
+
+async fn send(socket: &mut Socket, message: Message, config: &crate::WsConfig) -> Sent {
+    with_policy(config, socket.send(message)).await
+}
+
+async fn feed(socket: &mut Socket, message: Message, config: &crate::WsConfig) -> Sent {
+    with_policy(config, socket.feed(message)).await
+}
+
+async fn flush(socket: &mut Socket, config: &crate::WsConfig) -> Sent {
+    with_policy(config, socket.flush()).await
+}
+
+impl State<'_> {
+    fn encode(&mut self, topic: &str, delivery: Delivery) -> Message {
+        match delivery {
+            Delivery::Event(event) => {
+                let bytes = protocol::event_message(&event);
+                // The envelope is JSON made of valid UTF-8 by construction.
+                match tungstenite::Utf8Bytes::try_from(bytes) {
+                    Ok(text) => Message::Text(text),
+                    Err(_) => {
+                        Message::text(protocol::error_message("encoding failed", Some(topic)))
+                    }
+                }
+            }
+            Delivery::Gap { missed } => {
+                let cursor = self
+                    .subs
+                    .iter()
+                    .find(|(name, _)| name.as_str() == topic)
+                    .map(|(_, sub)| sub.cursor());
+                match cursor {
+                    Some(cursor) => Message::text(protocol::outcome_message(
+                        topic,
+                        push_core::Outcome::Gap { missed },
+                        cursor,
+                    )),
+                    None => Message::text(protocol::error_message("gap", Some(topic))),
+                }
+            }
+        }
+    }
+
+    async fn subscribe(&mut self, topic: Topic, from: StartFrom) -> String {
+        let name = topic.as_str().to_owned();
+        if !self.access.read.allows(&topic) {
+            return protocol::error_message("not allowed to read this topic", Some(&name));
+        }
+        if !self.subs.contains_key(&name) && self.subs.len() >= self.ws.config.max_topics {
+            return protocol::error_message("too many topics on this connection", Some(&name));
+        }
+        match self.ws.hub.subscribe(&topic, from).await {
+            Ok(sub) => {
+                let reply = protocol::outcome_message(&name, sub.outcome(), sub.cursor());
+                self.subs.insert(name, sub);
+                reply
+            }
+            Err(e) => protocol::error_message(&e.to_string(), Some(&name)),
+        }
+    }
+
+    /// Handles one client message; returns the reply, if any.
+    async fn handle(&mut self, text: &str) -> Option<String> {
+        let op = match serde_json::from_str::<ClientOp>(text) {
+            Ok(op) => op,
+            Err(e) => {
+                return Some(protocol::error_message(
+                    &format!("invalid message: {e}"),
+                    None,
+                ))
+            }
+        };
+        match op {
+            ClientOp::Subscribe { topic, since } => Some(match Topic::new(&topic) {
+                Ok(topic) => {
+                    let from = StartFrom::from_client(
+                        since.as_deref().filter(|s| !s.is_empty()),
+                        StartFrom::Newest,
+                    );
+                    self.subscribe(topic, from).await
+                }
+                Err(e) => protocol::error_message(&e.to_string(), Some(&topic)),
+            }),
+            ClientOp::Unsubscribe { topic } => {
+                self.subs.remove(&topic);
+                Some(protocol::unsubscribed_message(&topic))
+            }
+            ClientOp::Publish {
+                topic,
+                data,
+                data_base64,
+                event_type,
+            } => Some(self.publish(&topic, data, data_base64, event_type).await),
+            ClientOp::Message { data } => Some(match &self.ws.on_message {
+                Some(handler) => return handler(&data).map(|r| protocol::reply_message(&r)),
+                None => protocol::error_message("this server takes no application messages", None),
+            }),
+        }
+    }
+
+    async fn publish(
+        &mut self,
+        name: &str,
+        data: Option<String>,
+        data_base64: Option<String>,
+        event_type: Option<String>,
+    ) -> String {
+        let topic = match Topic::new(name) {
+            Ok(topic) => topic,
+            Err(e) => return protocol::error_message(&e.to_string(), Some(name)),
+        };
+        if !self.access.publish.allows(&topic) {
+            return protocol::error_message("not allowed to publish to this topic", Some(name));
+        }
+        let data = match (data, data_base64) {
+            (Some(text), None) => bytes::Bytes::from(text),
+            (None, Some(b64)) => match base64::engine::general_purpose::STANDARD.decode(b64) {
+                Ok(bytes) => bytes.into(),
+                Err(e) => return protocol::error_message(&format!("data_base64: {e}"), Some(name)),
+            },
+            _ => {
+                return protocol::error_message(
+                    "a publish carries exactly one of data and data_base64",
+                    Some(name),
+                )
+            }
+        };
+        let mut event = NewEvent::new(data);
+        if let Some(t) = event_type {
+            match EventType::new(&t) {
+                Ok(t) => event = event.with_type(t),
+                Err(e) => return protocol::error_message(&e.to_string(), Some(name)),
+            }
+        }
+        match self.ws.hub.publish(&topic, event).await {
+            Ok(event) => protocol::published_message(name, event.id()),
+            Err(e) => protocol::error_message(&e.to_string(), Some(name)),
+        }
+    }
+}
+
+/// The echo loop behind [`Ws::echo`](crate::Ws::echo): every data message back as it came,
+/// with the same buffers, limits and close codes as a push connection.
+pub(crate) async fn echo(ws: Ws, upgraded: Upgraded, permit: Permit) {
+    let config = ws.config.clone();
+    let mut socket = WebSocketStream::from_raw_socket(
+        TokioIo::new(upgraded),
+        Role::Server,
+        Some(config.tungstenite()),
+    )
+    .await;
+    let closing = loop {
+        match socket.next().await {
+            None => break None,
+            Some(Err(e)) => break close_for(&e),
+            Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
+                if let Err(closing) = send(&mut socket, message, &config).await {
+                    break closing;
+                }
+            }
+            Some(Ok(_)) => {}
+        }
+    };
+    if let Some(closing) = closing {
+        close(&mut socket, closing, config.shutdown_grace).await;
+    }
+    drop(permit);
+}

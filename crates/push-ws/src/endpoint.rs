@@ -1,0 +1,452 @@
+//! The endpoint: configuration, authorization, the upgrade answer, and shutdown.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONNECTION, CONTENT_TYPE, SEC_WEBSOCKET_PROTOCOL, UPGRADE};
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use push_core::{Hub, Limiter, StartFrom, Topic};
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::connection::{self, Connection};
+use crate::handshake::{self, OriginPolicy, Upgrade};
+
+/// What to do with a client that reads more slowly than events are published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SlowClient {
+    /// Keep the connection; the client's subscriptions fall behind in the shared log and, once
+    /// behind retention, skip ahead with a `gap` message carrying the count missed. Memory stays
+    /// bounded by retention plus one bounded write buffer.
+    Gap,
+    /// Close the connection with 1008 ("too slow") when a write has waited for the client longer
+    /// than [`WsConfig::slow_timeout`].
+    Close,
+}
+
+/// Settings of a [`Ws`] endpoint.
+///
+/// | setting | default | why |
+/// |---|---|---|
+/// | [`read_buffer`](Self::read_buffer) | 4 KiB | tungstenite's 128 KiB default is resident for every idle connection |
+/// | [`write_buffer`](Self::write_buffer) | 0 (write each message at once) | events are flushed as they come |
+/// | [`max_write_buffer`](Self::max_write_buffer) | 256 KiB | the bound on what waits for a slow client |
+/// | [`max_message`](Self::max_message) / [`max_frame`](Self::max_frame) | 64 KiB / 64 KiB | a client's message over it is closed with 1009 |
+/// | [`ping_interval`](Self::ping_interval) | 30 s | keeps NATs and proxies from dropping idle connections |
+/// | [`pong_timeout`](Self::pong_timeout) | 20 s | a client silent that long after a ping is closed (1001) |
+/// | [`slow_client`](Self::slow_client) / [`slow_timeout`](Self::slow_timeout) | [`SlowClient::Gap`] / 10 s | |
+/// | [`max_connections`](Self::max_connections) | 10,000, then `503` | |
+/// | [`max_topics`](Self::max_topics) | 64 subscriptions per connection | |
+/// | [`subprotocols`](Self::subprotocols) | `push.v1` | chosen when the client offers it |
+/// | [`origins`](Self::origins) | same-origin pages and non-browser clients | |
+/// | [`shutdown_grace`](Self::shutdown_grace) | 5 s for clients to answer the close frame | |
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WsConfig {
+    /// The read buffer of each connection, allocated at once and kept.
+    pub read_buffer: usize,
+    /// How much outgoing data is gathered before writing to the socket (0: every message).
+    pub write_buffer: usize,
+    /// The most outgoing data buffered for one connection.
+    pub max_write_buffer: usize,
+    /// The largest message a client may send.
+    pub max_message: usize,
+    /// The largest frame a client may send.
+    pub max_frame: usize,
+    /// How often to ping; `None` turns pings (and the pong timeout) off.
+    pub ping_interval: Option<Duration>,
+    /// How long to wait for any frame after a ping before closing.
+    pub pong_timeout: Duration,
+    /// The policy for clients that read too slowly.
+    pub slow_client: SlowClient,
+    /// How long a write may wait for a slow client under [`SlowClient::Close`].
+    pub slow_timeout: Duration,
+    /// The most connections at once on this endpoint.
+    pub max_connections: usize,
+    /// The most topics one connection may subscribe to at once.
+    pub max_topics: usize,
+    /// The subprotocols the server accepts, in its order of preference.
+    pub subprotocols: Vec<String>,
+    /// Which browser origins may connect.
+    pub origins: OriginPolicy,
+    /// How long [`Ws::shutdown`] waits for clients to answer the close frame.
+    pub shutdown_grace: Duration,
+    /// The `Retry-After` sent with `503`.
+    pub retry_after: Duration,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        Self {
+            read_buffer: 4 * 1024,
+            write_buffer: 0,
+            max_write_buffer: 256 * 1024,
+            max_message: 64 * 1024,
+            max_frame: 64 * 1024,
+            ping_interval: Some(Duration::from_secs(30)),
+            pong_timeout: Duration::from_secs(20),
+            slow_client: SlowClient::Gap,
+            slow_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            max_topics: 64,
+            subprotocols: vec![crate::SUBPROTOCOL.to_owned()],
+            origins: OriginPolicy::default(),
+            shutdown_grace: Duration::from_secs(5),
+            retry_after: Duration::from_secs(5),
+        }
+    }
+}
+
+macro_rules! setter {
+    ($(#[$doc:meta] $name:ident: $ty:ty),* $(,)?) => {$(
+        #[$doc]
+        #[must_use]
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.$name = value;
+            self
+        }
+    )*};
+}
+
+impl WsConfig {
+    setter! {
+        /// Sets [`read_buffer`](Self::read_buffer).
+        read_buffer: usize,
+        /// Sets [`write_buffer`](Self::write_buffer).
+        write_buffer: usize,
+        /// Sets [`max_write_buffer`](Self::max_write_buffer).
+        max_write_buffer: usize,
+        /// Sets [`max_message`](Self::max_message).
+        max_message: usize,
+        /// Sets [`max_frame`](Self::max_frame).
+        max_frame: usize,
+        /// Sets [`ping_interval`](Self::ping_interval).
+        ping_interval: Option<Duration>,
+        /// Sets [`pong_timeout`](Self::pong_timeout).
+        pong_timeout: Duration,
+        /// Sets [`slow_client`](Self::slow_client).
+        slow_client: SlowClient,
+        /// Sets [`slow_timeout`](Self::slow_timeout).
+        slow_timeout: Duration,
+        /// Sets [`max_connections`](Self::max_connections).
+        max_connections: usize,
+        /// Sets [`max_topics`](Self::max_topics).
+        max_topics: usize,
+        /// Sets [`subprotocols`](Self::subprotocols).
+        subprotocols: Vec<String>,
+        /// Sets [`origins`](Self::origins).
+        origins: OriginPolicy,
+        /// Sets [`shutdown_grace`](Self::shutdown_grace).
+        shutdown_grace: Duration,
+        /// Sets [`retry_after`](Self::retry_after).
+        retry_after: Duration,
+    }
+
+    pub(crate) fn tungstenite(&self) -> WebSocketConfig {
+        WebSocketConfig::default()
+            .read_buffer_size(self.read_buffer)
+            .write_buffer_size(self.write_buffer)
+            .max_write_buffer_size(self.max_write_buffer.max(self.write_buffer + 1))
+            .max_message_size(Some(self.max_message))
+            .max_frame_size(Some(self.max_frame))
+    }
+}
+
+/// Which topics a connection may read or publish to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Allow {
+    /// Every topic.
+    All,
+    /// No topic.
+    Nothing,
+    /// These topics exactly.
+    Topics(Vec<String>),
+    /// Topics whose name starts with one of these prefixes (e.g. `user.42.`).
+    Prefixes(Vec<String>),
+}
+
+impl Allow {
+    /// Whether `topic` is allowed.
+    #[must_use]
+    pub fn allows(&self, topic: &Topic) -> bool {
+        let name = topic.as_str();
+        match self {
+            Allow::All => true,
+            Allow::Nothing => false,
+            Allow::Topics(list) => list.iter().any(|t| t == name),
+            Allow::Prefixes(list) => list.iter().any(|p| name.starts_with(p.as_str())),
+        }
+    }
+}
+
+/// What the authorization hook grants a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    /// Topics the client may subscribe to.
+    pub read: Allow,
+    /// Topics the client may publish to.
+    pub publish: Allow,
+}
+
+impl Default for Access {
+    /// Read every topic, publish to none: the grant when no hook is set.
+    fn default() -> Self {
+        Self {
+            read: Allow::All,
+            publish: Allow::Nothing,
+        }
+    }
+}
+
+/// The authorization hook: sees the handshake request (headers, URI, extensions such as a
+/// session the application's middleware put there) and grants [`Access`], or refuses with a
+/// status and a reason.
+pub type Authorize =
+    dyn Fn(&http::request::Parts) -> Result<Access, (StatusCode, String)> + Send + Sync;
+
+/// The application-message handler: gets the `data` of a client's `{"op":"message"}` and may
+/// answer with a `{"reply":…}`.
+pub type OnMessage = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+/// A WebSocket endpoint over a [`Hub`]: cheap to clone, one per server (its connection limit
+/// and shutdown signal are shared by its clones).
+#[derive(Clone)]
+pub struct Ws {
+    pub(crate) hub: Hub,
+    pub(crate) config: Arc<WsConfig>,
+    limiter: Limiter,
+    authorize: Option<Arc<Authorize>>,
+    pub(crate) on_message: Option<Arc<OnMessage>>,
+    shutdown: Arc<watch::Sender<bool>>,
+}
+
+impl fmt::Debug for Ws {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ws")
+            .field("config", &self.config)
+            .field("connections", &self.connections())
+            .field("authorize", &self.authorize.is_some())
+            .field("on_message", &self.on_message.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The body of a handshake answer: empty for `101`/`200`, a reason for a refusal.
+pub type WsBody = Full<Bytes>;
+
+impl Ws {
+    /// An endpoint with the default [`WsConfig`].
+    #[must_use]
+    pub fn new(hub: Hub) -> Self {
+        Self::with_config(hub, WsConfig::default())
+    }
+
+    /// An endpoint with `config`.
+    #[must_use]
+    pub fn with_config(hub: Hub, config: WsConfig) -> Self {
+        let limiter = Limiter::new(config.max_connections);
+        Self {
+            hub,
+            config: Arc::new(config),
+            limiter,
+            authorize: None,
+            on_message: None,
+            shutdown: Arc::new(watch::channel(false).0),
+        }
+    }
+
+    /// Sets the authorization hook (without one, every connection gets [`Access::default`]).
+    #[must_use]
+    pub fn authorize(
+        mut self,
+        hook: impl Fn(&http::request::Parts) -> Result<Access, (StatusCode, String)>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Self {
+        self.authorize = Some(Arc::new(hook));
+        self
+    }
+
+    /// Sets the handler of application messages (without one, they get an error reply).
+    #[must_use]
+    pub fn on_message(
+        mut self,
+        handler: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.on_message = Some(Arc::new(handler));
+        self
+    }
+
+    /// Connections open right now.
+    #[must_use]
+    pub fn connections(&self) -> usize {
+        self.limiter.open()
+    }
+
+    /// Answers a handshake request and, when it is valid, serves the connection on a spawned
+    /// task once the server completes the upgrade.
+    ///
+    /// `topics` are subscribed at once, from the `since` query parameter's cursor when there is
+    /// one (else from the newest point); the client adds and removes topics with messages.
+    ///
+    /// | answer | when |
+    /// |---|---|
+    /// | `101` (HTTP/1.1) or `200` (HTTP/2 extended CONNECT) | valid handshake |
+    /// | `400` | malformed handshake (missing or bad `Sec-WebSocket-Key`, …) |
+    /// | `405` | an HTTP/1.1 method other than `GET` |
+    /// | `426` + `Sec-WebSocket-Version: 13` | no `Upgrade: websocket`, or another version |
+    /// | `403` | `Origin` not allowed, a topic not readable, or the hook refused (its status) |
+    /// | `503` + `Retry-After` | at [`max_connections`](WsConfig::max_connections) or shutting down |
+    ///
+    /// The server must keep the connection for upgrades: hyper's
+    /// `serve_connection_with_upgrades` (HTTP/1.1) and `enable_connect_protocol` (HTTP/2).
+    pub fn respond<B>(&self, mut req: Request<B>, topics: &[Topic]) -> Response<WsBody> {
+        let upgrade = match handshake::validate(&req).and_then(|u| {
+            self.config.origins.check(&req)?;
+            Ok(u)
+        }) {
+            Ok(upgrade) => upgrade,
+            Err(refusal) => {
+                let mut res = text(refusal.status, &format!("{}\n", refusal.reason));
+                if refusal.status == StatusCode::UPGRADE_REQUIRED {
+                    res.headers_mut()
+                        .insert("sec-websocket-version", HeaderValue::from_static("13"));
+                    res.headers_mut()
+                        .insert(UPGRADE, HeaderValue::from_static("websocket"));
+                }
+                return res;
+            }
+        };
+        // Taken now: if the answer below is a refusal, hyper simply does not upgrade.
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let (parts, _body) = req.into_parts();
+        let access = match &self.authorize {
+            Some(hook) => match hook(&parts) {
+                Ok(access) => access,
+                Err((status, reason)) => return text(status, &format!("{reason}\n")),
+            },
+            None => Access::default(),
+        };
+        if let Some(topic) = topics.iter().find(|t| !access.read.allows(t)) {
+            return text(
+                StatusCode::FORBIDDEN,
+                &format!(
+                    "topic {:?} is not readable with these credentials\n",
+                    topic.as_str()
+                ),
+            );
+        }
+        if *self.shutdown.borrow() || self.hub.is_closed() {
+            return self.unavailable("shutting down\n");
+        }
+        let Some(permit) = self.limiter.try_acquire() else {
+            return self.unavailable(&format!(
+                "too many WebSocket connections (limit {})\n",
+                self.limiter.max()
+            ));
+        };
+        let since = push_core::query_value(parts.uri.query().unwrap_or(""), "since");
+        let from = StartFrom::from_client(
+            since.as_deref().filter(|s| !s.is_empty()),
+            StartFrom::Newest,
+        );
+        let protocol =
+            handshake::negotiate(&parts.headers, &self.config.subprotocols).map(str::to_owned);
+        let conn = Connection {
+            ws: self.clone(),
+            access,
+            initial: topics.iter().map(|t| (t.clone(), from)).collect(),
+            permit,
+            shutdown: self.shutdown.subscribe(),
+        };
+        tokio::spawn(async move {
+            if let Ok(upgraded) = on_upgrade.await {
+                connection::serve(conn, upgraded).await;
+            }
+        });
+        accepted(upgrade, protocol)
+    }
+
+    /// Answers a handshake like [`respond`](Self::respond) but serves an echo connection: every
+    /// text or binary message is sent back as it came, with this endpoint's buffers, limits and
+    /// close codes. For conformance suites (Autobahn's cases) and diagnostics; not a push
+    /// connection.
+    pub fn echo<B>(&self, mut req: Request<B>) -> Response<WsBody> {
+        let upgrade = match handshake::validate(&req) {
+            Ok(upgrade) => upgrade,
+            Err(refusal) => return text(refusal.status, &format!("{}\n", refusal.reason)),
+        };
+        let Some(permit) = self.limiter.try_acquire() else {
+            return self.unavailable("too many WebSocket connections\n");
+        };
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let ws = self.clone();
+        tokio::spawn(async move {
+            if let Ok(upgraded) = on_upgrade.await {
+                connection::echo(ws, upgraded, permit).await;
+            }
+        });
+        accepted(upgrade, None)
+    }
+
+    /// Closes every connection with 1001 ("going away") and waits until they are gone, at most
+    /// [`shutdown_grace`](WsConfig::shutdown_grace) plus a moment to tear down; new handshakes
+    /// get `503` from now on. Returns whether every connection ended in time.
+    pub async fn shutdown(&self) -> bool {
+        self.shutdown.send_replace(true);
+        let deadline =
+            tokio::time::Instant::now() + self.config.shutdown_grace + Duration::from_secs(1);
+        while self.connections() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
+    fn unavailable(&self, reason: &str) -> Response<WsBody> {
+        let mut res = text(StatusCode::SERVICE_UNAVAILABLE, reason);
+        res.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            HeaderValue::from(self.config.retry_after.as_secs().max(1)),
+        );
+        res
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Response<WsBody> {
+    let mut res = Response::new(Full::new(Bytes::copy_from_slice(body.as_bytes())));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res
+}
+
+fn accepted(upgrade: Upgrade, protocol: Option<String>) -> Response<WsBody> {
+    let mut res = Response::new(Full::new(Bytes::new()));
+    match upgrade {
+        Upgrade::Http1 { accept } => {
+            *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+            let h = res.headers_mut();
+            h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+            h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+            if let Ok(v) = HeaderValue::try_from(accept) {
+                h.insert(handshake::ACCEPT, v);
+            }
+        }
+        Upgrade::Http2 => {}
+    }
+    if let Some(protocol) = protocol.and_then(|p| HeaderValue::try_from(p).ok()) {
+        res.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, protocol);
+    }
+    res
+}

@@ -1,0 +1,99 @@
+//! WebSocket push on [`push_core`], for hyper, axum or any tower stack: one connection carries
+//! events of several topics, each resumable from its cursor, and the client can subscribe,
+//! unsubscribe, publish (when allowed) and send application messages.
+//!
+//! [`Ws::respond`] validates the handshake (RFC 6455 over HTTP/1.1, or RFC 8441 extended
+//! CONNECT over HTTP/2), checks the `Origin` and the authorization hook, answers `101`/`200`,
+//! and serves the upgraded connection on a task with
+//! [tokio-tungstenite](https://docs.rs/tokio-tungstenite).
+//!
+//! # Protocol (subprotocol `push.v1`, JSON text frames)
+//!
+//! Client to server:
+//!
+//! | message | effect |
+//! |---|---|
+//! | `{"op":"subscribe","topic":T,"since":C}` | subscribe to `T` after cursor `C` (`since` optional: only new events) |
+//! | `{"op":"unsubscribe","topic":T}` | stop receiving `T` |
+//! | `{"op":"publish","topic":T,"data":TEXT,"type":TYPE}` | publish (`data_base64` instead of `data` for bytes; `type` optional), if granted |
+//! | `{"op":"message","data":TEXT}` | an application message for the [`Ws::on_message`] handler |
+//!
+//! Server to client:
+//!
+//! | message | when |
+//! |---|---|
+//! | `{"topic":T,"outcome":"resumed"\|"gap"\|"reset","missed":N,"cursor":C}` | after each subscribe; `gap` also mid-stream when the client fell behind retention |
+//! | `{"topic":T,"id":C,"type":TYPE,"time":MS,"data":TEXT}` | each event (`data_base64` for a payload that is not UTF-8) |
+//! | `{"topic":T,"published":C}` | a publish was accepted, with its cursor |
+//! | `{"topic":T,"unsubscribed":true}` | after an unsubscribe |
+//! | `{"reply":TEXT}` | the application handler's answer |
+//! | `{"error":TEXT,"topic":T}` | a refused or malformed request; the connection stays open |
+//!
+//! To resume after a reconnect, the client subscribes to each topic again with the last `id`
+//! (or outcome `cursor`) it saw for it and receives exactly the events it missed.
+//!
+//! # Close codes
+//!
+//! | code | when |
+//! |---|---|
+//! | 1001 | server shutting down ([`Ws::shutdown`] or the hub closed), or no frame after a ping within [`WsConfig::pong_timeout`] |
+//! | 1002 | a WebSocket protocol error |
+//! | 1003 | a binary message (the protocol is JSON text) |
+//! | 1007 | a text message that is not valid UTF-8 |
+//! | 1008 | a slow client under [`SlowClient::Close`] |
+//! | 1009 | a message or frame over [`WsConfig::max_message`] / [`WsConfig::max_frame`] |
+//!
+//! # Cost per idle connection
+//!
+//! The defaults are chosen for many mostly idle clients: a 4 KiB read buffer (tungstenite's
+//! default, 128 KiB, stays allocated for the life of every connection), no write buffering, and
+//! a 256 KiB bound on what may queue for one client. Measured with `cargo xtask bench` (see the
+//! workspace README): a few KiB per idle connection on top of hyper's own, against well over
+//! 100 KiB with tokio-tungstenite's defaults.
+//!
+//! # Slow clients
+//!
+//! Events are read from the topic's shared log only when the socket accepts more, so a slow
+//! client costs no queue: under [`SlowClient::Gap`] (the default) its subscriptions fall behind
+//! and, past retention, skip ahead with a `gap` message carrying the exact count missed; under
+//! [`SlowClient::Close`] a write that waits longer than [`WsConfig::slow_timeout`] closes the
+//! connection with 1008.
+//!
+//! # Example
+//!
+//! ```
+//! use http::Request;
+//! use push_core::{Hub, Topic};
+//! use push_ws::Ws;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let ws = Ws::new(Hub::memory());
+//! let req = Request::get("/ws/news")
+//!     .header("host", "localhost")
+//!     .header("upgrade", "websocket")
+//!     .header("connection", "upgrade")
+//!     .header("sec-websocket-version", "13")
+//!     .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+//!     .body(())
+//!     .unwrap();
+//! let res = ws.respond(req, &[Topic::new("news").unwrap()]);
+//! assert_eq!(res.status(), 101);
+//! assert_eq!(res.headers()["sec-websocket-accept"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+//! # }
+//! ```
+//!
+//! A complete hyper server is in `examples/ws-server`; with the `client` feature,
+//! [`client::Client`] resubscribes with its cursors after a reconnect.
+
+#[cfg(feature = "client")]
+pub mod client;
+mod connection;
+mod endpoint;
+mod handshake;
+mod protocol;
+
+pub use crate::endpoint::{Access, Allow, Authorize, OnMessage, SlowClient, Ws, WsBody, WsConfig};
+pub use crate::handshake::OriginPolicy;
+
+/// The subprotocol name of the JSON protocol above.
+pub const SUBPROTOCOL: &str = "push.v1";

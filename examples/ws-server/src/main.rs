@@ -1,0 +1,131 @@
+//! A complete hyper server with push-ws, to copy from.
+//!
+//! - `GET /ws/{topic}`: a WebSocket subscribed to `topic` (resume with `?since=CURSOR`); more
+//!   topics with `{"op":"subscribe",…}` messages. HTTP/1.1 upgrade or HTTP/2 extended CONNECT.
+//! - `GET /echo`: an echo WebSocket with the same limits, for conformance suites.
+//! - `POST /topics/{topic}`: publishes the body as one event, answers `{"id":"CURSOR"}`.
+//!
+//! Ctrl-C closes every WebSocket with 1001 and waits (bounded) for them to go.
+//!
+//! ```sh
+//! cargo run -p ws-server -- --addr 127.0.0.1:8080
+//! ```
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use push_core::{Hub, NewEvent, Topic};
+use push_ws::Ws;
+use tokio::net::TcpListener;
+
+type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// The largest request body accepted for a publish.
+const MAX_PUBLISH: usize = 64 * 1024;
+
+fn reply(status: StatusCode, text: impl Into<Bytes>) -> Response<Body> {
+    let mut res = Response::new(Full::new(text.into()).boxed_unsync());
+    *res.status_mut() = status;
+    res
+}
+
+async fn handle(hub: Hub, ws: Ws, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    if path == "/echo" {
+        return ws.echo(req).map(BodyExt::boxed_unsync);
+    }
+    if let Some(name) = path.strip_prefix("/ws/") {
+        return match Topic::new(name) {
+            Ok(topic) => ws.respond(req, &[topic]).map(BodyExt::boxed_unsync),
+            Err(e) => reply(StatusCode::BAD_REQUEST, format!("{e}\n")),
+        };
+    }
+    if let Some(name) = path.strip_prefix("/topics/") {
+        if req.method() != Method::POST {
+            return reply(StatusCode::METHOD_NOT_ALLOWED, "publish with POST\n");
+        }
+        let topic = match Topic::new(name) {
+            Ok(topic) => topic,
+            Err(e) => return reply(StatusCode::BAD_REQUEST, format!("{e}\n")),
+        };
+        let body = match Limited::new(req.into_body(), MAX_PUBLISH).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(_) => return reply(StatusCode::PAYLOAD_TOO_LARGE, "body over 64 KiB\n"),
+        };
+        return match hub.publish(&topic, NewEvent::new(body)).await {
+            Ok(event) => reply(StatusCode::OK, format!("{{\"id\":\"{}\"}}\n", event.id())),
+            Err(e) => reply(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
+        };
+    }
+    reply(
+        StatusCode::NOT_FOUND,
+        "routes: GET /ws/{topic}, GET /echo, POST /topics/{topic}\n",
+    )
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let mut addr: SocketAddr = "127.0.0.1:8080".parse().expect("valid default");
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), args.next()) {
+            ("--addr", Some(value)) => {
+                addr = value.parse().map_err(|e| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("--addr: {e}"))
+                })?;
+            }
+            _ => {
+                eprintln!("usage: ws-server [--addr IP:PORT]");
+                std::process::exit(2);
+            }
+        }
+    }
+    let listener = TcpListener::bind(addr).await?;
+    println!("listening on http://{}/", listener.local_addr()?);
+    let hub = Hub::memory();
+    let ws = Ws::new(hub.clone());
+    let graceful = GracefulShutdown::new();
+    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => { eprintln!("accept: {e}"); continue; }
+            },
+            _ = &mut ctrl_c => break,
+        };
+        let (hub, endpoint) = (hub.clone(), ws.clone());
+        let service = service_fn(move |req| {
+            let (hub, endpoint) = (hub.clone(), endpoint.clone());
+            async move { Ok::<_, Infallible>(handle(hub, endpoint, req).await) }
+        });
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // RFC 8441: WebSocket over HTTP/2 by extended CONNECT.
+        builder.http2().enable_connect_protocol();
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    eprintln!("shutting down: closing WebSockets with 1001");
+    ws.shutdown().await;
+    hub.close();
+    if tokio::time::timeout(std::time::Duration::from_secs(10), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        eprintln!("connections still open after 10 s; exiting");
+    }
+    Ok(())
+}
