@@ -73,6 +73,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
             "-D rustdoc::broken_intra_doc_links -D warnings",
         )],
     )?;
+    crate::autobahn::main(&[])?;
     eprintln!("xtask ci: all checks passed");
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The workspace's automation: `cargo xtask ci` is the whole CI; `cargo xtask bench` prints the
 //! benchmark tables. Run `cargo xtask help` for the list.
 
+mod autobahn;
 mod bench;
 mod bench_http;
 mod ci;
@@ -15,6 +16,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::main(&args[1..]),
         Some("bench") => bench::main(&args[1..]),
+        Some("autobahn") => autobahn::main(&args[1..]),
         // Internal: a benchmark server process, started by `bench`.
         Some("serve") => bench_http::serve(&args[1..]),
         None | Some("help" | "--help" | "-h") => {
@@ -37,7 +39,9 @@ usage: cargo xtask <command>
 
 commands:
   ci             fmt check, clippy -D warnings, every test (nextest when installed), doc tests,
-                 docs with broken intra-doc links denied, and the tidy checks
+                 docs with broken intra-doc links denied, the tidy checks, and autobahn
+  autobahn       Autobahn|Testsuite case groups 1-7 and 10 (kosoku, in a virtualenv under
+                 target/) against push-ws's echo endpoint; fails unless every case passes
   bench [--quick] [--clients N] [--json PATH]
                  push-core against tokio::sync::broadcast, then push-sse and push-stream against
                  axum's Sse over broadcast (N streaming clients, default 1,000), all in one run;
