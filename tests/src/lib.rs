@@ -81,7 +81,10 @@ impl TestServer {
                     let fut = handler(req);
                     async move { Ok::<_, Infallible>(fut.await) }
                 });
-                let conn = auto::Builder::new(TokioExecutor::new())
+                let mut builder = auto::Builder::new(TokioExecutor::new());
+                // WebSocket over HTTP/2 (RFC 8441).
+                builder.http2().enable_connect_protocol();
+                let conn = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
                     .into_owned();
                 let conn = graceful.watch(conn);

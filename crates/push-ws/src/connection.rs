@@ -29,6 +29,7 @@ pub(crate) struct Connection {
     pub(crate) initial: Vec<(Topic, StartFrom)>,
     pub(crate) permit: Permit,
     pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) restart: watch::Receiver<u64>,
 }
 
 /// Why the server ends a connection: the close code and reason sent.
@@ -70,6 +71,7 @@ pub(crate) async fn serve(conn: Connection, upgraded: Upgraded) {
         initial,
         permit,
         mut shutdown,
+        mut restart,
     } = conn;
     let config = ws.config.clone();
     let mut socket = WebSocketStream::from_raw_socket(
@@ -83,7 +85,15 @@ pub(crate) async fn serve(conn: Connection, upgraded: Upgraded) {
         access,
         subs: StreamMap::new(),
     };
-    let closing = run(&mut socket, &mut state, initial, &mut shutdown).await;
+    restart.mark_unchanged();
+    let closing = run(
+        &mut socket,
+        &mut state,
+        initial,
+        &mut shutdown,
+        &mut restart,
+    )
+    .await;
     if let Some(closing) = closing {
         close(&mut socket, closing, config.shutdown_grace).await;
     }
@@ -102,6 +112,7 @@ async fn run(
     state: &mut State<'_>,
     initial: Vec<(Topic, StartFrom)>,
     shutdown: &mut watch::Receiver<bool>,
+    restart: &mut watch::Receiver<u64>,
 ) -> Option<Closing> {
     let config = state.ws.config.clone();
     for (topic, from) in initial {
@@ -120,6 +131,9 @@ async fn run(
         }
         tokio::select! {
             _ = shutdown.changed() => {}
+            _ = restart.changed() => {
+                return Some(Closing(CloseCode::Restart, "service restart: reconnect"));
+            }
             incoming = socket.next() => {
                 let message = match incoming {
                     None => return None,

@@ -223,6 +223,7 @@ pub struct Ws {
     authorize: Option<Arc<Authorize>>,
     pub(crate) on_message: Option<Arc<OnMessage>>,
     shutdown: Arc<watch::Sender<bool>>,
+    restart: Arc<watch::Sender<u64>>,
 }
 
 impl fmt::Debug for Ws {
@@ -257,6 +258,7 @@ impl Ws {
             authorize: None,
             on_message: None,
             shutdown: Arc::new(watch::channel(false).0),
+            restart: Arc::new(watch::channel(0).0),
         }
     }
 
@@ -364,6 +366,7 @@ impl Ws {
             initial: topics.iter().map(|t| (t.clone(), from)).collect(),
             permit,
             shutdown: self.shutdown.subscribe(),
+            restart: self.restart.subscribe(),
         };
         tokio::spawn(async move {
             if let Ok(upgraded) = on_upgrade.await {
@@ -393,6 +396,13 @@ impl Ws {
             }
         });
         accepted(upgrade, None)
+    }
+
+    /// Closes every open connection with 1012 ("service restart": reconnect), e.g. to move
+    /// clients to other servers; the endpoint keeps accepting. Clients resume from their
+    /// cursors, so they lose nothing.
+    pub fn restart_all(&self) {
+        self.restart.send_modify(|n| *n += 1);
     }
 
     /// Closes every connection with 1001 ("going away") and waits until they are gone, at most

@@ -42,6 +42,7 @@
 //! | 1007 | a text message that is not valid UTF-8 |
 //! | 1008 | a slow client under [`SlowClient::Close`] |
 //! | 1009 | a message or frame over [`WsConfig::max_message`] / [`WsConfig::max_frame`] |
+//! | 1012 | [`Ws::restart_all`]: reconnect (and resume) |
 //!
 //! # Cost per idle connection
 //!

@@ -1,0 +1,474 @@
+//! push-ws through real sockets: handshake and origin refusals, close codes, ping timeout,
+//! resume across a disconnect, gap and reset, many topics on one connection, publishing under
+//! the authorization hook, HTTP/2 extended CONNECT, slow readers and shutdown.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use http::StatusCode;
+use push_core::{Hub, HubConfig, MemoryHub, NewEvent, Origins, Outcome, Retention, Topic};
+use push_tests::{boxed, get, http1, TestServer};
+use push_ws::client::{Client, ClientError, Received};
+use push_ws::{Access, Allow, OriginPolicy, Ws, WsConfig};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::Message;
+
+const BOUND: Duration = Duration::from_secs(20);
+
+async fn server(ws: &Ws) -> TestServer {
+    let ws = ws.clone();
+    TestServer::start(move |req| {
+        let ws = ws.clone();
+        Box::pin(async move {
+            let path = req.uri().path().to_owned();
+            let topics: Vec<Topic> = path
+                .trim_start_matches("/ws/")
+                .split(',')
+                .filter(|t| !t.is_empty())
+                .map(|t| Topic::new(t).unwrap())
+                .collect();
+            ws.respond(req, &topics).map(boxed)
+        })
+    })
+    .await
+}
+
+fn ws_url(server: &TestServer, path: &str) -> String {
+    format!("ws://{}{path}", server.addr)
+}
+
+async fn next(client: &mut Client) -> Received {
+    tokio::time::timeout(BOUND, client.next())
+        .await
+        .expect("a message in time")
+        .expect("connection open")
+}
+
+async fn closed_with(client: &mut Client) -> (Option<u16>, String) {
+    loop {
+        match tokio::time::timeout(BOUND, client.next())
+            .await
+            .expect("closed in time")
+        {
+            Err(ClientError::Closed { code, reason }) => return (code, reason),
+            Err(e) => panic!("expected a close frame, got {e}"),
+            Ok(_) => {}
+        }
+    }
+}
+
+fn event_data(r: &Received) -> (String, String) {
+    match r {
+        Received::Event { topic, event } => (
+            topic.clone(),
+            String::from_utf8(event.data.to_vec()).unwrap(),
+        ),
+        other => panic!("expected an event, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn handshakes_are_validated_with_the_right_status() {
+    let ws = Ws::with_config(
+        Hub::memory(),
+        WsConfig::default().origins(OriginPolicy::allow(Origins::list(["http://app.test"]))),
+    );
+    let server = server(&ws).await;
+    let upgrade = [
+        ("upgrade", "websocket"),
+        ("connection", "Upgrade"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut h: Vec<(&str, &str)> = upgrade.to_vec();
+        h.extend_from_slice(extra);
+        h
+    };
+    let cases: Vec<(Vec<(&str, &str)>, StatusCode)> = vec![
+        (vec![], StatusCode::UPGRADE_REQUIRED),
+        (
+            with(&[("sec-websocket-version", "12")]),
+            StatusCode::UPGRADE_REQUIRED,
+        ),
+        (with(&[]), StatusCode::UPGRADE_REQUIRED),
+        (
+            vec![
+                ("upgrade", "websocket"),
+                ("connection", "Upgrade"),
+                ("sec-websocket-version", "13"),
+                ("sec-websocket-key", "not-a-key"),
+            ],
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            with(&[
+                ("sec-websocket-version", "13"),
+                ("origin", "http://evil.test"),
+            ]),
+            StatusCode::FORBIDDEN,
+        ),
+    ];
+    for (headers, want) in cases {
+        let res = http1(server.addr, get(server.addr, "/ws/t", &headers)).await;
+        assert_eq!(res.status(), want, "{headers:?}");
+        if want == StatusCode::UPGRADE_REQUIRED {
+            assert_eq!(res.headers()["sec-websocket-version"], "13");
+        }
+    }
+    // Allowed origin and no origin (a non-browser client): accepted.
+    for origin in [Some("http://app.test"), None] {
+        let mut headers = with(&[("sec-websocket-version", "13")]);
+        if let Some(o) = origin {
+            headers.push(("origin", o));
+        }
+        let res = http1(server.addr, get(server.addr, "/ws/t", &headers)).await;
+        assert_eq!(res.status(), StatusCode::SWITCHING_PROTOCOLS);
+        assert_eq!(
+            res.headers()["sec-websocket-accept"],
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+    }
+    let mut post = get(
+        server.addr,
+        "/ws/t",
+        &with(&[("sec-websocket-version", "13")]),
+    );
+    *post.method_mut() = http::Method::POST;
+    assert_eq!(
+        http1(server.addr, post).await.status(),
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    // The client offered push.v1: it was chosen.
+    let client = Client::connect(&ws_url(&server, "/ws/t")).await.unwrap();
+    client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn close_codes_for_oversize_invalid_utf8_binary_and_missing_pongs() {
+    let ws = Ws::with_config(
+        Hub::memory(),
+        WsConfig::default()
+            .max_message(1024)
+            .ping_interval(Some(Duration::from_millis(100)))
+            .pong_timeout(Duration::from_millis(300)),
+    );
+    let server = server(&ws).await;
+    let url = ws_url(&server, "/ws/");
+
+    let mut c = Client::connect(&url).await.unwrap();
+    c.send_raw(Message::text("x".repeat(2048))).await.unwrap();
+    assert_eq!(closed_with(&mut c).await.0, Some(1009));
+
+    let mut c = Client::connect(&url).await.unwrap();
+    let bad = Frame::message(vec![b'a', 0xff, 0xfe], OpCode::Data(Data::Text), true);
+    c.send_raw(Message::Frame(bad)).await.unwrap();
+    assert_eq!(closed_with(&mut c).await.0, Some(1007));
+
+    let mut c = Client::connect(&url).await.unwrap();
+    c.send_raw(Message::binary(vec![1, 2, 3])).await.unwrap();
+    assert_eq!(closed_with(&mut c).await.0, Some(1003));
+
+    // A client that never reads never answers pings: closed with 1001 "no pong".
+    let (mut silent, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let mut close = None;
+    while let Some(Ok(m)) = silent.next().await {
+        if let Message::Close(frame) = m {
+            close = frame;
+            break;
+        }
+    }
+    let close = close.expect("a close frame");
+    assert_eq!(u16::from(close.code), 1001);
+    assert_eq!(close.reason.as_str(), "no pong");
+    // A client that reads (and so answers pings) stays open past several intervals.
+    let mut c = Client::connect(&url).await.unwrap();
+    let alive = tokio::time::timeout(Duration::from_millis(900), c.next()).await;
+    assert!(
+        alive.is_err(),
+        "nothing to receive, and not closed: {alive:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(ws.connections() >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_topics_resume_exactly_after_a_forced_disconnect() {
+    let hub = Hub::memory();
+    let ws = Ws::new(hub.clone());
+    let server = server(&ws).await;
+    let topics: Vec<String> = (0..20).map(|i| format!("topic-{i}")).collect();
+    let mut c = Client::connect(&ws_url(&server, "/ws/")).await.unwrap();
+    for t in &topics {
+        c.subscribe(t, None).await.unwrap();
+        assert!(matches!(
+            next(&mut c).await,
+            Received::Outcome {
+                outcome: Outcome::Resumed,
+                ..
+            }
+        ));
+    }
+    for round in 0..3 {
+        for t in &topics {
+            hub.publish(
+                &Topic::new(t).unwrap(),
+                NewEvent::new(format!("{t}/{round}")),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    let mut got: Vec<(String, String)> = Vec::new();
+    for _ in 0..60 {
+        got.push(event_data(&next(&mut c).await));
+    }
+    // The server restarts every connection while more is published.
+    ws.restart_all();
+    assert_eq!(closed_with(&mut c).await.0, Some(1012));
+    for round in 3..6 {
+        for t in &topics {
+            hub.publish(
+                &Topic::new(t).unwrap(),
+                NewEvent::new(format!("{t}/{round}")),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    c.reconnect().await.unwrap();
+    let mut outcomes = 0;
+    while got.len() < 120 {
+        match next(&mut c).await {
+            Received::Outcome { outcome, .. } => {
+                assert_eq!(outcome, Outcome::Resumed);
+                outcomes += 1;
+            }
+            other => got.push(event_data(&other)),
+        }
+    }
+    assert_eq!(outcomes, 20);
+    for t in &topics {
+        let mine: Vec<&str> = got
+            .iter()
+            .filter(|(topic, _)| topic == t)
+            .map(|(_, d)| d.as_str())
+            .collect();
+        let want: Vec<String> = (0..6).map(|r| format!("{t}/{r}")).collect();
+        assert_eq!(mine, want, "every event of {t} once, in order");
+    }
+}
+
+#[tokio::test]
+async fn gap_and_reset_outcomes_and_the_topic_limit() {
+    let hub = Hub::new(MemoryHub::new(
+        HubConfig::default().retention(Retention::default().max_events(3)),
+    ));
+    let ws = Ws::with_config(hub.clone(), WsConfig::default().max_topics(2));
+    let server = server(&ws).await;
+    let t = Topic::new("t").unwrap();
+    let first = hub.publish(&t, NewEvent::new("0")).await.unwrap();
+    for i in 1..10 {
+        hub.publish(&t, NewEvent::new(i.to_string())).await.unwrap();
+    }
+    let mut c = Client::connect(&ws_url(&server, &format!("/ws/t?since={}", first.id())))
+        .await
+        .unwrap();
+    match next(&mut c).await {
+        Received::Outcome { outcome, .. } => assert_eq!(outcome, Outcome::Gap { missed: 6 }),
+        other => panic!("{other:?}"),
+    }
+    let mut data = Vec::new();
+    for _ in 0..3 {
+        data.push(event_data(&next(&mut c).await).1);
+    }
+    assert_eq!(data, ["7", "8", "9"]);
+    c.subscribe("u", Some("abcdef-1")).await.unwrap();
+    match next(&mut c).await {
+        Received::Outcome { topic, outcome, .. } => {
+            assert_eq!((topic.as_str(), outcome), ("u", Outcome::Reset));
+        }
+        other => panic!("{other:?}"),
+    }
+    c.subscribe("v", None).await.unwrap();
+    match next(&mut c).await {
+        Received::Error { error, topic } => {
+            assert!(error.contains("too many topics"), "{error}");
+            assert_eq!(topic.as_deref(), Some("v"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn publishing_follows_the_authorization_hook_and_app_messages_get_replies() {
+    let hub = Hub::memory();
+    let ws = Ws::new(hub.clone())
+        .authorize(|parts| match parts.headers.get("authorization") {
+            Some(v) if v == "Bearer alice" => Ok(Access {
+                read: Allow::All,
+                publish: Allow::Prefixes(vec!["alice.".into()]),
+            }),
+            Some(_) => Err((StatusCode::UNAUTHORIZED, "bad token".into())),
+            None => Ok(Access::default()),
+        })
+        .on_message(|text| Some(text.to_uppercase()));
+    let server = server(&ws).await;
+    let res = http1(
+        server.addr,
+        get(
+            server.addr,
+            "/ws/",
+            &[
+                ("upgrade", "websocket"),
+                ("connection", "Upgrade"),
+                ("sec-websocket-version", "13"),
+                ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                ("authorization", "Bearer mallory"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+
+    // Anonymous: may read, may not publish.
+    let mut anon = Client::connect(&ws_url(&server, "/ws/alice.news"))
+        .await
+        .unwrap();
+    assert!(matches!(next(&mut anon).await, Received::Outcome { .. }));
+    anon.publish("alice.news", "spoof").await.unwrap();
+    assert!(matches!(next(&mut anon).await, Received::Error { .. }));
+
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        ws_url(&server, "/ws/"),
+    )
+    .unwrap();
+    req.headers_mut()
+        .insert("authorization", "Bearer alice".parse().unwrap());
+    let (mut alice, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    alice
+        .send(Message::text(
+            r#"{"op":"publish","topic":"alice.news","data":"hello"}"#,
+        ))
+        .await
+        .unwrap();
+    let ack = alice.next().await.unwrap().unwrap();
+    assert!(ack.to_text().unwrap().contains("\"published\""), "{ack}");
+    alice
+        .send(Message::text(
+            r#"{"op":"publish","topic":"bob.news","data":"x"}"#,
+        ))
+        .await
+        .unwrap();
+    let refused = alice.next().await.unwrap().unwrap();
+    assert!(
+        refused.to_text().unwrap().contains("\"error\""),
+        "{refused}"
+    );
+    assert_eq!(
+        event_data(&next(&mut anon).await),
+        ("alice.news".into(), "hello".into())
+    );
+    anon.message("ping?").await.unwrap();
+    assert_eq!(next(&mut anon).await, Received::Reply("PING?".into()));
+    anon.send_raw(Message::text("{not json")).await.unwrap();
+    assert!(matches!(next(&mut anon).await, Received::Error { .. }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_over_http2_extended_connect() {
+    use http_body_util::Empty;
+    use hyper_util::rt::TokioIo;
+    let hub = Hub::memory();
+    let ws = Ws::new(hub.clone());
+    let server = server(&ws).await;
+    let mut h2 = push_tests::http2(server.addr).await;
+    let mut req = http::Request::builder()
+        .method(http::Method::CONNECT)
+        .uri(server.url("/ws/t"))
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-protocol", "push.v1")
+        .body(Empty::new())
+        .unwrap();
+    req.extensions_mut()
+        .insert(hyper::ext::Protocol::from_static("websocket"));
+    let mut res = h2.send_request(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.version(), http::Version::HTTP_2);
+    assert_eq!(res.headers()["sec-websocket-protocol"], "push.v1");
+    let upgraded = hyper::upgrade::on(&mut res).await.unwrap();
+    let mut socket = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        TokioIo::new(upgraded),
+        tokio_tungstenite::tungstenite::protocol::Role::Client,
+        None,
+    )
+    .await;
+    let outcome = socket.next().await.unwrap().unwrap();
+    assert!(outcome
+        .to_text()
+        .unwrap()
+        .contains("\"outcome\":\"resumed\""));
+    hub.publish(&Topic::new("t").unwrap(), NewEvent::new("over h2"))
+        .await
+        .unwrap();
+    let event = tokio::time::timeout(BOUND, socket.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        event.to_text().unwrap().contains("\"data\":\"over h2\""),
+        "{event}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_stalls_gets_an_exact_gap_and_shutdown_sends_1001() {
+    const TOTAL: u64 = 20_000;
+    let hub = Hub::new(MemoryHub::new(
+        HubConfig::default().retention(Retention::default().max_events(100)),
+    ));
+    let ws = Ws::new(hub.clone());
+    let server = server(&ws).await;
+    let mut c = Client::connect(&ws_url(&server, "/ws/t")).await.unwrap();
+    assert!(matches!(next(&mut c).await, Received::Outcome { .. }));
+    let t = Topic::new("t").unwrap();
+    let payload = "x".repeat(1024);
+    for _ in 0..TOTAL {
+        hub.publish(&t, NewEvent::new(payload.clone()))
+            .await
+            .unwrap();
+    }
+    let last = hub.head(&t).await.unwrap().unwrap().to_string();
+    let (mut received, mut missed) = (0u64, 0u64);
+    loop {
+        match next(&mut c).await {
+            Received::Event { event, .. } => {
+                received += 1;
+                if event.id == last {
+                    break;
+                }
+            }
+            Received::Outcome {
+                outcome: Outcome::Gap { missed: m },
+                ..
+            } => missed += m,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(missed > 0, "the stalled reader fell behind retention");
+    assert_eq!(
+        received + missed,
+        TOTAL,
+        "every event received or counted missed"
+    );
+
+    assert!(ws.shutdown().await, "every connection closed in time");
+    assert_eq!(closed_with(&mut c).await.0, Some(1001));
+    assert_eq!(ws.connections(), 0);
+    // New handshakes are refused while shut down.
+    assert!(Client::connect(&ws_url(&server, "/ws/t")).await.is_err());
+}
