@@ -308,3 +308,106 @@ async fn fetch_long_polls_and_interval_polls_receive_the_sequence_without_loss()
     assert_eq!(report["got"], serde_json::json!(want), "{report}");
     assert!(report["requests"].as_u64().unwrap() >= 4, "{report}");
 }
+
+const WS_PAGE: &str = r#"<!doctype html>
+<meta charset="utf-8">
+<title>push WebSocket test</title>
+<script>
+const report = (path, body) => fetch(path, { method: "POST", body: JSON.stringify(body) });
+const got = { a: [], b: [] }, cursors = {}, closes = [];
+let opens = 0, ready = false, half = false, done = false;
+function connect() {
+  const ws = new WebSocket(`ws://${location.host}/ws/`, "push.v1");
+  ws.onopen = () => {
+    opens += 1;
+    for (const topic of ["a", "b"]) ws.send(JSON.stringify({ op: "subscribe", topic, since: cursors[topic] }));
+  };
+  ws.onmessage = (m) => {
+    const msg = JSON.parse(m.data);
+    if ("outcome" in msg) {
+      if (msg.outcome !== "resumed") report("/report/ws", { error: msg });
+      cursors[msg.topic] = msg.cursor;
+      if (!ready && "a" in cursors && "b" in cursors) { ready = true; report("/report/ws-ready", { protocol: ws.protocol }); }
+      return;
+    }
+    got[msg.topic].push(msg.data);
+    cursors[msg.topic] = msg.id;
+    if (!half && got.a.length === 5 && got.b.length === 5) { half = true; report("/report/ws-half", got); }
+    if (!done && got.a.length === 10 && got.b.length === 10) { done = true; ws.close(); report("/report/ws", { got, opens, closes }); }
+  };
+  ws.onclose = (e) => { closes.push(e.code); if (!done) setTimeout(connect, 100); };
+}
+connect();
+</script>
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_websocket_reconnects_with_its_cursors_and_misses_nothing() {
+    use push_ws::Ws;
+
+    let hub = Hub::memory();
+    let ws = Ws::new(hub.clone());
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut reports = Reports {
+        rx,
+        early: Vec::new(),
+    };
+    let endpoint = ws.clone();
+    let server = TestServer::start(move |req| {
+        let (ws, tx) = (endpoint.clone(), tx.clone());
+        Box::pin(async move {
+            let path = req.uri().path().to_owned();
+            if path.starts_with("/ws/") {
+                return ws.respond(req, &[]).map(boxed);
+            }
+            if path.starts_with("/report/") {
+                let body: Bytes = req
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let _ = tx.send((path, value));
+                return http::Response::new(text("ok"));
+            }
+            let mut res = http::Response::new(text(WS_PAGE));
+            res.headers_mut()
+                .insert("content-type", "text/html; charset=utf-8".parse().unwrap());
+            res
+        })
+    })
+    .await;
+    let Some(_browser) = Browser::open(&server.url("/page")) else {
+        return;
+    };
+    let ready = reports.wait_for("/report/ws-ready").await;
+    assert_eq!(ready["protocol"], "push.v1");
+    let (a, b) = (Topic::new("a").unwrap(), Topic::new("b").unwrap());
+    for i in 1..=5 {
+        hub.publish(&a, NewEvent::new(format!("a{i}")))
+            .await
+            .unwrap();
+        hub.publish(&b, NewEvent::new(format!("b{i}")))
+            .await
+            .unwrap();
+    }
+    reports.wait_for("/report/ws-half").await;
+    // The server closes every WebSocket (1012); more is published while the page reconnects.
+    ws.restart_all();
+    for i in 6..=10 {
+        hub.publish(&a, NewEvent::new(format!("a{i}")))
+            .await
+            .unwrap();
+        hub.publish(&b, NewEvent::new(format!("b{i}")))
+            .await
+            .unwrap();
+    }
+    let report = reports.wait_for("/report/ws").await;
+    let want_a: Vec<String> = (1..=10).map(|i| format!("a{i}")).collect();
+    let want_b: Vec<String> = (1..=10).map(|i| format!("b{i}")).collect();
+    assert_eq!(report["got"]["a"], serde_json::json!(want_a), "{report}");
+    assert_eq!(report["got"]["b"], serde_json::json!(want_b), "{report}");
+    assert!(report["opens"].as_u64().unwrap() >= 2, "{report}");
+    assert_eq!(report["closes"][0], 1012, "{report}");
+}
