@@ -36,6 +36,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     let mut quick = false;
     let mut core = true;
     let mut clients: Option<usize> = None;
+    let mut ws_clients: Option<usize> = None;
     let mut json_path = crate::root().join("target/bench/bench.json");
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -43,6 +44,10 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
             "--quick" => quick = true,
             "--no-core" => core = false,
             "--json" => json_path = args.next().ok_or("--json needs a path")?.into(),
+            "--ws-clients" => {
+                let n = args.next().ok_or("--ws-clients needs a number")?;
+                ws_clients = Some(n.parse().map_err(|e| format!("--ws-clients {n}: {e}"))?);
+            }
             "--clients" => {
                 let n = args.next().ok_or("--clients needs a number")?;
                 clients = Some(n.parse().map_err(|e| format!("--clients {n}: {e}"))?);
@@ -60,9 +65,10 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         println!("{}", report.markdown());
     }
     let clients = clients.unwrap_or(if quick { 200 } else { 1_000 });
-    // Each client holds a socket here and one in the server; raise the open-file limit for both
+    let ws_clients = ws_clients.unwrap_or(if quick { 500 } else { 10_000 });
+    // Each client holds a socket here and one in the server process; raise the open-file limit
     // (the server inherits it) or fail saying so.
-    let wanted = clients as u64 * 2 + 256;
+    let wanted = clients.max(ws_clients) as u64 + 256;
     let got = rlimit::increase_nofile_limit(wanted)
         .map_err(|e| format!("cannot raise the open-file limit: {e}"))?;
     if got < wanted {
@@ -79,6 +85,15 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         Ok::<_, String>(out)
     })?;
     println!("{}", http_markdown(&http, rate, seconds));
+    let (ws_rate, ws_seconds) = if quick { (10, 3) } else { (10, 10) };
+    let ws = runtime.block_on(async {
+        let mut out = Vec::new();
+        for kind in crate::bench_http::WS_KINDS {
+            out.push(crate::bench_http::measure(kind, ws_clients, ws_rate, ws_seconds).await?);
+        }
+        Ok::<_, String>(out)
+    })?;
+    println!("{}", ws_markdown(&ws, ws_rate, ws_seconds));
     if let Some(dir) = json_path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -87,6 +102,18 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         &json_path,
         serde_json::to_string_pretty(&json!({
             "core": report.as_ref().map(|r| r.json()),
+            "websocket": ws.iter().map(|m| json!({
+                "server": m.kind,
+                "clients": m.clients,
+                "delivered_per_sec": m.delivered_per_sec,
+                "delivered": m.delivered,
+                "expected": m.expected,
+                "p50_us": m.p50_us,
+                "p99_us": m.p99_us,
+                "idle_kib_per_conn": m.idle_kib_per_conn,
+                "peak_rss_mib": m.peak_rss_mib,
+                "bytes_in": m.bytes_in,
+            })).collect::<Vec<_>>(),
             "http": http.iter().map(|m| json!({
                 "server": m.kind,
                 "clients": m.clients,
@@ -108,6 +135,43 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     .map_err(|e| format!("cannot write {}: {e}", json_path.display()))?;
     println!("\nwritten to {}", json_path.display());
     Ok(())
+}
+
+fn ws_markdown(rows: &[crate::bench_http::Measured], rate: u64, seconds: u64) -> String {
+    let base = rows.iter().find(|m| m.kind == "tungstenite");
+    let mut out = format!(
+        "## WebSocket, {} idle then broadcast clients on one topic, {rate} events/s for {seconds} s (one server process per row, 1 worker thread)\n\n\
+         | server | idle KiB/conn | idle vs tungstenite | delivered/s | delivered / expected | p50 µs | p99 µs | peak RSS MiB | bytes/event | delivered/s vs tungstenite |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        rows.first().map_or(0, |m| m.clients)
+    );
+    for m in rows {
+        let idle = base.map_or(f64::NAN, |b| m.idle_kib_per_conn / b.idle_kib_per_conn);
+        let ratio = base.map_or(f64::NAN, |b| m.delivered_per_sec / b.delivered_per_sec);
+        out += &format!(
+            "| {} | {:.1} | {:.2}x | {} | {} / {} | {:.0} | {:.0} | {:.1} | {:.0} | {:.2}x |\n",
+            m.kind,
+            m.idle_kib_per_conn,
+            idle,
+            fmt_num(m.delivered_per_sec),
+            m.delivered,
+            m.expected,
+            m.p50_us,
+            m.p99_us,
+            m.peak_rss_mib,
+            if m.delivered == 0 {
+                f64::NAN
+            } else {
+                m.bytes_in as f64 / m.delivered as f64
+            },
+            ratio
+        );
+    }
+    out +=
+        "\n`tungstenite` is a plain tokio-tungstenite server with default settings (128 KiB read \
+            buffer) forwarding a `tokio::sync::broadcast`; push-ws runs its defaults (4 KiB read \
+            buffer). Idle cost = (RSS with N connections − RSS with none) / N.\n";
+    out
 }
 
 fn http_markdown(rows: &[crate::bench_http::Measured], rate: u64, seconds: u64) -> String {

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-/// The techniques measured, in table order.
+/// The HTTP techniques measured, in table order.
 pub(crate) const KINDS: [&str; 5] = [
     "push-sse",
     "push-stream",
@@ -26,6 +26,9 @@ pub(crate) const KINDS: [&str; 5] = [
     "push-longpoll",
     "push-poll",
 ];
+
+/// The WebSocket servers measured (at their own, larger N).
+pub(crate) const WS_KINDS: [&str; 2] = ["push-ws", "tungstenite"];
 
 /// How often a poller polls while events are published.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -48,6 +51,7 @@ pub(crate) fn serve(args: &[String]) -> Result<(), String> {
         match kind.as_str() {
             "push" => serve_push(listener).await,
             "axum-sse" => serve_axum(listener).await,
+            "tungstenite" => serve_tungstenite(listener).await,
             other => Err(format!("unknown server kind {other:?}")),
         }
     })
@@ -61,27 +65,30 @@ async fn serve_push(listener: TcpListener) -> Result<(), String> {
     let streamer = push_stream::Streamer::new(hub.clone());
     let longpoll = push_longpoll::LongPoll::new(hub.clone());
     let poller = push_poll::Poller::new(hub.clone());
+    let ws = push_ws::Ws::new(hub.clone());
     let topic = Topic::new("t").expect("valid");
     loop {
         let (stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
         let _ = stream.set_nodelay(true);
-        let (hub, topic, sse, streamer, longpoll, poller) = (
+        let (hub, topic, sse, streamer, longpoll, poller, ws) = (
             hub.clone(),
             topic.clone(),
             sse.clone(),
             streamer.clone(),
             longpoll.clone(),
             poller.clone(),
+            ws.clone(),
         );
         let service =
             hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                let (hub, topic, sse, streamer, longpoll, poller) = (
+                let (hub, topic, sse, streamer, longpoll, poller, ws) = (
                     hub.clone(),
                     topic.clone(),
                     sse.clone(),
                     streamer.clone(),
                     longpoll.clone(),
                     poller.clone(),
+                    ws.clone(),
                 );
                 async move {
                     let path = req.uri().path();
@@ -101,6 +108,9 @@ async fn serve_push(listener: TcpListener) -> Result<(), String> {
                             .respond(&topic, &req)
                             .await
                             .map(BodyExt::boxed_unsync)
+                    } else if path.starts_with("/ws/") {
+                        let topics = [topic.clone()];
+                        ws.respond(req, &topics).map(BodyExt::boxed_unsync)
                     } else if path.starts_with("/longpoll/") {
                         longpoll
                             .respond(&topic, &req)
@@ -118,6 +128,7 @@ async fn serve_push(listener: TcpListener) -> Result<(), String> {
         tokio::spawn(async move {
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .with_upgrades()
                 .await;
         });
     }
@@ -150,6 +161,49 @@ async fn serve_axum(listener: TcpListener) -> Result<(), String> {
             }),
         );
     axum::serve(listener, app).await.map_err(|e| e.to_string())
+}
+
+/// What a Rust user writes by hand with tokio-tungstenite, default settings: every subscriber
+/// connection forwards a `tokio::sync::broadcast`; messages sent on `/pub` are broadcast.
+async fn serve_tungstenite(listener: TcpListener) -> Result<(), String> {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    let (tx, _) = tokio::sync::broadcast::channel::<tokio_tungstenite::tungstenite::Message>(1024);
+    loop {
+        let (stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
+        let _ = stream.set_nodelay(true);
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut path = String::new();
+            #[allow(clippy::result_large_err)] // tungstenite's callback signature
+            let callback = |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                            res| {
+                path = req.uri().path().to_owned();
+                Ok(res)
+            };
+            let Ok(mut socket) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
+                return;
+            };
+            if path == "/pub" {
+                while let Some(Ok(message)) = socket.next().await {
+                    if message.is_text() {
+                        let _ = tx.send(message);
+                    }
+                }
+                return;
+            }
+            let mut rx = tx.subscribe();
+            loop {
+                tokio::select! {
+                    message = rx.recv() => match message {
+                        Ok(message) => if socket.send(message).await.is_err() { return },
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(_) => return,
+                    },
+                    incoming = socket.next() => if !matches!(incoming, Some(Ok(_))) { return },
+                }
+            }
+        });
+    }
 }
 
 /// What one server measured.
@@ -219,11 +273,28 @@ struct Seen {
     flood_304: u64,
 }
 
-/// A streaming client (SSE or NDJSON): one request, then read until `until`.
+/// The phases of a run, told to every client through a `watch` channel.
+const SETTLE: u8 = 0;
+const FLOOD_PHASE: u8 = 1;
+const STOP: u8 = 2;
+
+type Phase = tokio::sync::watch::Receiver<u8>;
+type Ready = std::sync::Arc<std::sync::atomic::AtomicUsize>;
+
+fn count_ready(ready: &Ready) {
+    ready.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+async fn stopped(phase: &mut Phase) {
+    let _ = phase.wait_for(|p| *p >= STOP).await;
+}
+
+/// A streaming client (SSE or NDJSON): one request, then read until told to stop.
 async fn stream_client(
     addr: std::net::SocketAddr,
     path: &'static str,
-    until: tokio::time::Instant,
+    ready: Ready,
+    mut phase: Phase,
 ) -> Option<Seen> {
     let stream = TcpStream::connect(addr).await.ok()?;
     let _ = stream.set_nodelay(true);
@@ -243,16 +314,20 @@ async fn stream_client(
             break;
         }
     }
+    count_ready(&ready);
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 16 * 1024];
     loop {
-        match tokio::time::timeout_at(until, stream.read(&mut chunk)).await {
-            Ok(Ok(n)) if n > 0 => {
-                seen.bytes_in += n as u64;
-                buf.extend_from_slice(&chunk[..n]);
-                take_latencies(&mut buf, &mut seen.latencies_us);
-            }
-            _ => return Some(seen),
+        tokio::select! {
+            read = stream.read(&mut chunk) => match read {
+                Ok(n) if n > 0 => {
+                    seen.bytes_in += n as u64;
+                    buf.extend_from_slice(&chunk[..n]);
+                    take_latencies(&mut buf, &mut seen.latencies_us);
+                }
+                _ => return Some(seen),
+            },
+            () = stopped(&mut phase) => return Some(seen),
         }
     }
 }
@@ -300,20 +375,28 @@ fn take_batch(body: &[u8], now: u128, seen: &mut Seen) -> Option<String> {
 }
 
 /// A long-polling client: one held request after another on a kept-alive connection.
-async fn longpoll_client(addr: std::net::SocketAddr, until: tokio::time::Instant) -> Option<Seen> {
+async fn longpoll_client(
+    addr: std::net::SocketAddr,
+    ready: Ready,
+    mut phase: Phase,
+) -> Option<Seen> {
     let stream = TcpStream::connect(addr).await.ok()?;
     let _ = stream.set_nodelay(true);
     let mut stream = BufReader::new(stream);
     let mut seen = Seen::default();
     let mut since = String::new();
+    let mut first = true;
     loop {
         let req = format!("GET /longpoll/t?timeout=30{since} HTTP/1.1\r\nHost: bench\r\n\r\n");
         stream.get_mut().write_all(req.as_bytes()).await.ok()?;
-        let Ok(Some((status, size, body))) =
-            tokio::time::timeout_at(until, read_answer(&mut stream)).await
-        else {
-            return Some(seen);
+        if std::mem::take(&mut first) {
+            count_ready(&ready);
+        }
+        let answer = tokio::select! {
+            answer = read_answer(&mut stream) => answer,
+            () = stopped(&mut phase) => return Some(seen),
         };
+        let (status, size, body) = answer?;
         seen.requests += 1;
         seen.bytes_in += size;
         if status != 200 {
@@ -323,28 +406,29 @@ async fn longpoll_client(addr: std::net::SocketAddr, until: tokio::time::Instant
     }
 }
 
-/// A polling client: every [`POLL_INTERVAL`] with `If-None-Match`, back to back from `flood`.
-async fn poll_client(
-    addr: std::net::SocketAddr,
-    flood: tokio::time::Instant,
-    until: tokio::time::Instant,
-) -> Option<Seen> {
+/// A polling client: every [`POLL_INTERVAL`] with `If-None-Match`; back to back in the flood.
+async fn poll_client(addr: std::net::SocketAddr, ready: Ready, mut phase: Phase) -> Option<Seen> {
     let stream = TcpStream::connect(addr).await.ok()?;
     let _ = stream.set_nodelay(true);
     let mut stream = BufReader::new(stream);
     let mut seen = Seen::default();
     let mut since = String::new();
     let mut etag = String::new();
+    let mut first = true;
     loop {
-        let now = tokio::time::Instant::now();
-        if now >= until {
+        let now_phase = *phase.borrow();
+        if now_phase >= STOP {
             return Some(seen);
         }
+        let flood = now_phase == FLOOD_PHASE;
         let req = format!("GET /poll/t{since} HTTP/1.1\r\nHost: bench\r\n{etag}\r\n");
         stream.get_mut().write_all(req.as_bytes()).await.ok()?;
         let (status, size, body) = read_answer(&mut stream).await?;
+        if std::mem::take(&mut first) {
+            count_ready(&ready);
+        }
         match status {
-            304 if now >= flood => seen.flood_304 += 1,
+            304 if flood => seen.flood_304 += 1,
             304 => {}
             200 => {
                 let next = take_batch(&body, now_nanos(), &mut seen)?;
@@ -353,10 +437,61 @@ async fn poll_client(
             }
             _ => return Some(seen),
         }
-        if now < flood {
+        if !flood {
             seen.requests += 1;
             seen.bytes_in += size;
-            tokio::time::sleep(POLL_INTERVAL.min(flood.saturating_duration_since(now))).await;
+            tokio::select! {
+                () = tokio::time::sleep(POLL_INTERVAL) => {}
+                _ = phase.changed() => {}
+            }
+        }
+    }
+}
+
+/// A WebSocket client with a small read buffer (the load generator's own memory matters at
+/// 10,000 connections): reads every message until told to stop.
+async fn ws_client(
+    addr: std::net::SocketAddr,
+    path: &'static str,
+    ready: Ready,
+    mut phase: Phase,
+) -> Option<Seen> {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+    let stream = TcpStream::connect(addr).await.ok()?;
+    let _ = stream.set_nodelay(true);
+    let config = WebSocketConfig::default().read_buffer_size(4096);
+    let (mut socket, _) = tokio_tungstenite::client_async_with_config(
+        format!("ws://{addr}{path}"),
+        stream,
+        Some(config),
+    )
+    .await
+    .ok()?;
+    count_ready(&ready);
+    let mut seen = Seen {
+        requests: 1,
+        ..Seen::default()
+    };
+    loop {
+        tokio::select! {
+            message = socket.next() => match message {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) => {
+                    let now = now_nanos();
+                    // Payload plus the 2- or 4-byte frame header.
+                    seen.bytes_in += text.len() as u64 + if text.len() < 126 { 2 } else { 4 };
+                    let digits = text
+                        .as_str()
+                        .split_once("\"data\":\"")
+                        .map_or(text.as_str(), |(_, rest)| rest.trim_end_matches(['"', '}']));
+                    if let Ok(sent) = digits.parse::<u128>() {
+                        seen.latencies_us.push(now.saturating_sub(sent) as f64 / 1e3);
+                    }
+                }
+                Some(Ok(_)) => {}
+                _ => return Some(seen),
+            },
+            () = stopped(&mut phase) => return Some(seen),
         }
     }
 }
@@ -369,10 +504,9 @@ pub(crate) async fn measure(
     seconds: u64,
 ) -> Result<Measured, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let server = if kind == "axum-sse" {
-        "axum-sse"
-    } else {
-        "push"
+    let server = match kind {
+        "axum-sse" | "tungstenite" => kind,
+        _ => "push",
     };
     let mut child = tokio::process::Command::new(exe)
         .args(["serve", server])
@@ -392,64 +526,54 @@ pub(crate) async fn measure(
         .map_err(|e| format!("{kind} printed {first:?}: {e}"))?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let rss_empty = proc_kib(pid, "VmRSS:");
-    let now = tokio::time::Instant::now();
-    // Settle 2 s, publish for `seconds`, then let the last events arrive.
-    let flood = now + Duration::from_secs(seconds + 4);
-    let until = if kind == "push-poll" {
-        flood + FLOOD
-    } else {
-        now + Duration::from_secs(seconds + 5)
-    };
+    let (phase_tx, phase) = tokio::sync::watch::channel(SETTLE);
+    let ready: Ready = Ready::default();
     let mut tasks = Vec::with_capacity(clients);
     for _ in 0..clients {
+        let (r, p) = (ready.clone(), phase.clone());
         tasks.push(match kind {
-            "push-stream" => tokio::spawn(stream_client(addr, "/stream/t", until)),
-            "push-longpoll" => tokio::spawn(longpoll_client(addr, until)),
-            "push-poll" => tokio::spawn(poll_client(addr, flood, until)),
-            _ => tokio::spawn(stream_client(addr, "/sse/t", until)),
+            "push-stream" => tokio::spawn(stream_client(addr, "/stream/t", r, p)),
+            "push-longpoll" => tokio::spawn(longpoll_client(addr, r, p)),
+            "push-poll" => tokio::spawn(poll_client(addr, r, p)),
+            "push-ws" => tokio::spawn(ws_client(addr, "/ws/t", r, p)),
+            "tungstenite" => tokio::spawn(ws_client(addr, "/t", r, p)),
+            _ => tokio::spawn(stream_client(addr, "/sse/t", r, p)),
         });
     }
-    // Let every connection settle, then read the idle cost.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_idle = proc_kib(pid, "VmRSS:");
-    let publisher = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(publisher))
-            .await
-            .map_err(|e| e.to_string())?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            eprintln!("publisher connection: {e}");
+    // Every client connected (bounded), then a moment to settle, then the idle cost.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while ready.load(std::sync::atomic::Ordering::Relaxed) < clients {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "{kind}: only {} of {clients} clients connected within 60 s",
+                ready.load(std::sync::atomic::Ordering::Relaxed)
+            ));
         }
-    });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_idle = proc_kib(pid, "VmRSS:");
     let start = Instant::now();
     let total = rate * seconds;
-    for i in 0..total {
-        let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
-        tokio::time::sleep_until(due.into()).await;
-        let req = http::Request::post("/topics/t")
-            .header("host", "bench")
-            .body(http_body_util::Full::new(Bytes::from(
-                now_nanos().to_string(),
-            )))
-            .map_err(|e| e.to_string())?;
-        // The connection needs a poll to become idle again after the previous response.
-        sender
-            .ready()
-            .await
-            .map_err(|e| format!("{kind}: publish connection lost: {e}"))?;
-        let res = match sender.send_request(req).await {
-            Ok(res) => res,
-            Err(e) => {
-                let status = child.try_wait();
-                return Err(format!(
-                    "{kind}: publish {i} of {total} failed: {e:?} (server exit: {status:?})"
-                ));
-            }
-        };
-        let _ = http_body_util::BodyExt::collect(res.into_body()).await;
+    if kind == "tungstenite" {
+        publish_ws(addr, rate, total).await?;
+    } else {
+        publish_http(kind, addr, rate, total, &mut child).await?;
     }
     let elapsed = start.elapsed();
+    // Let the last events arrive; pollers then poll back to back for the flood.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    if kind == "push-poll" {
+        phase_tx.send_replace(FLOOD_PHASE);
+        tokio::time::sleep(FLOOD).await;
+    }
+    phase_tx.send_replace(STOP);
+    let poll_span = start.elapsed().as_secs_f64()
+        - if kind == "push-poll" {
+            FLOOD.as_secs_f64()
+        } else {
+            0.0
+        };
     let mut samples = Vec::new();
     let (mut requests, mut bytes_in, mut flood_304) = (0, 0, 0);
     for t in tasks {
@@ -484,9 +608,75 @@ pub(crate) async fn measure(
         // Long-polls cycle while events are published; pollers poll from the start to the flood.
         requests_per_sec: requests as f64
             / match kind {
-                "push-poll" => (seconds + 4) as f64,
+                "push-poll" => poll_span,
                 _ => elapsed.as_secs_f64(),
             },
         not_modified_per_sec: (kind == "push-poll").then(|| flood_304 as f64 / FLOOD.as_secs_f64()),
     })
+}
+
+async fn publish_http(
+    kind: &str,
+    addr: std::net::SocketAddr,
+    rate: u64,
+    total: u64,
+    child: &mut tokio::process::Child,
+) -> Result<(), String> {
+    let publisher = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(publisher))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            eprintln!("publisher connection: {e}");
+        }
+    });
+    let start = Instant::now();
+    for i in 0..total {
+        let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+        tokio::time::sleep_until(due.into()).await;
+        let req = http::Request::post("/topics/t")
+            .header("host", "bench")
+            .body(http_body_util::Full::new(Bytes::from(
+                now_nanos().to_string(),
+            )))
+            .map_err(|e| e.to_string())?;
+        // The connection needs a poll to become idle again after the previous response.
+        sender
+            .ready()
+            .await
+            .map_err(|e| format!("{kind}: publish connection lost: {e}"))?;
+        let res = match sender.send_request(req).await {
+            Ok(res) => res,
+            Err(e) => {
+                let status = child.try_wait();
+                return Err(format!(
+                    "{kind}: publish {i} of {total} failed: {e:?} (server exit: {status:?})"
+                ));
+            }
+        };
+        let _ = http_body_util::BodyExt::collect(res.into_body()).await;
+    }
+    Ok(())
+}
+
+/// The plain tokio-tungstenite server takes its publishes as messages on `/pub`.
+async fn publish_ws(addr: std::net::SocketAddr, rate: u64, total: u64) -> Result<(), String> {
+    use futures_util::SinkExt as _;
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/pub"))
+        .await
+        .map_err(|e| format!("tungstenite: publisher: {e}"))?;
+    let start = Instant::now();
+    for i in 0..total {
+        let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+        tokio::time::sleep_until(due.into()).await;
+        socket
+            .send(tokio_tungstenite::tungstenite::Message::text(
+                now_nanos().to_string(),
+            ))
+            .await
+            .map_err(|e| format!("tungstenite: publish {i}: {e}"))?;
+    }
+    Ok(())
 }
