@@ -263,3 +263,56 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// An example's binary running on a free loopback port, killed on drop.
+#[derive(Debug)]
+pub struct Example {
+    child: Child,
+    /// `http://ADDR/`, from the line the example prints first.
+    pub base: String,
+}
+
+impl Example {
+    /// Starts `bin` (an example's `CARGO_BIN_EXE_…`) with `--addr 127.0.0.1:0` and reads its
+    /// first line, `listening on http://ADDR/`.
+    pub fn start(bin: &str) -> Self {
+        use std::io::BufRead as _;
+        let mut child = Command::new(bin)
+            .args(["--addr", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the example");
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut first)
+            .expect("the example prints its address");
+        let base = first
+            .trim()
+            .strip_prefix("listening on ")
+            .expect("first line names the address")
+            .to_owned();
+        Self { child, base }
+    }
+
+    /// `curl -sf -d BODY BASE/topics/TOPIC`: publishes and returns the new event's id.
+    pub fn publish(&self, topic: &str, body: &str) -> String {
+        let out = Command::new("curl")
+            .args(["-sf", "-d", body, &format!("{}topics/{topic}", self.base)])
+            .output()
+            .expect("curl is installed (Debian package curl)");
+        assert!(out.status.success(), "publish failed: {out:?}");
+        let text = String::from_utf8(out.stdout).expect("UTF-8");
+        text.trim()
+            .strip_prefix("{\"id\":\"")
+            .and_then(|s| s.strip_suffix("\"}"))
+            .expect("{\"id\":…}")
+            .to_owned()
+    }
+}
+
+impl Drop for Example {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -4,14 +4,19 @@
 //!
 //! The page reports what it received by POSTing JSON back to the test server.
 
+// A route hands back the request it does not handle, by value: fine for a test.
+#![allow(clippy::result_large_err)]
+
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::Request;
 use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use push_core::{Hub, NewEvent, Topic};
 use push_sse::{Sse, SseConfig};
 use push_stream::Streamer;
-use push_tests::{boxed, text, Browser, TestServer};
+use push_tests::{boxed, text, Browser, HandlerFuture, TestServer};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -83,35 +88,22 @@ impl Reports {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn event_source_reconnects_without_loss_and_fetch_reads_ndjson_as_it_arrives() {
-    let hub = Hub::memory();
-    let sse = Sse::with_config(
-        hub.clone(),
-        SseConfig::default().retry(Some(Duration::from_millis(200))),
-    );
-    let streamer = Streamer::new(hub.clone());
+/// A test server for a page: `/report/…` POSTs go to the returned [`Reports`], `route` answers
+/// the technique's paths (returning the request it does not handle), and anything else gets
+/// `page`.
+async fn page_server<F>(page: &'static str, route: F) -> (TestServer, Reports)
+where
+    F: Fn(Request<Incoming>) -> Result<HandlerFuture, Request<Incoming>> + Send + Sync + 'static,
+{
     let (tx, rx) = mpsc::unbounded_channel();
-    let mut reports = Reports {
-        rx,
-        early: Vec::new(),
-    };
     let server = TestServer::start(move |req| {
-        let (sse, streamer, tx) = (sse.clone(), streamer.clone(), tx.clone());
+        let req = match route(req) {
+            Ok(handled) => return handled,
+            Err(req) => req,
+        };
+        let tx = tx.clone();
         Box::pin(async move {
             let path = req.uri().path().to_owned();
-            if let Some(name) = path.strip_prefix("/sse/") {
-                return sse
-                    .respond(&Topic::new(name).unwrap(), &req)
-                    .await
-                    .map(boxed);
-            }
-            if let Some(name) = path.strip_prefix("/stream/") {
-                return streamer
-                    .respond(&Topic::new(name).unwrap(), &req)
-                    .await
-                    .map(boxed);
-            }
             if path.starts_with("/report/") {
                 let body: Bytes = req
                     .into_body()
@@ -123,11 +115,44 @@ async fn event_source_reconnects_without_loss_and_fetch_reads_ndjson_as_it_arriv
                 let _ = tx.send((path, value));
                 return http::Response::new(text("ok"));
             }
-            let mut res = http::Response::new(text(PAGE));
+            let mut res = http::Response::new(text(page));
             res.headers_mut()
                 .insert("content-type", "text/html; charset=utf-8".parse().unwrap());
             res
         })
+    })
+    .await;
+    let reports = Reports {
+        rx,
+        early: Vec::new(),
+    };
+    (server, reports)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_source_reconnects_without_loss_and_fetch_reads_ndjson_as_it_arrives() {
+    let hub = Hub::memory();
+    let sse = Sse::with_config(
+        hub.clone(),
+        SseConfig::default().retry(Some(Duration::from_millis(200))),
+    );
+    let streamer = Streamer::new(hub.clone());
+    let (server, mut reports) = page_server(PAGE, move |req| {
+        let path = req.uri().path().to_owned();
+        let (sse, streamer) = (sse.clone(), streamer.clone());
+        if let Some(name) = path.strip_prefix("/sse/") {
+            let topic = Topic::new(name).unwrap();
+            return Ok(Box::pin(async move {
+                sse.respond(&topic, &req).await.map(boxed)
+            }));
+        }
+        if let Some(name) = path.strip_prefix("/stream/") {
+            let topic = Topic::new(name).unwrap();
+            return Ok(Box::pin(async move {
+                streamer.respond(&topic, &req).await.map(boxed)
+            }));
+        }
+        Err(req)
     })
     .await;
     let Some(_browser) = Browser::open(&server.url("/page")) else {
@@ -243,43 +268,22 @@ async fn fetch_long_polls_and_interval_polls_receive_the_sequence_without_loss()
     let hub = Hub::memory();
     let longpoll = LongPoll::new(hub.clone());
     let poller = Poller::with_config(hub.clone(), PollConfig::default().max_batch(3));
-    let (tx, rx) = mpsc::unbounded_channel();
-    let mut reports = Reports {
-        rx,
-        early: Vec::new(),
-    };
-    let server = TestServer::start(move |req| {
-        let (longpoll, poller, tx) = (longpoll.clone(), poller.clone(), tx.clone());
-        Box::pin(async move {
-            let path = req.uri().path().to_owned();
-            if let Some(name) = path.strip_prefix("/longpoll/") {
-                return longpoll
-                    .respond(&Topic::new(name).unwrap(), &req)
-                    .await
-                    .map(boxed);
-            }
-            if let Some(name) = path.strip_prefix("/poll/") {
-                return poller
-                    .respond(&Topic::new(name).unwrap(), &req)
-                    .await
-                    .map(boxed);
-            }
-            if path.starts_with("/report/") {
-                let body: Bytes = req
-                    .into_body()
-                    .collect()
-                    .await
-                    .map(|b| b.to_bytes())
-                    .unwrap_or_default();
-                let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                let _ = tx.send((path, value));
-                return http::Response::new(text("ok"));
-            }
-            let mut res = http::Response::new(text(POLL_PAGE));
-            res.headers_mut()
-                .insert("content-type", "text/html; charset=utf-8".parse().unwrap());
-            res
-        })
+    let (server, mut reports) = page_server(POLL_PAGE, move |req| {
+        let path = req.uri().path().to_owned();
+        let (longpoll, poller) = (longpoll.clone(), poller.clone());
+        if let Some(name) = path.strip_prefix("/longpoll/") {
+            let topic = Topic::new(name).unwrap();
+            return Ok(Box::pin(async move {
+                longpoll.respond(&topic, &req).await.map(boxed)
+            }));
+        }
+        if let Some(name) = path.strip_prefix("/poll/") {
+            let topic = Topic::new(name).unwrap();
+            return Ok(Box::pin(async move {
+                poller.respond(&topic, &req).await.map(boxed)
+            }));
+        }
+        Err(req)
     })
     .await;
     let Some(_browser) = Browser::open(&server.url("/page")) else {
@@ -347,35 +351,13 @@ async fn a_browser_websocket_reconnects_with_its_cursors_and_misses_nothing() {
 
     let hub = Hub::memory();
     let ws = Ws::new(hub.clone());
-    let (tx, rx) = mpsc::unbounded_channel();
-    let mut reports = Reports {
-        rx,
-        early: Vec::new(),
-    };
     let endpoint = ws.clone();
-    let server = TestServer::start(move |req| {
-        let (ws, tx) = (endpoint.clone(), tx.clone());
-        Box::pin(async move {
-            let path = req.uri().path().to_owned();
-            if path.starts_with("/ws/") {
-                return ws.respond(req, &[]).map(boxed);
-            }
-            if path.starts_with("/report/") {
-                let body: Bytes = req
-                    .into_body()
-                    .collect()
-                    .await
-                    .map(|b| b.to_bytes())
-                    .unwrap_or_default();
-                let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                let _ = tx.send((path, value));
-                return http::Response::new(text("ok"));
-            }
-            let mut res = http::Response::new(text(WS_PAGE));
-            res.headers_mut()
-                .insert("content-type", "text/html; charset=utf-8".parse().unwrap());
-            res
-        })
+    let (server, mut reports) = page_server(WS_PAGE, move |req| {
+        if req.uri().path().starts_with("/ws/") {
+            let res = endpoint.respond(req, &[]).map(boxed);
+            return Ok(Box::pin(async move { res }));
+        }
+        Err(req)
     })
     .await;
     let Some(_browser) = Browser::open(&server.url("/page")) else {

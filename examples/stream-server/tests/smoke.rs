@@ -1,49 +1,23 @@
 //! Runs the example as a user would and checks publish-then-receive and resume.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
+
+use push_tests::Example;
 
 #[test]
 fn the_example_streams_what_is_published() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stream-server"))
-        .args(["--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the example");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let base = first
-        .trim()
-        .strip_prefix("listening on ")
-        .expect("first line names the address")
-        .to_owned();
-    let publish = |body: &'static str| {
-        let out = Command::new("curl")
-            .args(["-sf", "-d", body, &format!("{base}topics/demo")])
-            .output();
-        let out = out.expect("curl is installed (Debian package curl)");
-        assert!(out.status.success());
-        String::from_utf8(out.stdout).unwrap()
-    };
-    let first_id = publish("one");
-    let first_id = first_id
-        .trim()
-        .strip_prefix("{\"id\":\"")
-        .and_then(|s| s.strip_suffix("\"}"))
-        .unwrap()
-        .to_owned();
-    publish("two");
+    let example = Example::start(env!("CARGO_BIN_EXE_stream-server"));
+    let first_id = example.publish("demo", "one");
+    example.publish("demo", "two");
     let out = Command::new("curl")
         .args([
             "-sN",
             "--max-time",
             "3",
-            &format!("{base}stream/demo?since={first_id}"),
+            &format!("{}stream/demo?since={first_id}", example.base),
         ])
         .output()
-        .unwrap();
+        .expect("curl is installed (Debian package curl)");
     // curl ends on --max-time with the stream still open; what it printed is what counts.
     let text = String::from_utf8(out.stdout).unwrap();
     let mut lines = text.lines();
@@ -57,6 +31,4 @@ fn the_example_streams_what_is_published() {
         lines.next().unwrap().ends_with("\"data\":\"two\"}"),
         "{text}"
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
