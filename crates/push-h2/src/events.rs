@@ -1,0 +1,114 @@
+//! Event push: a subscription request whose events arrive as pushed responses.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use push_core::{Cursor, Event, Hub, Outcome, StartFrom, Topic};
+
+use crate::server::PushEvents;
+
+/// The header of a pushed event response carrying its cursor.
+pub const EVENT_ID: &str = "push-event-id";
+/// The header carrying the event type, when it has one.
+pub const EVENT_TYPE: &str = "push-event-type";
+/// The header carrying the publish time, in milliseconds since the Unix epoch.
+pub const EVENT_TIME: &str = "push-event-time";
+
+/// The event-push endpoint: `GET /h2/{topic}?since=CURSOR` over HTTP/2.
+///
+/// The answer is `200` with an `application/x-ndjson` body that stays open: its first line is
+/// the resume outcome (`{"outcome":…,"cursor":…}`, as push-stream's). Each event then arrives
+/// as a response pushed on that stream: a PUSH_PROMISE for `GET {path}/{cursor}`, answered with
+/// the payload as body and [`EVENT_ID`], [`EVENT_TYPE`], [`EVENT_TIME`] headers, so any HTTP/2
+/// client library receives events as independent responses. A client that disables push (or
+/// refuses a pushed stream) gets the events on the open body instead, one JSON object per line:
+/// nothing is lost either way. When the hub closes, the body ends with
+/// `{"end":"shutdown","cursor":…}`.
+#[derive(Debug, Clone)]
+pub struct Events {
+    hub: Hub,
+    resume_param: Arc<str>,
+}
+
+impl Events {
+    /// An endpoint over `hub`, reading the cursor from `since`.
+    #[must_use]
+    pub fn new(hub: Hub) -> Self {
+        Self {
+            hub,
+            resume_param: Arc::from("since"),
+        }
+    }
+
+    /// Answers a subscription request for `topic`. Served by [`serve_connection`]
+    /// (crate::serve_connection), which does the pushing; over another server the response
+    /// carries the outcome line only.
+    pub async fn respond<B>(&self, topic: &Topic, req: &Request<B>) -> Response<Full<Bytes>> {
+        let since = push_core::query_value(req.uri().query().unwrap_or(""), &self.resume_param);
+        let from = StartFrom::from_client(
+            since.as_deref().filter(|s| !s.is_empty()),
+            StartFrom::Newest,
+        );
+        let sub = match self.hub.subscribe(topic, from).await {
+            Ok(sub) => sub,
+            Err(e) => {
+                let mut res =
+                    crate::server::text_response(StatusCode::SERVICE_UNAVAILABLE, &format!("{e}\n"));
+                res.headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("5"));
+                return res;
+            }
+        };
+        let base = req.uri().path().trim_end_matches('/').to_owned();
+        let mut res = Response::new(Full::new(Bytes::new()));
+        res.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-ndjson"),
+        );
+        res.headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        res.extensions_mut().insert(PushEvents::new(sub, base));
+        res
+    }
+}
+
+/// `{"outcome":…,"missed":N,"cursor":C}` and a newline.
+pub(crate) fn outcome_line(outcome: Outcome, cursor: Cursor) -> Bytes {
+    let missed = match outcome {
+        Outcome::Gap { missed } => format!(",\"missed\":{missed}"),
+        Outcome::Resumed | Outcome::Reset => String::new(),
+    };
+    Bytes::from(format!(
+        "{{\"outcome\":\"{}\"{missed},\"cursor\":\"{cursor}\"}}\n",
+        push_core::json::outcome_name(outcome)
+    ))
+}
+
+/// `{"end":"shutdown","cursor":C}` and a newline.
+pub(crate) fn end_line(cursor: Cursor) -> Bytes {
+    Bytes::from(format!("{{\"end\":\"shutdown\",\"cursor\":\"{cursor}\"}}\n"))
+}
+
+/// The head of a pushed event response.
+pub(crate) fn pushed_response(event: &Event) -> Response<()> {
+    let mut res = Response::new(());
+    let h = res.headers_mut();
+    let content_type = if std::str::from_utf8(event.data()).is_ok() {
+        "text/plain; charset=utf-8"
+    } else {
+        "application/octet-stream"
+    };
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::try_from(event.id().to_string()) {
+        h.insert(EVENT_ID, v);
+    }
+    if let Some(t) = event.event_type().and_then(|t| HeaderValue::try_from(t.as_str()).ok()) {
+        h.insert(EVENT_TYPE, t);
+    }
+    h.insert(EVENT_TIME, HeaderValue::from(event.published_at_millis()));
+    res
+}

@@ -1,0 +1,503 @@
+//! The HTTP/2 connection driver: settings, the accept loop, resource push with 103 Early Hints
+//! and the `Link` fallback, event push, keep-alive pings and graceful shutdown.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use h2::server::SendResponse;
+use http::header::{HeaderValue, CONTENT_TYPE, LINK};
+use http::{Method, Request, Response, StatusCode};
+use http_body::Body;
+use push_core::{Delivery, Subscription};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{watch, Semaphore};
+
+use crate::body::{send_body, send_data, H2Body};
+
+/// Settings of the driver.
+///
+/// | setting | default |
+/// |---|---|
+/// | [`max_concurrent_streams`](Self::max_concurrent_streams) | 256 client streams at once |
+/// | [`initial_window_size`](Self::initial_window_size) | 256 KiB per stream |
+/// | [`initial_connection_window_size`](Self::initial_connection_window_size) | 1 MiB |
+/// | [`max_header_list_size`](Self::max_header_list_size) | 16 KiB |
+/// | [`max_send_buffer_size`](Self::max_send_buffer_size) | 64 KiB buffered per stream |
+/// | [`max_pushes_in_flight`](Self::max_pushes_in_flight) | 32 promised streams not yet finished, per connection |
+/// | [`max_pushed_bytes`](Self::max_pushed_bytes) | 256 MiB pushed per connection, then pushing stops (`Link` fallback) |
+/// | [`keep_alive`](Self::keep_alive) | a PING every 30 s; no answer within 20 s closes |
+/// | [`early_hints`](Self::early_hints) | on |
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct H2Config {
+    /// SETTINGS_MAX_CONCURRENT_STREAMS.
+    pub max_concurrent_streams: u32,
+    /// SETTINGS_INITIAL_WINDOW_SIZE.
+    pub initial_window_size: u32,
+    /// The connection's receive window.
+    pub initial_connection_window_size: u32,
+    /// SETTINGS_MAX_HEADER_LIST_SIZE.
+    pub max_header_list_size: u32,
+    /// The most data buffered per stream before the client's window opens.
+    pub max_send_buffer_size: usize,
+    /// The most pushed streams promised and not yet finished.
+    pub max_pushes_in_flight: usize,
+    /// The most body bytes pushed over one connection.
+    pub max_pushed_bytes: u64,
+    /// PING period and answer timeout; `None` sends none.
+    pub keep_alive: Option<(Duration, Duration)>,
+    /// Whether the push policy also sends `103 Early Hints` with its `Link` headers.
+    pub early_hints: bool,
+}
+
+impl Default for H2Config {
+    fn default() -> Self {
+        Self {
+            max_concurrent_streams: 256,
+            initial_window_size: 256 * 1024,
+            initial_connection_window_size: 1024 * 1024,
+            max_header_list_size: 16 * 1024,
+            max_send_buffer_size: 64 * 1024,
+            max_pushes_in_flight: 32,
+            max_pushed_bytes: 256 * 1024 * 1024,
+            keep_alive: Some((Duration::from_secs(30), Duration::from_secs(20))),
+            early_hints: true,
+        }
+    }
+}
+
+/// Which resources to push with which page: `"/index.html" → ["/styles.css", "/app.js"]`.
+#[derive(Debug, Clone, Default)]
+pub struct PushPolicy {
+    assets: HashMap<String, Vec<String>>,
+}
+
+impl PushPolicy {
+    /// An empty policy.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Pushes `assets` (paths on the same authority) with every `GET path`.
+    #[must_use]
+    pub fn push(mut self, path: &str, assets: &[&str]) -> Self {
+        self.assets.insert(
+            path.to_owned(),
+            assets.iter().map(|a| (*a).to_owned()).collect(),
+        );
+        self
+    }
+
+    fn for_path(&self, path: &str) -> &[String] {
+        self.assets.get(path).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// A response extension by which a handler names resources to push with its response, in
+/// addition to the [`PushPolicy`].
+#[derive(Debug, Clone, Default)]
+pub struct Push(pub Vec<String>);
+
+/// A response extension that turns the response into an event subscription: the response's
+/// headers and body go out as usual (the body stays open), and every event is pushed as its own
+/// response. Made by [`Events::respond`](crate::Events::respond).
+#[derive(Debug, Clone)]
+pub struct PushEvents {
+    // Response extensions must be `Clone`: the subscription is taken out once by the driver.
+    pub(crate) inner: Arc<std::sync::Mutex<Option<(Subscription, String)>>>,
+}
+
+impl PushEvents {
+    pub(crate) fn new(sub: Subscription, base: String) -> Self {
+        Self {
+            inner: Arc::new(std::sync::Mutex::new(Some((sub, base)))),
+        }
+    }
+
+    fn take(&self) -> Option<(Subscription, String)> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+}
+
+/// What the connection has done, for tests and metrics.
+#[derive(Debug, Default)]
+pub struct H2Stats {
+    /// PUSH_PROMISEs sent.
+    pub promised: AtomicU64,
+    /// Pushes the client refused or disabled (answered with a `Link` fallback instead).
+    pub refused: AtomicU64,
+    /// Body bytes pushed.
+    pub pushed_bytes: AtomicU64,
+}
+
+/// Serves one HTTP/2 connection (h2c with prior knowledge, or TLS after ALPN `h2`) with
+/// `service`, until the client goes away or `shutdown` turns true (then GOAWAY, and the
+/// streams in progress finish).
+///
+/// # Errors
+///
+/// The connection's error, if it did not end cleanly.
+pub async fn serve_connection<I, S, F, B>(
+    io: I,
+    service: S,
+    policy: PushPolicy,
+    config: H2Config,
+    mut shutdown: watch::Receiver<bool>,
+    stats: Arc<H2Stats>,
+) -> Result<(), h2::Error>
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+    S: Fn(Request<H2Body>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+{
+    let mut builder = h2::server::Builder::new();
+    builder
+        .max_concurrent_streams(config.max_concurrent_streams)
+        .initial_window_size(config.initial_window_size)
+        .initial_connection_window_size(config.initial_connection_window_size)
+        .max_header_list_size(config.max_header_list_size)
+        .max_send_buffer_size(config.max_send_buffer_size);
+    let mut conn = builder.handshake::<_, Bytes>(io).await?;
+    let shared = Arc::new(Shared {
+        policy,
+        config: config.clone(),
+        pushes: Arc::new(Semaphore::new(config.max_pushes_in_flight)),
+        stats,
+    });
+    let mut ping = conn.ping_pong();
+    let period = config
+        .keep_alive
+        .map_or(Duration::from_secs(3600), |(p, _)| p);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            accepted = conn.accept() => match accepted {
+                Some(Ok((req, respond))) => {
+                    let (service, shared) = (service.clone(), shared.clone());
+                    tokio::spawn(handle(req, respond, service, shared));
+                }
+                Some(Err(e)) => return if e.is_go_away() || e.is_io() { Ok(()) } else { Err(e) },
+                None => return Ok(()),
+            },
+            _ = shutdown.changed(), if !closing => {
+                if *shutdown.borrow() {
+                    closing = true;
+                    conn.graceful_shutdown();
+                }
+            }
+            _ = tick.tick(), if config.keep_alive.is_some() && ping.is_some() => {
+                if let (Some(pinger), Some((_, timeout))) = (ping.as_mut(), config.keep_alive) {
+                    // Keep the connection polled while the ping is out: run both.
+                    let answered = tokio::time::timeout(timeout, async {
+                        if pinger.send_ping(h2::Ping::opaque()).is_err() {
+                            return false;
+                        }
+                        let pong = std::future::poll_fn(|cx| pinger.poll_pong(cx));
+                        tokio::pin!(pong);
+                        loop {
+                            tokio::select! {
+                                r = &mut pong => return r.is_ok(),
+                                accepted = std::future::poll_fn(|cx| conn.poll_accept(cx)) => match accepted {
+                                    Some(Ok((req, respond))) => {
+                                        let (service, shared) = (service.clone(), shared.clone());
+                                        tokio::spawn(handle(req, respond, service, shared));
+                                    }
+                                    _ => return false,
+                                },
+                            }
+                        }
+                    })
+                    .await;
+                    if !matches!(answered, Ok(true)) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct Shared {
+    policy: PushPolicy,
+    config: H2Config,
+    pushes: Arc<Semaphore>,
+    stats: Arc<H2Stats>,
+}
+
+impl Shared {
+    fn may_push(&self) -> bool {
+        self.stats.pushed_bytes.load(Ordering::Relaxed) < self.config.max_pushed_bytes
+    }
+}
+
+fn link_value(assets: &[String]) -> Option<HeaderValue> {
+    let text = assets
+        .iter()
+        .map(|a| format!("<{a}>; rel=preload; as={}", preload_as(a)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    HeaderValue::try_from(text).ok()
+}
+
+fn preload_as(path: &str) -> &'static str {
+    match path.rsplit('.').next() {
+        Some("css") => "style",
+        Some("js" | "mjs") => "script",
+        Some("woff" | "woff2" | "ttf") => "font",
+        Some("png" | "jpg" | "jpeg" | "gif" | "webp" | "svg" | "avif") => "image",
+        _ => "fetch",
+    }
+}
+
+async fn handle<S, F, B>(
+    req: Request<h2::RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    service: S,
+    shared: Arc<Shared>,
+) where
+    S: Fn(Request<H2Body>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+{
+    let (parts, recv) = req.into_parts();
+    let policy_assets: Vec<String> = if parts.method == Method::GET {
+        shared.policy.for_path(parts.uri.path()).to_vec()
+    } else {
+        Vec::new()
+    };
+    // 103 first: the browser can start fetching while the handler works.
+    if shared.config.early_hints && !policy_assets.is_empty() {
+        if let Some(link) = link_value(&policy_assets) {
+            let mut hints = Response::new(());
+            *hints.status_mut() = StatusCode::EARLY_HINTS;
+            hints.headers_mut().insert(LINK, link);
+            let _ = respond.send_informational(hints);
+        }
+    }
+    let authority = parts.uri.authority().cloned();
+    let scheme = parts.uri.scheme().cloned();
+    let req = Request::from_parts(parts, H2Body::new(recv));
+    let mut res = service(req).await;
+    let mut assets = policy_assets;
+    if let Some(Push(named)) = res.extensions_mut().remove::<Push>() {
+        assets.extend(named);
+    }
+    let events = res
+        .extensions_mut()
+        .remove::<PushEvents>()
+        .and_then(|e| e.take());
+    // Promise every asset before the main response, so that the client never requests what
+    // is on its way; what cannot be pushed is announced as a preload instead.
+    let mut fallback = Vec::new();
+    for asset in assets {
+        let uri = build_uri(scheme.as_ref(), authority.as_ref(), &asset);
+        let pushed = uri.and_then(|uri| {
+            if !shared.may_push() {
+                return None;
+            }
+            let promise = Request::get(uri).body(()).ok()?;
+            respond.push_request(promise).ok()
+        });
+        match pushed {
+            Some(pushed) => {
+                shared.stats.promised.fetch_add(1, Ordering::Relaxed);
+                let (service, shared) = (service.clone(), shared.clone());
+                let path = asset.clone();
+                tokio::spawn(serve_pushed(pushed, path, service, shared));
+            }
+            None => {
+                shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+                fallback.push(asset);
+            }
+        }
+    }
+    let (mut head, body) = res.into_parts();
+    if let Some(link) = (!fallback.is_empty()).then(|| link_value(&fallback)).flatten() {
+        head.headers.append(LINK, link);
+    }
+    let Ok(mut stream) = respond.send_response(Response::from_parts(head, ()), false) else {
+        return;
+    };
+    match events {
+        None => {
+            let _ = send_body(&mut stream, body).await;
+        }
+        Some(events) => {
+            deliver_events(events, respond, stream, scheme, authority, shared).await;
+        }
+    }
+}
+
+fn build_uri(
+    scheme: Option<&http::uri::Scheme>,
+    authority: Option<&http::uri::Authority>,
+    path: &str,
+) -> Option<http::Uri> {
+    let mut builder = http::Uri::builder()
+        .scheme(scheme.cloned().unwrap_or(http::uri::Scheme::HTTP))
+        .path_and_query(path);
+    if let Some(authority) = authority {
+        builder = builder.authority(authority.clone());
+    }
+    builder.build().ok()
+}
+
+async fn serve_pushed<S, F, B>(
+    mut pushed: h2::server::SendPushedResponse<Bytes>,
+    path: String,
+    service: S,
+    shared: Arc<Shared>,
+) where
+    S: Fn(Request<H2Body>) -> F,
+    F: Future<Output = Response<B>>,
+    B: Body<Data = Bytes>,
+{
+    let Ok(_permit) = shared.pushes.acquire().await else {
+        return;
+    };
+    let Ok(req) = Request::get(path.as_str()).body(H2Body::empty()) else {
+        return;
+    };
+    let res = service(req).await;
+    let (head, body) = res.into_parts();
+    let Ok(mut stream) = pushed.send_response(Response::from_parts(head, ()), false) else {
+        return;
+    };
+    let counted = CountingBody {
+        inner: body,
+        shared: &shared,
+    };
+    let _ = send_body(&mut stream, counted).await;
+}
+
+pin_project_lite::pin_project! {
+    struct CountingBody<'a, B> {
+        #[pin]
+        inner: B,
+        shared: &'a Shared,
+    }
+}
+
+impl<B: Body<Data = Bytes>> Body for CountingBody<'_, B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, B::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                this.shared
+                    .stats
+                    .pushed_bytes
+                    .fetch_add(data.len() as u64, Ordering::Relaxed);
+            }
+        }
+        polled
+    }
+}
+
+/// Pushes every event of the subscription as its own response, promised on the subscription's
+/// stream: `GET {base}/{cursor}` answered with the payload and the event's headers. When the
+/// client does not accept pushes, the events go on the subscription's own body instead, one
+/// JSON object per line, so nothing is lost.
+async fn deliver_events(
+    events: (Subscription, String),
+    mut respond: SendResponse<Bytes>,
+    mut stream: h2::SendStream<Bytes>,
+    scheme: Option<http::uri::Scheme>,
+    authority: Option<http::uri::Authority>,
+    shared: Arc<Shared>,
+) {
+    let (mut sub, base) = events;
+    let first = crate::events::outcome_line(sub.outcome(), sub.cursor());
+    if send_data(&mut stream, first, false).await.is_err() {
+        return;
+    }
+    let mut pushing = true;
+    loop {
+        let delivery = tokio::select! {
+            d = sub.recv() => d,
+            _ = std::future::poll_fn(|cx| stream.poll_reset(cx)) => return,
+        };
+        let event = match delivery {
+            None => {
+                let end = crate::events::end_line(sub.cursor());
+                let _ = send_data(&mut stream, end, true).await;
+                return;
+            }
+            Some(Delivery::Gap { missed }) => {
+                let line = crate::events::outcome_line(
+                    push_core::Outcome::Gap { missed },
+                    sub.cursor(),
+                );
+                if send_data(&mut stream, line, false).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            Some(Delivery::Event(event)) => event,
+        };
+        if pushing && shared.may_push() {
+            // The bound on promised streams in flight is also what slows a client that does not
+            // read: its window closes, pushes stop finishing, and the subscription waits.
+            let Ok(permit) = shared.pushes.clone().acquire_owned().await else {
+                return;
+            };
+            let path = format!("{base}/{}", event.id());
+            let promised = build_uri(scheme.as_ref(), authority.as_ref(), &path)
+                .and_then(|uri| Request::get(uri).body(()).ok())
+                .and_then(|req| respond.push_request(req).ok());
+            if let Some(mut pushed) = promised {
+                shared.stats.promised.fetch_add(1, Ordering::Relaxed);
+                let res = crate::events::pushed_response(&event);
+                if let Ok(mut body) = pushed.send_response(res, false) {
+                    let data = event.data().clone();
+                    let stats = shared.stats.clone();
+                    tokio::spawn(async move {
+                        let n = data.len() as u64;
+                        if send_data(&mut body, data, true).await.is_ok() {
+                            stats.pushed_bytes.fetch_add(n, Ordering::Relaxed);
+                        }
+                        drop(permit);
+                    });
+                }
+                continue;
+            }
+            shared.stats.refused.fetch_add(1, Ordering::Relaxed);
+            pushing = false;
+        }
+        let mut line = push_core::json::event(&event).to_vec();
+        line.push(b'\n');
+        if send_data(&mut stream, Bytes::from(line), false).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A plain-text response, for handlers.
+#[must_use]
+pub fn text_response(status: StatusCode, text: &str) -> Response<http_body_util::Full<Bytes>> {
+    let mut res = Response::new(http_body_util::Full::new(Bytes::copy_from_slice(
+        text.as_bytes(),
+    )));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res
+}
