@@ -55,8 +55,10 @@ impl Events {
         let sub = match self.hub.subscribe(topic, from).await {
             Ok(sub) => sub,
             Err(e) => {
-                let mut res =
-                    crate::server::text_response(StatusCode::SERVICE_UNAVAILABLE, &format!("{e}\n"));
+                let mut res = crate::server::text_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!("{e}\n"),
+                );
                 res.headers_mut()
                     .insert(RETRY_AFTER, HeaderValue::from_static("5"));
                 return res;
@@ -89,7 +91,9 @@ pub(crate) fn outcome_line(outcome: Outcome, cursor: Cursor) -> Bytes {
 
 /// `{"end":"shutdown","cursor":C}` and a newline.
 pub(crate) fn end_line(cursor: Cursor) -> Bytes {
-    Bytes::from(format!("{{\"end\":\"shutdown\",\"cursor\":\"{cursor}\"}}\n"))
+    Bytes::from(format!(
+        "{{\"end\":\"shutdown\",\"cursor\":\"{cursor}\"}}\n"
+    ))
 }
 
 /// The head of a pushed event response.
@@ -106,7 +110,10 @@ pub(crate) fn pushed_response(event: &Event) -> Response<()> {
     if let Ok(v) = HeaderValue::try_from(event.id().to_string()) {
         h.insert(EVENT_ID, v);
     }
-    if let Some(t) = event.event_type().and_then(|t| HeaderValue::try_from(t.as_str()).ok()) {
+    if let Some(t) = event
+        .event_type()
+        .and_then(|t| HeaderValue::try_from(t.as_str()).ok())
+    {
         h.insert(EVENT_TYPE, t);
     }
     h.insert(EVENT_TIME, HeaderValue::from(event.published_at_millis()));

@@ -21,9 +21,12 @@
 //!   [`H2Config::max_pushed_bytes`] per connection; a client that never reads is held back by
 //!   HTTP/2 flow control (pushed data waits for its window), not by buffering without bound.
 //!
-//! A complete server is in `examples/h2-server`.
+//! A complete server is in `examples/h2-server`; with the `client` feature, [`client::Client`]
+//! receives pushed resources and events.
 
 mod body;
+#[cfg(feature = "client")]
+pub mod client;
 mod events;
 mod server;
 

@@ -322,7 +322,10 @@ async fn handle<S, F, B>(
         }
     }
     let (mut head, body) = res.into_parts();
-    if let Some(link) = (!fallback.is_empty()).then(|| link_value(&fallback)).flatten() {
+    if let Some(link) = (!fallback.is_empty())
+        .then(|| link_value(&fallback))
+        .flatten()
+    {
         head.headers.append(LINK, link);
     }
     let Ok(mut stream) = respond.send_response(Response::from_parts(head, ()), false) else {
@@ -440,10 +443,8 @@ async fn deliver_events(
                 return;
             }
             Some(Delivery::Gap { missed }) => {
-                let line = crate::events::outcome_line(
-                    push_core::Outcome::Gap { missed },
-                    sub.cursor(),
-                );
+                let line =
+                    crate::events::outcome_line(push_core::Outcome::Gap { missed }, sub.cursor());
                 if send_data(&mut stream, line, false).await.is_err() {
                     return;
                 }
@@ -482,7 +483,10 @@ async fn deliver_events(
         }
         let mut line = push_core::json::event(&event).to_vec();
         line.push(b'\n');
-        if send_data(&mut stream, Bytes::from(line), false).await.is_err() {
+        if send_data(&mut stream, Bytes::from(line), false)
+            .await
+            .is_err()
+        {
             return;
         }
     }

@@ -1,0 +1,144 @@
+//! An HTTP/2 server with push-h2, to copy from: h2c with prior knowledge on TCP.
+//!
+//! - `GET /` (or `/index.html`): a page; `/styles.css` and `/app.js` are pushed with it
+//!   (PUSH_PROMISE), and announced first in `103 Early Hints` (what browsers use);
+//! - `GET /h2/{topic}?since=CURSOR`: every event of the topic as a pushed response;
+//! - `POST /topics/{topic}`: publishes the body as one event, answers `{"id":"CURSOR"}`.
+//!
+//! ```sh
+//! cargo run -p h2-server -- --addr 127.0.0.1:8443
+//! nghttp -nv http://127.0.0.1:8443/index.html
+//! ```
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited};
+use push_core::{Hub, NewEvent, Topic};
+use push_h2::{text_response, Events, H2Body, H2Config, H2Stats, PushPolicy};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+type Body = BoxBody<Bytes, std::convert::Infallible>;
+
+/// The largest request body accepted for a publish.
+const MAX_PUBLISH: usize = 64 * 1024;
+
+const PAGE: &str = "<!doctype html><meta charset=utf-8><title>push-h2</title>\
+<link rel=stylesheet href=/styles.css><script src=/app.js></script><h1>pushed</h1>\n";
+const CSS: &str = "h1 { color: teal }\n";
+const JS: &str = "console.log('pushed with the page');\n";
+
+fn file(content_type: &'static str, body: &'static str) -> Response<Body> {
+    let mut res = Response::new(Full::new(Bytes::from_static(body.as_bytes())).boxed());
+    res.headers_mut()
+        .insert("content-type", http::HeaderValue::from_static(content_type));
+    res
+}
+
+async fn handle(hub: Hub, events: Events, req: Request<H2Body>) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    match path.as_str() {
+        "/" | "/index.html" => return file("text/html; charset=utf-8", PAGE),
+        "/styles.css" => return file("text/css", CSS),
+        "/app.js" => return file("text/javascript", JS),
+        _ => {}
+    }
+    if let Some(name) = path.strip_prefix("/h2/") {
+        return match Topic::new(name) {
+            Ok(topic) => events.respond(&topic, &req).await.map(BodyExt::boxed),
+            Err(e) => text_response(StatusCode::BAD_REQUEST, &format!("{e}\n")).map(BodyExt::boxed),
+        };
+    }
+    if let Some(name) = path.strip_prefix("/topics/") {
+        if req.method() != Method::POST {
+            return text_response(StatusCode::METHOD_NOT_ALLOWED, "publish with POST\n")
+                .map(BodyExt::boxed);
+        }
+        let topic = match Topic::new(name) {
+            Ok(topic) => topic,
+            Err(e) => {
+                return text_response(StatusCode::BAD_REQUEST, &format!("{e}\n"))
+                    .map(BodyExt::boxed)
+            }
+        };
+        let body = match Limited::new(req.into_body(), MAX_PUBLISH).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(_) => {
+                return text_response(StatusCode::PAYLOAD_TOO_LARGE, "body over 64 KiB\n")
+                    .map(BodyExt::boxed)
+            }
+        };
+        return match hub.publish(&topic, NewEvent::new(body)).await {
+            Ok(event) => text_response(StatusCode::OK, &format!("{{\"id\":\"{}\"}}\n", event.id()))
+                .map(BodyExt::boxed),
+            Err(e) => text_response(StatusCode::SERVICE_UNAVAILABLE, &format!("{e}\n"))
+                .map(BodyExt::boxed),
+        };
+    }
+    text_response(
+        StatusCode::NOT_FOUND,
+        "routes: GET /, GET /h2/{topic}, POST /topics/{topic}\n",
+    )
+    .map(BodyExt::boxed)
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let mut addr: SocketAddr = "127.0.0.1:8443".parse().expect("valid default");
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), args.next()) {
+            ("--addr", Some(value)) => {
+                addr = value.parse().map_err(|e| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("--addr: {e}"))
+                })?;
+            }
+            _ => {
+                eprintln!("usage: h2-server [--addr IP:PORT]");
+                std::process::exit(2);
+            }
+        }
+    }
+    let listener = TcpListener::bind(addr).await?;
+    println!("listening on http://{}/", listener.local_addr()?);
+    let hub = Hub::memory();
+    let events = Events::new(hub.clone());
+    let policy = PushPolicy::new()
+        .push("/", &["/styles.css", "/app.js"])
+        .push("/index.html", &["/styles.css", "/app.js"]);
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let stats = Arc::new(H2Stats::default());
+    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => { eprintln!("accept: {e}"); continue; }
+            },
+            _ = &mut ctrl_c => break,
+        };
+        let (hub, events) = (hub.clone(), events.clone());
+        let service = move |req| handle(hub.clone(), events.clone(), req);
+        let conn = push_h2::serve_connection(
+            stream,
+            service,
+            policy.clone(),
+            H2Config::default(),
+            shutdown_rx.clone(),
+            stats.clone(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                eprintln!("connection: {e}");
+            }
+        });
+    }
+    eprintln!("shutting down: GOAWAY to every connection");
+    hub.close();
+    shutdown.send_replace(true);
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    Ok(())
+}
