@@ -276,9 +276,15 @@ impl Example {
     /// Starts `bin` (an example's `CARGO_BIN_EXE_…`) with `--addr 127.0.0.1:0` and reads its
     /// first line, `listening on http://ADDR/`.
     pub fn start(bin: &str) -> Self {
+        Self::start_with(bin, &[])
+    }
+
+    /// [`start`](Self::start) with more arguments.
+    pub fn start_with(bin: &str, args: &[&str]) -> Self {
         use std::io::BufRead as _;
         let mut child = Command::new(bin)
             .args(["--addr", "127.0.0.1:0"])
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .expect("start the example");

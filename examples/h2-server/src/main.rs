@@ -5,9 +5,15 @@
 //! - `GET /h2/{topic}?since=CURSOR`: every event of the topic as a pushed response;
 //! - `POST /topics/{topic}`: publishes the body as one event, answers `{"id":"CURSOR"}`.
 //!
+//! With `--tls`, the port speaks TLS with ALPN `h2` and a self-signed certificate generated at
+//! start (for `localhost` and `127.0.0.1`), which is how a browser reaches HTTP/2 (it will
+//! warn about the certificate).
+//!
 //! ```sh
 //! cargo run -p h2-server -- --addr 127.0.0.1:8443
 //! nghttp -nv http://127.0.0.1:8443/index.html
+//! cargo run -p h2-server -- --addr 127.0.0.1:8443 --tls
+//! nghttp -nv https://127.0.0.1:8443/index.html
 //! ```
 
 use std::net::SocketAddr;
@@ -88,22 +94,27 @@ async fn handle(hub: Hub, events: Events, req: Request<H2Body>) -> Response<Body
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let mut addr: SocketAddr = "127.0.0.1:8443".parse().expect("valid default");
+    let mut tls = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        match (arg.as_str(), args.next()) {
-            ("--addr", Some(value)) => {
+        match arg.as_str() {
+            "--tls" => tls = true,
+            "--addr" => {
+                let value = args.next().unwrap_or_default();
                 addr = value.parse().map_err(|e| {
                     std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("--addr: {e}"))
                 })?;
             }
             _ => {
-                eprintln!("usage: h2-server [--addr IP:PORT]");
+                eprintln!("usage: h2-server [--addr IP:PORT] [--tls]");
                 std::process::exit(2);
             }
         }
     }
+    let acceptor = if tls { Some(tls_acceptor()?) } else { None };
     let listener = TcpListener::bind(addr).await?;
-    println!("listening on http://{}/", listener.local_addr()?);
+    let scheme = if tls { "https" } else { "http" };
+    println!("listening on {scheme}://{}/", listener.local_addr()?);
     let hub = Hub::memory();
     let events = Events::new(hub.clone());
     let policy = PushPolicy::new()
@@ -122,16 +133,27 @@ async fn main() -> std::io::Result<()> {
         };
         let (hub, events) = (hub.clone(), events.clone());
         let service = move |req| handle(hub.clone(), events.clone(), req);
-        let conn = push_h2::serve_connection(
-            stream,
-            service,
-            policy.clone(),
-            H2Config::default(),
-            shutdown_rx.clone(),
-            stats.clone(),
-        );
+        let (policy, shutdown_rx, stats) = (policy.clone(), shutdown_rx.clone(), stats.clone());
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let config = H2Config::default();
+            let result = match acceptor {
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(tls) => {
+                        push_h2::serve_connection(tls, service, policy, config, shutdown_rx, stats)
+                            .await
+                    }
+                    Err(e) => {
+                        eprintln!("tls: {e}");
+                        return;
+                    }
+                },
+                None => {
+                    push_h2::serve_connection(stream, service, policy, config, shutdown_rx, stats)
+                        .await
+                }
+            };
+            if let Err(e) = result {
                 eprintln!("connection: {e}");
             }
         });
@@ -141,4 +163,25 @@ async fn main() -> std::io::Result<()> {
     shutdown.send_replace(true);
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     Ok(())
+}
+
+/// A TLS acceptor with a self-signed certificate for `localhost` and `127.0.0.1`, offering only
+/// `h2` by ALPN.
+fn tls_acceptor() -> std::io::Result<tokio_rustls::TlsAcceptor> {
+    use tokio_rustls::rustls;
+    let invalid = |e: &dyn std::fmt::Display| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
+    };
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+        .map_err(|e| invalid(&e))?;
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid(&e))?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .map_err(|e| invalid(&e))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }

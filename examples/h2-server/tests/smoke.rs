@@ -10,7 +10,21 @@ fn nghttp_sees_early_hints_push_promises_and_pushed_streams() {
     if !require("nghttp", "nghttp2-client") {
         return;
     }
-    let example = Example::start(env!("CARGO_BIN_EXE_h2-server"));
+    check(&Example::start(env!("CARGO_BIN_EXE_h2-server")));
+}
+
+/// The same over TLS, negotiated by ALPN, with the certificate generated at start.
+#[test]
+fn the_same_over_tls_with_alpn_h2() {
+    if !require("nghttp", "nghttp2-client") {
+        return;
+    }
+    let example = Example::start_with(env!("CARGO_BIN_EXE_h2-server"), &["--tls"]);
+    assert!(example.base.starts_with("https://"), "{}", example.base);
+    check(&example);
+}
+
+fn check(example: &Example) {
     let out = Command::new("nghttp")
         .args(["-nv", "-t", "20", &format!("{}index.html", example.base)])
         .output()
