@@ -35,6 +35,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     }
     let mut quick = false;
     let mut core = true;
+    let mut only: Option<String> = None;
     let mut clients: Option<usize> = None;
     let mut ws_clients: Option<usize> = None;
     let mut json_path = crate::root().join("target/bench/bench.json");
@@ -43,6 +44,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         match arg.as_str() {
             "--quick" => quick = true,
             "--no-core" => core = false,
+            "--only" => only = Some(args.next().ok_or("--only needs core|http|ws|h2")?.clone()),
             "--json" => json_path = args.next().ok_or("--json needs a path")?.into(),
             "--ws-clients" => {
                 let n = args.next().ok_or("--ws-clients needs a number")?;
@@ -60,7 +62,8 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start runtime: {e}"))?;
-    let report = core.then(|| runtime.block_on(core_bench(quick)));
+    let part = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    let report = (core && part("core")).then(|| runtime.block_on(core_bench(quick)));
     if let Some(report) = &report {
         println!("{}", report.markdown());
     }
@@ -77,23 +80,47 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         ));
     }
     let (rate, seconds) = if quick { (50, 3) } else { (100, 10) };
+    let http_kinds: &[&'static str] = if part("http") {
+        &crate::bench_http::KINDS
+    } else {
+        &[]
+    };
+    let ws_kinds: &[&'static str] = if part("ws") {
+        &crate::bench_http::WS_KINDS
+    } else {
+        &[]
+    };
     let http = runtime.block_on(async {
         let mut out = Vec::new();
-        for kind in crate::bench_http::KINDS {
+        for &kind in http_kinds {
             out.push(crate::bench_http::measure(kind, clients, rate, seconds).await?);
         }
         Ok::<_, String>(out)
     })?;
-    println!("{}", http_markdown(&http, rate, seconds));
+    if !http.is_empty() {
+        println!("{}", http_markdown(&http, rate, seconds));
+    }
     let (ws_rate, ws_seconds) = if quick { (10, 3) } else { (10, 10) };
     let ws = runtime.block_on(async {
         let mut out = Vec::new();
-        for kind in crate::bench_http::WS_KINDS {
+        for &kind in ws_kinds {
             out.push(crate::bench_http::measure(kind, ws_clients, ws_rate, ws_seconds).await?);
         }
         Ok::<_, String>(out)
     })?;
-    println!("{}", ws_markdown(&ws, ws_rate, ws_seconds));
+    if !ws.is_empty() {
+        println!("{}", ws_markdown(&ws, ws_rate, ws_seconds));
+    }
+    let rtt = std::time::Duration::from_millis(40);
+    let (loads, events) = if quick { (5, 2_000) } else { (21, 20_000) };
+    let h2 = if part("h2") {
+        Some(runtime.block_on(crate::bench_h2::measure(rtt, loads, events))?)
+    } else {
+        None
+    };
+    if let Some((pages, rate)) = &h2 {
+        println!("{}", h2_markdown(pages, rate, rtt, loads));
+    }
     if let Some(dir) = json_path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -102,6 +129,16 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         &json_path,
         serde_json::to_string_pretty(&json!({
             "core": report.as_ref().map(|r| r.json()),
+            "h2": h2.as_ref().map(|(pages, rate)| json!({
+                "page_loads": pages.iter().map(|p| json!({
+                    "mode": p.mode.name(),
+                    "round_trips": p.mode.round_trips(),
+                    "median_ms": p.median_ms,
+                })).collect::<Vec<_>>(),
+                "events": rate.events,
+                "pushed_per_sec": rate.pushed_per_sec,
+                "body_per_sec": rate.body_per_sec,
+            })),
             "websocket": ws.iter().map(|m| json!({
                 "server": m.kind,
                 "clients": m.clients,
@@ -135,6 +172,41 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     .map_err(|e| format!("cannot write {}: {e}", json_path.display()))?;
     println!("\nwritten to {}", json_path.display());
     Ok(())
+}
+
+fn h2_markdown(
+    pages: &[crate::bench_h2::PageLoad],
+    rate: &crate::bench_h2::EventRate,
+    rtt: std::time::Duration,
+    loads: usize,
+) -> String {
+    let plain = pages
+        .iter()
+        .find(|p| p.mode.round_trips() == 2)
+        .map_or(f64::NAN, |p| p.median_ms);
+    let mut out = format!(
+        "## HTTP/2: a page with 8 linked 4 KiB assets, {} ms round trip (delaying proxy), handler think time 30 ms, fresh connection, median of {loads}\n\n\
+         | how the assets come | round trips after connect | page load ms | vs plain |\n\
+         |---|---:|---:|---:|\n",
+        rtt.as_millis()
+    );
+    for p in pages {
+        out += &format!(
+            "| {} | {} | {:.1} | {:.2}x |\n",
+            p.mode.name(),
+            p.mode.round_trips(),
+            p.median_ms,
+            p.median_ms / plain
+        );
+    }
+    out += &format!(
+        "\nEvent push, one client, {} events on loopback: {} events/s as pushed responses, {} events/s as lines on the subscription body (the fallback), {:.2}x.\n",
+        rate.events,
+        fmt_num(rate.pushed_per_sec),
+        fmt_num(rate.body_per_sec),
+        rate.pushed_per_sec / rate.body_per_sec
+    );
+    out
 }
 
 fn ws_markdown(rows: &[crate::bench_http::Measured], rate: u64, seconds: u64) -> String {

@@ -3,6 +3,7 @@
 
 mod autobahn;
 mod bench;
+mod bench_h2;
 mod bench_http;
 mod ci;
 #[cfg(test)]

@@ -481,9 +481,30 @@ async fn deliver_events(
             shared.stats.refused.fetch_add(1, Ordering::Relaxed);
             pushing = false;
         }
-        let mut line = push_core::json::event(&event).to_vec();
-        line.push(b'\n');
-        if send_data(&mut stream, Bytes::from(line), false)
+        // One DATA frame for every line ready now (up to 16 KiB): fewer, larger frames, which
+        // HTTP/2 clients budget for (h2 counts small unread DATA frames against the peer).
+        let mut lines = Vec::with_capacity(1024);
+        lines.extend_from_slice(&push_core::json::event(&event));
+        lines.push(b'\n');
+        while lines.len() < 16 * 1024 {
+            let ready =
+                sub.poll_recv(&mut std::task::Context::from_waker(std::task::Waker::noop()));
+            match ready {
+                std::task::Poll::Ready(Some(Delivery::Event(e))) => {
+                    lines.extend_from_slice(&push_core::json::event(&e));
+                    lines.push(b'\n');
+                }
+                std::task::Poll::Ready(Some(Delivery::Gap { missed })) => {
+                    lines.extend_from_slice(&crate::events::outcome_line(
+                        push_core::Outcome::Gap { missed },
+                        sub.cursor(),
+                    ));
+                }
+                // Closed or nothing ready: the loop above sees it on its next `recv`.
+                _ => break,
+            }
+        }
+        if send_data(&mut stream, Bytes::from(lines), false)
             .await
             .is_err()
         {
