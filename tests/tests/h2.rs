@@ -224,3 +224,36 @@ async fn without_push_events_come_on_the_body_and_gaps_are_told() {
         .await
         .expect("the connection ended after GOAWAY");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_held_back_by_flow_control() {
+    let hub = Hub::new(MemoryHub::new(
+        HubConfig::default().retention(Retention::default().max_events(100)),
+    ));
+    let server = server(&hub).await;
+    let mut client = Client::connect(server.addr, true).await.unwrap();
+    // Subscribed, then never reads a pushed stream.
+    let _sub = client.subscribe("/h2/t").await.unwrap();
+    let t = Topic::new("t").unwrap();
+    let payload = "x".repeat(4096);
+    for _ in 0..5_000 {
+        hub.publish(&t, NewEvent::new(payload.clone()))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // 20 MiB published; what left the server is bounded by the client's windows, not by
+    // buffering: the default HTTP/2 windows are 64 KiB.
+    let pushed = server.stats.pushed_bytes.load(Ordering::Relaxed);
+    assert!(
+        pushed < 1024 * 1024,
+        "{pushed} bytes pushed to a client that reads nothing"
+    );
+    // The server is fine: another client gets its page.
+    let mut other = Client::connect(server.addr, true).await.unwrap();
+    let (_, main, _) = tokio::time::timeout(BOUND, other.get("/index.html"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(main.body, "<html>page</html>");
+}

@@ -43,10 +43,11 @@ commands:
                  docs with broken intra-doc links denied, the tidy checks, and autobahn
   autobahn       Autobahn|Testsuite case groups 1-7 and 10 (kosoku, in a virtualenv under
                  target/) against push-ws's echo endpoint; fails unless every case passes
-  bench [--quick] [--clients N] [--json PATH]
-                 push-core against tokio::sync::broadcast, then push-sse and push-stream against
-                 axum's Sse over broadcast (N streaming clients, default 1,000), all in one run;
-                 prints markdown tables and writes JSON under target/bench/";
+  bench [--quick] [--only core|http|ws|h2] [--no-core] [--clients N] [--ws-clients N] [--json PATH]
+                 push-core against tokio::sync::broadcast; the HTTP techniques against axum's Sse
+                 (N clients, default 1,000); push-ws against tokio-tungstenite (default 10,000);
+                 HTTP/2 page loads (push, 103, plain) and pushed events; all in one run, printing
+                 markdown tables and writing JSON under target/bench/";
 
 /// The workspace root.
 pub(crate) fn root() -> PathBuf {
