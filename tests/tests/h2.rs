@@ -38,27 +38,36 @@ async fn server(hub: &Hub) -> Server {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (done_tx, done) = tokio::sync::mpsc::unbounded_channel();
     let events = Events::new(hub.clone());
+    let sse = push_sse::Sse::new(hub.clone());
     let policy = PushPolicy::new().push("/index.html", &["/styles.css", "/app.js"]);
     let st = stats.clone();
     tokio::spawn(async move {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
-            let events = events.clone();
+            let (events, sse) = (events.clone(), sse.clone());
             let service = move |req: Request<H2Body>| {
-                let events = events.clone();
+                let (events, sse) = (events.clone(), sse.clone());
                 async move {
                     match req.uri().path() {
-                        "/index.html" => file("<html>page</html>"),
-                        "/styles.css" => file("h1 {}"),
-                        "/app.js" => file("run()"),
+                        // Another technique's handler, unchanged, over this driver.
+                        "/sse/t" => sse
+                            .respond(&Topic::new("t").unwrap(), &req)
+                            .await
+                            .map(BodyExt::boxed_unsync),
+                        "/index.html" => file("<html>page</html>").map(BodyExt::boxed_unsync),
+                        "/styles.css" => file("h1 {}").map(BodyExt::boxed_unsync),
+                        "/app.js" => file("run()").map(BodyExt::boxed_unsync),
                         "/named" => {
                             let mut res = file("named page");
                             res.extensions_mut().insert(Push(vec!["/app.js".into()]));
-                            res
+                            res.map(BodyExt::boxed_unsync)
                         }
                         path => {
                             let topic = Topic::new(path.trim_start_matches("/h2/")).unwrap();
-                            events.respond(&topic, &req).await.map(BodyExt::boxed)
+                            events
+                                .respond(&topic, &req)
+                                .await
+                                .map(BodyExt::boxed_unsync)
                         }
                     }
                 }
@@ -256,4 +265,26 @@ async fn a_client_that_never_reads_is_held_back_by_flow_control() {
         .unwrap()
         .unwrap();
     assert_eq!(main.body, "<html>page</html>");
+}
+
+#[tokio::test]
+async fn another_techniques_handler_runs_over_the_driver() {
+    let hub = Hub::memory();
+    let server = server(&hub).await;
+    let mut client = Client::connect(server.addr, true).await.unwrap();
+    let mut sub = client.subscribe("/sse/t").await.unwrap();
+    assert_eq!(sub.head.headers()["content-type"], "text/event-stream; charset=utf-8");
+    hub.publish(&Topic::new("t").unwrap(), NewEvent::new("over h2"))
+        .await
+        .unwrap();
+    let mut text = String::new();
+    while !text.contains("data: over h2") {
+        let line = tokio::time::timeout(BOUND, sub.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("stream open");
+        text += std::str::from_utf8(&line).unwrap();
+        text.push('\n');
+    }
 }

@@ -43,9 +43,9 @@ impl Events {
         }
     }
 
-    /// Answers a subscription request for `topic`. Served by [`serve_connection`]
-    /// (crate::serve_connection), which does the pushing; over another server the response
-    /// carries the outcome line only.
+    /// Answers a subscription request for `topic`. Served by
+    /// [`serve_connection`](crate::serve_connection), which does the pushing; another server
+    /// sends the headers and an empty body.
     pub async fn respond<B>(&self, topic: &Topic, req: &Request<B>) -> Response<Full<Bytes>> {
         let since = push_core::query_value(req.uri().query().unwrap_or(""), &self.resume_param);
         let from = StartFrom::from_client(
