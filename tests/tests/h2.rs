@@ -273,7 +273,10 @@ async fn another_techniques_handler_runs_over_the_driver() {
     let server = server(&hub).await;
     let mut client = Client::connect(server.addr, true).await.unwrap();
     let mut sub = client.subscribe("/sse/t").await.unwrap();
-    assert_eq!(sub.head.headers()["content-type"], "text/event-stream; charset=utf-8");
+    assert_eq!(
+        sub.head.headers()["content-type"],
+        "text/event-stream; charset=utf-8"
+    );
     hub.publish(&Topic::new("t").unwrap(), NewEvent::new("over h2"))
         .await
         .unwrap();
