@@ -1,0 +1,186 @@
+// Six panels, one per technique, all following the topic "demo". Each panel counts what this
+// page measures itself: events, HTTP requests, bytes received, publish-to-display latency (the
+// publish time travels in the event as "t"), reconnections and gaps. `window.pushPanels` exposes
+// the figures and the received events for automated tests.
+"use strict";
+
+const TOPIC = "demo";
+const panels = {};
+window.pushPanels = panels;
+
+function panel(id, title, how) {
+  const section = document.createElement("section");
+  section.id = id;
+  section.innerHTML = `<h2>${title}</h2><p class="how">${how}</p>
+    <dl><dt>events</dt><dd data-k="events">0</dd>
+    <dt>HTTP requests</dt><dd data-k="requests">0</dd>
+    <dt>bytes received</dt><dd data-k="bytes">0</dd>
+    <dt>latency (last)</dt><dd data-k="latency">–</dd>
+    <dt>reconnections</dt><dd data-k="reconnects">0</dd>
+    <dt>gaps</dt><dd data-k="gaps">0</dd></dl><ol class="log"></ol>`;
+  document.getElementById("panels").append(section);
+  const p = { events: 0, requests: 0, bytes: 0, latency: null, reconnects: 0, gaps: 0, got: [], section };
+  panels[id] = p;
+  return p;
+}
+
+function show(p) {
+  for (const dd of p.section.querySelectorAll("dd")) {
+    const v = p[dd.dataset.k];
+    dd.textContent = dd.dataset.k === "latency" ? (v === null ? "–" : `${v} ms`) : String(v);
+  }
+}
+
+function received(p, data) {
+  p.events += 1;
+  p.got.push(data);
+  try {
+    const t = JSON.parse(data).t;
+    if (typeof t === "number") p.latency = Math.max(0, Date.now() - t);
+  } catch (_) { /* a message typed in the publish box */ }
+  const li = document.createElement("li");
+  li.textContent = data;
+  const log = p.section.querySelector("ol");
+  log.prepend(li);
+  while (log.children.length > 6) log.lastChild.remove();
+  show(p);
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Short polling: every second, `If-None-Match` handled by the browser's cache.
+async function poll() {
+  const p = panel("poll", "Short polling", "asks every second; 304 when nothing is new");
+  let since = null;
+  for (;;) {
+    try {
+      const res = await fetch(`/poll/${TOPIC}` + (since ? `?since=${encodeURIComponent(since)}` : ""));
+      p.requests += 1;
+      const body = await res.text();
+      p.bytes += body.length;
+      const answer = JSON.parse(body);
+      if (answer.outcome === "gap") p.gaps += 1;
+      since = answer.next;
+      for (const e of answer.events) received(p, e.data);
+      show(p);
+      if (answer.more) continue;
+    } catch (_) { p.reconnects += 1; }
+    await sleep(1000);
+  }
+}
+
+// Long polling: one held request after another.
+async function longpoll() {
+  const p = panel("longpoll", "Long polling", "asks; the server holds the request until news");
+  let since = null;
+  for (;;) {
+    try {
+      const url = `/longpoll/${TOPIC}?timeout=25` + (since ? `&since=${encodeURIComponent(since)}` : "");
+      const res = await fetch(url);
+      p.requests += 1;
+      const body = await res.text();
+      p.bytes += body.length;
+      const answer = JSON.parse(body);
+      if (answer.outcome === "gap") p.gaps += 1;
+      since = answer.next;
+      for (const e of answer.events) received(p, e.data);
+      show(p);
+    } catch (_) { p.reconnects += 1; show(p); await sleep(1000); }
+  }
+}
+
+// Server-Sent Events: the browser reconnects by itself with Last-Event-ID.
+function sse() {
+  const p = panel("sse", "Server-Sent Events", "one response that never ends; EventSource resumes");
+  let opens = 0;
+  const source = new EventSource(`/sse/${TOPIC}`);
+  source.onopen = () => { opens += 1; p.requests = opens; p.reconnects = opens - 1; show(p); };
+  source.onmessage = (e) => { p.bytes += e.data.length; received(p, e.data); };
+  source.addEventListener("push-gap", () => { p.gaps += 1; show(p); });
+}
+
+// WebSocket: one connection; after a close, reconnect and resubscribe from the cursor.
+function ws() {
+  const p = panel("ws", "WebSocket", "one full-duplex connection; resubscribes from its cursor");
+  let cursor = null, opens = 0;
+  const connect = () => {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const since = cursor ? `?since=${encodeURIComponent(cursor)}` : "";
+    const socket = new WebSocket(`${scheme}://${location.host}/ws/${TOPIC}${since}`, "push.v1");
+    socket.onopen = () => { opens += 1; p.requests = opens; p.reconnects = opens - 1; show(p); };
+    socket.onmessage = (m) => {
+      p.bytes += m.data.length;
+      const msg = JSON.parse(m.data);
+      if (msg.topic !== TOPIC) return;
+      if ("outcome" in msg) { cursor = msg.cursor; if (msg.outcome === "gap") p.gaps += 1; show(p); return; }
+      if ("id" in msg) { cursor = msg.id; received(p, msg.data ?? ""); }
+    };
+    socket.onclose = () => setTimeout(connect, 300);
+  };
+  connect();
+}
+
+// HTTP streaming: fetch() reads NDJSON as it arrives; resume with ?since= after a cut.
+async function stream() {
+  const p = panel("stream", "HTTP streaming", "one chunked response of JSON lines; resumes with ?since=");
+  let since = null;
+  for (;;) {
+    try {
+      const res = await fetch(`/stream/${TOPIC}` + (since ? `?since=${encodeURIComponent(since)}` : ""));
+      p.requests += 1;
+      if (p.requests > 1) p.reconnects += 1;
+      show(p);
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        p.bytes += value.length;
+        buffer += value;
+        let nl;
+        while ((nl = buffer.indexOf("\n")) >= 0) {
+          const line = JSON.parse(buffer.slice(0, nl));
+          buffer = buffer.slice(nl + 1);
+          if ("cursor" in line) since = line.cursor;
+          if (line.outcome === "gap") p.gaps += 1;
+          if ("id" in line) { since = line.id; received(p, line.data ?? ""); }
+        }
+      }
+    } catch (_) { /* cut: resume below */ }
+    await sleep(300);
+  }
+}
+
+// HTTP/2 server push: what a browser can see of it.
+function h2() {
+  const p = panel("h2", "HTTP/2 push and 103 Early Hints",
+    "browsers dropped PUSH_PROMISE (Chrome 106, Firefox 132); they act on 103 Early Hints and Link preload");
+  const nav = performance.getEntriesByType("navigation")[0];
+  const assets = performance.getEntriesByType("resource").filter((r) => r.name.endsWith(".js") || r.name.endsWith(".css"));
+  const li = document.createElement("li");
+  li.textContent = `page over ${nav ? nav.nextHopProtocol || "?" : "?"}; assets: ` +
+    assets.map((a) => `${new URL(a.name).pathname} (${a.initiatorType}, ${a.nextHopProtocol || "?"})`).join(", ");
+  p.section.querySelector("ol").append(li);
+  p.requests = 1;
+  show(p);
+}
+
+document.getElementById("publish").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const input = e.target.elements.text;
+  await fetch(`/topics/${TOPIC}`, { method: "POST", body: JSON.stringify({ text: input.value, t: Date.now() }) });
+  input.value = "";
+});
+document.getElementById("drop").addEventListener("click", () => fetch("/admin/drop", { method: "POST" }));
+const rate = document.getElementById("rate");
+rate.addEventListener("change", () => {
+  document.getElementById("rate-value").textContent = rate.value;
+  fetch(`/admin/ticker?rate=${rate.value}`, { method: "POST" });
+});
+
+poll();
+longpoll();
+sse();
+ws();
+stream();
+h2();

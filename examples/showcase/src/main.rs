@@ -1,0 +1,437 @@
+//! The showcase: one server, all six push techniques side by side on one topic.
+//!
+//! One port speaks HTTP/1.1 and HTTP/2 with prior knowledge (h2c, served by push-h2's driver so
+//! that server push works); the first bytes of a connection tell which.
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /topics/{topic}[?event=TYPE]` | publish the body as one event; answers `{"id":CURSOR}` |
+//! | `GET /poll/{topic}?since=C` | short polling (push-poll) |
+//! | `GET /longpoll/{topic}?since=C` | long polling (push-longpoll) |
+//! | `GET /sse/{topic}` | Server-Sent Events (push-sse) |
+//! | `GET /ws/{topic}` | WebSocket (push-ws, HTTP/1.1) |
+//! | `GET /stream/{topic}?since=C` | NDJSON streaming (push-stream) |
+//! | `GET /h2/{topic}?since=C` | events as pushed responses (push-h2, HTTP/2) |
+//! | `GET /` | the page; over HTTP/2 its assets are pushed after `103 Early Hints` |
+//! | `GET /metrics` | counters in the Prometheus text format |
+//! | `POST /admin/drop` | closes every connection (streams resume from their cursors) |
+//! | `POST /admin/ticker?rate=N` | the built-in publisher's events per second (0 stops it) |
+//!
+//! A built-in publisher sends a small event to the topic `demo` every second (`--no-ticker`
+//! turns it off). Ctrl-C drains gracefully.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, Limited};
+use push_core::{EventType, Hub, NewEvent, Topic};
+use push_h2::{Events, H2Config, H2Stats, PushPolicy};
+use push_longpoll::LongPoll;
+use push_poll::Poller;
+use push_sse::Sse;
+use push_stream::Streamer;
+use push_ws::Ws;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::AbortHandle;
+
+type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+const PAGE: &str = include_str!("page.html");
+const APP_JS: &str = include_str!("app.js");
+const STYLE_CSS: &str = include_str!("style.css");
+/// The largest request body accepted for a publish.
+const MAX_PUBLISH: usize = 64 * 1024;
+/// The HTTP/2 connection preface (RFC 9113 §3.4).
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The techniques, as the metrics and the page name them.
+const TECHNIQUES: [&str; 6] = ["poll", "longpoll", "sse", "ws", "stream", "h2"];
+
+#[derive(Default)]
+struct Metrics {
+    connections: AtomicU64,
+    requests: Mutex<HashMap<&'static str, u64>>,
+    published: AtomicU64,
+}
+
+impl Metrics {
+    fn request(&self, technique: &'static str) {
+        *self
+            .requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(technique)
+            .or_default() += 1;
+    }
+}
+
+struct State {
+    hub: Hub,
+    poller: Poller,
+    longpoll: LongPoll,
+    sse: Sse,
+    streamer: Streamer,
+    ws: Ws,
+    events: Events,
+    metrics: Metrics,
+    h2: Arc<H2Stats>,
+    ticker_rate: AtomicU64,
+    connections: Mutex<Vec<AbortHandle>>,
+}
+
+fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut res = Response::new(Full::new(body.into()).boxed_unsync());
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    reply(status, "text/plain; charset=utf-8", body)
+}
+
+async fn route<B>(state: Arc<State>, req: Request<B>) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let path = req.uri().path().to_owned();
+    match path.as_str() {
+        "/" | "/index.html" => {
+            let mut res = reply(StatusCode::OK, "text/html; charset=utf-8", PAGE);
+            res.headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            return res;
+        }
+        "/app.js" => return reply(StatusCode::OK, "text/javascript; charset=utf-8", APP_JS),
+        "/style.css" => return reply(StatusCode::OK, "text/css; charset=utf-8", STYLE_CSS),
+        "/metrics" => return metrics(&state),
+        "/admin/drop" if req.method() == Method::POST => {
+            drop_connections(&state);
+            return text(StatusCode::OK, "dropped\n");
+        }
+        "/admin/ticker" if req.method() == Method::POST => {
+            let rate = push_core::query_value(req.uri().query().unwrap_or(""), "rate")
+                .and_then(|r| r.parse::<u64>().ok());
+            return match rate {
+                Some(rate) if rate <= 100 => {
+                    state.ticker_rate.store(rate, Ordering::Relaxed);
+                    text(StatusCode::OK, format!("ticker at {rate}/s\n"))
+                }
+                _ => text(
+                    StatusCode::BAD_REQUEST,
+                    "rate: 0 to 100 events per second\n",
+                ),
+            };
+        }
+        _ => {}
+    }
+    let Some((kind, name)) = path.trim_start_matches('/').split_once('/') else {
+        return not_found();
+    };
+    let topic = match Topic::new(name) {
+        Ok(topic) => topic,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+    };
+    match kind {
+        "topics" => publish(&state, &topic, req).await,
+        "poll" => {
+            state.metrics.request("poll");
+            state
+                .poller
+                .respond(&topic, &req)
+                .await
+                .map(BodyExt::boxed_unsync)
+        }
+        "longpoll" => {
+            state.metrics.request("longpoll");
+            state
+                .longpoll
+                .respond(&topic, &req)
+                .await
+                .map(BodyExt::boxed_unsync)
+        }
+        "sse" => {
+            state.metrics.request("sse");
+            state
+                .sse
+                .respond(&topic, &req)
+                .await
+                .map(BodyExt::boxed_unsync)
+        }
+        "stream" => {
+            state.metrics.request("stream");
+            state
+                .streamer
+                .respond(&topic, &req)
+                .await
+                .map(BodyExt::boxed_unsync)
+        }
+        "ws" => {
+            state.metrics.request("ws");
+            state.ws.respond(req, &[topic]).map(BodyExt::boxed_unsync)
+        }
+        "h2" => {
+            state.metrics.request("h2");
+            state
+                .events
+                .respond(&topic, &req)
+                .await
+                .map(BodyExt::boxed_unsync)
+        }
+        _ => not_found(),
+    }
+}
+
+fn not_found() -> Response<Body> {
+    text(
+        StatusCode::NOT_FOUND,
+        "routes: POST /topics/{topic}, GET /poll|longpoll|sse|ws|stream|h2/{topic}, GET /, GET /metrics\n",
+    )
+}
+
+async fn publish<B>(state: &State, topic: &Topic, req: Request<B>) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if req.method() != Method::POST {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "publish with POST\n");
+    }
+    let mut event_type = None;
+    if let Some(t) = push_core::query_value(req.uri().query().unwrap_or(""), "event") {
+        match EventType::new(&t) {
+            Ok(t) => event_type = Some(t),
+            Err(e) => return text(StatusCode::BAD_REQUEST, format!("event: {e}\n")),
+        }
+    }
+    let body = match Limited::new(req.into_body(), MAX_PUBLISH).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "body over 64 KiB\n"),
+    };
+    let mut event = NewEvent::new(body);
+    if let Some(t) = event_type {
+        event = event.with_type(t);
+    }
+    match state.hub.publish(topic, event).await {
+        Ok(event) => {
+            state.metrics.published.fetch_add(1, Ordering::Relaxed);
+            reply(
+                StatusCode::OK,
+                "application/json",
+                format!("{{\"id\":\"{}\"}}\n", event.id()),
+            )
+        }
+        Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
+    }
+}
+
+fn metrics(state: &State) -> Response<Body> {
+    let stats = state.hub.stats();
+    let mut out = String::new();
+    out += "# HELP push_connections_total Connections accepted.\n# TYPE push_connections_total counter\n";
+    out += &format!(
+        "push_connections_total {}\n",
+        state.metrics.connections.load(Ordering::Relaxed)
+    );
+    out +=
+        "# HELP push_requests_total Requests per technique.\n# TYPE push_requests_total counter\n";
+    let requests = state
+        .metrics
+        .requests
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    for t in TECHNIQUES {
+        out += &format!(
+            "push_requests_total{{technique=\"{t}\"}} {}\n",
+            requests.get(t).copied().unwrap_or(0)
+        );
+    }
+    out += "# HELP push_open Open streams, held requests and sockets per technique.\n# TYPE push_open gauge\n";
+    out += &format!(
+        "push_open{{technique=\"longpoll\"}} {}\n",
+        state.longpoll.held()
+    );
+    out += &format!(
+        "push_open{{technique=\"sse\"}} {}\n",
+        state.sse.open_streams()
+    );
+    out += &format!(
+        "push_open{{technique=\"stream\"}} {}\n",
+        state.streamer.open_streams()
+    );
+    out += &format!("push_open{{technique=\"ws\"}} {}\n", state.ws.connections());
+    out += "# HELP push_events_published_total Events published.\n# TYPE push_events_published_total counter\n";
+    out += &format!("push_events_published_total {}\n", stats.published);
+    out += "# HELP push_subscribers Subscriptions open.\n# TYPE push_subscribers gauge\n";
+    out += &format!("push_subscribers {}\n", stats.subscribers);
+    out += "# HELP push_retained_events Events retained over all topics.\n# TYPE push_retained_events gauge\n";
+    out += &format!("push_retained_events {}\n", stats.retained_events);
+    out += "# HELP push_h2_promised_total PUSH_PROMISEs sent.\n# TYPE push_h2_promised_total counter\n";
+    out += &format!(
+        "push_h2_promised_total {}\n",
+        state.h2.promised.load(Ordering::Relaxed)
+    );
+    out += "# HELP push_h2_pushed_bytes_total Body bytes pushed.\n# TYPE push_h2_pushed_bytes_total counter\n";
+    out += &format!(
+        "push_h2_pushed_bytes_total {}\n",
+        state.h2.pushed_bytes.load(Ordering::Relaxed)
+    );
+    reply(StatusCode::OK, "text/plain; version=0.0.4", out)
+}
+
+fn drop_connections(state: &State) {
+    for handle in state
+        .connections
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .drain(..)
+    {
+        handle.abort();
+    }
+    state.ws.restart_all();
+}
+
+async fn ticker(state: Arc<State>) {
+    let topic = Topic::new("demo").expect("valid");
+    let mut n = 0u64;
+    loop {
+        let rate = state.ticker_rate.load(Ordering::Relaxed);
+        if rate == 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        tokio::time::sleep(Duration::from_secs_f64(1.0 / rate as f64)).await;
+        n += 1;
+        // The publish time travels in the event, so that every page panel measures latency.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let event = NewEvent::new(format!("{{\"n\":{n},\"t\":{now}}}"));
+        if state.hub.publish(&topic, event).await.is_err() {
+            return;
+        }
+        state.metrics.published.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+async fn serve(state: Arc<State>, stream: TcpStream, shutdown: watch::Receiver<bool>) {
+    let _ = stream.set_nodelay(true);
+    let mut first = [0u8; PREFACE.len()];
+    // Wait for enough bytes to tell HTTP/2's preface from an HTTP/1.1 request line.
+    let mut seen = 0;
+    for _ in 0..50 {
+        seen = stream.peek(&mut first).await.unwrap_or(0);
+        if seen >= PREFACE.len() || seen == 0 || !PREFACE.starts_with(&first[..seen]) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    if seen == PREFACE.len() && first == PREFACE {
+        let policy = PushPolicy::new()
+            .push("/", &["/style.css", "/app.js"])
+            .push("/index.html", &["/style.css", "/app.js"]);
+        let h2 = state.h2.clone();
+        let service = move |req| route(state.clone(), req);
+        let _ =
+            push_h2::serve_connection(stream, service, policy, H2Config::default(), shutdown, h2)
+                .await;
+        return;
+    }
+    let service = hyper::service::service_fn(move |req| {
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(route(state, req).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    let mut shutdown = shutdown;
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = shutdown.wait_for(|s| *s) => conn.as_mut().graceful_shutdown(),
+    }
+    let _ = conn.await;
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let mut addr: SocketAddr = "127.0.0.1:8080".parse().expect("valid default");
+    let mut ticker_on = true;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--no-ticker" => ticker_on = false,
+            "--addr" => {
+                let value = args.next().unwrap_or_default();
+                addr = value.parse().map_err(|e| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("--addr: {e}"))
+                })?;
+            }
+            _ => {
+                eprintln!("usage: showcase [--addr IP:PORT] [--no-ticker]");
+                std::process::exit(2);
+            }
+        }
+    }
+    let listener = TcpListener::bind(addr).await?;
+    println!("listening on http://{}/", listener.local_addr()?);
+    let hub = Hub::memory();
+    let state = Arc::new(State {
+        poller: Poller::new(hub.clone()),
+        longpoll: LongPoll::new(hub.clone()),
+        sse: Sse::new(hub.clone()),
+        streamer: Streamer::new(hub.clone()),
+        ws: Ws::new(hub.clone()),
+        events: Events::new(hub.clone()),
+        hub,
+        metrics: Metrics::default(),
+        h2: Arc::new(H2Stats::default()),
+        ticker_rate: AtomicU64::new(u64::from(ticker_on)),
+        connections: Mutex::new(Vec::new()),
+    });
+    tokio::spawn(ticker(state.clone()));
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => { eprintln!("accept: {e}"); continue; }
+            },
+            _ = &mut ctrl_c => break,
+        };
+        state.metrics.connections.fetch_add(1, Ordering::Relaxed);
+        let handle = tasks.spawn(serve(state.clone(), stream, shutdown_rx.clone()));
+        let mut conns = state
+            .connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        conns.retain(|h| !h.is_finished());
+        conns.push(handle);
+    }
+    eprintln!("shutting down: draining every technique");
+    state.ws.shutdown().await;
+    state.hub.close();
+    shutdown.send_replace(true);
+    if tokio::time::timeout(Duration::from_secs(10), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
+    {
+        eprintln!("connections still open after 10 s; exiting");
+    }
+    Ok(())
+}

@@ -1,0 +1,125 @@
+//! Starts the showcase binary as a user would and exercises every route with real clients:
+//! curl over HTTP/1.1, nghttp over HTTP/2 (prior knowledge), and a WebSocket client.
+
+use std::process::Command;
+use std::time::Duration;
+
+use push_tests::{require, Example};
+use push_ws::client::{Client, Received};
+
+fn curl(args: &[&str]) -> String {
+    let out = Command::new("curl")
+        .args(args)
+        .output()
+        .expect("curl is installed (Debian package curl)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn nghttp(args: &[&str]) -> String {
+    let out = Command::new("nghttp")
+        .args(args)
+        .output()
+        .expect("run nghttp");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn every_route_answers_with_its_technique() {
+    if !require("nghttp", "nghttp2-client") {
+        return;
+    }
+    let example = Example::start_with(env!("CARGO_BIN_EXE_showcase"), &["--no-ticker"]);
+    let base = example.base.clone();
+    let first = example.publish("demo", "one");
+    let second = example.publish("demo", "two");
+
+    // The page and its assets over HTTP/1.1.
+    let page = curl(&["-sf", &base]);
+    assert!(page.contains("<script src=\"/app.js\">"), "{page}");
+    assert!(curl(&["-sf", &format!("{base}app.js")]).contains("pushPanels"));
+
+    // Over h2c the page comes with 103 Early Hints and its assets pushed.
+    let log = nghttp(&["-nv", "-t", "20", &base]);
+    assert!(log.contains(":status: 103"), "{log}");
+    assert_eq!(log.matches("recv PUSH_PROMISE frame").count(), 2, "{log}");
+
+    // Poll and long-poll from the first cursor: the second event.
+    let poll = curl(&["-sf", &format!("{base}poll/demo?since={first}")]);
+    assert!(poll.contains("\"data\":\"two\""), "{poll}");
+    let longpoll = curl(&[
+        "-sf",
+        &format!("{base}longpoll/demo?since={first}&timeout=1"),
+    ]);
+    assert!(longpoll.contains("\"data\":\"two\""), "{longpoll}");
+    // Nothing after the second: the long-poll times out empty with the same cursor.
+    let empty = curl(&[
+        "-sf",
+        &format!("{base}longpoll/demo?since={second}&timeout=0.2"),
+    ]);
+    assert!(empty.contains(&format!("\"next\":\"{second}\"")), "{empty}");
+
+    // SSE and NDJSON streams resume from the first cursor (curl stops them after 2 s).
+    let sse = curl(&[
+        "-sN",
+        "--max-time",
+        "2",
+        "-H",
+        &format!("Last-Event-ID: {first}"),
+        &format!("{base}sse/demo"),
+    ]);
+    assert!(sse.contains("data: two"), "{sse}");
+    let stream = curl(&[
+        "-sN",
+        "--max-time",
+        "2",
+        &format!("{base}stream/demo?since={first}"),
+    ]);
+    assert!(stream.contains("\"data\":\"two\""), "{stream}");
+
+    // WebSocket, resuming from the first cursor.
+    let ws_base = base.replacen("http://", "ws://", 1);
+    let mut ws = Client::connect(&format!("{ws_base}ws/demo?since={first}"))
+        .await
+        .unwrap();
+    assert!(matches!(ws.next().await.unwrap(), Received::Outcome { .. }));
+    match tokio::time::timeout(Duration::from_secs(20), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        Received::Event { event, .. } => assert_eq!(event.data, "two"),
+        other => panic!("{other:?}"),
+    }
+
+    // Events as pushed responses over HTTP/2.
+    let log = nghttp(&["-v", "-t", "2", &format!("{base}h2/demo?since={first}")]);
+    assert!(
+        log.contains(&format!(":path: /h2/demo/{second}")),
+        "the second event promised:\n{log}"
+    );
+
+    // Admin and metrics.
+    assert!(curl(&["-sf", "-X", "POST", &format!("{base}admin/ticker?rate=5")]).contains("5/s"));
+    let bad = curl(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-X",
+        "POST",
+        &format!("{base}admin/ticker?rate=x"),
+    ]);
+    assert_eq!(bad, "400");
+    assert!(curl(&["-sf", "-X", "POST", &format!("{base}admin/drop")]).contains("dropped"));
+    let metrics = curl(&["-sf", &format!("{base}metrics")]);
+    for technique in ["poll", "longpoll", "sse", "ws", "stream", "h2"] {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("push_requests_total{{technique=\"{technique}\"}}")))
+            .unwrap_or_else(|| panic!("no request counter for {technique}:\n{metrics}"));
+        let n: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(n >= 1, "{line}");
+    }
+    assert!(metrics.contains("push_h2_promised_total"), "{metrics}");
+}
