@@ -322,3 +322,151 @@ impl Drop for Example {
         let _ = self.child.wait();
     }
 }
+
+/// Headless Chromium driven through the DevTools protocol (its own WebSocket endpoint, no driver
+/// crate): evaluate JavaScript in the page and take screenshots.
+#[derive(Debug)]
+pub struct DevTools {
+    _browser: Browser,
+    socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    next_id: u64,
+}
+
+impl DevTools {
+    /// Opens `url` in headless Chromium with remote debugging on a free loopback port, or
+    /// `None` when skipping is allowed and Chromium is missing.
+    pub async fn open(url: &str) -> Option<Self> {
+        use std::io::BufRead as _;
+        if !require("chromium", "chromium") {
+            return None;
+        }
+        let profile = TempDir::new("chromium");
+        let mut child = Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-dev-shm-usage",
+                "--hide-scrollbars",
+                "--window-size=1280,900",
+                "--remote-debugging-address=127.0.0.1",
+                "--remote-debugging-port=0",
+                &format!("--user-data-dir={}", profile.0.display()),
+                url,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start chromium");
+        let stderr = child.stderr.take().expect("stderr");
+        let browser = Browser {
+            child,
+            _profile: profile,
+        };
+        // "DevTools listening on ws://127.0.0.1:PORT/devtools/browser/ID"
+        let port = tokio::task::spawn_blocking(move || {
+            let mut lines = std::io::BufReader::new(stderr).lines();
+            let port = lines.by_ref().map_while(Result::ok).find_map(|line| {
+                let rest = line.split("DevTools listening on ws://127.0.0.1:").nth(1)?;
+                rest.split('/').next()?.parse::<u16>().ok()
+            });
+            // Keep draining so that Chromium never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            port
+        })
+        .await
+        .expect("join")
+        .expect("chromium printed its DevTools address");
+        // The page target's WebSocket, from the /json/list endpoint.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let ws_url = loop {
+            let list = http1(
+                SocketAddr::from(([127, 0, 0, 1], port)),
+                get(SocketAddr::from(([127, 0, 0, 1], port)), "/json/list", &[]),
+            )
+            .await;
+            let body = list.into_body().collect().await.expect("body").to_bytes();
+            let targets: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let page = targets.as_array().and_then(|t| {
+                t.iter()
+                    .find(|t| t["type"] == "page")
+                    .and_then(|t| t["webSocketDebuggerUrl"].as_str().map(str::to_owned))
+            });
+            if let Some(url) = page {
+                break url;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no page target");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let (socket, _) = tokio_tungstenite::connect_async(ws_url)
+            .await
+            .expect("connect to the page's DevTools");
+        Some(Self {
+            _browser: browser,
+            socket,
+            next_id: 0,
+        })
+    }
+
+    async fn call(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        use futures_util::{SinkExt as _, StreamExt as _};
+        self.next_id += 1;
+        let id = self.next_id;
+        let message = serde_json::json!({"id": id, "method": method, "params": params});
+        self.socket
+            .send(tokio_tungstenite::tungstenite::Message::text(
+                message.to_string(),
+            ))
+            .await
+            .expect("send to DevTools");
+        loop {
+            let reply = self
+                .socket
+                .next()
+                .await
+                .expect("DevTools open")
+                .expect("DevTools message");
+            let Ok(text) = reply.to_text() else { continue };
+            let value: serde_json::Value = serde_json::from_str(text).expect("JSON");
+            if value["id"] == id {
+                return value;
+            }
+        }
+    }
+
+    /// Evaluates `expression` in the page and returns its value (JSON-serializable results).
+    pub async fn eval(&mut self, expression: &str) -> serde_json::Value {
+        let reply = self
+            .call(
+                "Runtime.evaluate",
+                serde_json::json!({"expression": expression, "returnByValue": true}),
+            )
+            .await;
+        reply["result"]["result"]["value"].clone()
+    }
+
+    /// Saves a PNG screenshot of the page to `path`.
+    pub async fn screenshot(&mut self, path: &std::path::Path) {
+        use base64::Engine as _;
+        let reply = self
+            .call(
+                "Page.captureScreenshot",
+                serde_json::json!({"format": "png"}),
+            )
+            .await;
+        let data = reply["result"]["data"].as_str().expect("screenshot data");
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .expect("base64");
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).expect("create the screenshot's directory");
+        }
+        std::fs::write(path, png).expect("write the screenshot");
+    }
+}

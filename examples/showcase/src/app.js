@@ -36,7 +36,7 @@ function received(p, data) {
   p.got.push(data);
   try {
     const t = JSON.parse(data).t;
-    if (typeof t === "number") p.latency = Math.max(0, Date.now() - t);
+    if (typeof t === "number" && t > 0) p.latency = Math.max(0, Date.now() - t);
   } catch (_) { /* a message typed in the publish box */ }
   const li = document.createElement("li");
   li.textContent = data;

@@ -1,0 +1,115 @@
+//! The showcase page in headless Chromium: every panel receives a published sequence exactly
+//! once, across a server-side drop of every connection, and the request counters tell the
+//! techniques apart. A screenshot is kept in `target/showcase.png`.
+
+use std::time::Duration;
+
+use push_tests::{DevTools, Example};
+
+const BOUND: Duration = Duration::from_secs(90);
+
+fn metric(base: &str, line_start: &str) -> u64 {
+    let out = std::process::Command::new("curl")
+        .args(["-sf", &format!("{base}metrics")])
+        .output()
+        .expect("curl is installed (Debian package curl)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_panel_receives_the_sequence_exactly_once_across_a_drop() {
+    let example = Example::start_with(env!("CARGO_BIN_EXE_showcase"), &["--no-ticker"]);
+    let base = example.base.clone();
+    let Some(mut page) = DevTools::open(&base).await else {
+        return;
+    };
+    // Every technique has taken its position: the poller has its cursor, the others are open.
+    let deadline = tokio::time::Instant::now() + BOUND;
+    loop {
+        let poll_ready = page
+            .eval("window.pushPanels?.poll?.requests >= 1")
+            .await
+            .as_bool()
+            .unwrap_or(false);
+        let open = ["longpoll", "sse", "stream", "ws"]
+            .iter()
+            .all(|t| metric(&base, &format!("push_open{{technique=\"{t}\"}}")) >= 1);
+        if poll_ready && open {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the page never got ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut want = Vec::new();
+    for i in 1..=10 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
+        let data = format!("{{\"n\":{i},\"t\":{now}}}");
+        example.publish("demo", &data);
+        want.push(data);
+        if i == 5 {
+            let out = std::process::Command::new("curl")
+                .args(["-sf", "-X", "POST", &format!("{base}admin/drop")])
+                .output()
+                .expect("curl");
+            assert!(out.status.success());
+        }
+        // Slower than the long-poll's cycle, faster than the poller's interval.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    let techniques = ["poll", "longpoll", "sse", "ws", "stream"];
+    let deadline = tokio::time::Instant::now() + BOUND;
+    loop {
+        let done = page
+            .eval(&format!(
+                "{:?}.every(t => window.pushPanels[t].got.length >= 10)",
+                techniques
+            ))
+            .await
+            .as_bool()
+            .unwrap_or(false);
+        if done {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not every panel got 10 events"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let panels = page
+        .eval("JSON.parse(JSON.stringify(window.pushPanels, (k, v) => k === 'section' ? undefined : v))")
+        .await;
+    for t in techniques {
+        let got: Vec<String> = panels[t]["got"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(got, want, "{t}: every event exactly once, in order");
+    }
+    let requests = |t: &str| panels[t]["requests"].as_u64().unwrap();
+    assert!(
+        requests("poll") > requests("longpoll") && requests("longpoll") > requests("sse"),
+        "polling > long polling > SSE in requests: {panels}"
+    );
+    for t in ["sse", "ws", "stream"] {
+        assert!(
+            panels[t]["reconnects"].as_u64().unwrap() >= 1,
+            "{t} reconnected after the drop: {panels}"
+        );
+    }
+    let shot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/showcase.png");
+    page.screenshot(&shot).await;
+    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
+}
