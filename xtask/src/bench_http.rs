@@ -222,6 +222,8 @@ pub(crate) struct Measured {
     /// Bytes the clients received while events were published, headers included.
     pub(crate) bytes_in: u64,
     pub(crate) requests_per_sec: f64,
+    /// Server CPU time (user + system, clock ticks of 10 ms) from the end of the idle phase.
+    pub(crate) cpu_ticks: u64,
     /// Pollers only: `304` answers per second during the flood.
     pub(crate) not_modified_per_sec: Option<f64>,
 }
@@ -508,8 +510,37 @@ pub(crate) async fn measure(
         "axum-sse" | "tungstenite" => kind,
         _ => "push",
     };
-    let mut child = tokio::process::Command::new(exe)
-        .args(["serve", server])
+    let mut command = tokio::process::Command::new(exe);
+    command.args(["serve", server]);
+    measure_server(kind, command, clients, rate, seconds).await
+}
+
+/// Reads a process's CPU time (user + system) in clock ticks from `/proc`.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after ")".
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
+/// Runs the workload against a server started by `command`, which prints its address first
+/// (`ADDR`, or `listening on http://ADDR/`).
+pub(crate) async fn measure_server(
+    kind: &'static str,
+    mut command: tokio::process::Command,
+    clients: usize,
+    rate: u64,
+    seconds: u64,
+) -> Result<Measured, String> {
+    let mut child = command
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -522,6 +553,8 @@ pub(crate) async fn measure(
         .map_err(|e| e.to_string())?;
     let addr: std::net::SocketAddr = first
         .trim()
+        .trim_start_matches("listening on http://")
+        .trim_end_matches('/')
         .parse()
         .map_err(|e| format!("{kind} printed {first:?}: {e}"))?;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -553,6 +586,7 @@ pub(crate) async fn measure(
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_idle = proc_kib(pid, "VmRSS:");
+    let cpu_before = cpu_ticks(pid);
     let start = Instant::now();
     let total = rate * seconds;
     if kind == "tungstenite" {
@@ -563,6 +597,7 @@ pub(crate) async fn measure(
     let elapsed = start.elapsed();
     // Let the last events arrive; pollers then poll back to back for the flood.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let cpu = cpu_ticks(pid).saturating_sub(cpu_before);
     if kind == "push-poll" {
         phase_tx.send_replace(FLOOD_PHASE);
         tokio::time::sleep(FLOOD).await;
@@ -611,6 +646,7 @@ pub(crate) async fn measure(
                 "push-poll" => poll_span,
                 _ => elapsed.as_secs_f64(),
             },
+        cpu_ticks: cpu,
         not_modified_per_sec: (kind == "push-poll").then(|| flood_304 as f64 / FLOOD.as_secs_f64()),
     })
 }

@@ -6,6 +6,7 @@ mod bench;
 mod bench_h2;
 mod bench_http;
 mod ci;
+mod compare;
 #[cfg(test)]
 mod tidy;
 
@@ -18,6 +19,7 @@ fn main() -> ExitCode {
         Some("ci") => ci::main(&args[1..]),
         Some("bench") => bench::main(&args[1..]),
         Some("autobahn") => autobahn::main(&args[1..]),
+        Some("compare") => compare::main(&args[1..]),
         // Internal: a benchmark server process, started by `bench`.
         Some("serve") => bench_http::serve(&args[1..]),
         None | Some("help" | "--help" | "-h") => {
@@ -41,6 +43,9 @@ usage: cargo xtask <command>
 commands:
   ci             fmt check, clippy -D warnings, every test (nextest when installed), doc tests,
                  docs with broken intra-doc links denied, the tidy checks, and autobahn
+  compare [--clients N] [--rate R] [--seconds S]
+                 the showcase binary under one workload per technique: requests, bytes, latency
+                 and server CPU per delivered event
   autobahn       Autobahn|Testsuite case groups 1-7 and 10 (kosoku, in a virtualenv under
                  target/) against push-ws's echo endpoint; fails unless every case passes
   bench [--quick] [--only core|http|ws|h2] [--no-core] [--clients N] [--ws-clients N] [--json PATH]
