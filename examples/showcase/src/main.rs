@@ -18,7 +18,9 @@
 //! | `POST /admin/ticker?rate=N` | the built-in publisher's events per second (0 stops it) |
 //!
 //! A built-in publisher sends a small event to the topic `demo` every second (`--no-ticker`
-//! turns it off). Ctrl-C drains gracefully.
+//! turns it off). Ctrl-C drains gracefully. With `--tls` the port speaks TLS with a
+//! self-signed certificate generated at start, and ALPN picks HTTP/2 (`h2`, push-h2's driver)
+//! or HTTP/1.1, which is how a browser gets HTTP/2.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -325,8 +327,45 @@ async fn ticker(state: Arc<State>) {
     }
 }
 
-async fn serve(state: Arc<State>, stream: TcpStream, shutdown: watch::Receiver<bool>) {
+fn push_policy() -> PushPolicy {
+    PushPolicy::new()
+        .push("/", &["/style.css", "/app.js"])
+        .push("/index.html", &["/style.css", "/app.js"])
+}
+
+/// Serves one connection: TLS first when configured (ALPN decides the protocol), otherwise the
+/// first bytes do (the HTTP/2 preface, or an HTTP/1.1 request).
+async fn serve(
+    state: Arc<State>,
+    stream: TcpStream,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: watch::Receiver<bool>,
+) {
     let _ = stream.set_nodelay(true);
+    let Some(acceptor) = tls else {
+        return serve_plain(state, stream, shutdown).await;
+    };
+    let Ok(stream) = acceptor.accept(stream).await else {
+        return;
+    };
+    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+        let h2 = state.h2.clone();
+        let service = move |req| route(state.clone(), req);
+        let _ = push_h2::serve_connection(
+            stream,
+            service,
+            push_policy(),
+            H2Config::default(),
+            shutdown,
+            h2,
+        )
+        .await;
+        return;
+    }
+    serve_http1(state, hyper_util::rt::TokioIo::new(stream), shutdown).await;
+}
+
+async fn serve_plain(state: Arc<State>, stream: TcpStream, shutdown: watch::Receiver<bool>) {
     let mut first = [0u8; PREFACE.len()];
     // Wait for enough bytes to tell HTTP/2's preface from an HTTP/1.1 request line.
     let mut seen = 0;
@@ -338,22 +377,32 @@ async fn serve(state: Arc<State>, stream: TcpStream, shutdown: watch::Receiver<b
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     if seen == PREFACE.len() && first == PREFACE {
-        let policy = PushPolicy::new()
-            .push("/", &["/style.css", "/app.js"])
-            .push("/index.html", &["/style.css", "/app.js"]);
         let h2 = state.h2.clone();
         let service = move |req| route(state.clone(), req);
-        let _ =
-            push_h2::serve_connection(stream, service, policy, H2Config::default(), shutdown, h2)
-                .await;
+        let _ = push_h2::serve_connection(
+            stream,
+            service,
+            push_policy(),
+            H2Config::default(),
+            shutdown,
+            h2,
+        )
+        .await;
         return;
     }
+    serve_http1(state, hyper_util::rt::TokioIo::new(stream), shutdown).await;
+}
+
+async fn serve_http1<I>(state: Arc<State>, io: I, shutdown: watch::Receiver<bool>)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |req| {
         let state = state.clone();
         async move { Ok::<_, Infallible>(route(state, req).await) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
-        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .serve_connection(io, service)
         .with_upgrades();
     let mut conn = std::pin::pin!(conn);
     let mut shutdown = shutdown;
@@ -368,10 +417,12 @@ async fn serve(state: Arc<State>, stream: TcpStream, shutdown: watch::Receiver<b
 async fn main() -> std::io::Result<()> {
     let mut addr: SocketAddr = "127.0.0.1:8080".parse().expect("valid default");
     let mut ticker_on = true;
+    let mut tls = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--no-ticker" => ticker_on = false,
+            "--tls" => tls = true,
             "--addr" => {
                 let value = args.next().unwrap_or_default();
                 addr = value.parse().map_err(|e| {
@@ -379,13 +430,15 @@ async fn main() -> std::io::Result<()> {
                 })?;
             }
             _ => {
-                eprintln!("usage: showcase [--addr IP:PORT] [--no-ticker]");
+                eprintln!("usage: showcase [--addr IP:PORT] [--no-ticker] [--tls]");
                 std::process::exit(2);
             }
         }
     }
+    let acceptor = if tls { Some(tls_acceptor()?) } else { None };
     let listener = TcpListener::bind(addr).await?;
-    println!("listening on http://{}/", listener.local_addr()?);
+    let scheme = if tls { "https" } else { "http" };
+    println!("listening on {scheme}://{}/", listener.local_addr()?);
     let hub = Hub::memory();
     let state = Arc::new(State {
         poller: Poller::new(hub.clone()),
@@ -413,7 +466,12 @@ async fn main() -> std::io::Result<()> {
             _ = &mut ctrl_c => break,
         };
         state.metrics.connections.fetch_add(1, Ordering::Relaxed);
-        let handle = tasks.spawn(serve(state.clone(), stream, shutdown_rx.clone()));
+        let handle = tasks.spawn(serve(
+            state.clone(),
+            stream,
+            acceptor.clone(),
+            shutdown_rx.clone(),
+        ));
         let mut conns = state
             .connections
             .lock()
@@ -434,4 +492,25 @@ async fn main() -> std::io::Result<()> {
         eprintln!("connections still open after 10 s; exiting");
     }
     Ok(())
+}
+
+/// A TLS acceptor with a self-signed certificate for `localhost` and `127.0.0.1`, offering
+/// `h2` then `http/1.1` by ALPN.
+fn tls_acceptor() -> std::io::Result<tokio_rustls::TlsAcceptor> {
+    use tokio_rustls::rustls;
+    let invalid = |e: &dyn std::fmt::Display| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
+    };
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+        .map_err(|e| invalid(&e))?;
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid(&e))?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .map_err(|e| invalid(&e))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }

@@ -123,3 +123,36 @@ async fn every_route_answers_with_its_technique() {
     }
     assert!(metrics.contains("push_h2_promised_total"), "{metrics}");
 }
+
+#[tokio::test]
+async fn with_tls_alpn_chooses_http2_with_push_or_http1() {
+    if !require("nghttp", "nghttp2-client") {
+        return;
+    }
+    let example = Example::start_with(env!("CARGO_BIN_EXE_showcase"), &["--no-ticker", "--tls"]);
+    let base = example.base.clone();
+    assert!(base.starts_with("https://"), "{base}");
+    // ALPN h2: the page with 103 and its assets pushed.
+    let log = nghttp(&["-nv", "-t", "20", &base]);
+    assert!(log.contains(":status: 103"), "{log}");
+    assert_eq!(log.matches("recv PUSH_PROMISE frame").count(), 2, "{log}");
+    // ALPN http/1.1 (the certificate is self-signed: -k).
+    let out = Command::new("curl")
+        .args([
+            "-sfk",
+            "--http1.1",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version}",
+            &base,
+        ])
+        .output()
+        .expect("curl is installed (Debian package curl)");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1.1");
+    let out = Command::new("curl")
+        .args(["-sfk", "-d", "x", &format!("{base}topics/demo")])
+        .output()
+        .expect("curl");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"id\""));
+}
