@@ -129,7 +129,9 @@ async fn run(
         if *shutdown.borrow() {
             return Some(Closing(CloseCode::Away, "server shutting down"));
         }
+        // Biased: a shutdown or restart is acted on before more deliveries are written.
         tokio::select! {
+            biased;
             _ = shutdown.changed() => {}
             _ = restart.changed() => {
                 return Some(Closing(CloseCode::Restart, "service restart: reconnect"));

@@ -62,9 +62,52 @@ struct Metrics {
     connections: AtomicU64,
     requests: Mutex<HashMap<&'static str, u64>>,
     published: AtomicU64,
+    /// Response body bytes sent, per technique (index in [`TECHNIQUES`]).
+    bytes_sent: [Arc<AtomicU64>; 6],
+}
+
+/// A response body that counts the bytes it hands to the connection.
+struct Counted {
+    inner: Body,
+    counter: Arc<AtomicU64>,
+}
+
+impl http_body::Body for Counted {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                this.counter.fetch_add(data.len() as u64, Ordering::Relaxed);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 impl Metrics {
+    fn counted(&self, technique: &'static str, res: Response<Body>) -> Response<Body> {
+        let Some(i) = TECHNIQUES.iter().position(|t| *t == technique) else {
+            return res;
+        };
+        let counter = self.bytes_sent[i].clone();
+        res.map(|inner| Counted { inner, counter }.boxed_unsync())
+    }
+
     fn request(&self, technique: &'static str) {
         *self
             .requests
@@ -144,8 +187,8 @@ where
         Ok(topic) => topic,
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
     };
-    match kind {
-        "topics" => publish(&state, &topic, req).await,
+    let res = match kind {
+        "topics" => return publish(&state, &topic, req).await,
         "poll" => {
             state.metrics.request("poll");
             state
@@ -190,8 +233,14 @@ where
                 .await
                 .map(BodyExt::boxed_unsync)
         }
-        _ => not_found(),
-    }
+        _ => return not_found(),
+    };
+    let technique = TECHNIQUES
+        .iter()
+        .find(|t| **t == kind)
+        .copied()
+        .unwrap_or("poll");
+    state.metrics.counted(technique, res)
 }
 
 fn not_found() -> Response<Body> {
@@ -257,6 +306,13 @@ fn metrics(state: &State) -> Response<Body> {
         out += &format!(
             "push_requests_total{{technique=\"{t}\"}} {}\n",
             requests.get(t).copied().unwrap_or(0)
+        );
+    }
+    out += "# HELP push_bytes_sent_total Response body bytes sent per technique (push-h2: the subscription bodies; pushed bytes below).\n# TYPE push_bytes_sent_total counter\n";
+    for (i, t) in TECHNIQUES.iter().enumerate() {
+        out += &format!(
+            "push_bytes_sent_total{{technique=\"{t}\"}} {}\n",
+            state.metrics.bytes_sent[i].load(Ordering::Relaxed)
         );
     }
     out += "# HELP push_open Open streams, held requests and sockets per technique.\n# TYPE push_open gauge\n";

@@ -122,6 +122,18 @@ async fn every_route_answers_with_its_technique() {
         assert!(n >= 1, "{line}");
     }
     assert!(metrics.contains("push_h2_promised_total"), "{metrics}");
+    for technique in ["poll", "longpoll", "sse", "stream"] {
+        let line = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!(
+                    "push_bytes_sent_total{{technique=\"{technique}\"}}"
+                ))
+            })
+            .unwrap_or_else(|| panic!("no byte counter for {technique}:\n{metrics}"));
+        let n: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(n > 0, "{line}");
+    }
 }
 
 #[tokio::test]
