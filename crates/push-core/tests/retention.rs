@@ -286,3 +286,42 @@ async fn next_batch_waits_for_news_but_reports_a_reset_at_once() {
     assert_eq!(batch.events[0].id().seq(), 1);
     assert_eq!(hub.backend().stats().published, 3);
 }
+
+#[test]
+fn deliveries_and_missed_events_are_tallied_when_subscribers_catch_up_or_end() {
+    let hub = hub_with(Retention::default().max_events(3));
+    let t = topic("t");
+    let mut fast = hub.subscribe_now(&t, StartFrom::Newest).unwrap();
+    let slow = hub.subscribe_now(&t, StartFrom::Newest).unwrap();
+    for i in 0..2 {
+        hub.publish_now(&t, NewEvent::new(format!("{i}"))).unwrap();
+    }
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut got = 0;
+    while let Poll::Ready(Some(_)) = fast.poll_recv(&mut cx) {
+        got += 1;
+    }
+    assert_eq!(got, 2);
+    // Caught up (it is now waiting): its count is in the stats.
+    assert_eq!(hub.stats().delivered, 2);
+    assert_eq!(hub.stats().missed, 0);
+    // The slow one fell behind retention: 10 more published, 3 retained.
+    for i in 2..12 {
+        hub.publish_now(&t, NewEvent::new(format!("{i}"))).unwrap();
+    }
+    let mut slow = slow;
+    let mut events = 0;
+    let mut missed = 0;
+    loop {
+        match slow.poll_recv(&mut cx) {
+            Poll::Ready(Some(Delivery::Event(_))) => events += 1,
+            Poll::Ready(Some(Delivery::Gap { missed: m })) => missed += m,
+            _ => break,
+        }
+    }
+    assert_eq!((events, missed), (3, 9));
+    drop(slow);
+    let stats = hub.stats();
+    assert_eq!(stats.delivered, 2 + 3);
+    assert_eq!(stats.missed, 9);
+}
