@@ -187,59 +187,41 @@ where
         Ok(topic) => topic,
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
     };
-    let res = match kind {
-        "topics" => return publish(&state, &topic, req).await,
-        "poll" => {
-            state.metrics.request("poll");
-            state
-                .poller
-                .respond(&topic, &req)
-                .await
-                .map(BodyExt::boxed_unsync)
-        }
-        "longpoll" => {
-            state.metrics.request("longpoll");
-            state
-                .longpoll
-                .respond(&topic, &req)
-                .await
-                .map(BodyExt::boxed_unsync)
-        }
-        "sse" => {
-            state.metrics.request("sse");
-            state
-                .sse
-                .respond(&topic, &req)
-                .await
-                .map(BodyExt::boxed_unsync)
-        }
-        "stream" => {
-            state.metrics.request("stream");
-            state
-                .streamer
-                .respond(&topic, &req)
-                .await
-                .map(BodyExt::boxed_unsync)
-        }
-        "ws" => {
-            state.metrics.request("ws");
-            state.ws.respond(req, &[topic]).map(BodyExt::boxed_unsync)
-        }
-        "h2" => {
-            state.metrics.request("h2");
-            state
-                .events
-                .respond(&topic, &req)
-                .await
-                .map(BodyExt::boxed_unsync)
-        }
-        _ => return not_found(),
+    if kind == "topics" {
+        return publish(&state, &topic, req).await;
+    }
+    let Some(&technique) = TECHNIQUES.iter().find(|t| **t == kind) else {
+        return not_found();
     };
-    let technique = TECHNIQUES
-        .iter()
-        .find(|t| **t == kind)
-        .copied()
-        .unwrap_or("poll");
+    state.metrics.request(technique);
+    let res = match technique {
+        "poll" => state
+            .poller
+            .respond(&topic, &req)
+            .await
+            .map(BodyExt::boxed_unsync),
+        "longpoll" => state
+            .longpoll
+            .respond(&topic, &req)
+            .await
+            .map(BodyExt::boxed_unsync),
+        "sse" => state
+            .sse
+            .respond(&topic, &req)
+            .await
+            .map(BodyExt::boxed_unsync),
+        "stream" => state
+            .streamer
+            .respond(&topic, &req)
+            .await
+            .map(BodyExt::boxed_unsync),
+        "ws" => state.ws.respond(req, &[topic]).map(BodyExt::boxed_unsync),
+        _ => state
+            .events
+            .respond(&topic, &req)
+            .await
+            .map(BodyExt::boxed_unsync),
+    };
     state.metrics.counted(technique, res)
 }
 
@@ -409,18 +391,7 @@ async fn serve(
         return;
     };
     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-        let h2 = state.h2.clone();
-        let service = move |req| route(state.clone(), req);
-        let _ = push_h2::serve_connection(
-            stream,
-            service,
-            push_policy(),
-            H2Config::default(),
-            shutdown,
-            h2,
-        )
-        .await;
-        return;
+        return serve_h2(state, stream, shutdown).await;
     }
     serve_http1(state, hyper_util::rt::TokioIo::new(stream), shutdown).await;
 }
@@ -437,20 +408,26 @@ async fn serve_plain(state: Arc<State>, stream: TcpStream, shutdown: watch::Rece
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     if seen == PREFACE.len() && first == PREFACE {
-        let h2 = state.h2.clone();
-        let service = move |req| route(state.clone(), req);
-        let _ = push_h2::serve_connection(
-            stream,
-            service,
-            push_policy(),
-            H2Config::default(),
-            shutdown,
-            h2,
-        )
-        .await;
-        return;
+        return serve_h2(state, stream, shutdown).await;
     }
     serve_http1(state, hyper_util::rt::TokioIo::new(stream), shutdown).await;
+}
+
+async fn serve_h2<I>(state: Arc<State>, io: I, shutdown: watch::Receiver<bool>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let h2 = state.h2.clone();
+    let service = move |req| route(state.clone(), req);
+    let _ = push_h2::serve_connection(
+        io,
+        service,
+        push_policy(),
+        H2Config::default(),
+        shutdown,
+        h2,
+    )
+    .await;
 }
 
 async fn serve_http1<I>(state: Arc<State>, io: I, shutdown: watch::Receiver<bool>)
