@@ -64,12 +64,6 @@ pub struct HubStats {
     pub retained_bytes: usize,
     /// Events published since the backend started.
     pub published: u64,
-    /// Events handed to subscribers. Each subscription adds its count when it has caught up
-    /// (before it waits) or ends, so a subscriber busy reading is counted a moment later.
-    pub delivered: u64,
-    /// Events subscribers missed because they fell behind retention or resumed from a cursor
-    /// older than it (the sum of every `Gap { missed }`), counted like `delivered`.
-    pub missed: u64,
 }
 
 /// A cheap, cloneable handle to a [`Backend`]: what every technique crate takes.

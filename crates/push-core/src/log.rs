@@ -3,7 +3,6 @@
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -99,20 +98,10 @@ pub struct Batch {
     pub next: Cursor,
 }
 
-/// Hub-wide delivery counters. Subscriptions count locally and add their counts here when they
-/// catch up (before waiting) or end, so that a fan-out pays one shared atomic per wake-up rather
-/// than one per delivered event.
-#[derive(Debug, Default)]
-pub(crate) struct Tally {
-    pub(crate) delivered: AtomicU64,
-    pub(crate) missed: AtomicU64,
-}
-
 pub(crate) struct TopicLog {
     pub(crate) topic: Topic,
     pub(crate) epoch: Epoch,
     config: HubConfig,
-    tally: Arc<Tally>,
     state: Mutex<State>,
 }
 
@@ -143,12 +132,11 @@ pub(crate) enum Refused<T> {
 }
 
 impl TopicLog {
-    pub(crate) fn new(topic: Topic, epoch: Epoch, config: HubConfig, tally: Arc<Tally>) -> Self {
+    pub(crate) fn new(topic: Topic, epoch: Epoch, config: HubConfig) -> Self {
         Self {
             topic,
             epoch,
             config,
-            tally,
             state: Mutex::new(State {
                 events: VecDeque::new(),
                 first_seq: 1,
@@ -241,8 +229,6 @@ impl TopicLog {
             outcome,
             first_batch: true,
             waiter: None,
-            delivered: 0,
-            missed: 0,
         })
     }
 
@@ -347,9 +333,6 @@ pub struct Subscription {
     first_batch: bool,
     /// `(generation, slab key)` of this subscription's registered waker.
     waiter: Option<(u64, usize)>,
-    /// Deliveries and missed events not yet added to the hub's [`Tally`].
-    delivered: u64,
-    missed: u64,
 }
 
 impl std::fmt::Debug for Subscription {
@@ -396,37 +379,16 @@ impl Subscription {
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
         let mut state = self.log.lock();
         match step(&mut self.next_seq, &mut state) {
-            Step::Event(event) => {
-                self.delivered += 1;
-                Poll::Ready(Some(Delivery::Event(event)))
-            }
-            Step::Gap(missed) => {
-                self.missed += missed;
-                Poll::Ready(Some(Delivery::Gap { missed }))
-            }
+            Step::Event(event) => Poll::Ready(Some(Delivery::Event(event))),
+            Step::Gap(missed) => Poll::Ready(Some(Delivery::Gap { missed })),
             Step::Closed => {
                 unregister(&mut self.waiter, &mut state);
-                drop(state);
-                self.flush_tally();
                 Poll::Ready(None)
             }
             Step::Empty => {
                 register(&mut self.waiter, &mut state, cx.waker());
-                drop(state);
-                self.flush_tally();
                 Poll::Pending
             }
-        }
-    }
-
-    fn flush_tally(&mut self) {
-        if self.delivered > 0 {
-            let n = std::mem::take(&mut self.delivered);
-            self.log.tally.delivered.fetch_add(n, Ordering::Relaxed);
-        }
-        if self.missed > 0 {
-            let n = std::mem::take(&mut self.missed);
-            self.log.tally.missed.fetch_add(n, Ordering::Relaxed);
         }
     }
 
@@ -455,8 +417,6 @@ impl Subscription {
                 Step::Closed => return None,
             }
         }
-        self.delivered += events.len() as u64;
-        self.missed += missed;
         let start = if std::mem::take(&mut self.first_batch) {
             self.outcome
         } else {
@@ -506,7 +466,6 @@ impl futures_core::Stream for Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.flush_tally();
         let mut state = self.log.lock();
         unregister(&mut self.waiter, &mut state);
         state.subscribers -= 1;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, BoxFuture};
-use crate::log::{Refused, Tally, TopicLog};
+use crate::log::{Refused, TopicLog};
 use crate::{
     Cursor, Epoch, Error, Event, HubConfig, HubStats, NewEvent, StartFrom, Subscription, Topic,
 };
@@ -31,7 +31,6 @@ struct Inner {
     topics: Mutex<Topics>,
     closed: AtomicBool,
     published: AtomicU64,
-    tally: Arc<Tally>,
 }
 
 struct Topics {
@@ -66,7 +65,6 @@ impl MemoryHub {
                 }),
                 closed: AtomicBool::new(false),
                 published: AtomicU64::new(0),
-                tally: Arc::default(),
             }),
         }
     }
@@ -105,12 +103,7 @@ impl MemoryHub {
                 limit: config.max_topics,
             });
         }
-        let log = Arc::new(TopicLog::new(
-            topic.clone(),
-            Epoch::random(),
-            *config,
-            self.inner.tally.clone(),
-        ));
+        let log = Arc::new(TopicLog::new(topic.clone(), Epoch::random(), *config));
         topics.map.insert(topic.clone(), log.clone());
         Ok(log)
     }
@@ -227,8 +220,6 @@ impl Backend for MemoryHub {
         let mut stats = HubStats {
             topics: logs.len(),
             published: self.inner.published.load(Ordering::Relaxed),
-            delivered: self.inner.tally.delivered.load(Ordering::Relaxed),
-            missed: self.inner.tally.missed.load(Ordering::Relaxed),
             ..HubStats::default()
         };
         for log in logs {

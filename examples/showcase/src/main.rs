@@ -313,10 +313,6 @@ fn metrics(state: &State) -> Response<Body> {
     out += &format!("push_open{{technique=\"ws\"}} {}\n", state.ws.connections());
     out += "# HELP push_events_published_total Events published.\n# TYPE push_events_published_total counter\n";
     out += &format!("push_events_published_total {}\n", stats.published);
-    out += "# HELP push_events_delivered_total Events handed to subscribers (all techniques).\n# TYPE push_events_delivered_total counter\n";
-    out += &format!("push_events_delivered_total {}\n", stats.delivered);
-    out += "# HELP push_events_missed_total Events subscribers missed behind retention (the sum of every gap).\n# TYPE push_events_missed_total counter\n";
-    out += &format!("push_events_missed_total {}\n", stats.missed);
     out += "# HELP push_subscribers Subscriptions open.\n# TYPE push_subscribers gauge\n";
     out += &format!("push_subscribers {}\n", stats.subscribers);
     out += "# HELP push_retained_events Events retained over all topics.\n# TYPE push_retained_events gauge\n";
