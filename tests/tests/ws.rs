@@ -118,7 +118,10 @@ async fn handshakes_are_validated_with_the_right_status() {
     }
     // Allowed origin and no origin (a non-browser client): accepted.
     for origin in [Some("http://app.test"), None] {
-        let mut headers = with(&[("sec-websocket-version", "13")]);
+        let mut headers = with(&[
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-protocol", "chat, push.v1"),
+        ]);
         if let Some(o) = origin {
             headers.push(("origin", o));
         }
@@ -128,6 +131,8 @@ async fn handshakes_are_validated_with_the_right_status() {
             res.headers()["sec-websocket-accept"],
             "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
+        // The first offered subprotocol the server supports is chosen.
+        assert_eq!(res.headers()["sec-websocket-protocol"], "push.v1");
     }
     let mut post = get(
         server.addr,
@@ -139,9 +144,6 @@ async fn handshakes_are_validated_with_the_right_status() {
         http1(server.addr, post).await.status(),
         StatusCode::METHOD_NOT_ALLOWED
     );
-    // The client offered push.v1: it was chosen.
-    let client = Client::connect(&ws_url(&server, "/ws/t")).await.unwrap();
-    client.close().await.unwrap();
 }
 
 #[tokio::test]
@@ -168,12 +170,22 @@ async fn close_codes_for_oversize_invalid_utf8_binary_and_missing_pongs() {
     let mut c = Client::connect(&url).await.unwrap();
     c.send_raw(Message::binary(vec![1, 2, 3])).await.unwrap();
     assert_eq!(closed_with(&mut c).await.0, Some(1003));
+    drop(c);
 
     // A client that never reads never answers pings: closed with 1001 "no pong".
     let (mut silent, _) = tokio_tungstenite::connect_async(url.as_str())
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The permit was taken before the 101: wait (bounded) until the server has closed every
+    // connection, this one included, without reading.
+    let deadline = tokio::time::Instant::now() + BOUND;
+    while ws.connections() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the silent client was never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let mut close = None;
     while let Some(Ok(m)) = silent.next().await {
         if let Message::Close(frame) = m {
@@ -191,8 +203,7 @@ async fn close_codes_for_oversize_invalid_utf8_binary_and_missing_pongs() {
         alive.is_err(),
         "nothing to receive, and not closed: {alive:?}"
     );
-    tokio::time::sleep(Duration::from_millis(10)).await;
-    assert!(ws.connections() >= 1);
+    assert_eq!(ws.connections(), 1, "the reading client is still connected");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

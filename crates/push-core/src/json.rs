@@ -80,6 +80,30 @@ pub fn outcome_name(outcome: Outcome) -> &'static str {
     }
 }
 
+/// `{"outcome":"resumed"|"gap"|"reset","missed":N,"cursor":C}` and a newline: the first line
+/// of a line-delimited stream (push-stream, push-h2's subscription body), and a gap met
+/// mid-stream. `missed` only for a gap; `cursor` is where the stream stands.
+#[must_use]
+pub fn outcome_line(outcome: Outcome, cursor: crate::Cursor) -> Bytes {
+    let missed = match outcome {
+        Outcome::Gap { missed } => format!(",\"missed\":{missed}"),
+        Outcome::Resumed | Outcome::Reset => String::new(),
+    };
+    // Cursors are `[0-9a-f]+-[0-9]+`: nothing to escape.
+    Bytes::from(format!(
+        "{{\"outcome\":\"{}\"{missed},\"cursor\":\"{cursor}\"}}\n",
+        outcome_name(outcome)
+    ))
+}
+
+/// `{"end":"shutdown","cursor":C}` and a newline: the last line of a stream when the hub closes.
+#[must_use]
+pub fn end_line(cursor: crate::Cursor) -> Bytes {
+    Bytes::from(format!(
+        "{{\"end\":\"shutdown\",\"cursor\":\"{cursor}\"}}\n"
+    ))
+}
+
 /// The batch answer for `batch`; `more` says whether further events were left for the next
 /// request. The events' objects are the shared encodings of [`event`], copied once into the
 /// answer.

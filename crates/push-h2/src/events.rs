@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
-use push_core::{Cursor, Event, Hub, Outcome, StartFrom, Topic};
+use push_core::{Event, Hub, StartFrom, Topic};
 
 use crate::server::PushEvents;
 
@@ -75,25 +75,6 @@ impl Events {
         res.extensions_mut().insert(PushEvents::new(sub, base));
         res
     }
-}
-
-/// `{"outcome":…,"missed":N,"cursor":C}` and a newline.
-pub(crate) fn outcome_line(outcome: Outcome, cursor: Cursor) -> Bytes {
-    let missed = match outcome {
-        Outcome::Gap { missed } => format!(",\"missed\":{missed}"),
-        Outcome::Resumed | Outcome::Reset => String::new(),
-    };
-    Bytes::from(format!(
-        "{{\"outcome\":\"{}\"{missed},\"cursor\":\"{cursor}\"}}\n",
-        push_core::json::outcome_name(outcome)
-    ))
-}
-
-/// `{"end":"shutdown","cursor":C}` and a newline.
-pub(crate) fn end_line(cursor: Cursor) -> Bytes {
-    Bytes::from(format!(
-        "{{\"end\":\"shutdown\",\"cursor\":\"{cursor}\"}}\n"
-    ))
 }
 
 /// The head of a pushed event response.

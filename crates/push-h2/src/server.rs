@@ -426,7 +426,7 @@ async fn deliver_events(
     shared: Arc<Shared>,
 ) {
     let (mut sub, base) = events;
-    let first = crate::events::outcome_line(sub.outcome(), sub.cursor());
+    let first = push_core::json::outcome_line(sub.outcome(), sub.cursor());
     if send_data(&mut stream, first, false).await.is_err() {
         return;
     }
@@ -438,13 +438,13 @@ async fn deliver_events(
         };
         let event = match delivery {
             None => {
-                let end = crate::events::end_line(sub.cursor());
+                let end = push_core::json::end_line(sub.cursor());
                 let _ = send_data(&mut stream, end, true).await;
                 return;
             }
             Some(Delivery::Gap { missed }) => {
                 let line =
-                    crate::events::outcome_line(push_core::Outcome::Gap { missed }, sub.cursor());
+                    push_core::json::outcome_line(push_core::Outcome::Gap { missed }, sub.cursor());
                 if send_data(&mut stream, line, false).await.is_err() {
                     return;
                 }
@@ -495,7 +495,7 @@ async fn deliver_events(
                     lines.push(b'\n');
                 }
                 std::task::Poll::Ready(Some(Delivery::Gap { missed })) => {
-                    lines.extend_from_slice(&crate::events::outcome_line(
+                    lines.extend_from_slice(&push_core::json::outcome_line(
                         push_core::Outcome::Gap { missed },
                         sub.cursor(),
                     ));

@@ -13,7 +13,9 @@ use http::{Method, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use push_core::{Cursor, Event, Frames, Framing, Hub, Limiter, Outcome, StartFrom, Topic};
 
-use crate::line::{end_line, event_line, heartbeat_line, outcome_line};
+use push_core::json::{end_line, outcome_line};
+
+use crate::line::{event_line, heartbeat_line};
 
 /// Settings of a [`Streamer`] endpoint.
 ///

@@ -3,33 +3,7 @@
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use push_core::{Cursor, EncodingSlot, Event, Outcome};
-use serde::Serialize;
-
-/// One line of the stream other than an event, as JSON.
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Line {
-    Outcome {
-        outcome: &'static str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        missed: Option<u64>,
-        cursor: String,
-    },
-    Heartbeat {
-        heartbeat: u64,
-    },
-    End {
-        end: &'static str,
-        cursor: String,
-    },
-}
-
-fn to_line(line: &Line) -> Bytes {
-    let mut out = serde_json::to_vec(line).unwrap_or_default();
-    out.push(b'\n');
-    out.into()
-}
+use push_core::{EncodingSlot, Event};
 
 static NDJSON_SLOT: EncodingSlot = EncodingSlot::new();
 
@@ -47,42 +21,20 @@ pub fn event_line(event: &Event) -> Bytes {
     })
 }
 
-/// `{"outcome":"resumed"|"gap"|"reset","missed":N,"cursor":CURSOR}`: the first line of every
-/// stream, and a gap met mid-stream. `missed` only for a gap; `cursor` is where the stream
-/// stands, the point to resume from if the connection breaks before the next event.
-pub(crate) fn outcome_line(outcome: Outcome, cursor: Cursor) -> Bytes {
-    let missed = match outcome {
-        Outcome::Gap { missed } => Some(missed),
-        Outcome::Resumed | Outcome::Reset => None,
-    };
-    to_line(&Line::Outcome {
-        outcome: push_core::json::outcome_name(outcome),
-        missed,
-        cursor: cursor.to_string(),
-    })
-}
-
 /// `{"heartbeat":MS}`: the server's clock, sent after a period of silence.
 pub(crate) fn heartbeat_line() -> Bytes {
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0);
-    to_line(&Line::Heartbeat { heartbeat: now })
-}
-
-/// `{"end":"shutdown","cursor":CURSOR}`: the last line when the server shuts down.
-pub(crate) fn end_line(cursor: Cursor) -> Bytes {
-    to_line(&Line::End {
-        end: "shutdown",
-        cursor: cursor.to_string(),
-    })
+    Bytes::from(format!("{{\"heartbeat\":{now}}}\n"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use push_core::{EventType, MemoryHub, NewEvent, Topic};
+    use push_core::json::outcome_line;
+    use push_core::{EventType, MemoryHub, NewEvent, Outcome, Topic};
 
     #[test]
     fn lines_are_single_line_json() {
