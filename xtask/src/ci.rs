@@ -31,6 +31,13 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         package.extend(["--package", name.as_str()]);
     }
     forget_packaged_copies(&crates);
+    // The verification build shares target/debug, where the registry copies of our crates from
+    // an earlier run count as fresh (registry crates are taken as immutable): clean them.
+    let mut clean = vec!["clean", "--quiet"];
+    for name in &crates {
+        clean.extend(["--package", name.as_str()]);
+    }
+    cmd(cargo, &clean, &[])?;
     cmd(cargo, &package, &[])?;
     // nextest does not run doc tests; they run first so the test summary closes the log.
     cmd(
@@ -102,8 +109,8 @@ fn has_nextest(cargo: &str) -> bool {
 
 /// `cargo package` verifies each crate against a temporary local registry holding the others, and
 /// unpacks those into `$CARGO_HOME/registry/src/-HASH/NAME-VERSION`; a later run with the same
-/// version reuses a stale unpacked copy instead of the current sources. Remove our crates' copies
-/// (only those: the `-HASH` directories belong to such temporary registries).
+/// version reuses a stale unpacked copy instead of the current sources. Remove our crates'
+/// copies (only those: the `-HASH` directories belong to such temporary registries).
 fn forget_packaged_copies(crates: &[String]) {
     let home = std::env::var_os("CARGO_HOME")
         .map(std::path::PathBuf::from)
