@@ -42,6 +42,26 @@ impl Event {
         }
     }
 
+    /// An event whose cursor and publish time were assigned elsewhere: what a backend over a
+    /// shared store builds from what it reads back, to feed a [`ReplicaLog`](crate::ReplicaLog).
+    /// A publish time in the future is taken as now.
+    #[must_use]
+    pub fn restored(id: Cursor, topic: Topic, new: NewEvent, published_at: SystemTime) -> Self {
+        let now = SystemTime::now();
+        let published_at = published_at.min(now);
+        let age = now.duration_since(published_at).unwrap_or_default();
+        let instant = Instant::now();
+        Self {
+            id,
+            topic,
+            event_type: new.event_type,
+            data: new.data,
+            published_at,
+            published_instant: instant.checked_sub(age).unwrap_or(instant),
+            encoded: Default::default(),
+        }
+    }
+
     /// The event's cursor: resume after it to receive the events that follow.
     #[must_use]
     pub fn id(&self) -> Cursor {
@@ -228,6 +248,18 @@ impl NewEvent {
     pub fn with_type(mut self, event_type: EventType) -> Self {
         self.event_type = Some(event_type);
         self
+    }
+
+    /// The payload.
+    #[must_use]
+    pub fn data(&self) -> &Bytes {
+        &self.data
+    }
+
+    /// The event type, if set.
+    #[must_use]
+    pub fn event_type(&self) -> Option<&EventType> {
+        self.event_type.as_ref()
     }
 
     /// The payload size in bytes.

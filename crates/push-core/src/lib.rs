@@ -56,7 +56,7 @@
 //!
 //! [`Hub`] is a cheap handle over any [`Backend`]; [`MemoryHub`] is the embedded default. A
 //! backend that shares topics between processes keeps cursors meaningful across them and feeds
-//! the same in-process logs, so technique crates work unchanged over it.
+//! the same in-process logs ([`ReplicaLog`]), so technique crates work unchanged over it.
 
 mod backend;
 mod config;
@@ -71,6 +71,7 @@ mod limit;
 mod log;
 mod memory;
 mod query;
+mod replica;
 mod topic;
 
 pub use crate::backend::{Backend, BoxFuture, Hub, HubStats};
@@ -86,6 +87,7 @@ pub use crate::limit::{Limiter, Permit};
 pub use crate::log::{Batch, Delivery, Outcome, StartFrom, Subscription};
 pub use crate::memory::MemoryHub;
 pub use crate::query::query_value;
+pub use crate::replica::{Appended, ReplicaLog, ReplicaStats};
 pub use crate::topic::{Topic, TopicError, MAX_TOPIC_LEN};
 
 pub use bytes::Bytes;

@@ -124,6 +124,23 @@ struct State {
     last_active: Instant,
 }
 
+/// What [`TopicLog::append`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// The event follows the head.
+    Appended,
+    /// The event was at or before the head, so already there: ignored.
+    Duplicate,
+    /// The event came after a hole of `missed` events (trimmed upstream before they were read):
+    /// the log restarted at it, and readers behind it get [`Delivery::Gap`].
+    AfterGap {
+        /// How many events the hole held.
+        missed: u64,
+    },
+    /// The log is closed.
+    Closed,
+}
+
 /// Why a log refused an operation.
 pub(crate) enum Refused<T> {
     Closed,
@@ -133,14 +150,20 @@ pub(crate) enum Refused<T> {
 
 impl TopicLog {
     pub(crate) fn new(topic: Topic, epoch: Epoch, config: HubConfig) -> Self {
+        Self::starting_after(topic, epoch, 0, config)
+    }
+
+    /// An empty log whose next event has sequence `head + 1`.
+    pub(crate) fn starting_after(topic: Topic, epoch: Epoch, head: u64, config: HubConfig) -> Self {
+        let next = head.saturating_add(1);
         Self {
             topic,
             epoch,
             config,
             state: Mutex::new(State {
                 events: VecDeque::new(),
-                first_seq: 1,
-                next_seq: 1,
+                first_seq: next,
+                next_seq: next,
                 bytes: 0,
                 waiters: Slab::new(),
                 generation: 0,
@@ -190,6 +213,17 @@ impl TopicLog {
         self: &Arc<Self>,
         from: StartFrom,
     ) -> Result<Subscription, Refused<()>> {
+        self.subscribe_known(from, 0)
+    }
+
+    /// Subscribes, taking cursors up to `known_head` as valid even when this log has not
+    /// received their events yet (a replica that lags the shared store): such a subscription
+    /// waits for them instead of being reset.
+    pub(crate) fn subscribe_known(
+        self: &Arc<Self>,
+        from: StartFrom,
+        known_head: u64,
+    ) -> Result<Subscription, Refused<()>> {
         let mut state = self.lock();
         if state.closed {
             return Err(Refused::Closed);
@@ -205,7 +239,10 @@ impl TopicLog {
         let (next_seq, outcome) = match from {
             StartFrom::Newest => (state.next_seq, Outcome::Resumed),
             StartFrom::Oldest => (state.first_seq, Outcome::Resumed),
-            StartFrom::After(c) if c.epoch() == self.epoch && c.seq() < state.next_seq => {
+            StartFrom::After(c)
+                if c.epoch() == self.epoch
+                    && (c.seq() < state.next_seq || c.seq() <= known_head) =>
+            {
                 let want = c.seq() + 1;
                 if want >= state.first_seq {
                     (want, Outcome::Resumed)
@@ -234,6 +271,95 @@ impl TopicLog {
 
     pub(crate) fn head(&self) -> Cursor {
         Cursor::new(self.epoch, self.lock().next_seq - 1)
+    }
+
+    /// Appends an event numbered elsewhere. An event at or before the head is a duplicate and
+    /// is ignored; one past `head + 1` means the events between were lost upstream, so the log
+    /// restarts at it and readers behind it get a gap.
+    pub(crate) fn append(&self, event: Arc<Event>) -> Appended {
+        let mut state = self.lock();
+        if state.closed {
+            return Appended::Closed;
+        }
+        let seq = event.id().seq();
+        if seq < state.next_seq {
+            return Appended::Duplicate;
+        }
+        let skipped = seq - state.next_seq;
+        if skipped > 0 {
+            state.events.clear();
+            state.bytes = 0;
+            state.first_seq = seq;
+            state.next_seq = seq;
+        }
+        state.bytes += event.retained_size();
+        state.events.push_back(event);
+        state.next_seq += 1;
+        let now = Instant::now();
+        state.last_active = now;
+        state.trim(now, &self.config);
+        let wakers = state.take_waiters();
+        drop(state);
+        for waker in wakers {
+            waker.wake();
+        }
+        if skipped > 0 {
+            Appended::AfterGap { missed: skipped }
+        } else {
+            Appended::Appended
+        }
+    }
+
+    /// Adds older events in front of the retained ones: `older` in ascending order, of which
+    /// those that continue the log backwards without a hole are taken, as long as retention by
+    /// count leaves room. Returns how many were taken.
+    pub(crate) fn prepend(&self, older: &[Arc<Event>]) -> usize {
+        let mut state = self.lock();
+        let mut room = self
+            .config
+            .retention
+            .max_events
+            .max(1)
+            .saturating_sub(state.events.len());
+        let mut taken = 0;
+        for event in older.iter().rev() {
+            let seq = event.id().seq();
+            if seq >= state.first_seq {
+                continue;
+            }
+            if room == 0 || seq + 1 != state.first_seq {
+                break;
+            }
+            state.bytes += event.retained_size();
+            state.events.push_front(event.clone());
+            state.first_seq = seq;
+            room -= 1;
+            taken += 1;
+        }
+        taken
+    }
+
+    /// The sequence of the oldest retained event (the next one when nothing is retained) and
+    /// how many more events retention by count would keep.
+    pub(crate) fn front(&self) -> (u64, usize) {
+        let state = self.lock();
+        let room = self
+            .config
+            .retention
+            .max_events
+            .max(1)
+            .saturating_sub(state.events.len());
+        (state.first_seq, room)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// When the last subscriber left, or `None` while there are subscribers.
+    pub(crate) fn idle_since(&self) -> Option<Instant> {
+        let state = self.lock();
+        (state.subscribers == 0).then_some(state.last_active)
     }
 
     pub(crate) fn close(&self) {
