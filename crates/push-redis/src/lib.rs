@@ -1,0 +1,919 @@
+//! A [`push_core::Backend`] on **Redis Streams**: several push servers share topics, and a cursor
+//! that one server handed out resumes on any other.
+//!
+//! ```no_run
+//! use push_core::Hub;
+//! use push_redis::{RedisConfig, RedisHub};
+//!
+//! # async fn run() -> Result<(), push_redis::ConnectError> {
+//! let hub = Hub::new(RedisHub::connect("redis://127.0.0.1:6379", RedisConfig::default()).await?);
+//! // Hand `hub` to push-sse, push-ws, push-poll … exactly as an in-memory hub.
+//! # Ok(()) }
+//! ```
+//!
+//! # How topics map to streams
+//!
+//! Topic `t` is the stream `{key_prefix}t` (`push:t` by default). Each entry has the fields
+//! `data` (the payload, binary-safe), `time` (publish time in milliseconds since the Unix
+//! epoch) and, when set, `type`.
+//!
+//! A cursor **is** the entry's stream id: every entry of a stream has the same milliseconds part,
+//! which is the topic's [`Epoch`](push_core::Epoch), and sequence numbers 1, 2, 3 … so that the
+//! distance between two cursors is the number of events between them and a gap can be counted
+//! exactly. A publish runs a small Lua script that appends with `XADD key MAXLEN ~ N E-*`
+//! (atomic, so two servers publishing at once never interleave ids); a stream that does not
+//! exist gets a new epoch from the Redis server's clock. So:
+//!
+//! - the same event has the same cursor on every server;
+//! - a stream that was deleted (or emptied and written again) has a new, larger epoch, and a
+//!   client holding a cursor of the old one gets [`Outcome::Reset`](push_core::Outcome::Reset);
+//! - a cursor whose events were trimmed from the stream gets an exact
+//!   [`Outcome::Gap`](push_core::Outcome::Gap).
+//!
+//! The cursor's text form is push-core's (`{epoch:x}-{seq}`, the epoch in hex); the stream id
+//! has the epoch in decimal. Client cursors are parsed strictly by push-core.
+//!
+//! # Reading: one reader per topic per process
+//!
+//! Subscriptions never talk to Redis. The first subscription to a topic in a process creates a
+//! [`ReplicaLog`] at the stream's head and starts one reader task, on its own connection, that
+//! loops on `XREAD BLOCK` from the last id it saw and appends to the replica; every subscriber
+//! of the process reads the replica at its own position, as with the in-memory hub. A resume
+//! from a cursor older than the replica holds is served by one `XREVRANGE` that puts the missing
+//! events in front of the replica (up to retention by count), so later resumes from that range
+//! cost nothing. A reader stops once its topic has had no subscriber for
+//! [`HubConfig::idle_timeout`]; there is never more than one per topic, and
+//! [`HubConfig::max_topics`] bounds how many there are.
+//!
+//! Publishes share one multiplexed connection, so concurrent publishes are pipelined.
+//!
+//! # Failures
+//!
+//! - Redis unreachable, restarting or the connection dropped: a publish fails with
+//!   [`push_core::Error::Backend`] (its message starts with `redis`), never silently. Note that
+//!   a publish whose reply was lost may still have been applied; retrying it then publishes it
+//!   twice.
+//! - Readers reconnect with exponential backoff ([`RedisConfig::backoff_min`] to
+//!   [`RedisConfig::backoff_max`]) and resume with `XREAD` from the last id they saw, so
+//!   subscribers stay attached and receive every event once, in order. If Redis lost the stream
+//!   meanwhile (no persistence), the next events carry a new epoch: subscriptions of the old
+//!   epoch end and resuming clients get a reset.
+//! - [`RedisHub::health`] reports it: readers running and connected, reconnects, errors and the
+//!   last error's text.
+//!
+//! # Retention
+//!
+//! [`Retention::max_events`](push_core::Retention::max_events) is both the stream's
+//! `MAXLEN ~` and the replica's bound; age and byte bounds apply to the replica (stream ids carry
+//! the epoch, not the time, so `MINID` cannot express an age).
+//!
+//! # Limits and defaults
+//!
+//! | setting | default |
+//! |---|---|
+//! | [`RedisConfig::hub`] | [`HubConfig::default`] (1,000 events per topic, 10,000 topics, 1 MiB per event, 60 s idle) |
+//! | [`RedisConfig::key_prefix`] | `push:` |
+//! | [`RedisConfig::block`] | 5 s |
+//! | [`RedisConfig::read_count`] | 1,000 entries per read |
+//! | [`RedisConfig::connect_timeout`] | 1 s |
+//! | [`RedisConfig::response_timeout`] | 2 s |
+//! | [`RedisConfig::backoff_min`] / [`backoff_max`](RedisConfig::backoff_max) | 50 ms / 2 s |
+
+mod stream;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, SystemTime};
+
+use push_core::{
+    Backend, BoxFuture, Cursor, Error, Event, HubConfig, HubStats, NewEvent, ReplicaLog,
+    ResetPolicy, StartFrom, Subscription, Topic,
+};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, Value};
+use tokio::sync::watch;
+
+/// Settings of a [`RedisHub`]; see the crate docs for the defaults.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RedisConfig {
+    /// Retention, topic and event limits, as for the in-memory hub.
+    pub hub: HubConfig,
+    /// Prepended to a topic name to make its stream key.
+    pub key_prefix: String,
+    /// How long one `XREAD` blocks before the reader checks whether it is still needed.
+    pub block: Duration,
+    /// The most entries one `XREAD` returns.
+    pub read_count: usize,
+    /// How long connecting to Redis may take.
+    pub connect_timeout: Duration,
+    /// How long a command (other than the readers' blocking read) may wait for its reply.
+    pub response_timeout: Duration,
+    /// The first delay before a reader reconnects.
+    pub backoff_min: Duration,
+    /// The longest delay between a reader's reconnection attempts.
+    pub backoff_max: Duration,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            hub: HubConfig::default(),
+            key_prefix: "push:".to_owned(),
+            block: Duration::from_secs(5),
+            read_count: 1000,
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(2),
+            backoff_min: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(2),
+        }
+    }
+}
+
+impl RedisConfig {
+    /// Sets [`hub`](Self::hub).
+    #[must_use]
+    pub fn hub(mut self, hub: HubConfig) -> Self {
+        self.hub = hub;
+        self
+    }
+
+    /// Sets [`key_prefix`](Self::key_prefix).
+    #[must_use]
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// Sets [`block`](Self::block).
+    #[must_use]
+    pub fn block(mut self, block: Duration) -> Self {
+        self.block = block;
+        self
+    }
+
+    /// Sets [`backoff_min`](Self::backoff_min) and [`backoff_max`](Self::backoff_max).
+    #[must_use]
+    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.backoff_min = min;
+        self.backoff_max = max.max(min);
+        self
+    }
+}
+
+/// Connecting to Redis failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect to redis: {0}")]
+pub struct ConnectError(#[from] redis::RedisError);
+
+/// A Redis command failed; carried inside [`push_core::Error::Backend`].
+#[derive(Debug, thiserror::Error)]
+#[error("redis {op} failed: {source}")]
+pub struct RedisError {
+    op: &'static str,
+    #[source]
+    source: redis::RedisError,
+}
+
+impl RedisError {
+    fn boxed(op: &'static str, source: redis::RedisError) -> Error {
+        Error::Backend(Box::new(Self { op, source }))
+    }
+}
+
+/// The health of a [`RedisHub`]'s connections, for metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedisHealth {
+    /// Topic readers running in this process.
+    pub readers: usize,
+    /// Of those, how many hold a working connection.
+    pub readers_connected: usize,
+    /// Times a reader connected again after losing its connection.
+    pub reconnects: u64,
+    /// Events read from Redis by all readers.
+    pub events_read: u64,
+    /// Publishes that succeeded.
+    pub publishes: u64,
+    /// Publishes that failed.
+    pub publish_errors: u64,
+    /// Reads (by readers, or of history for a resume) that failed.
+    pub read_errors: u64,
+    /// Whether the latest publish succeeded (true until one fails).
+    pub publishing: bool,
+    /// The text of the latest error, if any.
+    pub last_error: Option<String>,
+}
+
+/// Topics shared through Redis Streams; see the crate docs.
+///
+/// Cheap to clone. Must be created inside a Tokio runtime (readers are tasks).
+#[derive(Clone)]
+pub struct RedisHub {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RedisHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisHub")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    client: redis::Client,
+    commands: ConnectionManager,
+    config: RedisConfig,
+    publish: redis::Script,
+    head: redis::Script,
+    topics: Mutex<HashMap<Topic, Arc<TopicEntry>>>,
+    closed: AtomicBool,
+    shutdown: watch::Sender<bool>,
+    published: AtomicU64,
+    health: Arc<Health>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Every handle is gone: readers stop (the shutdown sender drops), and subscriptions
+        // still held end instead of waiting forever.
+        let topics = self
+            .topics
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        for entry in topics.values() {
+            if let Some(local) = entry.local().as_ref() {
+                local.log.close();
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Health {
+    readers: AtomicUsize,
+    readers_connected: AtomicUsize,
+    reconnects: AtomicU64,
+    events_read: AtomicU64,
+    publishes: AtomicU64,
+    publish_errors: AtomicU64,
+    read_errors: AtomicU64,
+    publish_failing: AtomicBool,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Health {
+    fn error(&self, text: String) {
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(text);
+    }
+}
+
+/// One topic this process reads.
+struct TopicEntry {
+    topic: Topic,
+    key: String,
+    /// The replica, once initialised; replaced when the stream's epoch changes.
+    local: Mutex<Option<Local>>,
+    /// Serialises initialisation, so that one reader starts per topic.
+    init: tokio::sync::Mutex<()>,
+    connected: AtomicBool,
+}
+
+#[derive(Clone)]
+struct Local {
+    log: ReplicaLog,
+    /// Whether the replica already holds everything the stream retains (no history to fetch).
+    complete: bool,
+}
+
+impl TopicEntry {
+    fn local(&self) -> MutexGuard<'_, Option<Local>> {
+        self.local.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl RedisHub {
+    /// Connects to the Redis server at `url` (`redis://host:port/db`).
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectError`] when the URL is invalid or the server cannot be reached.
+    pub async fn connect(url: &str, config: RedisConfig) -> Result<Self, ConnectError> {
+        let client = redis::Client::open(url)?;
+        let manager = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.response_timeout))
+            .set_min_delay(config.backoff_min)
+            .set_max_delay(config.backoff_max)
+            .set_number_of_retries(2);
+        let commands = ConnectionManager::new_with_config(client.clone(), manager).await?;
+        let (shutdown, _) = watch::channel(false);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                commands,
+                config,
+                publish: stream::publish_script(),
+                head: stream::head_script(),
+                topics: Mutex::new(HashMap::new()),
+                closed: AtomicBool::new(false),
+                shutdown,
+                published: AtomicU64::new(0),
+                health: Arc::default(),
+            }),
+        })
+    }
+
+    /// The settings in force.
+    #[must_use]
+    pub fn config(&self) -> &RedisConfig {
+        &self.inner.config
+    }
+
+    /// The stream key of `topic`.
+    #[must_use]
+    pub fn key(&self, topic: &Topic) -> String {
+        format!("{}{}", self.inner.config.key_prefix, topic.as_str())
+    }
+
+    /// Connection health, for metrics.
+    #[must_use]
+    pub fn health(&self) -> RedisHealth {
+        let h = &self.inner.health;
+        RedisHealth {
+            readers: h.readers.load(Ordering::Relaxed),
+            readers_connected: h.readers_connected.load(Ordering::Relaxed),
+            reconnects: h.reconnects.load(Ordering::Relaxed),
+            events_read: h.events_read.load(Ordering::Relaxed),
+            publishes: h.publishes.load(Ordering::Relaxed),
+            publish_errors: h.publish_errors.load(Ordering::Relaxed),
+            read_errors: h.read_errors.load(Ordering::Relaxed),
+            publishing: !h.publish_failing.load(Ordering::Relaxed),
+            last_error: h
+                .last_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        }
+    }
+
+    fn check_open(&self) -> Result<(), Error> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn do_publish(&self, topic: &Topic, event: NewEvent) -> Result<Arc<Event>, Error> {
+        self.check_open()?;
+        let limit = self.inner.config.hub.max_event_bytes;
+        if event.len() > limit {
+            return Err(Error::EventTooLarge {
+                size: event.len(),
+                limit,
+            });
+        }
+        let published_at = SystemTime::now();
+        let mut invocation = self.inner.publish.key(self.key(topic));
+        invocation.arg(self.inner.config.hub.retention.max_events.max(1));
+        for field in stream::fields(&event, published_at) {
+            invocation.arg(field);
+        }
+        let mut conn = self.inner.commands.clone();
+        let health = &self.inner.health;
+        let id: Vec<u8> = match invocation.invoke_async(&mut conn).await {
+            Ok(id) => id,
+            Err(e) => {
+                health.publish_errors.fetch_add(1, Ordering::Relaxed);
+                health.publish_failing.store(true, Ordering::Relaxed);
+                let error = RedisError::boxed("publish", e);
+                health.error(error.to_string());
+                return Err(error);
+            }
+        };
+        health.publishes.fetch_add(1, Ordering::Relaxed);
+        health.publish_failing.store(false, Ordering::Relaxed);
+        self.inner.published.fetch_add(1, Ordering::Relaxed);
+        let cursor = stream::parse_id(&id).ok_or_else(|| {
+            Error::Backend(format!("redis returned an unexpected stream id {id:?}").into())
+        })?;
+        Ok(Arc::new(Event::restored(
+            cursor,
+            topic.clone(),
+            event,
+            published_at,
+        )))
+    }
+
+    /// The newest id of `key` as a cursor, creating the stream when `create` is set.
+    async fn redis_head(&self, key: &str, create: bool) -> Result<Option<Cursor>, Error> {
+        let mut conn = self.inner.commands.clone();
+        let reply: Option<Vec<u8>> = self
+            .inner
+            .head
+            .key(key)
+            .arg(if create { "1" } else { "0" })
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.read_error("head", e))?;
+        Ok(reply.and_then(|id| stream::parse_id(&id)))
+    }
+
+    fn read_error(&self, op: &'static str, e: redis::RedisError) -> Error {
+        let health = &self.inner.health;
+        health.read_errors.fetch_add(1, Ordering::Relaxed);
+        let error = RedisError::boxed(op, e);
+        health.error(error.to_string());
+        error
+    }
+
+    /// The entry of `topic`, created (without a replica yet) if needed.
+    fn entry(&self, topic: &Topic) -> Result<Arc<TopicEntry>, Error> {
+        let mut topics = self
+            .inner
+            .topics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.check_open()?;
+        if let Some(entry) = topics.get(topic) {
+            return Ok(entry.clone());
+        }
+        let limit = self.inner.config.hub.max_topics;
+        if topics.len() >= limit {
+            return Err(Error::TooManyTopics { limit });
+        }
+        let entry = Arc::new(TopicEntry {
+            topic: topic.clone(),
+            key: self.key(topic),
+            local: Mutex::new(None),
+            init: tokio::sync::Mutex::new(()),
+            connected: AtomicBool::new(false),
+        });
+        topics.insert(topic.clone(), entry.clone());
+        Ok(entry)
+    }
+
+    /// The replica of `entry`, initialised at the stream's head with its reader started.
+    async fn local(&self, entry: &Arc<TopicEntry>) -> Result<Local, Error> {
+        if let Some(local) = entry.local().clone() {
+            return Ok(local);
+        }
+        let _init = entry.init.lock().await;
+        if let Some(local) = entry.local().clone() {
+            return Ok(local);
+        }
+        let head = self
+            .redis_head(&entry.key, true)
+            .await?
+            .ok_or_else(|| Error::Backend("redis did not create the stream".into()))?;
+        self.check_open()?;
+        let local = Local {
+            log: ReplicaLog::new(
+                entry.topic.clone(),
+                head.epoch(),
+                head.seq(),
+                self.inner.config.hub,
+            ),
+            complete: head.seq() == 0,
+        };
+        *entry.local() = Some(local.clone());
+        self.inner.health.readers.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(read_loop(
+            Arc::downgrade(&self.inner),
+            entry.clone(),
+            head,
+            self.inner.shutdown.subscribe(),
+        ));
+        Ok(local)
+    }
+
+    async fn do_subscribe(&self, topic: &Topic, from: StartFrom) -> Result<Subscription, Error> {
+        // A replica closed by its reader (idle, or a new epoch) is replaced: try again.
+        for _ in 0..3 {
+            let entry = self.entry(topic)?;
+            let mut local = self.local(&entry).await?;
+            let epoch = local.log.epoch();
+            let mut known_head = 0;
+            let history = match from {
+                StartFrom::After(c) if c.epoch() == epoch => {
+                    if c.seq() > local.log.head().seq() {
+                        // Handed out by a server whose reader is ahead of ours.
+                        if let Some(head) = self.redis_head(&entry.key, false).await? {
+                            if head.epoch() == epoch {
+                                known_head = head.seq();
+                            }
+                        }
+                        None
+                    } else {
+                        Some(Some(c))
+                    }
+                }
+                StartFrom::After(c) => {
+                    // Another epoch: maybe the stream was replaced and our reader has not seen
+                    // its first event yet.
+                    if let Some(head) = self.redis_head(&entry.key, false).await? {
+                        if head.epoch() != epoch && head.epoch() > epoch {
+                            local = self.replace(&entry, &local, head);
+                            if c.epoch() == head.epoch() && c.seq() <= head.seq() {
+                                known_head = head.seq();
+                            }
+                        }
+                    }
+                    (self.inner.config.hub.reset_policy == ResetPolicy::Oldest).then_some(None)
+                }
+                StartFrom::Oldest => Some(None),
+                StartFrom::Invalid => {
+                    (self.inner.config.hub.reset_policy == ResetPolicy::Oldest).then_some(None)
+                }
+                StartFrom::Newest => None,
+            };
+            if let Some(after) = history {
+                self.backfill(&entry, &local, after).await?;
+            }
+            match local.log.subscribe(from, known_head) {
+                Ok(sub) => return Ok(sub),
+                Err(_) => self.check_open()?,
+            }
+        }
+        Err(Error::Backend(
+            "redis topic replica kept closing while subscribing".into(),
+        ))
+    }
+
+    /// Replaces the replica of `entry` by one of `head`'s epoch at `head`, closing the old one.
+    fn replace(&self, entry: &TopicEntry, old: &Local, head: Cursor) -> Local {
+        let mut slot = entry.local();
+        if let Some(current) = slot.as_ref() {
+            if current.log.epoch() != old.log.epoch() {
+                return current.clone();
+            }
+        }
+        let local = Local {
+            log: ReplicaLog::new(
+                entry.topic.clone(),
+                head.epoch(),
+                head.seq(),
+                self.inner.config.hub,
+            ),
+            complete: head.seq() == 0,
+        };
+        old.log.close();
+        *slot = Some(local.clone());
+        local
+    }
+
+    /// Fetches the events after `after` (all retained ones for `None`) that the replica lacks
+    /// and puts them in front of it, as far as retention by count has room.
+    async fn backfill(
+        &self,
+        entry: &TopicEntry,
+        local: &Local,
+        after: Option<Cursor>,
+    ) -> Result<(), Error> {
+        if local.complete {
+            return Ok(());
+        }
+        let (first, room) = local.log.front();
+        let epoch = local.log.epoch();
+        if room == 0 || first <= 1 || after.is_some_and(|c| c.seq() + 1 >= first) {
+            return Ok(());
+        }
+        let end = stream::stream_id(Cursor::new(epoch, first - 1));
+        let start = after.map_or_else(
+            || stream::stream_id(Cursor::new(epoch, 0)),
+            |c| format!("({}", stream::stream_id(c)),
+        );
+        let mut conn = self.inner.commands.clone();
+        let reply: Value = redis::cmd("XREVRANGE")
+            .arg(&entry.key)
+            .arg(end)
+            .arg(start)
+            .arg("COUNT")
+            .arg(room)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.read_error("history read", e))?;
+        let mut entries = stream::entries(&entry.topic, reply);
+        let reached_start = entries.len() < room;
+        entries.reverse();
+        let events: Vec<_> = entries
+            .into_iter()
+            .filter(|e| e.cursor.epoch() == epoch)
+            .filter_map(|e| e.event)
+            .collect();
+        local.log.prepend(&events);
+        if after.is_none() && reached_start {
+            let mut slot = entry.local();
+            if let Some(current) = slot.as_mut() {
+                if current.log.epoch() == epoch {
+                    current.complete = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn do_head(&self, topic: &Topic) -> Result<Option<Cursor>, Error> {
+        self.check_open()?;
+        let entry = self
+            .inner
+            .topics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(topic)
+            .cloned();
+        if let Some(entry) = entry {
+            if entry.connected.load(Ordering::Relaxed) {
+                if let Some(local) = entry.local().as_ref() {
+                    return Ok(Some(local.log.head()));
+                }
+            }
+        }
+        self.redis_head(&self.key(topic), false).await
+    }
+}
+
+impl Backend for RedisHub {
+    fn publish<'a>(
+        &'a self,
+        topic: &'a Topic,
+        event: NewEvent,
+    ) -> BoxFuture<'a, Result<Arc<Event>, Error>> {
+        Box::pin(self.do_publish(topic, event))
+    }
+
+    fn subscribe<'a>(
+        &'a self,
+        topic: &'a Topic,
+        from: StartFrom,
+    ) -> BoxFuture<'a, Result<Subscription, Error>> {
+        Box::pin(self.do_subscribe(topic, from))
+    }
+
+    fn head<'a>(&'a self, topic: &'a Topic) -> BoxFuture<'a, Result<Option<Cursor>, Error>> {
+        Box::pin(self.do_head(topic))
+    }
+
+    fn close(&self) {
+        let entries: Vec<_> = {
+            let mut topics = self
+                .inner
+                .topics
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            self.inner.closed.store(true, Ordering::Release);
+            topics.drain().map(|(_, entry)| entry).collect()
+        };
+        self.inner.shutdown.send_replace(true);
+        for entry in entries {
+            if let Some(local) = entry.local().as_ref() {
+                local.log.close();
+            }
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    fn stats(&self) -> HubStats {
+        let entries: Vec<_> = self
+            .inner
+            .topics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        let mut stats = HubStats::default();
+        stats.topics = entries.len();
+        stats.published = self.inner.published.load(Ordering::Relaxed);
+        for entry in entries {
+            if let Some(local) = entry.local().as_ref() {
+                let s = local.log.stats();
+                stats.subscribers += s.subscribers;
+                stats.waiting += s.waiting;
+                stats.retained_events += s.events;
+                stats.retained_bytes += s.bytes;
+            }
+        }
+        stats
+    }
+}
+
+/// Counts a connected reader while alive.
+struct Connected<'a> {
+    health: Arc<Health>,
+    entry: &'a TopicEntry,
+}
+
+impl<'a> Connected<'a> {
+    fn new(health: Arc<Health>, entry: &'a TopicEntry) -> Self {
+        health.readers_connected.fetch_add(1, Ordering::Relaxed);
+        entry.connected.store(true, Ordering::Relaxed);
+        Self { health, entry }
+    }
+}
+
+impl Drop for Connected<'_> {
+    fn drop(&mut self) {
+        self.health
+            .readers_connected
+            .fetch_sub(1, Ordering::Relaxed);
+        self.entry.connected.store(false, Ordering::Relaxed);
+    }
+}
+
+/// The reader of one topic: `XREAD BLOCK` from the last id seen, appended to the replica;
+/// reconnects with backoff; stops when the hub closes or the topic has been idle long enough.
+async fn read_loop(
+    hub: Weak<Inner>,
+    entry: Arc<TopicEntry>,
+    start: Cursor,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut last = start;
+    let mut attempt = 0u32;
+    entry.connected.store(false, Ordering::Relaxed);
+    loop {
+        let Some(inner) = hub.upgrade() else { return };
+        let config = inner.config.clone();
+        let connection = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.block + config.response_timeout));
+        let client = inner.client.clone();
+        drop(inner);
+        let conn = tokio::select! {
+            conn = client.get_multiplexed_async_connection_with_config(&connection) => conn,
+            _ = shutdown.wait_for(|closed| *closed) => break,
+        };
+        let Some(inner) = hub.upgrade() else { return };
+        let mut conn = match conn {
+            Ok(conn) => conn,
+            Err(e) => {
+                inner.health.read_errors.fetch_add(1, Ordering::Relaxed);
+                inner
+                    .health
+                    .error(format!("redis reader connect failed: {e}"));
+                drop(inner);
+                let delay = config
+                    .backoff_min
+                    .saturating_mul(1 << attempt.min(16))
+                    .min(config.backoff_max);
+                attempt += 1;
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => continue,
+                    _ = shutdown.wait_for(|closed| *closed) => break,
+                }
+            }
+        };
+        if attempt > 0 {
+            inner.health.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        attempt = 0;
+        drop(inner);
+        match read_connected(&hub, &entry, &mut conn, &mut last, &mut shutdown).await {
+            Stop::Done => break,
+            Stop::Reconnect => {}
+        }
+    }
+    if let Some(inner) = hub.upgrade() {
+        inner.health.readers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+enum Stop {
+    Done,
+    Reconnect,
+}
+
+async fn read_connected(
+    hub: &Weak<Inner>,
+    entry: &Arc<TopicEntry>,
+    conn: &mut MultiplexedConnection,
+    last: &mut Cursor,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Stop {
+    let Some(inner) = hub.upgrade() else {
+        return Stop::Done;
+    };
+    let config = inner.config.clone();
+    let _connected = Connected::new(inner.health.clone(), entry);
+    // The reader holds no strong handle while it waits, so dropping the last `RedisHub` stops it.
+    drop(inner);
+    let block_ms = u64::try_from(config.block.as_millis()).unwrap_or(u64::MAX);
+    loop {
+        let mut xread = redis::cmd("XREAD");
+        xread
+            .arg("COUNT")
+            .arg(config.read_count)
+            .arg("BLOCK")
+            .arg(block_ms)
+            .arg("STREAMS")
+            .arg(&entry.key)
+            .arg(stream::stream_id(*last));
+        let reply: Result<Value, _> = tokio::select! {
+            reply = xread.query_async(conn) => reply,
+            _ = shutdown.wait_for(|closed| *closed) => return Stop::Done,
+        };
+        let Some(inner) = hub.upgrade() else {
+            return Stop::Done;
+        };
+        match reply {
+            Err(e) => {
+                inner.health.read_errors.fetch_add(1, Ordering::Relaxed);
+                inner.health.error(format!("redis reader failed: {e}"));
+                return Stop::Reconnect;
+            }
+            Ok(Value::Nil) => {
+                if retire_if_idle(&inner, entry) {
+                    return Stop::Done;
+                }
+            }
+            Ok(reply) => {
+                let read = apply(&inner, entry, reply, last);
+                inner.health.events_read.fetch_add(read, Ordering::Relaxed);
+            }
+        }
+        if inner.closed.load(Ordering::Acquire) {
+            return Stop::Done;
+        }
+    }
+}
+
+/// Appends the entries of an `XREAD` reply to the replica, replacing it when the stream's epoch
+/// changed. Returns how many events were read.
+fn apply(inner: &Inner, entry: &TopicEntry, reply: Value, last: &mut Cursor) -> u64 {
+    let streams = match reply {
+        Value::Array(streams) => streams
+            .into_iter()
+            .filter_map(|s| match s {
+                Value::Array(mut kv) if kv.len() == 2 => kv.pop(),
+                _ => None,
+            })
+            .collect::<Vec<_>>(),
+        Value::Map(map) => map.into_iter().map(|(_, v)| v).collect(),
+        _ => Vec::new(),
+    };
+    let mut read = 0;
+    for entries in streams {
+        for item in stream::entries(&entry.topic, entries) {
+            *last = item.cursor;
+            let Some(event) = item.event else { continue };
+            read += 1;
+            let mut slot = entry.local();
+            let Some(local) = slot.as_mut() else { continue };
+            let epoch = local.log.epoch();
+            if item.cursor.epoch() > epoch {
+                // The stream was replaced: subscriptions of the old epoch end (their clients
+                // come back with an old cursor and are told of the reset).
+                let fresh = ReplicaLog::new(
+                    entry.topic.clone(),
+                    item.cursor.epoch(),
+                    item.cursor.seq() - 1,
+                    inner.config.hub,
+                );
+                local.log.close();
+                *local = Local {
+                    log: fresh,
+                    complete: item.cursor.seq() == 1,
+                };
+            } else if item.cursor.epoch() < epoch {
+                continue;
+            }
+            local.log.append(event);
+        }
+    }
+    read
+}
+
+/// Removes `entry` from the hub and closes its replica if no one has subscribed for the idle
+/// timeout. Returns whether it did.
+fn retire_if_idle(inner: &Inner, entry: &Arc<TopicEntry>) -> bool {
+    let mut topics = inner.topics.lock().unwrap_or_else(PoisonError::into_inner);
+    let slot = entry.local();
+    let Some(local) = slot.as_ref() else {
+        return false;
+    };
+    let idle = local
+        .log
+        .idle_since()
+        .is_some_and(|since| since.elapsed() >= inner.config.hub.idle_timeout);
+    if !idle {
+        return false;
+    }
+    local.log.close();
+    if topics
+        .get(&entry.topic)
+        .is_some_and(|e| Arc::ptr_eq(e, entry))
+    {
+        topics.remove(&entry.topic);
+    }
+    true
+}

@@ -1,0 +1,222 @@
+//! Stream ids, entries and the Lua scripts that keep cursors and stream ids one and the same.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use push_core::{Bytes, Cursor, Epoch, Event, EventType, NewEvent, Topic};
+use redis::Value;
+
+/// Entry field holding the payload.
+pub(crate) const DATA: &str = "data";
+/// Entry field holding the optional event type.
+pub(crate) const TYPE: &str = "type";
+/// Entry field holding the publish time, in milliseconds since the Unix epoch.
+pub(crate) const TIME: &str = "time";
+
+/// The Lua that finds a stream's epoch: the milliseconds part of its ids. Every entry of a
+/// stream written by this crate has the same milliseconds part, so the stream id `E-S` is the
+/// cursor of epoch `E` and sequence `S`. A stream that does not exist (or holds nothing and was
+/// never written) gets a fresh epoch from the server's clock, so a stream deleted and created
+/// again has a new, larger epoch.
+const EPOCH_LUA: &str = r"
+local function last_id(key)
+  local top = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
+  if top[1] then return top[1][1] end
+  if redis.call('EXISTS', key) == 1 then
+    local info = redis.call('XINFO', 'STREAM', key)
+    for i = 1, #info, 2 do
+      if info[i] == 'last-generated-id' then return info[i + 1] end
+    end
+  end
+  return nil
+end
+local function fresh_epoch()
+  local t = redis.call('TIME')
+  return t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
+end
+local function epoch_of(id)
+  if not id then return nil end
+  local ms = string.match(id, '^(%d+)-')
+  if ms == '0' then return nil end
+  return ms
+end
+";
+
+/// `KEYS[1]` the stream, `ARGV[1]` the `MAXLEN ~` bound, the rest field/value pairs. Returns the
+/// new entry's id.
+pub(crate) fn publish_script() -> redis::Script {
+    redis::Script::new(&format!(
+        "{EPOCH_LUA}
+local key = KEYS[1]
+local epoch = epoch_of(last_id(key))
+local id
+if epoch then id = epoch .. '-*' else id = fresh_epoch() .. '-1' end
+return redis.call('XADD', key, 'MAXLEN', '~', ARGV[1], id, unpack(ARGV, 2))"
+    ))
+}
+
+/// `KEYS[1]` the stream, `ARGV[1]` `1` to create the stream (empty, with a fresh epoch) when it
+/// does not exist. Returns the id of the newest entry (`E-0` for an empty stream of epoch `E`),
+/// or nil when the stream does not exist and was not created.
+pub(crate) fn head_script() -> redis::Script {
+    redis::Script::new(&format!(
+        "{EPOCH_LUA}
+local key = KEYS[1]
+local id = last_id(key)
+if epoch_of(id) then return id end
+if ARGV[1] ~= '1' then return nil end
+local epoch = fresh_epoch()
+redis.call('XADD', key, 'MAXLEN', '0', epoch .. '-0', '{DATA}', '')
+return epoch .. '-0'"
+    ))
+}
+
+/// Parses a stream id written by this crate into a cursor. Never panics; `None` for an id with
+/// a zero epoch or that is not `MS-SEQ`.
+pub(crate) fn parse_id(id: &[u8]) -> Option<Cursor> {
+    let text = std::str::from_utf8(id).ok()?;
+    let (ms, seq) = text.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(ms) || !digits(seq) {
+        return None;
+    }
+    let epoch = Epoch::new(ms.parse().ok()?)?;
+    Some(Cursor::new(epoch, seq.parse().ok()?))
+}
+
+/// The stream id of a cursor: the epoch in decimal, a dash, the sequence.
+pub(crate) fn stream_id(cursor: Cursor) -> String {
+    format!("{}-{}", cursor.epoch().get(), cursor.seq())
+}
+
+/// The field/value pairs of an entry for `event`.
+pub(crate) fn fields(event: &NewEvent, published_at: SystemTime) -> Vec<Vec<u8>> {
+    let millis = published_at
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let mut fields = vec![
+        DATA.as_bytes().to_vec(),
+        event.data().to_vec(),
+        TIME.as_bytes().to_vec(),
+        millis.to_string().into_bytes(),
+    ];
+    if let Some(t) = event.event_type() {
+        fields.push(TYPE.as_bytes().to_vec());
+        fields.push(t.as_str().as_bytes().to_vec());
+    }
+    fields
+}
+
+/// One entry as read back.
+pub(crate) struct Entry {
+    pub(crate) cursor: Cursor,
+    pub(crate) event: Option<Arc<Event>>,
+}
+
+/// Reads the entries of an `XRANGE`/`XREVRANGE` reply, or of one stream of an `XREAD` reply.
+/// Entries that are not this crate's (an id of another shape) are skipped; missing or invalid
+/// fields become an empty payload, no type, or the time of reading.
+pub(crate) fn entries(topic: &Topic, value: Value) -> Vec<Entry> {
+    let Value::Array(items) = value else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let Value::Array(mut parts) = item else {
+            continue;
+        };
+        if parts.len() != 2 {
+            continue;
+        }
+        let body = parts.pop();
+        let Some(Value::BulkString(id)) = parts.pop() else {
+            continue;
+        };
+        let Some(cursor) = parse_id(&id) else {
+            continue;
+        };
+        let event = body.and_then(|body| build(topic, cursor, body));
+        out.push(Entry { cursor, event });
+    }
+    out
+}
+
+fn build(topic: &Topic, cursor: Cursor, body: Value) -> Option<Arc<Event>> {
+    let pairs: Vec<(Value, Value)> = match body {
+        Value::Array(flat) => {
+            let mut it = flat.into_iter();
+            let mut pairs = Vec::new();
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                pairs.push((k, v));
+            }
+            pairs
+        }
+        Value::Map(pairs) => pairs,
+        _ => return None,
+    };
+    // The placeholder entry that creates an empty stream has sequence 0 and is trimmed at once;
+    // it never reaches a reader, but an id with sequence 0 is never an event.
+    if cursor.seq() == 0 {
+        return None;
+    }
+    let mut data = Bytes::new();
+    let mut event_type = None;
+    let mut time = None;
+    for (key, value) in pairs {
+        let (Value::BulkString(key), Value::BulkString(value)) = (key, value) else {
+            continue;
+        };
+        match key.as_slice() {
+            k if k == DATA.as_bytes() => data = Bytes::from(value),
+            k if k == TYPE.as_bytes() => {
+                event_type = std::str::from_utf8(&value)
+                    .ok()
+                    .and_then(|t| EventType::new(t).ok());
+            }
+            k if k == TIME.as_bytes() => {
+                time = std::str::from_utf8(&value)
+                    .ok()
+                    .and_then(|t| t.parse::<u64>().ok())
+                    .map(|ms| UNIX_EPOCH + Duration::from_millis(ms));
+            }
+            _ => {}
+        }
+    }
+    let mut new = NewEvent::new(data);
+    if let Some(t) = event_type {
+        new = new.with_type(t);
+    }
+    Some(Arc::new(Event::restored(
+        cursor,
+        topic.clone(),
+        new,
+        time.unwrap_or_else(SystemTime::now),
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_map_to_cursors_and_back() {
+        let c = parse_id(b"1763942400123-42").unwrap();
+        assert_eq!(c.epoch().get(), 1_763_942_400_123);
+        assert_eq!(c.seq(), 42);
+        assert_eq!(stream_id(c), "1763942400123-42");
+        for bad in [
+            &b""[..],
+            b"-",
+            b"0-1",
+            b"12",
+            b"12-",
+            b"-3",
+            b"a-1",
+            b"1-x",
+            b"1-2-3",
+            b"99999999999999999999-1",
+        ] {
+            assert!(parse_id(bad).is_none(), "{bad:?}");
+        }
+    }
+}
