@@ -21,6 +21,11 @@
 //! turns it off). Ctrl-C drains gracefully. With `--tls` the port speaks TLS with a
 //! self-signed certificate generated at start, and ALPN picks HTTP/2 (`h2`, push-h2's driver)
 //! or HTTP/1.1, which is how a browser gets HTTP/2.
+//!
+//! With `--redis redis://127.0.0.1:6379` topics live in Redis Streams (push-redis) instead of
+//! this process's memory, so several showcase processes on one Redis share them: publish on
+//! one, subscribe or resume with a cursor on another. `/metrics` then shows the Redis
+//! readers' health too.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -37,6 +42,7 @@ use push_core::{EventType, Hub, NewEvent, Topic};
 use push_h2::{Events, H2Config, H2Stats, PushPolicy};
 use push_longpoll::LongPoll;
 use push_poll::Poller;
+use push_redis::{RedisConfig, RedisHub};
 use push_sse::Sse;
 use push_stream::Streamer;
 use push_ws::Ws;
@@ -120,6 +126,7 @@ impl Metrics {
 
 struct State {
     hub: Hub,
+    redis: Option<RedisHub>,
     poller: Poller,
     longpoll: LongPoll,
     sse: Sse,
@@ -327,6 +334,22 @@ fn metrics(state: &State) -> Response<Body> {
         "push_h2_pushed_bytes_total {}\n",
         state.h2.pushed_bytes.load(Ordering::Relaxed)
     );
+    if let Some(redis) = &state.redis {
+        let h = redis.health();
+        out +=
+            "# HELP push_redis_readers Topic readers running.\n# TYPE push_redis_readers gauge\n";
+        out += &format!("push_redis_readers {}\n", h.readers);
+        out += "# HELP push_redis_readers_connected Topic readers holding a working connection.\n# TYPE push_redis_readers_connected gauge\n";
+        out += &format!("push_redis_readers_connected {}\n", h.readers_connected);
+        out += "# HELP push_redis_reconnects_total Reader reconnections.\n# TYPE push_redis_reconnects_total counter\n";
+        out += &format!("push_redis_reconnects_total {}\n", h.reconnects);
+        out += "# HELP push_redis_publish_errors_total Publishes Redis did not take.\n# TYPE push_redis_publish_errors_total counter\n";
+        out += &format!("push_redis_publish_errors_total {}\n", h.publish_errors);
+        out += "# HELP push_redis_read_errors_total Failed reads.\n# TYPE push_redis_read_errors_total counter\n";
+        out += &format!("push_redis_read_errors_total {}\n", h.read_errors);
+        out += "# HELP push_redis_publishing Whether the latest publish succeeded.\n# TYPE push_redis_publishing gauge\n";
+        out += &format!("push_redis_publishing {}\n", u8::from(h.publishing));
+    }
     reply(StatusCode::OK, "text/plain; version=0.0.4", out)
 }
 
@@ -451,11 +474,13 @@ async fn main() -> std::io::Result<()> {
     let mut addr: SocketAddr = "127.0.0.1:8080".parse().expect("valid default");
     let mut ticker_on = true;
     let mut tls = false;
+    let mut redis_url = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--no-ticker" => ticker_on = false,
             "--tls" => tls = true,
+            "--redis" => redis_url = Some(args.next().unwrap_or_default()),
             "--addr" => {
                 let value = args.next().unwrap_or_default();
                 addr = value.parse().map_err(|e| {
@@ -463,17 +488,28 @@ async fn main() -> std::io::Result<()> {
                 })?;
             }
             _ => {
-                eprintln!("usage: showcase [--addr IP:PORT] [--no-ticker] [--tls]");
+                eprintln!(
+                    "usage: showcase [--addr IP:PORT] [--no-ticker] [--tls] [--redis redis://HOST:PORT]"
+                );
                 std::process::exit(2);
             }
         }
     }
     let acceptor = if tls { Some(tls_acceptor()?) } else { None };
     let listener = TcpListener::bind(addr).await?;
+    let redis = match redis_url {
+        Some(url) => Some(
+            RedisHub::connect(&url, RedisConfig::default())
+                .await
+                .map_err(|e| std::io::Error::other(format!("--redis {url}: {e}")))?,
+        ),
+        None => None,
+    };
+    let hub = redis.clone().map_or_else(Hub::memory, Hub::new);
     let scheme = if tls { "https" } else { "http" };
     println!("listening on {scheme}://{}/", listener.local_addr()?);
-    let hub = Hub::memory();
     let state = Arc::new(State {
+        redis,
         poller: Poller::new(hub.clone()),
         longpoll: LongPoll::new(hub.clone()),
         sse: Sse::new(hub.clone()),

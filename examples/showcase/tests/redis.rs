@@ -1,0 +1,133 @@
+//! Two showcase processes on one Redis (`--redis`): a client subscribes over SSE on A, is cut
+//! off, resumes with its last id on B, and receives exactly what it missed.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use push_tests::{Example, RedisServer};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+/// One SSE event as read: its `id:` and `data:`.
+#[derive(Debug, PartialEq)]
+struct Sse {
+    id: String,
+    data: String,
+}
+
+/// An SSE response read by `curl -N`, so the test decides when to cut it off (by killing it).
+struct SseClient {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+impl SseClient {
+    fn open(base: &str, path: &str, last_event_id: Option<&str>) -> Self {
+        let mut command = tokio::process::Command::new("curl");
+        command.args(["-sN", "-H", "Accept: text/event-stream"]);
+        if let Some(id) = last_event_id {
+            command.args(["-H", &format!("Last-Event-ID: {id}")]);
+        }
+        let mut child = command
+            .arg(format!("{}{}", base, path.trim_start_matches('/')))
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("curl is installed (Debian package curl)");
+        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        Self { child, lines }
+    }
+
+    /// The next event with data and no `event:` name (so not the outcome event), waiting at
+    /// most 20 s.
+    async fn next(&mut self) -> Sse {
+        let (mut id, mut data, mut named) = (None, None, false);
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(20), self.lines.next_line())
+                .await
+                .expect("an event within 20 s")
+                .unwrap()
+                .expect("the stream stays open");
+            if line.is_empty() {
+                if let (Some(id), Some(data), false) = (id.take(), data.take(), named) {
+                    return Sse { id, data };
+                }
+                named = false;
+            } else if let Some(v) = line.strip_prefix("id: ") {
+                id = Some(v.to_owned());
+            } else if let Some(v) = line.strip_prefix("data: ") {
+                data = Some(v.to_owned());
+            } else if line.starts_with("event: ") {
+                named = true;
+            }
+        }
+    }
+
+    async fn cut_off(mut self) {
+        self.child.kill().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_client_resumes_on_the_other_server() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let args = ["--no-ticker", "--redis", url.as_str()];
+    let a = Example::start_with(env!("CARGO_BIN_EXE_showcase"), &args);
+    let b = Example::start_with(env!("CARGO_BIN_EXE_showcase"), &args);
+
+    let mut client = SseClient::open(&a.base, "/sse/shared", None);
+    // Wait until A's subscription is up before publishing (its reader starts with it).
+    wait_for_metric(&a.base, "push_redis_readers_connected 1").await;
+    let mut ids = Vec::new();
+    for i in 1..=5 {
+        // Publish on both servers: they share the topic.
+        let via = if i % 2 == 0 { &a } else { &b };
+        ids.push(via.publish("shared", &format!("event {i}")));
+    }
+    let mut last = String::new();
+    for i in 1..=5 {
+        let event = client.next().await;
+        assert_eq!(event.data, format!("event {i}"));
+        assert_eq!(
+            event.id,
+            ids[i - 1],
+            "the cursor is the same on both servers"
+        );
+        last = event.id;
+    }
+    // Cut off; what is published meanwhile must not be lost.
+    client.cut_off().await;
+    for i in 6..=10 {
+        a.publish("shared", &format!("event {i}"));
+    }
+    let mut resumed = SseClient::open(&b.base, "/sse/shared", Some(&last));
+    for i in 6..=10 {
+        assert_eq!(resumed.next().await.data, format!("event {i}"));
+    }
+    // Nothing repeated or skipped after the missed ones: the next event is the next published.
+    b.publish("shared", "event 11");
+    assert_eq!(resumed.next().await.data, "event 11");
+
+    // The stream is visible in Redis itself, under the documented key.
+    assert_eq!(redis.cli(&["XLEN", "push:shared"]).trim(), "11");
+}
+
+async fn wait_for_metric(base: &str, line: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = Command::new("curl")
+            .args(["-sf", &format!("{base}metrics")])
+            .output()
+            .expect("curl is installed (Debian package curl)");
+        if String::from_utf8_lossy(&out.stdout).contains(line) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no `{line}` in /metrics"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
