@@ -44,7 +44,13 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         match arg.as_str() {
             "--quick" => quick = true,
             "--no-core" => core = false,
-            "--only" => only = Some(args.next().ok_or("--only needs core|http|ws|h2")?.clone()),
+            "--only" => {
+                only = Some(
+                    args.next()
+                        .ok_or("--only needs core|http|ws|h2|redis")?
+                        .clone(),
+                );
+            }
             "--json" => json_path = args.next().ok_or("--json needs a path")?.into(),
             "--ws-clients" => {
                 let n = args.next().ok_or("--ws-clients needs a number")?;
@@ -121,6 +127,16 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     if let Some((pages, rate)) = &h2 {
         println!("{}", h2_markdown(pages, rate, rtt, loads));
     }
+    let redis = if part("redis") {
+        let rows = runtime.block_on(crate::bench_redis::measure(clients, rate, seconds))?;
+        println!(
+            "{}",
+            crate::bench_redis::markdown(&rows, clients, rate, seconds)
+        );
+        Some(rows)
+    } else {
+        None
+    };
     if let Some(dir) = json_path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -129,6 +145,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         &json_path,
         serde_json::to_string_pretty(&json!({
             "core": report.as_ref().map(|r| r.json()),
+            "redis": redis.as_deref().map(crate::bench_redis::json),
             "h2": h2.as_ref().map(|(pages, rate)| json!({
                 "page_loads": pages.iter().map(|p| json!({
                     "mode": p.mode.name(),
