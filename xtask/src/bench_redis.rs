@@ -223,9 +223,9 @@ pub(crate) fn markdown(rows: &[Figures], subscribers: usize, rate: u64, seconds:
     };
     let ms = |us: f64| format!("{:.2} ms", us / 1e3);
     let num = crate::bench::fmt_num;
-    let mut out = format!(
+    let mut out = String::from(
         "## push-redis vs in-memory (one process, redis-server on loopback)\n\n\
-         | workload | in-memory | Redis Streams | Redis / in-memory |\n|---|---:|---:|---:|\n"
+         | workload | in-memory | Redis Streams | Redis / in-memory |\n|---|---:|---:|---:|\n",
     );
     out += &format!(
         "| fan-out, {subscribers} subscribers, {rate} events/s for {seconds} s: delivered | {} / {} | {} / {} | |\n",
