@@ -261,6 +261,19 @@ async fn idle_readers_stop_and_limits_hold() {
     // Publishing needs no reader.
     a.publish(&topic("t4"), NewEvent::new("x")).await.unwrap();
 
+    // An entry written by something else with a payload over the limit is skipped, and counted.
+    let mut live = a.subscribe(&topic("t1"), StartFrom::Newest).await.unwrap();
+    let first = a.publish(&topic("t1"), NewEvent::new("a")).await.unwrap();
+    let big = "z".repeat(2000);
+    let id = format!("{}-*", first.id().epoch().get());
+    assert!(!redis
+        .cli(&["XADD", "push:t1", &id, "data", &big])
+        .trim()
+        .is_empty());
+    a.publish(&topic("t1"), NewEvent::new("b")).await.unwrap();
+    assert_eq!(payloads(&take(&mut live, 3).await), ["a", "gap 1", "b"]);
+    drop(live);
+
     drop(subs);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while backend.health().readers > 0 {

@@ -79,7 +79,8 @@ pub enum Delivery {
     /// The next event.
     Event(Arc<Event>),
     /// The subscriber fell behind retention: `missed` events it had not read left the log, and
-    /// the subscription continues with the oldest retained one. Never a silent skip.
+    /// the subscription continues with the oldest retained one. (With a shared-store backend,
+    /// also events that left the store before this process read them.) Never a silent skip.
     Gap {
         /// How many events were skipped.
         missed: u64,
@@ -106,7 +107,11 @@ pub(crate) struct TopicLog {
 }
 
 struct State {
+    /// The retained events; an entry that is the `hole` placeholder stands for an event that
+    /// never reached this log (see [`TopicLog::append`]).
     events: VecDeque<Arc<Event>>,
+    /// Shared by every hole of this log; compared by pointer.
+    hole: Arc<Event>,
     /// The sequence number of `events[0]`, or `next_seq` when the log is empty.
     first_seq: u64,
     /// The sequence number the next publish gets.
@@ -131,8 +136,8 @@ pub enum Appended {
     Appended,
     /// The event was at or before the head, so already there: ignored.
     Duplicate,
-    /// The event came after a hole of `missed` events (trimmed upstream before they were read):
-    /// the log restarted at it, and readers behind it get [`Delivery::Gap`].
+    /// The event came after a hole of `missed` events (trimmed upstream before they were read,
+    /// or unreadable): readers get the events before the hole, then a [`Delivery::Gap`] for it.
     AfterGap {
         /// How many events the hole held.
         missed: u64,
@@ -156,12 +161,18 @@ impl TopicLog {
     /// An empty log whose next event has sequence `head + 1`.
     pub(crate) fn starting_after(topic: Topic, epoch: Epoch, head: u64, config: HubConfig) -> Self {
         let next = head.saturating_add(1);
+        let hole = Arc::new(Event::new(
+            Cursor::new(epoch, 0),
+            topic.clone(),
+            NewEvent::new(bytes::Bytes::new()),
+        ));
         Self {
             topic,
             epoch,
             config,
             state: Mutex::new(State {
                 events: VecDeque::new(),
+                hole,
                 first_seq: next,
                 next_seq: next,
                 bytes: 0,
@@ -274,8 +285,10 @@ impl TopicLog {
     }
 
     /// Appends an event numbered elsewhere. An event at or before the head is a duplicate and
-    /// is ignored; one past `head + 1` means the events between were lost upstream, so the log
-    /// restarts at it and readers behind it get a gap.
+    /// is ignored. One past `head + 1` means the events between never reached this log (trimmed
+    /// upstream before they were read, or unreadable): they are kept as holes, so that readers
+    /// still get the events before them and then a [`Delivery::Gap`] counting the hole. A hole
+    /// at least as long as retention by count simply restarts the log at the new event.
     pub(crate) fn append(&self, event: Arc<Event>) -> Appended {
         let mut state = self.lock();
         if state.closed {
@@ -286,11 +299,19 @@ impl TopicLog {
             return Appended::Duplicate;
         }
         let skipped = seq - state.next_seq;
-        if skipped > 0 {
+        let max_events = u64::try_from(self.config.retention.max_events.max(1)).unwrap_or(u64::MAX);
+        if skipped >= max_events {
             state.events.clear();
             state.bytes = 0;
             state.first_seq = seq;
             state.next_seq = seq;
+        } else {
+            for _ in 0..skipped {
+                let hole = state.hole.clone();
+                state.bytes += hole.retained_size();
+                state.events.push_back(hole);
+                state.next_seq += 1;
+            }
         }
         state.bytes += event.retained_size();
         state.events.push_back(event);
@@ -610,8 +631,18 @@ fn step(next_seq: &mut u64, state: &mut State) -> Step {
         // In range: first_seq <= next_seq < state.next_seq, so the index is valid.
         let index = usize::try_from(*next_seq - state.first_seq).unwrap_or(usize::MAX);
         if let Some(event) = state.events.get(index) {
-            *next_seq += 1;
-            return Step::Event(event.clone());
+            if !Arc::ptr_eq(event, &state.hole) {
+                *next_seq += 1;
+                return Step::Event(event.clone());
+            }
+            // A run of holes is one gap.
+            let holes = state
+                .events
+                .range(index..)
+                .take_while(|e| Arc::ptr_eq(e, &state.hole))
+                .count();
+            *next_seq += holes as u64;
+            return Step::Gap(holes as u64);
         }
     }
     // A closed log still hands out what was published before the close, then ends.

@@ -201,6 +201,44 @@ mod tests {
         let batch = sub.try_batch(10).unwrap();
         assert_eq!(batch.outcome, Outcome::Gap { missed: 3 });
         assert_eq!(batch.events[0].id().seq(), 15);
+
+        // Events before a hole that a reader has not read yet stay readable.
+        let mut slow = log.subscribe(StartFrom::Newest, 0).unwrap();
+        log.append(event(16));
+        log.append(event(18));
+        let got: Vec<_> = std::iter::from_fn(|| match slow.try_batch(1)?.events.pop() {
+            Some(e) => Some(Some(e.id().seq())),
+            None => None,
+        })
+        .collect();
+        assert_eq!(got, [Some(16), Some(18)]);
+        let mut again = log
+            .subscribe(StartFrom::After(Cursor::new(log.epoch(), 15)), 0)
+            .unwrap();
+        let mut deliveries = Vec::new();
+        while let Some(d) = futures_poll(&mut again) {
+            deliveries.push(d);
+        }
+        assert!(
+            matches!(
+                deliveries[..],
+                [
+                    Delivery::Event(_),
+                    Delivery::Gap { missed: 1 },
+                    Delivery::Event(_)
+                ]
+            ),
+            "{deliveries:?}"
+        );
+    }
+
+    /// The deliveries ready now.
+    fn futures_poll(sub: &mut Subscription) -> Option<Delivery> {
+        let waker = std::task::Waker::noop();
+        match sub.poll_recv(&mut std::task::Context::from_waker(waker)) {
+            std::task::Poll::Ready(d) => d,
+            std::task::Poll::Pending => None,
+        }
     }
 
     #[test]

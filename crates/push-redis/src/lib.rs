@@ -599,7 +599,8 @@ impl RedisHub {
             .query_async(&mut conn)
             .await
             .map_err(|e| self.read_error("history read", e))?;
-        let mut entries = stream::entries(&entry.topic, reply);
+        let mut entries =
+            stream::entries(&entry.topic, reply, self.inner.config.hub.max_event_bytes);
         let reached_start = entries.len() < room;
         entries.reverse();
         let events: Vec<_> = entries
@@ -863,7 +864,7 @@ fn apply(inner: &Inner, entry: &TopicEntry, reply: Value, last: &mut Cursor) -> 
     };
     let mut read = 0;
     for entries in streams {
-        for item in stream::entries(&entry.topic, entries) {
+        for item in stream::entries(&entry.topic, entries, inner.config.hub.max_event_bytes) {
             *last = item.cursor;
             let Some(event) = item.event else { continue };
             read += 1;

@@ -115,8 +115,10 @@ pub(crate) struct Entry {
 
 /// Reads the entries of an `XRANGE`/`XREVRANGE` reply, or of one stream of an `XREAD` reply.
 /// Entries that are not this crate's (an id of another shape) are skipped; missing or invalid
-/// fields become an empty payload, no type, or the time of reading.
-pub(crate) fn entries(topic: &Topic, value: Value) -> Vec<Entry> {
+/// fields become an empty payload, no type, or the time of reading. An entry whose payload is
+/// over `max_bytes` (written by something else than this crate) yields no event: readers count
+/// it as missed.
+pub(crate) fn entries(topic: &Topic, value: Value, max_bytes: usize) -> Vec<Entry> {
     let Value::Array(items) = value else {
         return Vec::new();
     };
@@ -135,7 +137,9 @@ pub(crate) fn entries(topic: &Topic, value: Value) -> Vec<Entry> {
         let Some(cursor) = parse_id(&id) else {
             continue;
         };
-        let event = body.and_then(|body| build(topic, cursor, body));
+        let event = body
+            .and_then(|body| build(topic, cursor, body))
+            .filter(|event| event.data().len() <= max_bytes);
         out.push(Entry { cursor, event });
     }
     out
