@@ -206,12 +206,9 @@ mod tests {
         let mut slow = log.subscribe(StartFrom::Newest, 0).unwrap();
         log.append(event(16));
         log.append(event(18));
-        let got: Vec<_> = std::iter::from_fn(|| match slow.try_batch(1)?.events.pop() {
-            Some(e) => Some(Some(e.id().seq())),
-            None => None,
-        })
-        .collect();
-        assert_eq!(got, [Some(16), Some(18)]);
+        let got: Vec<_> =
+            std::iter::from_fn(|| slow.try_batch(1)?.events.pop().map(|e| e.id().seq())).collect();
+        assert_eq!(got, [16, 18]);
         let mut again = log
             .subscribe(StartFrom::After(Cursor::new(log.epoch(), 15)), 0)
             .unwrap();
