@@ -47,7 +47,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
             "--only" => {
                 only = Some(
                     args.next()
-                        .ok_or("--only needs core|http|ws|h2|redis")?
+                        .ok_or("--only needs core|http|ws|saturation|topics|h2|redis")?
                         .clone(),
                 );
             }
@@ -99,7 +99,8 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     let http = runtime.block_on(async {
         let mut out = Vec::new();
         for &kind in http_kinds {
-            out.push(crate::bench_http::measure(kind, clients, rate, seconds).await?);
+            let load = crate::bench_http::Load::fan_out(clients, rate, seconds);
+            out.push(crate::bench_http::measure(kind, load).await?);
         }
         Ok::<_, String>(out)
     })?;
@@ -110,12 +111,49 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     let ws = runtime.block_on(async {
         let mut out = Vec::new();
         for &kind in ws_kinds {
-            out.push(crate::bench_http::measure(kind, ws_clients, ws_rate, ws_seconds).await?);
+            let load = crate::bench_http::Load::fan_out(ws_clients, ws_rate, ws_seconds);
+            out.push(crate::bench_http::measure(kind, load).await?);
         }
         Ok::<_, String>(out)
     })?;
     if !ws.is_empty() {
         println!("{}", ws_markdown(&ws, ws_rate, ws_seconds));
+    }
+    let machine = crate::bench_peers::machine();
+    let (sizes, flat_seconds): (Vec<usize>, u64) = if quick {
+        (vec![50, clients], 2)
+    } else {
+        (vec![100, clients, 10 * clients], 5)
+    };
+    let saturation = if part("saturation") {
+        runtime.block_on(crate::bench_peers::saturation(&sizes, flat_seconds))?
+    } else {
+        Vec::new()
+    };
+    let chart_path = json_path.with_file_name("fanout.svg");
+    if !saturation.is_empty() {
+        println!(
+            "{}",
+            crate::bench_peers::saturation_markdown(&saturation, flat_seconds)
+        );
+        if let Some(dir) = chart_path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        crate::bench_peers::chart(&saturation, &chart_path, &machine)?;
+        println!("chart: {}\n", chart_path.display());
+    }
+    let many_rate = if quick { 200 } else { 1_000 };
+    let many = if part("topics") {
+        runtime.block_on(crate::bench_peers::many_topics(clients, many_rate, seconds))?
+    } else {
+        Vec::new()
+    };
+    if !many.is_empty() {
+        println!(
+            "{}",
+            crate::bench_peers::many_topics_markdown(&many, many_rate, seconds)
+        );
     }
     let rtt = std::time::Duration::from_millis(40);
     let (loads, events) = if quick { (5, 2_000) } else { (21, 20_000) };
@@ -156,33 +194,11 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
                 "pushed_per_sec": rate.pushed_per_sec,
                 "body_per_sec": rate.body_per_sec,
             })),
-            "websocket": ws.iter().map(|m| json!({
-                "server": m.kind,
-                "clients": m.clients,
-                "delivered_per_sec": m.delivered_per_sec,
-                "delivered": m.delivered,
-                "expected": m.expected,
-                "p50_us": m.p50_us,
-                "p99_us": m.p99_us,
-                "idle_kib_per_conn": m.idle_kib_per_conn,
-                "peak_rss_mib": m.peak_rss_mib,
-                "bytes_in": m.bytes_in,
-            })).collect::<Vec<_>>(),
-            "http": http.iter().map(|m| json!({
-                "server": m.kind,
-                "clients": m.clients,
-                "delivered_per_sec": m.delivered_per_sec,
-                "delivered": m.delivered,
-                "expected": m.expected,
-                "p50_us": m.p50_us,
-                "p99_us": m.p99_us,
-                "idle_kib_per_conn": m.idle_kib_per_conn,
-                "peak_rss_mib": m.peak_rss_mib,
-                "requests": m.requests,
-                "bytes_in": m.bytes_in,
-                "requests_per_sec": m.requests_per_sec,
-                "not_modified_per_sec": m.not_modified_per_sec,
-            })).collect::<Vec<_>>(),
+            "machine": machine,
+            "websocket": ws.iter().map(crate::bench_http::Measured::json).collect::<Vec<_>>(),
+            "http": http.iter().map(crate::bench_http::Measured::json).collect::<Vec<_>>(),
+            "saturation": saturation.iter().map(crate::bench_http::Measured::json).collect::<Vec<_>>(),
+            "many_topics": many.iter().map(crate::bench_http::Measured::json).collect::<Vec<_>>(),
         }))
         .expect("json"),
     )
@@ -227,52 +243,70 @@ fn h2_markdown(
 }
 
 fn ws_markdown(rows: &[crate::bench_http::Measured], rate: u64, seconds: u64) -> String {
-    let base = rows.iter().find(|m| m.kind == "tungstenite");
+    let find = |k: &str| rows.iter().find(|m| m.kind == k);
+    let (nchan, base) = (find("nchan-ws"), find("tungstenite"));
+    let ratio = |a: f64, b: Option<f64>| match b {
+        Some(b) if b > 0.0 && a.is_finite() => format!("{:.2}x", a / b),
+        _ => "–".to_owned(),
+    };
     let mut out = format!(
         "## WebSocket, {} idle then broadcast clients on one topic, {rate} events/s for {seconds} s (one server process per row, 1 worker thread)\n\n\
-         | server | idle KiB/conn | idle vs tungstenite | delivered/s | delivered / expected | p50 µs | p99 µs | peak RSS MiB | bytes/event | delivered/s vs tungstenite |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         | server | idle KiB/conn | idle vs nchan-ws | idle vs tungstenite | delivered / expected | p50 ms | p99 ms | p99.9 ms | connect p50 / p99 ms | errors | peak RSS MiB | server CPU µs/event | bytes/event |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         rows.first().map_or(0, |m| m.clients)
     );
     for m in rows {
-        let idle = base.map_or(f64::NAN, |b| m.idle_kib_per_conn / b.idle_kib_per_conn);
-        let ratio = base.map_or(f64::NAN, |b| m.delivered_per_sec / b.delivered_per_sec);
         out += &format!(
-            "| {} | {:.1} | {:.2}x | {} | {} / {} | {:.0} | {:.0} | {:.1} | {:.0} | {:.2}x |\n",
+            "| {} | {:.1} | {} | {} | {} / {} | {:.1} | {:.1} | {:.1} | {:.1} / {:.1} | {} | {:.1} | {:.2} | {:.0} |\n",
             m.kind,
             m.idle_kib_per_conn,
-            idle,
-            fmt_num(m.delivered_per_sec),
+            ratio(m.idle_kib_per_conn, nchan.map(|b| b.idle_kib_per_conn)),
+            ratio(m.idle_kib_per_conn, base.map(|b| b.idle_kib_per_conn)),
             m.delivered,
             m.expected,
-            m.p50_us,
-            m.p99_us,
+            m.p50_us / 1e3,
+            m.p99_us / 1e3,
+            m.p999_us / 1e3,
+            m.connect_p50_ms,
+            m.connect_p99_ms,
+            m.errors,
             m.peak_rss_mib,
+            m.cpu_us_per_event(),
             if m.delivered == 0 {
                 f64::NAN
             } else {
                 m.bytes_in as f64 / m.delivered as f64
             },
-            ratio
         );
     }
     out +=
         "\n`tungstenite` is a plain tokio-tungstenite server with default settings (128 KiB read \
             buffer) forwarding a `tokio::sync::broadcast`; push-ws runs its defaults (4 KiB read \
-            buffer). Idle cost = (RSS with N connections − RSS with none) / N.\n";
+            buffer); `nchan-ws` is nginx 1.22 with Nchan 1.3.6, one worker. Idle cost = (RSS with \
+            N connections − RSS with none) / N, of the one server process (Nchan: the worker).\n";
     out
 }
 
 fn http_markdown(rows: &[crate::bench_http::Measured], rate: u64, seconds: u64) -> String {
-    let base = rows.iter().find(|m| m.kind == "axum-sse");
+    let find = |k: &str| rows.iter().find(|m| m.kind == k);
+    // Each push technique against its Nchan counterpart.
+    let peer = |kind: &str| match kind {
+        "push-sse" | "axum-sse" | "raw" => find("nchan-sse"),
+        "push-stream" => find("nchan-stream"),
+        "push-longpoll" => find("nchan-longpoll"),
+        _ => None,
+    };
+    let ratio = |a: f64, b: Option<f64>| match b {
+        Some(b) if b > 0.0 && a.is_finite() => format!("{:.2}x", a / b),
+        _ => "–".to_owned(),
+    };
     let mut out = format!(
         "## HTTP techniques, {} clients on one topic, {rate} events/s for {seconds} s (one server process per row, 1 worker thread)\n\n\
-         | technique | delivered/s | delivered / expected | p50 µs | p99 µs | idle KiB/client | peak RSS MiB | requests/event | bytes/event | requests/s | 304/s | delivered/s vs axum-sse |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         | server | delivered / expected | p50 ms | p99 ms | p99.9 ms | connect p50 / p99 ms | errors | idle KiB/client | idle vs Nchan | peak / steady RSS MiB | server CPU µs/event | CPU vs Nchan | requests/event | bytes/event | requests/s | 304/s |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         rows.first().map_or(0, |m| m.clients)
     );
     for m in rows {
-        let ratio = base.map_or(f64::NAN, |b| m.delivered_per_sec / b.delivered_per_sec);
         let per_event = |x: u64| {
             if m.delivered == 0 {
                 f64::NAN
@@ -280,16 +314,24 @@ fn http_markdown(rows: &[crate::bench_http::Measured], rate: u64, seconds: u64) 
                 x as f64 / m.delivered as f64
             }
         };
+        let nchan = peer(m.kind).filter(|p| p.kind != m.kind);
         out += &format!(
-            "| {} | {} | {} / {} | {:.0} | {:.0} | {:.1} | {:.1} | {:.3} | {:.0} | {} | {} | {:.2}x |\n",
+            "| {} | {} / {} | {:.1} | {:.1} | {:.1} | {:.1} / {:.1} | {} | {:.1} | {} | {:.1} / {:.1} | {:.2} | {} | {:.3} | {:.0} | {} | {} |\n",
             m.kind,
-            fmt_num(m.delivered_per_sec),
             m.delivered,
             m.expected,
-            m.p50_us,
-            m.p99_us,
+            m.p50_us / 1e3,
+            m.p99_us / 1e3,
+            m.p999_us / 1e3,
+            m.connect_p50_ms,
+            m.connect_p99_ms,
+            m.errors,
             m.idle_kib_per_conn,
+            ratio(m.idle_kib_per_conn, nchan.map(|p| p.idle_kib_per_conn)),
             m.peak_rss_mib,
+            m.steady_rss_mib,
+            m.cpu_us_per_event(),
+            ratio(m.cpu_us_per_event(), nchan.map(crate::bench_http::Measured::cpu_us_per_event)),
             per_event(m.requests),
             per_event(m.bytes_in),
             if m.kind.ends_with("poll") {
@@ -298,13 +340,13 @@ fn http_markdown(rows: &[crate::bench_http::Measured], rate: u64, seconds: u64) 
                 "–".to_owned()
             },
             m.not_modified_per_sec.map_or("–".to_owned(), fmt_num),
-            ratio
         );
     }
-    out += "\nrequests/event and bytes/event count what the clients received while events were \
-            published (headers included); a stream costs one request in all. Pollers poll every \
-            second with `If-None-Match`, so their latency includes up to a second of staleness; \
-            304/s is measured after the publishing, every poller polling back to back.\n";
+    out += "\n`nchan-*` is nginx 1.22 with Nchan 1.3.6 (Debian's packages), one worker, retention 1,000 \
+            messages, measured on its worker process; `axum-sse` is axum's `Sse` over \
+            `tokio::sync::broadcast`; `raw` is the ceiling (no HTTP framework, no hub, the same \
+            bytes written to each socket). Idle cost = (RSS with N clients − RSS with none) / N. \
+            Ratios below 1 mean less memory or CPU than Nchan.\n";
     out
 }
 

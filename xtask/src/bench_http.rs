@@ -18,17 +18,22 @@ use bytes::Bytes;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-/// The HTTP techniques measured, in table order.
-pub(crate) const KINDS: [&str; 5] = [
+/// The HTTP servers of the fan-out table, in table order: each push technique next to its
+/// peers, and the raw-socket ceiling.
+pub(crate) const KINDS: [&str; 9] = [
     "push-sse",
-    "push-stream",
+    "nchan-sse",
     "axum-sse",
+    "push-stream",
+    "nchan-stream",
+    "raw",
     "push-longpoll",
+    "nchan-longpoll",
     "push-poll",
 ];
 
 /// The WebSocket servers measured (at their own, larger N).
-pub(crate) const WS_KINDS: [&str; 2] = ["push-ws", "tungstenite"];
+pub(crate) const WS_KINDS: [&str; 3] = ["push-ws", "nchan-ws", "tungstenite"];
 
 /// How often a poller polls while events are published.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -52,6 +57,7 @@ pub(crate) fn serve(args: &[String]) -> Result<(), String> {
             "push" => serve_push(listener).await,
             "axum-sse" => serve_axum(listener).await,
             "tungstenite" => serve_tungstenite(listener).await,
+            "raw" => serve_raw(listener).await,
             other => Err(format!("unknown server kind {other:?}")),
         }
     })
@@ -66,13 +72,11 @@ async fn serve_push(listener: TcpListener) -> Result<(), String> {
     let longpoll = push_longpoll::LongPoll::new(hub.clone());
     let poller = push_poll::Poller::new(hub.clone());
     let ws = push_ws::Ws::new(hub.clone());
-    let topic = Topic::new("t").expect("valid");
     loop {
         let (stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
         let _ = stream.set_nodelay(true);
-        let (hub, topic, sse, streamer, longpoll, poller, ws) = (
+        let (hub, sse, streamer, longpoll, poller, ws) = (
             hub.clone(),
-            topic.clone(),
             sse.clone(),
             streamer.clone(),
             longpoll.clone(),
@@ -81,9 +85,8 @@ async fn serve_push(listener: TcpListener) -> Result<(), String> {
         );
         let service =
             hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                let (hub, topic, sse, streamer, longpoll, poller, ws) = (
+                let (hub, sse, streamer, longpoll, poller, ws) = (
                     hub.clone(),
-                    topic.clone(),
                     sse.clone(),
                     streamer.clone(),
                     longpoll.clone(),
@@ -92,6 +95,14 @@ async fn serve_push(listener: TcpListener) -> Result<(), String> {
                 );
                 async move {
                     let path = req.uri().path();
+                    let name = path.rsplit('/').next().unwrap_or_default();
+                    let Ok(topic) = Topic::new(name) else {
+                        let mut res = http::Response::new(
+                            Full::new(Bytes::from_static(b"bad topic")).boxed_unsync(),
+                        );
+                        *res.status_mut() = http::StatusCode::BAD_REQUEST;
+                        return Ok::<_, Infallible>(res);
+                    };
                     let res = if req.method() == http::Method::POST {
                         let body = req
                             .into_body()
@@ -135,16 +146,27 @@ async fn serve_push(listener: TcpListener) -> Result<(), String> {
 }
 
 async fn serve_axum(listener: TcpListener) -> Result<(), String> {
+    use axum::extract::Path;
     use axum::response::sse::{Event, KeepAlive, Sse};
     use axum::routing::{get, post};
     use tokio_stream::StreamExt as _;
-    let (tx, _) = tokio::sync::broadcast::channel::<String>(1024);
-    let sub = tx.clone();
+    // One broadcast channel per topic, as a hand-written server would keep them.
+    type Topics = std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<String, tokio::sync::broadcast::Sender<String>>>,
+    >;
+    let channel = || tokio::sync::broadcast::channel::<String>(1024).0;
+    let topics: Topics = Topics::default();
+    let sub = topics.clone();
     let app = axum::Router::new()
         .route(
-            "/sse/t",
-            get(move || {
-                let rx = sub.subscribe();
+            "/sse/{topic}",
+            get(move |Path(topic): Path<String>| {
+                let rx = sub
+                    .lock()
+                    .expect("lock")
+                    .entry(topic)
+                    .or_insert_with(channel)
+                    .subscribe();
                 async move {
                     let events = tokio_stream::wrappers::BroadcastStream::new(rx)
                         .filter_map(|m| m.ok())
@@ -154,8 +176,14 @@ async fn serve_axum(listener: TcpListener) -> Result<(), String> {
             }),
         )
         .route(
-            "/topics/t",
-            post(move |body: String| async move {
+            "/topics/{topic}",
+            post(move |Path(topic): Path<String>, body: String| async move {
+                let tx = topics
+                    .lock()
+                    .expect("lock")
+                    .entry(topic)
+                    .or_insert_with(channel)
+                    .clone();
                 let _ = tx.send(body);
                 "ok"
             }),
@@ -206,17 +234,109 @@ async fn serve_tungstenite(listener: TcpListener) -> Result<(), String> {
     }
 }
 
+/// The ceiling: no HTTP framework, no hub. Subscribers send any request head and get a
+/// minimal `200` head; a `POST /topics/{topic}` (on a kept-alive connection) is encoded once as
+/// `data: BODY` and written, as the same bytes, to every socket of its topic in turn.
+async fn serve_raw(listener: TcpListener) -> Result<(), String> {
+    type Sockets = std::sync::Arc<
+        tokio::sync::Mutex<std::collections::HashMap<String, Vec<tokio::net::tcp::OwnedWriteHalf>>>,
+    >;
+    let sockets = Sockets::default();
+    loop {
+        let (stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
+        let _ = stream.set_nodelay(true);
+        let sockets = sockets.clone();
+        tokio::spawn(async move {
+            let (read, mut write) = stream.into_split();
+            let mut read = BufReader::new(read);
+            loop {
+                let mut head = String::new();
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    match read.read_line(&mut line).await {
+                        Ok(n) if n > 0 => {}
+                        _ => return,
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                    if let Some((name, value)) = line.split_once(':') {
+                        if name.eq_ignore_ascii_case("content-length") {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    if head.is_empty() {
+                        head = line;
+                    }
+                }
+                let mut parts = head.split_whitespace();
+                let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                let topic = path.rsplit('/').next().unwrap_or_default().to_owned();
+                if method != "POST" {
+                    if write.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.is_ok() {
+                        sockets.lock().await.entry(topic).or_default().push(write);
+                    }
+                    // Keep the read half until the client goes; nothing else is read.
+                    let mut sink = [0u8; 64];
+                    while matches!(read.read(&mut sink).await, Ok(n) if n > 0) {}
+                    return;
+                }
+                let mut body = vec![0; length];
+                if read.read_exact(&mut body).await.is_err() {
+                    return;
+                }
+                let mut frame = Vec::with_capacity(body.len() + 8);
+                frame.extend_from_slice(b"data: ");
+                frame.extend_from_slice(&body);
+                frame.extend_from_slice(b"\n\n");
+                let mut map = sockets.lock().await;
+                if let Some(list) = map.get_mut(&topic) {
+                    let mut kept = Vec::with_capacity(list.len());
+                    for mut socket in list.drain(..) {
+                        if socket.write_all(&frame).await.is_ok() {
+                            kept.push(socket);
+                        }
+                    }
+                    *list = kept;
+                }
+                drop(map);
+                if write
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+    }
+}
+
 /// What one server measured.
 pub(crate) struct Measured {
     pub(crate) kind: &'static str,
     pub(crate) clients: usize,
+    /// Topics the clients were spread over (one per client in the many-topics workload).
+    pub(crate) topics: usize,
+    /// Whether the publisher published back to back instead of at a fixed rate.
+    pub(crate) flat_out: bool,
+    pub(crate) published: u64,
     pub(crate) delivered_per_sec: f64,
     pub(crate) expected: u64,
     pub(crate) delivered: u64,
     pub(crate) p50_us: f64,
     pub(crate) p99_us: f64,
+    pub(crate) p999_us: f64,
+    /// Time from opening a client's socket to its first response head (or its upgrade).
+    pub(crate) connect_p50_ms: f64,
+    pub(crate) connect_p99_ms: f64,
+    /// Clients that could not connect or whose connection failed.
+    pub(crate) errors: u64,
     pub(crate) idle_kib_per_conn: f64,
     pub(crate) peak_rss_mib: f64,
+    /// RSS right after the publishing phase.
+    pub(crate) steady_rss_mib: f64,
     /// HTTP requests made while events were published (streams: one per client).
     pub(crate) requests: u64,
     /// Bytes the clients received while events were published, headers included.
@@ -226,6 +346,44 @@ pub(crate) struct Measured {
     pub(crate) cpu_ticks: u64,
     /// Pollers only: `304` answers per second during the flood.
     pub(crate) not_modified_per_sec: Option<f64>,
+}
+
+impl Measured {
+    pub(crate) fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "server": self.kind,
+            "clients": self.clients,
+            "topics": self.topics,
+            "flat_out": self.flat_out,
+            "published": self.published,
+            "delivered_per_sec": self.delivered_per_sec,
+            "delivered": self.delivered,
+            "expected": self.expected,
+            "p50_us": self.p50_us,
+            "p99_us": self.p99_us,
+            "p999_us": self.p999_us,
+            "connect_p50_ms": self.connect_p50_ms,
+            "connect_p99_ms": self.connect_p99_ms,
+            "errors": self.errors,
+            "idle_kib_per_conn": self.idle_kib_per_conn,
+            "peak_rss_mib": self.peak_rss_mib,
+            "steady_rss_mib": self.steady_rss_mib,
+            "requests": self.requests,
+            "bytes_in": self.bytes_in,
+            "requests_per_sec": self.requests_per_sec,
+            "cpu_seconds": self.cpu_ticks as f64 / 100.0,
+            "not_modified_per_sec": self.not_modified_per_sec,
+        })
+    }
+
+    /// Server CPU microseconds per delivered event.
+    pub(crate) fn cpu_us_per_event(&self) -> f64 {
+        if self.delivered == 0 {
+            f64::NAN
+        } else {
+            self.cpu_ticks as f64 * 10_000.0 / self.delivered as f64
+        }
+    }
 }
 
 fn now_nanos() -> u128 {
@@ -245,34 +403,93 @@ fn proc_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Extracts every publish timestamp in `text` (`data: NANOS` for SSE, `"data":"NANOS"` for
-/// NDJSON) and returns the latencies in microseconds; consumed bytes are removed.
-fn take_latencies(buf: &mut Vec<u8>, out: &mut Vec<f64>) {
+/// Latency samples of one run, shared by every client: each buffers a few and records them in
+/// one HdrHistogram (1 µs to 10 min, 3 significant digits).
+#[derive(Clone)]
+struct Latencies(std::sync::Arc<std::sync::Mutex<hdrhistogram::Histogram<u64>>>);
+
+impl Latencies {
+    fn new() -> Self {
+        Self(std::sync::Arc::new(std::sync::Mutex::new(
+            hdrhistogram::Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds"),
+        )))
+    }
+
+    fn record(&self, samples: &mut Vec<u64>) {
+        let mut h = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for s in samples.drain(..) {
+            h.saturating_record(s.max(1));
+        }
+    }
+}
+
+/// What one client saw.
+struct Seen {
+    /// Publish-to-receive latencies (µs) not yet recorded in the shared histogram.
+    pending: Vec<u64>,
+    latencies: Latencies,
+    requests: u64,
+    bytes_in: u64,
+    /// `304`s during the flood.
+    flood_304: u64,
+    last_receipt: Option<Instant>,
+    connect_us: u64,
+}
+
+impl Seen {
+    fn new(latencies: &Latencies) -> Self {
+        Self {
+            pending: Vec::with_capacity(64),
+            latencies: latencies.clone(),
+            requests: 0,
+            bytes_in: 0,
+            flood_304: 0,
+            last_receipt: None,
+            connect_us: 0,
+        }
+    }
+
+    fn sample(&mut self, now: u128, sent: u128) {
+        self.pending
+            .push(u64::try_from(now.saturating_sub(sent) / 1000).unwrap_or(u64::MAX));
+        self.last_receipt = Some(Instant::now());
+        if self.pending.len() >= 64 {
+            self.latencies.record(&mut self.pending);
+        }
+    }
+
+    fn finish(mut self) -> Self {
+        self.latencies.record(&mut self.pending);
+        self
+    }
+}
+
+/// Extracts every publish timestamp in `buf` (`data: NANOS` for SSE, `"data":"NANOS"` for
+/// NDJSON, a bare `NANOS` line for Nchan's chunked stream) and records the latencies; consumed
+/// bytes are removed.
+fn take_latencies(buf: &mut Vec<u8>, seen: &mut Seen) {
     let now = now_nanos();
     let Some(last_nl) = buf.iter().rposition(|&b| b == b'\n') else {
         return;
     };
     let text = String::from_utf8_lossy(&buf[..=last_nl]).into_owned();
     for line in text.lines() {
+        let line = line.trim_end_matches('\r');
         let digits = line
             .strip_prefix("data: ")
             .or_else(|| line.split_once("\"data\":\"").map(|(_, rest)| rest))
-            .map(|rest| rest.trim_end_matches(['"', '}']));
+            .map(|rest| rest.trim_end_matches(['"', '}']))
+            .or_else(|| {
+                (line.len() >= 16 && line.bytes().all(|b| b.is_ascii_digit())).then_some(line)
+            });
         if let Some(sent) = digits.and_then(|d| d.parse::<u128>().ok()) {
-            out.push(now.saturating_sub(sent) as f64 / 1e3);
+            seen.sample(now, sent);
         }
     }
     buf.drain(..=last_nl);
-}
-
-/// What one client saw.
-#[derive(Default)]
-struct Seen {
-    latencies_us: Vec<f64>,
-    requests: u64,
-    bytes_in: u64,
-    /// `304`s during the flood.
-    flood_304: u64,
 }
 
 /// The phases of a run, told to every client through a `watch` channel.
@@ -291,22 +508,32 @@ async fn stopped(phase: &mut Phase) {
     let _ = phase.wait_for(|p| *p >= STOP).await;
 }
 
-/// A streaming client (SSE or NDJSON): one request, then read until told to stop.
-async fn stream_client(
+/// Everything a client task needs.
+struct Client {
     addr: std::net::SocketAddr,
-    path: &'static str,
+    path: String,
     ready: Ready,
-    mut phase: Phase,
-) -> Option<Seen> {
+    phase: Phase,
+    seen: Seen,
+}
+
+/// A streaming client (SSE, NDJSON or Nchan's chunked stream): one request with `headers`,
+/// then read until told to stop.
+async fn stream_client(c: Client, headers: &'static str) -> Option<Seen> {
+    let Client {
+        addr,
+        path,
+        ready,
+        mut phase,
+        mut seen,
+    } = c;
+    let opened = Instant::now();
     let stream = TcpStream::connect(addr).await.ok()?;
     let _ = stream.set_nodelay(true);
     let mut stream = BufReader::new(stream);
-    let req = format!("GET {path} HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n{headers}\r\n");
     stream.get_mut().write_all(req.as_bytes()).await.ok()?;
-    let mut seen = Seen {
-        requests: 1,
-        ..Seen::default()
-    };
+    seen.requests = 1;
     // Headers first.
     let mut line = String::new();
     loop {
@@ -316,6 +543,7 @@ async fn stream_client(
             break;
         }
     }
+    seen.connect_us = opened.elapsed().as_micros() as u64;
     count_ready(&ready);
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 16 * 1024];
@@ -325,21 +553,25 @@ async fn stream_client(
                 Ok(n) if n > 0 => {
                     seen.bytes_in += n as u64;
                     buf.extend_from_slice(&chunk[..n]);
-                    take_latencies(&mut buf, &mut seen.latencies_us);
+                    take_latencies(&mut buf, &mut seen);
                 }
-                _ => return Some(seen),
+                _ => return Some(seen.finish()),
             },
-            () = stopped(&mut phase) => return Some(seen),
+            () = stopped(&mut phase) => return Some(seen.finish()),
         }
     }
 }
 
-/// One HTTP/1.1 answer read from a kept-alive connection: status, head+body size, body.
-async fn read_answer(stream: &mut BufReader<TcpStream>) -> Option<(u16, u64, Vec<u8>)> {
+/// One HTTP/1.1 answer read from a kept-alive connection: status, head+body size, the
+/// `Last-Modified` and `Etag` headers (Nchan's long-poll cursor), body.
+async fn read_answer(
+    stream: &mut BufReader<TcpStream>,
+) -> Option<(u16, u64, Option<(String, String)>, Vec<u8>)> {
     let mut line = String::new();
     let mut size = stream.read_line(&mut line).await.ok()? as u64;
     let status: u16 = line.split_whitespace().nth(1)?.parse().ok()?;
     let mut length = 0usize;
+    let (mut modified, mut etag) = (None, None);
     loop {
         line.clear();
         let n = stream.read_line(&mut line).await.ok()?;
@@ -351,14 +583,19 @@ async fn read_answer(stream: &mut BufReader<TcpStream>) -> Option<(u16, u64, Vec
             break;
         }
         if let Some((name, value)) = line.split_once(':') {
+            let value = value.trim();
             if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().ok()?;
+                length = value.parse().ok()?;
+            } else if name.eq_ignore_ascii_case("last-modified") {
+                modified = Some(value.to_owned());
+            } else if name.eq_ignore_ascii_case("etag") {
+                etag = Some(value.to_owned());
             }
         }
     }
     let mut body = vec![0; length];
     stream.read_exact(&mut body).await.ok()?;
-    Some((status, size + length as u64, body))
+    Some((status, size + length as u64, modified.zip(etag), body))
 }
 
 /// Reads the latencies out of a batch answer and returns its `next` cursor.
@@ -369,64 +606,97 @@ fn take_batch(body: &[u8], now: u128, seen: &mut Seen) -> Option<String> {
             .ok()
             .and_then(|d| d.parse::<u128>().ok())
         {
-            seen.latencies_us
-                .push(now.saturating_sub(sent) as f64 / 1e3);
+            seen.sample(now, sent);
         }
     }
     Some(batch.next)
 }
 
-/// A long-polling client: one held request after another on a kept-alive connection.
-async fn longpoll_client(
-    addr: std::net::SocketAddr,
-    ready: Ready,
-    mut phase: Phase,
-) -> Option<Seen> {
+/// A long-polling client: one held request after another on a kept-alive connection. push's
+/// protocol carries the cursor as `?since=`; Nchan's (`nchan`) as `If-Modified-Since` and
+/// `If-None-Match` from the previous answer, one message per answer.
+async fn longpoll_client(c: Client, nchan: bool) -> Option<Seen> {
+    let Client {
+        addr,
+        path,
+        ready,
+        mut phase,
+        mut seen,
+    } = c;
+    let opened = Instant::now();
     let stream = TcpStream::connect(addr).await.ok()?;
     let _ = stream.set_nodelay(true);
     let mut stream = BufReader::new(stream);
-    let mut seen = Seen::default();
     let mut since = String::new();
     let mut first = true;
     loop {
-        let req = format!("GET /longpoll/t?timeout=30{since} HTTP/1.1\r\nHost: bench\r\n\r\n");
+        let req = if nchan {
+            format!("GET {path} HTTP/1.1\r\nHost: bench\r\n{since}\r\n")
+        } else {
+            format!("GET {path}?timeout=30{since} HTTP/1.1\r\nHost: bench\r\n\r\n")
+        };
         stream.get_mut().write_all(req.as_bytes()).await.ok()?;
         if std::mem::take(&mut first) {
+            seen.connect_us = opened.elapsed().as_micros() as u64;
             count_ready(&ready);
         }
         let answer = tokio::select! {
             answer = read_answer(&mut stream) => answer,
-            () = stopped(&mut phase) => return Some(seen),
+            () = stopped(&mut phase) => return Some(seen.finish()),
         };
-        let (status, size, body) = answer?;
+        let (status, size, cursor, body) = answer?;
         seen.requests += 1;
         seen.bytes_in += size;
+        if nchan {
+            // 304/408: nothing new within Nchan's timeout; ask again with the same cursor.
+            if status == 200 {
+                if let Some(sent) = std::str::from_utf8(&body)
+                    .ok()
+                    .and_then(|d| d.trim().parse::<u128>().ok())
+                {
+                    seen.sample(now_nanos(), sent);
+                }
+                let (modified, etag) = cursor?;
+                since = format!("If-Modified-Since: {modified}\r\nIf-None-Match: {etag}\r\n");
+            } else if status != 304 && status != 408 {
+                return Some(seen.finish());
+            }
+            continue;
+        }
         if status != 200 {
-            return Some(seen);
+            return Some(seen.finish());
         }
         since = format!("&since={}", take_batch(&body, now_nanos(), &mut seen)?);
     }
 }
 
 /// A polling client: every [`POLL_INTERVAL`] with `If-None-Match`; back to back in the flood.
-async fn poll_client(addr: std::net::SocketAddr, ready: Ready, mut phase: Phase) -> Option<Seen> {
+async fn poll_client(c: Client) -> Option<Seen> {
+    let Client {
+        addr,
+        path,
+        ready,
+        mut phase,
+        mut seen,
+    } = c;
+    let opened = Instant::now();
     let stream = TcpStream::connect(addr).await.ok()?;
     let _ = stream.set_nodelay(true);
     let mut stream = BufReader::new(stream);
-    let mut seen = Seen::default();
     let mut since = String::new();
     let mut etag = String::new();
     let mut first = true;
     loop {
         let now_phase = *phase.borrow();
         if now_phase >= STOP {
-            return Some(seen);
+            return Some(seen.finish());
         }
         let flood = now_phase == FLOOD_PHASE;
-        let req = format!("GET /poll/t{since} HTTP/1.1\r\nHost: bench\r\n{etag}\r\n");
+        let req = format!("GET {path}{since} HTTP/1.1\r\nHost: bench\r\n{etag}\r\n");
         stream.get_mut().write_all(req.as_bytes()).await.ok()?;
-        let (status, size, body) = read_answer(&mut stream).await?;
+        let (status, size, _, body) = read_answer(&mut stream).await?;
         if std::mem::take(&mut first) {
+            seen.connect_us = opened.elapsed().as_micros() as u64;
             count_ready(&ready);
         }
         match status {
@@ -437,7 +707,7 @@ async fn poll_client(addr: std::net::SocketAddr, ready: Ready, mut phase: Phase)
                 etag = format!("If-None-Match: \"{next}\"\r\n");
                 since = format!("?since={next}");
             }
-            _ => return Some(seen),
+            _ => return Some(seen.finish()),
         }
         if !flood {
             seen.requests += 1;
@@ -451,15 +721,19 @@ async fn poll_client(addr: std::net::SocketAddr, ready: Ready, mut phase: Phase)
 }
 
 /// A WebSocket client with a small read buffer (the load generator's own memory matters at
-/// 10,000 connections): reads every message until told to stop.
-async fn ws_client(
-    addr: std::net::SocketAddr,
-    path: &'static str,
-    ready: Ready,
-    mut phase: Phase,
-) -> Option<Seen> {
+/// 10,000 connections): reads every message until told to stop. The payload is push-ws's JSON
+/// envelope or, for the other servers, the bare timestamp.
+async fn ws_client(c: Client) -> Option<Seen> {
     use futures_util::StreamExt as _;
     use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+    let Client {
+        addr,
+        path,
+        ready,
+        mut phase,
+        mut seen,
+    } = c;
+    let opened = Instant::now();
     let stream = TcpStream::connect(addr).await.ok()?;
     let _ = stream.set_nodelay(true);
     let config = WebSocketConfig::default().read_buffer_size(4096);
@@ -470,11 +744,9 @@ async fn ws_client(
     )
     .await
     .ok()?;
+    seen.connect_us = opened.elapsed().as_micros() as u64;
     count_ready(&ready);
-    let mut seen = Seen {
-        requests: 1,
-        ..Seen::default()
-    };
+    seen.requests = 1;
     loop {
         tokio::select! {
             message = socket.next() => match message {
@@ -486,33 +758,126 @@ async fn ws_client(
                         .as_str()
                         .split_once("\"data\":\"")
                         .map_or(text.as_str(), |(_, rest)| rest.trim_end_matches(['"', '}']));
-                    if let Ok(sent) = digits.parse::<u128>() {
-                        seen.latencies_us.push(now.saturating_sub(sent) as f64 / 1e3);
+                    if let Ok(sent) = digits.trim().parse::<u128>() {
+                        seen.sample(now, sent);
                     }
                 }
                 Some(Ok(_)) => {}
-                _ => return Some(seen),
+                _ => return Some(seen.finish()),
             },
-            () = stopped(&mut phase) => return Some(seen),
+            () = stopped(&mut phase) => return Some(seen.finish()),
         }
     }
 }
 
-/// Runs the workload against one server kind.
-pub(crate) async fn measure(
-    kind: &'static str,
-    clients: usize,
-    rate: u64,
-    seconds: u64,
-) -> Result<Measured, String> {
+/// The workload of one run.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Load {
+    pub(crate) clients: usize,
+    /// Clients are spread over this many topics (client `i` on topic `t{i % topics}`), and the
+    /// publisher goes round them.
+    pub(crate) topics: usize,
+    /// Events per second, or `None` to publish back to back (one request at a time).
+    pub(crate) rate: Option<u64>,
+    pub(crate) seconds: u64,
+}
+
+impl Load {
+    pub(crate) fn fan_out(clients: usize, rate: u64, seconds: u64) -> Self {
+        Self {
+            clients,
+            topics: 1,
+            rate: Some(rate),
+            seconds,
+        }
+    }
+}
+
+/// A server under test.
+pub(crate) struct Server {
+    child: tokio::process::Child,
+    /// The process whose memory and CPU are measured (Nchan: the nginx worker).
+    pid: u32,
+    addr: std::net::SocketAddr,
+    _dir: Option<push_tests::TempDir>,
+}
+
+/// Starts the server for `kind`.
+pub(crate) async fn start(kind: &str) -> Result<Server, String> {
+    if kind.starts_with("nchan") {
+        return crate::bench_peers::start_nchan().await;
+    }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let server = match kind {
-        "axum-sse" | "tungstenite" => kind,
+        "axum-sse" | "tungstenite" | "raw" => kind,
         _ => "push",
     };
     let mut command = tokio::process::Command::new(exe);
     command.args(["serve", server]);
-    measure_server(kind, command, clients, rate, seconds).await
+    start_command(kind, command).await
+}
+
+/// Starts a server that prints its address first (`ADDR`, or `listening on http://ADDR/`).
+pub(crate) async fn start_command(
+    kind: &str,
+    mut command: tokio::process::Command,
+) -> Result<Server, String> {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start {kind} server: {e}"))?;
+    let pid = child.id().ok_or("server exited")?;
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().ok_or("no stdout")?)
+        .read_line(&mut first)
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr: std::net::SocketAddr = first
+        .trim()
+        .trim_start_matches("listening on http://")
+        .trim_end_matches('/')
+        .parse()
+        .map_err(|e| format!("{kind} printed {first:?}: {e}"))?;
+    Ok(Server {
+        child,
+        pid,
+        addr,
+        _dir: None,
+    })
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // nginx's worker outlives a killed master: kill the measured process too.
+        if self.child.id().is_some_and(|id| id != self.pid) {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &self.pid.to_string()])
+                .status();
+        }
+    }
+}
+
+impl Server {
+    pub(crate) fn new(
+        child: tokio::process::Child,
+        pid: u32,
+        addr: std::net::SocketAddr,
+        dir: push_tests::TempDir,
+    ) -> Self {
+        Self {
+            child,
+            pid,
+            addr,
+            _dir: Some(dir),
+        }
+    }
+}
+
+/// Runs the workload against one server kind, in a fresh server process.
+pub(crate) async fn measure(kind: &'static str, load: Load) -> Result<Measured, String> {
+    let server = start(kind).await?;
+    measure_load(kind, server, load).await
 }
 
 /// Reads a process's CPU time (user + system) in clock ticks from `/proc`.
@@ -531,47 +896,69 @@ fn cpu_ticks(pid: u32) -> u64 {
     field(11) + field(12)
 }
 
-/// Runs the workload against a server started by `command`, which prints its address first
-/// (`ADDR`, or `listening on http://ADDR/`).
+/// Runs the fixed-rate fan-out against a server started by `command`, which prints its address
+/// first.
 pub(crate) async fn measure_server(
     kind: &'static str,
-    mut command: tokio::process::Command,
+    command: tokio::process::Command,
     clients: usize,
     rate: u64,
     seconds: u64,
 ) -> Result<Measured, String> {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot start {kind} server: {e}"))?;
-    let pid = child.id().ok_or("server exited")?;
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().ok_or("no stdout")?)
-        .read_line(&mut first)
-        .await
-        .map_err(|e| e.to_string())?;
-    let addr: std::net::SocketAddr = first
-        .trim()
-        .trim_start_matches("listening on http://")
-        .trim_end_matches('/')
-        .parse()
-        .map_err(|e| format!("{kind} printed {first:?}: {e}"))?;
+    let server = start_command(kind, command).await?;
+    measure_load(kind, server, Load::fan_out(clients, rate, seconds)).await
+}
+
+/// The client task for `kind` on topic `topic`.
+fn spawn_client(kind: &str, c: Client) -> tokio::task::JoinHandle<Option<Seen>> {
+    const SSE: &str = "Accept: text/event-stream\r\n";
+    let topic = c.path.clone();
+    let c = |prefix: &str| Client {
+        path: format!("{prefix}{topic}"),
+        ..c
+    };
+    match kind {
+        "push-stream" => tokio::spawn(stream_client(c("/stream/"), "")),
+        "nchan-stream" => tokio::spawn(stream_client(c("/stream/"), "TE: chunked\r\n")),
+        "push-longpoll" => tokio::spawn(longpoll_client(c("/longpoll/"), false)),
+        "nchan-longpoll" => tokio::spawn(longpoll_client(c("/longpoll/"), true)),
+        "push-poll" => tokio::spawn(poll_client(c("/poll/"))),
+        "push-ws" | "nchan-ws" => tokio::spawn(ws_client(c("/ws/"))),
+        "tungstenite" => tokio::spawn(ws_client(c("/"))),
+        _ => tokio::spawn(stream_client(c("/sse/"), SSE)),
+    }
+}
+
+/// Runs `load` against `server`.
+pub(crate) async fn measure_load(
+    kind: &'static str,
+    mut server: Server,
+    load: Load,
+) -> Result<Measured, String> {
+    let Load {
+        clients,
+        topics,
+        rate,
+        seconds,
+    } = load;
+    let (pid, addr) = (server.pid, server.addr);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let rss_empty = proc_kib(pid, "VmRSS:");
     let (phase_tx, phase) = tokio::sync::watch::channel(SETTLE);
     let ready: Ready = Ready::default();
+    let latencies = Latencies::new();
     let mut tasks = Vec::with_capacity(clients);
-    for _ in 0..clients {
-        let (r, p) = (ready.clone(), phase.clone());
-        tasks.push(match kind {
-            "push-stream" => tokio::spawn(stream_client(addr, "/stream/t", r, p)),
-            "push-longpoll" => tokio::spawn(longpoll_client(addr, r, p)),
-            "push-poll" => tokio::spawn(poll_client(addr, r, p)),
-            "push-ws" => tokio::spawn(ws_client(addr, "/ws/t", r, p)),
-            "tungstenite" => tokio::spawn(ws_client(addr, "/t", r, p)),
-            _ => tokio::spawn(stream_client(addr, "/sse/t", r, p)),
-        });
+    for i in 0..clients {
+        tasks.push(spawn_client(
+            kind,
+            Client {
+                addr,
+                path: format!("t{}", i % topics.max(1)),
+                ready: ready.clone(),
+                phase: phase.clone(),
+                seen: Seen::new(&latencies),
+            },
+        ));
     }
     // Every client connected (bounded), then a moment to settle, then the idle cost.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -588,13 +975,13 @@ pub(crate) async fn measure_server(
     let rss_idle = proc_kib(pid, "VmRSS:");
     let cpu_before = cpu_ticks(pid);
     let start = Instant::now();
-    let total = rate * seconds;
-    if kind == "tungstenite" {
-        publish_ws(addr, rate, total).await?;
+    let published = if kind == "tungstenite" {
+        publish_ws(addr, rate.unwrap_or(1000), seconds).await?
     } else {
-        publish_http(kind, addr, rate, total, &mut child).await?;
-    }
+        publish_http(kind, addr, topics.max(1), rate, seconds, &mut server.child).await?
+    };
     let elapsed = start.elapsed();
+    let steady = proc_kib(pid, "VmRSS:");
     // Let the last events arrive; pollers then poll back to back for the flood.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let cpu = cpu_ticks(pid).saturating_sub(cpu_before);
@@ -609,35 +996,64 @@ pub(crate) async fn measure_server(
         } else {
             0.0
         };
-    let mut samples = Vec::new();
-    let (mut requests, mut bytes_in, mut flood_304) = (0, 0, 0);
+    let (mut requests, mut bytes_in, mut flood_304, mut errors) = (0, 0, 0, 0);
+    let mut last_receipt = start;
+    let mut connect =
+        hdrhistogram::Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("valid bounds");
     for t in tasks {
-        if let Ok(Some(seen)) = t.await {
-            samples.extend(seen.latencies_us);
-            requests += seen.requests;
-            bytes_in += seen.bytes_in;
-            flood_304 += seen.flood_304;
+        match t.await {
+            Ok(Some(seen)) => {
+                requests += seen.requests;
+                bytes_in += seen.bytes_in;
+                flood_304 += seen.flood_304;
+                connect.saturating_record(seen.connect_us.max(1));
+                if let Some(at) = seen.last_receipt {
+                    last_receipt = last_receipt.max(at);
+                }
+            }
+            _ => errors += 1,
         }
     }
     let peak = proc_kib(pid, "VmHWM:");
-    let _ = child.kill().await;
-    samples.sort_by(f64::total_cmp);
+    let _ = server.child.kill().await;
+    let histogram = latencies
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let delivered = histogram.len();
     let at = |q: f64| {
-        samples
-            .get(((samples.len() as f64 * q) as usize).min(samples.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(f64::NAN)
+        if delivered == 0 {
+            f64::NAN
+        } else {
+            histogram.value_at_quantile(q) as f64
+        }
     };
+    // At a fixed rate, deliveries are spread over the publishing; flat out, over the time until
+    // the last one arrived.
+    let span = if rate.is_some() {
+        elapsed
+    } else {
+        last_receipt.duration_since(start).max(elapsed)
+    };
+    let expected = published * clients as u64 / topics.max(1) as u64;
     Ok(Measured {
         kind,
         clients,
-        delivered_per_sec: samples.len() as f64 / elapsed.as_secs_f64(),
-        expected: total * clients as u64,
-        delivered: samples.len() as u64,
+        topics,
+        flat_out: rate.is_none(),
+        published,
+        delivered_per_sec: delivered as f64 / span.as_secs_f64(),
+        expected,
+        delivered,
         p50_us: at(0.50),
         p99_us: at(0.99),
+        p999_us: at(0.999),
+        connect_p50_ms: connect.value_at_quantile(0.5) as f64 / 1e3,
+        connect_p99_ms: connect.value_at_quantile(0.99) as f64 / 1e3,
+        errors,
         idle_kib_per_conn: rss_idle.saturating_sub(rss_empty) as f64 / clients as f64,
         peak_rss_mib: peak as f64 / 1024.0,
+        steady_rss_mib: steady as f64 / 1024.0,
         requests,
         bytes_in,
         // Long-polls cycle while events are published; pollers poll from the start to the flood.
@@ -651,14 +1067,18 @@ pub(crate) async fn measure_server(
     })
 }
 
+/// Publishes over one kept-alive HTTP/1.1 connection, going round the topics, at `rate` events
+/// per second or back to back; returns how many events were published.
 async fn publish_http(
     kind: &str,
     addr: std::net::SocketAddr,
-    rate: u64,
-    total: u64,
+    topics: usize,
+    rate: Option<u64>,
+    seconds: u64,
     child: &mut tokio::process::Child,
-) -> Result<(), String> {
+) -> Result<u64, String> {
     let publisher = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let _ = publisher.set_nodelay(true);
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(publisher))
             .await
@@ -669,10 +1089,26 @@ async fn publish_http(
         }
     });
     let start = Instant::now();
-    for i in 0..total {
-        let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
-        tokio::time::sleep_until(due.into()).await;
-        let req = http::Request::post("/topics/t")
+    let total = rate.map(|r| r * seconds);
+    let until = start + Duration::from_secs(seconds);
+    let paths: Vec<String> = (0..topics).map(|t| format!("/topics/t{t}")).collect();
+    let mut i = 0u64;
+    loop {
+        match (rate, total) {
+            (Some(rate), Some(total)) => {
+                if i >= total {
+                    break;
+                }
+                let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+                tokio::time::sleep_until(due.into()).await;
+            }
+            _ => {
+                if Instant::now() >= until {
+                    break;
+                }
+            }
+        }
+        let req = http::Request::post(paths[(i % topics as u64) as usize].as_str())
             .header("host", "bench")
             .body(http_body_util::Full::new(Bytes::from(
                 now_nanos().to_string(),
@@ -688,22 +1124,27 @@ async fn publish_http(
             Err(e) => {
                 let status = child.try_wait();
                 return Err(format!(
-                    "{kind}: publish {i} of {total} failed: {e:?} (server exit: {status:?})"
+                    "{kind}: publish {i} failed: {e:?} (server exit: {status:?})"
                 ));
             }
         };
+        if !res.status().is_success() {
+            return Err(format!("{kind}: publish {i} answered {}", res.status()));
+        }
         let _ = http_body_util::BodyExt::collect(res.into_body()).await;
+        i += 1;
     }
-    Ok(())
+    Ok(i)
 }
 
-/// The plain tokio-tungstenite server takes its publishes as messages on `/pub`.
-async fn publish_ws(addr: std::net::SocketAddr, rate: u64, total: u64) -> Result<(), String> {
+/// The plain tokio-tungstenite server takes its publishes as messages on `/pub` (one topic).
+async fn publish_ws(addr: std::net::SocketAddr, rate: u64, seconds: u64) -> Result<u64, String> {
     use futures_util::SinkExt as _;
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/pub"))
         .await
         .map_err(|e| format!("tungstenite: publisher: {e}"))?;
     let start = Instant::now();
+    let total = rate * seconds;
     for i in 0..total {
         let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
         tokio::time::sleep_until(due.into()).await;
@@ -714,5 +1155,5 @@ async fn publish_ws(addr: std::net::SocketAddr, rate: u64, total: u64) -> Result
             .await
             .map_err(|e| format!("tungstenite: publish {i}: {e}"))?;
     }
-    Ok(())
+    Ok(total)
 }

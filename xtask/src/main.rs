@@ -5,6 +5,7 @@ mod autobahn;
 mod bench;
 mod bench_h2;
 mod bench_http;
+mod bench_peers;
 mod bench_redis;
 mod ci;
 mod compare;

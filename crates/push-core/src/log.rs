@@ -129,7 +129,7 @@ struct State {
     last_active: Instant,
 }
 
-/// What [`TopicLog::append`] did.
+/// What [`ReplicaLog::append`](crate::ReplicaLog::append) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Appended {
     /// The event follows the head.

@@ -1,0 +1,273 @@
+//! The peers and the workloads of `cargo xtask bench` beyond the fixed-rate fan-out: Nchan
+//! (nginx with Debian's `libnginx-mod-nchan`, configured by `xtask/nchan/nginx.conf`), the
+//! flat-out fan-out versus N, and many topics; the tables with ratios against each peer and the
+//! raw-socket ceiling; the SVG chart.
+
+use std::time::Duration;
+
+use crate::bench::fmt_num;
+use crate::bench_http::{Load, Measured, Server};
+
+const NCHAN_MODULE: &str = "/usr/lib/nginx/modules/ngx_nchan_module.so";
+
+/// Starts nginx with Nchan on a free loopback port, in a temp dir; measures its one worker.
+pub(crate) async fn start_nchan() -> Result<Server, String> {
+    let nginx_found = std::process::Command::new("nginx")
+        .arg("-v")
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    if !nginx_found || !std::path::Path::new(NCHAN_MODULE).exists() {
+        return Err(
+            "the Nchan peer needs nginx with Nchan: install the Debian packages nginx and \
+             libnginx-mod-nchan (.ci/run does)"
+                .to_owned(),
+        );
+    }
+    let dir = push_tests::TempDir::new("nchan");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("no free port: {e}"))?
+        .port();
+    let conf = include_str!("../nchan/nginx.conf")
+        .replace("@PREFIX@", &dir.0.display().to_string())
+        .replace("@PORT@", &port.to_string());
+    let path = dir.0.join("nginx.conf");
+    std::fs::write(&path, conf).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let child = tokio::process::Command::new("nginx")
+        .arg("-p")
+        .arg(&dir.0)
+        .arg("-e")
+        .arg(dir.0.join("error.log"))
+        .arg("-c")
+        .arg(&path)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start nginx: {e}"))?;
+    let master = child.id().ok_or("nginx exited at once")?;
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let worker = loop {
+        let children = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
+            .unwrap_or_default();
+        let worker = children
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(worker) = worker {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                break worker;
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            let log = std::fs::read_to_string(dir.0.join("error.log")).unwrap_or_default();
+            return Err(format!("nginx with Nchan did not start within 10 s: {log}"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    Ok(Server::new(child, worker, addr, dir))
+}
+
+/// The servers of the flat-out fan-out, measured at every N.
+pub(crate) const SATURATION_KINDS: [&str; 5] =
+    ["push-sse", "push-stream", "nchan-sse", "axum-sse", "raw"];
+
+/// The servers of the many-topics workload.
+pub(crate) const MANY_TOPICS_KINDS: [&str; 4] = ["push-sse", "nchan-sse", "axum-sse", "raw"];
+
+/// The flat-out fan-out at each N in `sizes`.
+pub(crate) async fn saturation(sizes: &[usize], seconds: u64) -> Result<Vec<Measured>, String> {
+    let mut out = Vec::new();
+    for &n in sizes {
+        for kind in SATURATION_KINDS {
+            let load = Load {
+                clients: n,
+                topics: 1,
+                rate: None,
+                seconds,
+            };
+            out.push(crate::bench_http::measure(kind, load).await?);
+        }
+    }
+    Ok(out)
+}
+
+/// N clients, each on its own topic; the publisher goes round the topics at `rate`.
+pub(crate) async fn many_topics(
+    clients: usize,
+    rate: u64,
+    seconds: u64,
+) -> Result<Vec<Measured>, String> {
+    let mut out = Vec::new();
+    for kind in MANY_TOPICS_KINDS {
+        let load = Load {
+            clients,
+            topics: clients,
+            rate: Some(rate),
+            seconds,
+        };
+        out.push(crate::bench_http::measure(kind, load).await?);
+    }
+    Ok(out)
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if a.is_finite() && b.is_finite() && b > 0.0 {
+        format!("{:.2}x", a / b)
+    } else {
+        "–".to_owned()
+    }
+}
+
+fn find<'a>(rows: &'a [Measured], kind: &str, clients: usize) -> Option<&'a Measured> {
+    rows.iter().find(|m| m.kind == kind && m.clients == clients)
+}
+
+/// The flat-out table: per N, each server's delivered events/s and latency, with ratios
+/// against Nchan, axum and the ceiling.
+pub(crate) fn saturation_markdown(rows: &[Measured], seconds: u64) -> String {
+    let mut out = format!(
+        "## Fan-out flat out: N clients on one topic, one publisher back to back for {seconds} s (one server process per row, 1 worker thread)\n\n\
+         | N | server | delivered/s | p50 ms | p99 ms | p99.9 ms | server CPU µs/event | vs nchan-sse | vs axum-sse | of the ceiling |\n\
+         |---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    );
+    for m in rows {
+        let get = |k: &str| find(rows, k, m.clients).map_or(f64::NAN, |b| b.delivered_per_sec);
+        out += &format!(
+            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {} | {} | {} |\n",
+            m.clients,
+            m.kind,
+            fmt_num(m.delivered_per_sec),
+            m.p50_us / 1e3,
+            m.p99_us / 1e3,
+            m.p999_us / 1e3,
+            m.cpu_us_per_event(),
+            ratio(m.delivered_per_sec, get("nchan-sse")),
+            ratio(m.delivered_per_sec, get("axum-sse")),
+            ratio(m.delivered_per_sec, get("raw")),
+        );
+    }
+    out += "\nThe publisher waits for each publish's answer, so a server that answers publishes \
+            faster is offered more events; delivered/s counts events received over all clients \
+            until the last arrived. `raw` is the ceiling: a tokio server writing the same \
+            pre-encoded `data:` bytes to every socket in turn, no HTTP framework, no hub.\n";
+    out
+}
+
+/// The many-topics table.
+pub(crate) fn many_topics_markdown(rows: &[Measured], rate: u64, seconds: u64) -> String {
+    let clients = rows.first().map_or(0, |m| m.clients);
+    let mut out = format!(
+        "## Many topics: {clients} clients each on its own topic, {rate} events/s round the topics for {seconds} s\n\n\
+         | server | delivered / expected | p50 ms | p99 ms | p99.9 ms | idle KiB/client | server CPU µs/event | CPU vs nchan-sse |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n"
+    );
+    let nchan = find(rows, "nchan-sse", clients).map_or(f64::NAN, Measured::cpu_us_per_event);
+    for m in rows {
+        out += &format!(
+            "| {} | {} / {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {} |\n",
+            m.kind,
+            m.delivered,
+            m.expected,
+            m.p50_us / 1e3,
+            m.p99_us / 1e3,
+            m.p999_us / 1e3,
+            m.idle_kib_per_conn,
+            m.cpu_us_per_event(),
+            ratio(m.cpu_us_per_event(), nchan),
+        );
+    }
+    out
+}
+
+/// An SVG chart of the flat-out runs: delivered events/s and p99 latency versus N, one line per
+/// server.
+pub(crate) fn chart(
+    rows: &[Measured],
+    path: &std::path::Path,
+    machine: &str,
+) -> Result<(), String> {
+    use plotters::prelude::*;
+    let root = SVGBackend::new(path, (1000, 420)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let root = root
+        .titled(
+            &format!("Fan-out flat out, one topic ({machine})"),
+            ("sans-serif", 18),
+        )
+        .map_err(|e| e.to_string())?;
+    let (left, right) = root.split_horizontally(500);
+    let sizes: Vec<usize> = {
+        let mut s: Vec<usize> = rows.iter().map(|m| m.clients).collect();
+        s.sort_unstable();
+        s.dedup();
+        s
+    };
+    let (min_n, max_n) = (
+        *sizes.first().ok_or("no rows")? as f64,
+        *sizes.last().ok_or("no rows")? as f64,
+    );
+    let colors = [RED, BLUE, GREEN, MAGENTA, BLACK];
+    for (area, title, value, unit) in [
+        (
+            &left,
+            "delivered events/s",
+            (|m: &Measured| m.delivered_per_sec) as fn(&Measured) -> f64,
+            "events/s",
+        ),
+        (&right, "p99 latency", |m: &Measured| m.p99_us / 1e3, "ms"),
+    ] {
+        let max_y = rows.iter().map(value).fold(0.0f64, f64::max).max(1.0) * 1.15;
+        let mut chart = ChartBuilder::on(area)
+            .caption(title, ("sans-serif", 16))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(70)
+            .build_cartesian_2d((min_n * 0.8..max_n * 1.25).log_scale(), 0.0..max_y)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("N clients")
+            .y_desc(unit)
+            .y_label_formatter(&|v| fmt_num(*v))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (i, kind) in crate::bench_peers::SATURATION_KINDS.iter().enumerate() {
+            let color = colors[i % colors.len()];
+            let points: Vec<(f64, f64)> = sizes
+                .iter()
+                .filter_map(|&n| find(rows, kind, n).map(|m| (n as f64, value(m))))
+                .filter(|(_, y)| y.is_finite())
+                .collect();
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(*kind)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
+            chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                .map_err(|e| e.to_string())?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()
+            .map_err(|e| e.to_string())?;
+    }
+    root.present().map_err(|e| e.to_string())
+}
+
+/// What the machine is, for the tables and the chart: CPU model, cores, kernel.
+pub(crate) fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')))
+        .map_or("unknown CPU", |(_, m)| m.trim())
+        .to_owned();
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{model}, {cores} cores, Linux {}", kernel.trim())
+}
