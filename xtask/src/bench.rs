@@ -47,7 +47,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
             "--only" => {
                 only = Some(
                     args.next()
-                        .ok_or("--only needs core|http|ws|saturation|topics|h2|redis")?
+                        .ok_or("--only needs core|http|ws|saturation|idle|topics|h2|redis")?
                         .clone(),
                 );
             }
@@ -77,7 +77,8 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     let ws_clients = ws_clients.unwrap_or(if quick { 500 } else { 10_000 });
     // Each client holds a socket here and one in the server process; raise the open-file limit
     // (the server inherits it) or fail saying so.
-    let wanted = clients.max(ws_clients) as u64 + 256;
+    // The flat-out fan-out goes up to 10 × clients (full run).
+    let wanted = (10 * clients).max(ws_clients).max(5_000) as u64 + 256;
     let got = rlimit::increase_nofile_limit(wanted)
         .map_err(|e| format!("cannot raise the open-file limit: {e}"))?;
     if got < wanted {
@@ -143,6 +144,15 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         crate::bench_peers::chart(&saturation, &chart_path, &machine)?;
         println!("chart: {}\n", chart_path.display());
     }
+    let idle_clients = if quick { 500 } else { 5_000 };
+    let idle = if part("idle") {
+        runtime.block_on(crate::bench_peers::idle(idle_clients))?
+    } else {
+        Vec::new()
+    };
+    if !idle.is_empty() {
+        println!("{}", crate::bench_peers::idle_markdown(&idle));
+    }
     let many_rate = if quick { 200 } else { 1_000 };
     let many = if part("topics") {
         runtime.block_on(crate::bench_peers::many_topics(clients, many_rate, seconds))?
@@ -198,6 +208,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
             "websocket": ws.iter().map(crate::bench_http::Measured::json).collect::<Vec<_>>(),
             "http": http.iter().map(crate::bench_http::Measured::json).collect::<Vec<_>>(),
             "saturation": saturation.iter().map(crate::bench_http::Measured::json).collect::<Vec<_>>(),
+            "idle": idle.iter().map(crate::bench_http::Measured::json).collect::<Vec<_>>(),
             "many_topics": many.iter().map(crate::bench_http::Measured::json).collect::<Vec<_>>(),
         }))
         .expect("json"),

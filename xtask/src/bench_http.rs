@@ -49,15 +49,20 @@ pub(crate) fn serve(args: &[String]) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     runtime.block_on(async move {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
+        // A backlog as nginx's default (511) or larger, so that N clients connecting at once
+        // are not held back by SYN retries on any server.
+        let socket = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
+        socket
+            .bind(([127, 0, 0, 1], 0).into())
             .map_err(|e| e.to_string())?;
+        let listener = socket.listen(1024).map_err(|e| e.to_string())?;
         println!("{}", listener.local_addr().map_err(|e| e.to_string())?);
         match kind.as_str() {
             "push" => serve_push(listener).await,
             "axum-sse" => serve_axum(listener).await,
             "tungstenite" => serve_tungstenite(listener).await,
             "raw" => serve_raw(listener).await,
+            "hyper-bare" => serve_hyper_bare(listener).await,
             other => Err(format!("unknown server kind {other:?}")),
         }
     })
@@ -103,15 +108,21 @@ async fn serve_push(listener: TcpListener) -> Result<(), String> {
                         *res.status_mut() = http::StatusCode::BAD_REQUEST;
                         return Ok::<_, Infallible>(res);
                     };
+                    // hyper keeps the in-flight service future's box for the connection's life:
+                    // the rare, large publish branch is boxed on its own so that every held
+                    // stream does not pay for its size.
                     let res = if req.method() == http::Method::POST {
-                        let body = req
-                            .into_body()
-                            .collect()
-                            .await
-                            .map(|b| b.to_bytes())
-                            .unwrap_or_default();
-                        let _ = hub.publish(&topic, NewEvent::new(body)).await;
-                        http::Response::new(Full::new(Bytes::from_static(b"ok")).boxed_unsync())
+                        Box::pin(async move {
+                            let body = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            let _ = hub.publish(&topic, NewEvent::new(body)).await;
+                            http::Response::new(Full::new(Bytes::from_static(b"ok")).boxed_unsync())
+                        })
+                        .await
                     } else if path.starts_with("/sse/") {
                         sse.respond(&topic, &req).await.map(BodyExt::boxed_unsync)
                     } else if path.starts_with("/stream/") {
@@ -309,6 +320,33 @@ async fn serve_raw(listener: TcpListener) -> Result<(), String> {
                     return;
                 }
             }
+        });
+    }
+}
+
+/// The floor of any technique built on hyper: HTTP/1.1 connections whose response body never
+/// yields (publishes are answered and dropped).
+async fn serve_hyper_bare(listener: TcpListener) -> Result<(), String> {
+    use http_body_util::{BodyExt, Full, StreamBody};
+    loop {
+        let (stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
+        let _ = stream.set_nodelay(true);
+        let service =
+            hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+                let res = if req.method() == http::Method::POST {
+                    http::Response::new(Full::new(Bytes::from_static(b"ok")).boxed_unsync())
+                } else {
+                    let never = futures_util::stream::pending::<
+                        Result<hyper::body::Frame<Bytes>, Infallible>,
+                    >();
+                    http::Response::new(StreamBody::new(never).boxed_unsync())
+                };
+                Ok::<_, Infallible>(res)
+            });
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
         });
     }
 }
@@ -796,6 +834,8 @@ impl Load {
 /// A server under test.
 pub(crate) struct Server {
     child: tokio::process::Child,
+    /// The child's pid, kept after it is reaped.
+    child_pid: u32,
     /// The process whose memory and CPU are measured (Nchan: the nginx worker).
     pid: u32,
     addr: std::net::SocketAddr,
@@ -809,7 +849,7 @@ pub(crate) async fn start(kind: &str) -> Result<Server, String> {
     }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let server = match kind {
-        "axum-sse" | "tungstenite" | "raw" => kind,
+        "axum-sse" | "tungstenite" | "raw" | "hyper-bare" => kind,
         _ => "push",
     };
     let mut command = tokio::process::Command::new(exe);
@@ -841,6 +881,7 @@ pub(crate) async fn start_command(
         .map_err(|e| format!("{kind} printed {first:?}: {e}"))?;
     Ok(Server {
         child,
+        child_pid: pid,
         pid,
         addr,
         _dir: None,
@@ -850,7 +891,7 @@ pub(crate) async fn start_command(
 impl Drop for Server {
     fn drop(&mut self) {
         // nginx's worker outlives a killed master: kill the measured process too.
-        if self.child.id().is_some_and(|id| id != self.pid) {
+        if self.child_pid != self.pid {
             let _ = std::process::Command::new("kill")
                 .args(["-9", &self.pid.to_string()])
                 .status();
@@ -865,8 +906,10 @@ impl Server {
         addr: std::net::SocketAddr,
         dir: push_tests::TempDir,
     ) -> Self {
+        let child_pid = child.id().unwrap_or(pid);
         Self {
             child,
+            child_pid,
             pid,
             addr,
             _dir: Some(dir),

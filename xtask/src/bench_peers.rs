@@ -75,6 +75,72 @@ pub(crate) const SATURATION_KINDS: [&str; 5] =
 /// The servers of the many-topics workload.
 pub(crate) const MANY_TOPICS_KINDS: [&str; 4] = ["push-sse", "nchan-sse", "axum-sse", "raw"];
 
+/// The servers of the idle-memory table: every technique, its peers, the ceiling, and
+/// `hyper-bare` (a hyper HTTP/1.1 connection holding a response body that never yields: the
+/// floor of any technique built on hyper).
+pub(crate) const IDLE_KINDS: [&str; 11] = [
+    "push-sse",
+    "push-stream",
+    "push-longpoll",
+    "push-ws",
+    "nchan-sse",
+    "nchan-longpoll",
+    "nchan-ws",
+    "axum-sse",
+    "tungstenite",
+    "raw",
+    "hyper-bare",
+];
+
+/// N idle connections per server: memory per connection = (RSS with N − RSS with 0) / N.
+pub(crate) async fn idle(clients: usize) -> Result<Vec<Measured>, String> {
+    let mut out = Vec::new();
+    for kind in IDLE_KINDS {
+        let load = Load {
+            clients,
+            topics: 1,
+            rate: Some(1),
+            seconds: 0,
+        };
+        out.push(crate::bench_http::measure(kind, load).await?);
+    }
+    Ok(out)
+}
+
+/// The idle-memory table.
+pub(crate) fn idle_markdown(rows: &[Measured]) -> String {
+    let clients = rows.first().map_or(0, |m| m.clients);
+    let mut out = format!(
+        "## Idle memory: {clients} idle connections per server (one server process per row)\n\n\
+         | server | KiB per connection | vs Nchan | vs hyper-bare | connect p50 / p99 ms | errors |\n\
+         |---|---:|---:|---:|---:|---:|\n"
+    );
+    let get = |k: &str| find(rows, k, clients).map_or(f64::NAN, |m| m.idle_kib_per_conn);
+    for m in rows {
+        let nchan = match m.kind {
+            "push-ws" | "tungstenite" | "nchan-ws" => get("nchan-ws"),
+            "push-longpoll" | "nchan-longpoll" => get("nchan-longpoll"),
+            _ => get("nchan-sse"),
+        };
+        out += &format!(
+            "| {} | {:.1} | {} | {} | {:.1} / {:.1} | {} |\n",
+            m.kind,
+            m.idle_kib_per_conn,
+            ratio(m.idle_kib_per_conn, nchan),
+            ratio(m.idle_kib_per_conn, get("hyper-bare")),
+            m.connect_p50_ms,
+            m.connect_p99_ms,
+            m.errors,
+        );
+    }
+    out += "\nEach push technique is compared with its Nchan counterpart (SSE for streams, \
+            long-poll, WebSocket), measured on nginx's one worker process. `hyper-bare` is what \
+            hyper 1 itself holds per HTTP/1.1 connection with a response in flight: its read \
+            buffer and its 8 KiB head buffer are fixed (`INIT_BUFFER_SIZE`), and no builder \
+            setting lowers them.\n";
+    out
+}
+
 /// The flat-out fan-out at each N in `sizes`.
 pub(crate) async fn saturation(sizes: &[usize], seconds: u64) -> Result<Vec<Measured>, String> {
     let mut out = Vec::new();
@@ -128,13 +194,14 @@ fn find<'a>(rows: &'a [Measured], kind: &str, clients: usize) -> Option<&'a Meas
 pub(crate) fn saturation_markdown(rows: &[Measured], seconds: u64) -> String {
     let mut out = format!(
         "## Fan-out flat out: N clients on one topic, one publisher back to back for {seconds} s (one server process per row, 1 worker thread)\n\n\
-         | N | server | delivered/s | p50 ms | p99 ms | p99.9 ms | server CPU µs/event | vs nchan-sse | vs axum-sse | of the ceiling |\n\
-         |---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+         | N | server | delivered/s | p50 ms | p99 ms | p99.9 ms | server CPU µs/event | events per server CPU-second | vs nchan-sse | vs axum-sse | of the ceiling |\n\
+         |---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     );
+    let capacity = |m: &Measured| 1e6 / m.cpu_us_per_event();
     for m in rows {
-        let get = |k: &str| find(rows, k, m.clients).map_or(f64::NAN, |b| b.delivered_per_sec);
+        let get = |k: &str| find(rows, k, m.clients).map_or(f64::NAN, capacity);
         out += &format!(
-            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {} | {} | {} |\n",
+            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {} | {} | {} | {} |\n",
             m.clients,
             m.kind,
             fmt_num(m.delivered_per_sec),
@@ -142,15 +209,19 @@ pub(crate) fn saturation_markdown(rows: &[Measured], seconds: u64) -> String {
             m.p99_us / 1e3,
             m.p999_us / 1e3,
             m.cpu_us_per_event(),
-            ratio(m.delivered_per_sec, get("nchan-sse")),
-            ratio(m.delivered_per_sec, get("axum-sse")),
-            ratio(m.delivered_per_sec, get("raw")),
+            fmt_num(capacity(m)),
+            ratio(capacity(m), get("nchan-sse")),
+            ratio(capacity(m), get("axum-sse")),
+            ratio(capacity(m), get("raw")),
         );
     }
-    out += "\nThe publisher waits for each publish's answer, so a server that answers publishes \
-            faster is offered more events; delivered/s counts events received over all clients \
-            until the last arrived. `raw` is the ceiling: a tokio server writing the same \
-            pre-encoded `data:` bytes to every socket in turn, no HTTP framework, no hub.\n";
+    out += "\nThe publisher waits for each publish's answer; delivered/s counts events received \
+            over all clients until the last arrived. On a 2-core machine the load generator shares \
+            the cores with the server and is itself the bound on delivered/s, so the ratios are \
+            taken on what the server would sustain on one core: delivered events per second of \
+            server CPU time (user + system, from `/proc`). `raw` is the ceiling: a tokio server \
+            writing the same pre-encoded `data:` bytes to every socket in turn, no HTTP framework, \
+            no hub.\n";
     out
 }
 

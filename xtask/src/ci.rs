@@ -81,6 +81,25 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         )],
     )?;
     crate::autobahn::main(&[])?;
+    // A smoke run of the benchmark harness: every server and peer starts, every workload runs
+    // and the tables, JSON and chart are written. It asserts nothing about speed.
+    let json = crate::root().join("target/bench/ci-quick.json");
+    cmd(
+        cargo,
+        &[
+            "run",
+            "--quiet",
+            "--release",
+            "--package",
+            "xtask",
+            "--",
+            "bench",
+            "--quick",
+            "--json",
+            &json.display().to_string(),
+        ],
+        &[],
+    )?;
     eprintln!("xtask ci: all checks passed");
     Ok(())
 }
