@@ -43,6 +43,12 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => quick = true,
+            "--servers" => {
+                let list = args
+                    .next()
+                    .ok_or("--servers needs a comma-separated list")?;
+                crate::bench_http::only_servers(list);
+            }
             "--no-core" => core = false,
             "--only" => {
                 only = Some(
@@ -99,7 +105,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     };
     let http = runtime.block_on(async {
         let mut out = Vec::new();
-        for &kind in http_kinds {
+        for &kind in http_kinds.iter().filter(|k| crate::bench_http::selected(k)) {
             let load = crate::bench_http::Load::fan_out(clients, rate, seconds);
             out.push(crate::bench_http::measure(kind, load).await?);
         }
@@ -111,7 +117,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     let (ws_rate, ws_seconds) = if quick { (10, 3) } else { (10, 10) };
     let ws = runtime.block_on(async {
         let mut out = Vec::new();
-        for &kind in ws_kinds {
+        for &kind in ws_kinds.iter().filter(|k| crate::bench_http::selected(k)) {
             let load = crate::bench_http::Load::fan_out(ws_clients, ws_rate, ws_seconds);
             out.push(crate::bench_http::measure(kind, load).await?);
         }

@@ -35,6 +35,20 @@ pub(crate) const KINDS: [&str; 9] = [
 /// The WebSocket servers measured (at their own, larger N).
 pub(crate) const WS_KINDS: [&str; 3] = ["push-ws", "nchan-ws", "tungstenite"];
 
+static SERVERS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// Restricts every part of the bench to these servers (`--servers push-sse,nchan-sse`).
+pub(crate) fn only_servers(list: &str) {
+    let _ = SERVERS.set(list.split(',').map(|s| s.trim().to_owned()).collect());
+}
+
+/// Whether `kind` is measured in this run.
+pub(crate) fn selected(kind: &str) -> bool {
+    SERVERS
+        .get()
+        .is_none_or(|list| list.iter().any(|k| k == kind))
+}
+
 /// How often a poller polls while events are published.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// How long pollers poll back to back, after the publishing, to measure `304`s per second.

@@ -95,7 +95,10 @@ pub(crate) const IDLE_KINDS: [&str; 11] = [
 /// N idle connections per server: memory per connection = (RSS with N − RSS with 0) / N.
 pub(crate) async fn idle(clients: usize) -> Result<Vec<Measured>, String> {
     let mut out = Vec::new();
-    for kind in IDLE_KINDS {
+    for kind in IDLE_KINDS
+        .into_iter()
+        .filter(|k| crate::bench_http::selected(k))
+    {
         let load = Load {
             clients,
             topics: 1,
@@ -145,7 +148,10 @@ pub(crate) fn idle_markdown(rows: &[Measured]) -> String {
 pub(crate) async fn saturation(sizes: &[usize], seconds: u64) -> Result<Vec<Measured>, String> {
     let mut out = Vec::new();
     for &n in sizes {
-        for kind in SATURATION_KINDS {
+        for kind in SATURATION_KINDS
+            .into_iter()
+            .filter(|k| crate::bench_http::selected(k))
+        {
             let load = Load {
                 clients: n,
                 topics: 1,
@@ -165,7 +171,10 @@ pub(crate) async fn many_topics(
     seconds: u64,
 ) -> Result<Vec<Measured>, String> {
     let mut out = Vec::new();
-    for kind in MANY_TOPICS_KINDS {
+    for kind in MANY_TOPICS_KINDS
+        .into_iter()
+        .filter(|k| crate::bench_http::selected(k))
+    {
         let load = Load {
             clients,
             topics: clients,
