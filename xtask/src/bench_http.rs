@@ -560,6 +560,14 @@ async fn stopped(phase: &mut Phase) {
     let _ = phase.wait_for(|p| *p >= STOP).await;
 }
 
+/// Connects with Nagle off; returns when the socket was opened, for the connect time.
+async fn connect(addr: std::net::SocketAddr) -> Option<(Instant, TcpStream)> {
+    let opened = Instant::now();
+    let stream = TcpStream::connect(addr).await.ok()?;
+    let _ = stream.set_nodelay(true);
+    Some((opened, stream))
+}
+
 /// Everything a client task needs.
 struct Client {
     addr: std::net::SocketAddr,
@@ -579,9 +587,7 @@ async fn stream_client(c: Client, headers: &'static str) -> Option<Seen> {
         mut phase,
         mut seen,
     } = c;
-    let opened = Instant::now();
-    let stream = TcpStream::connect(addr).await.ok()?;
-    let _ = stream.set_nodelay(true);
+    let (opened, stream) = connect(addr).await?;
     let mut stream = BufReader::new(stream);
     let req = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n{headers}\r\n");
     stream.get_mut().write_all(req.as_bytes()).await.ok()?;
@@ -675,9 +681,7 @@ async fn longpoll_client(c: Client, nchan: bool) -> Option<Seen> {
         mut phase,
         mut seen,
     } = c;
-    let opened = Instant::now();
-    let stream = TcpStream::connect(addr).await.ok()?;
-    let _ = stream.set_nodelay(true);
+    let (opened, stream) = connect(addr).await?;
     let mut stream = BufReader::new(stream);
     let mut since = String::new();
     let mut first = true;
@@ -731,9 +735,7 @@ async fn poll_client(c: Client) -> Option<Seen> {
         mut phase,
         mut seen,
     } = c;
-    let opened = Instant::now();
-    let stream = TcpStream::connect(addr).await.ok()?;
-    let _ = stream.set_nodelay(true);
+    let (opened, stream) = connect(addr).await?;
     let mut stream = BufReader::new(stream);
     let mut since = String::new();
     let mut etag = String::new();
@@ -785,9 +787,7 @@ async fn ws_client(c: Client) -> Option<Seen> {
         mut phase,
         mut seen,
     } = c;
-    let opened = Instant::now();
-    let stream = TcpStream::connect(addr).await.ok()?;
-    let _ = stream.set_nodelay(true);
+    let (opened, stream) = connect(addr).await?;
     let config = WebSocketConfig::default().read_buffer_size(4096);
     let (mut socket, _) = tokio_tungstenite::client_async_with_config(
         format!("ws://{addr}{path}"),

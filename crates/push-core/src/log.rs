@@ -193,7 +193,7 @@ impl TopicLog {
     }
 
     pub(crate) fn publish(&self, new: NewEvent) -> Result<Arc<Event>, Refused<NewEvent>> {
-        let mut state = self.lock();
+        let state = self.lock();
         if state.closed {
             return Err(Refused::Closed);
         }
@@ -206,10 +206,17 @@ impl TopicLog {
             self.topic.clone(),
             new,
         ));
-        state.bytes += event.retained_size();
-        state.events.push_back(event.clone());
-        state.next_seq += 1;
         let now = event.published_instant;
+        self.push_and_wake(state, event.clone(), now);
+        Ok(event)
+    }
+
+    /// Appends the event that takes the next sequence, applies retention, releases the lock
+    /// and wakes the subscribers that wait.
+    fn push_and_wake(&self, mut state: MutexGuard<'_, State>, event: Arc<Event>, now: Instant) {
+        state.bytes += event.retained_size();
+        state.events.push_back(event);
+        state.next_seq += 1;
         state.last_active = now;
         state.trim(now, &self.config);
         let wakers = state.take_waiters();
@@ -217,7 +224,6 @@ impl TopicLog {
         for waker in wakers {
             waker.wake();
         }
-        Ok(event)
     }
 
     pub(crate) fn subscribe(
@@ -313,17 +319,7 @@ impl TopicLog {
                 state.next_seq += 1;
             }
         }
-        state.bytes += event.retained_size();
-        state.events.push_back(event);
-        state.next_seq += 1;
-        let now = Instant::now();
-        state.last_active = now;
-        state.trim(now, &self.config);
-        let wakers = state.take_waiters();
-        drop(state);
-        for waker in wakers {
-            waker.wake();
-        }
+        self.push_and_wake(state, event, Instant::now());
         if skipped > 0 {
             Appended::AfterGap { missed: skipped }
         } else {

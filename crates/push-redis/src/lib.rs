@@ -291,6 +291,17 @@ struct Local {
     complete: bool,
 }
 
+impl Local {
+    /// An empty replica at `head`, the stream's newest entry (sequence 0: an empty stream, so
+    /// nothing older to fetch).
+    fn at(topic: &Topic, head: Cursor, config: HubConfig) -> Self {
+        Self {
+            log: ReplicaLog::new(topic.clone(), head.epoch(), head.seq(), config),
+            complete: head.seq() == 0,
+        }
+    }
+}
+
 impl TopicEntry {
     fn local(&self) -> MutexGuard<'_, Option<Local>> {
         self.local.lock().unwrap_or_else(PoisonError::into_inner)
@@ -473,15 +484,7 @@ impl RedisHub {
             .await?
             .ok_or_else(|| Error::Backend("redis did not create the stream".into()))?;
         self.check_open()?;
-        let local = Local {
-            log: ReplicaLog::new(
-                entry.topic.clone(),
-                head.epoch(),
-                head.seq(),
-                self.inner.config.hub,
-            ),
-            complete: head.seq() == 0,
-        };
+        let local = Local::at(&entry.topic, head, self.inner.config.hub);
         *entry.local() = Some(local.clone());
         self.inner.health.readers.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(read_loop(
@@ -554,15 +557,7 @@ impl RedisHub {
                 return current.clone();
             }
         }
-        let local = Local {
-            log: ReplicaLog::new(
-                entry.topic.clone(),
-                head.epoch(),
-                head.seq(),
-                self.inner.config.hub,
-            ),
-            complete: head.seq() == 0,
-        };
+        let local = Local::at(&entry.topic, head, self.inner.config.hub);
         old.log.close();
         *slot = Some(local.clone());
         local
@@ -874,17 +869,9 @@ fn apply(inner: &Inner, entry: &TopicEntry, reply: Value, last: &mut Cursor) -> 
             if item.cursor.epoch() > epoch {
                 // The stream was replaced: subscriptions of the old epoch end (their clients
                 // come back with an old cursor and are told of the reset).
-                let fresh = ReplicaLog::new(
-                    entry.topic.clone(),
-                    item.cursor.epoch(),
-                    item.cursor.seq() - 1,
-                    inner.config.hub,
-                );
+                let before = Cursor::new(item.cursor.epoch(), item.cursor.seq() - 1);
                 local.log.close();
-                *local = Local {
-                    log: fresh,
-                    complete: item.cursor.seq() == 1,
-                };
+                *local = Local::at(&entry.topic, before, inner.config.hub);
             } else if item.cursor.epoch() < epoch {
                 continue;
             }
