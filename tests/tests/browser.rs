@@ -274,7 +274,7 @@ async fn fetch_long_polls_and_interval_polls_receive_the_sequence_without_loss()
         if let Some(name) = path.strip_prefix("/longpoll/") {
             let topic = Topic::new(name).unwrap();
             return Ok(Box::pin(async move {
-                longpoll.respond(&topic, &req).await.map(boxed)
+                longpoll.respond(&topic, req).await.map(boxed)
             }));
         }
         if let Some(name) = path.strip_prefix("/poll/") {

@@ -25,7 +25,7 @@ async fn server(lp: &LongPoll) -> TestServer {
         let lp = lp.clone();
         Box::pin(async move {
             let topic = Topic::new(req.uri().path().trim_start_matches("/longpoll/")).unwrap();
-            lp.respond(&topic, &req).await.map(boxed)
+            lp.respond(&topic, req).await.map(boxed)
         })
     })
     .await

@@ -149,7 +149,7 @@ async fn serve_push(listener: TcpListener) -> Result<(), String> {
                         ws.respond(req, &topics).map(BodyExt::boxed_unsync)
                     } else if path.starts_with("/longpoll/") {
                         longpoll
-                            .respond(&topic, &req)
+                            .respond(&topic, req)
                             .await
                             .map(BodyExt::boxed_unsync)
                     } else {

@@ -51,7 +51,7 @@
 //! });
 //! // Held until the publish above.
 //! let req = Request::get("/longpoll/news").body(()).unwrap();
-//! let res = longpoll.respond(&news, &req).await;
+//! let res = longpoll.respond(&news, req).await;
 //! assert_eq!(res.status(), 200);
 //! # }
 //! ```

@@ -44,7 +44,7 @@ async fn handle(hub: Hub, endpoint: LongPoll, req: Request<Incoming>) -> Respons
     if let Some(name) = path.strip_prefix("/longpoll/") {
         return match Topic::new(name) {
             Ok(topic) => endpoint
-                .respond(&topic, &req)
+                .respond(&topic, req)
                 .await
                 .map(BodyExt::boxed_unsync),
             Err(e) => reply(StatusCode::BAD_REQUEST, format!("{e}\n")),

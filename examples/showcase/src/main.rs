@@ -209,7 +209,7 @@ where
             .map(BodyExt::boxed_unsync),
         "longpoll" => state
             .longpoll
-            .respond(&topic, &req)
+            .respond(&topic, req)
             .await
             .map(BodyExt::boxed_unsync),
         "sse" => state
