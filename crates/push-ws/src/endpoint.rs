@@ -32,7 +32,7 @@ pub enum SlowClient {
 ///
 /// | setting | default | why |
 /// |---|---|---|
-/// | [`read_buffer`](Self::read_buffer) | 4 KiB | tungstenite's 128 KiB default is resident for every idle connection |
+/// | [`read_buffer`](Self::read_buffer) | 2 KiB | tungstenite's 128 KiB default is resident for every idle connection; clients send small control messages |
 /// | [`write_buffer`](Self::write_buffer) | 0 (write each message at once) | events are flushed as they come |
 /// | [`max_write_buffer`](Self::max_write_buffer) | 256 KiB | the bound on what waits for a slow client |
 /// | [`max_message`](Self::max_message) / [`max_frame`](Self::max_frame) | 64 KiB / 64 KiB | a client's message over it is closed with 1009 |
@@ -82,7 +82,7 @@ pub struct WsConfig {
 impl Default for WsConfig {
     fn default() -> Self {
         Self {
-            read_buffer: 4 * 1024,
+            read_buffer: 2 * 1024,
             write_buffer: 0,
             max_write_buffer: 256 * 1024,
             max_message: 64 * 1024,

@@ -66,12 +66,14 @@
 //!
 //! # Cost per idle connection
 //!
-//! The defaults are chosen for many mostly idle clients: a 4 KiB read buffer (tungstenite's
-//! default, 128 KiB, stays allocated for the life of every connection), no write buffering, and
-//! a 256 KiB bound on what may queue for one client. Measured with `cargo xtask bench` on a
-//! 2-core VM, 10,000 idle connections in one server process: **8.1 KiB per idle connection**
-//! (hyper's upgraded connection, the socket, the task and a 4 KiB read buffer), against
-//! 134.8 KiB for a tokio-tungstenite server with its default configuration in the same run.
+//! The defaults are chosen for many mostly idle clients: a 2 KiB read buffer (tungstenite's
+//! default, 128 KiB, stays allocated for the life of every connection; a client sends small
+//! control messages, and a larger one is simply read in several chunks), no write buffering,
+//! and a 256 KiB bound on what may queue for one client. Measured with `cargo xtask bench` on a
+//! 2-core VM, 5,000 idle connections in one server process: **6.8 KiB per idle connection**
+//! (hyper's upgraded connection, the socket, the task and the read buffer), against 10.3 KiB
+//! for Nchan's WebSocket and 134.9 KiB for a tokio-tungstenite server with its default
+//! configuration. With a 4 KiB read buffer it was 9.0 KiB.
 //! A connection that receives events also holds, while a write is in flight, at most
 //! [`WsConfig::max_write_buffer`].
 //!
