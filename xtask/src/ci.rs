@@ -8,6 +8,8 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     if let Some(arg) = args.first() {
         return Err(format!("ci takes no arguments, got {arg:?}"));
     }
+    // The system packages first: without them half the tests would fail naming packages.
+    crate::setup::main(&[])?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let cargo = cargo.as_str();
     cmd(cargo, &["fmt", "--all", "--check"], &[])?;

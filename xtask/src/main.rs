@@ -9,6 +9,7 @@ mod bench_peers;
 mod bench_redis;
 mod ci;
 mod compare;
+mod setup;
 #[cfg(test)]
 mod tidy;
 
@@ -19,6 +20,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::main(&args[1..]),
+        Some("setup") => setup::main(&args[1..]),
         Some("bench") => bench::main(&args[1..]),
         Some("autobahn") => autobahn::main(&args[1..]),
         Some("compare") => compare::main(&args[1..]),
@@ -43,7 +45,11 @@ const HELP: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  ci             fmt check, clippy -D warnings, every test (nextest when installed), doc tests,
+  setup [--check]
+                 installs the Debian packages the tests and the bench need (as root, with
+                 apt-get), or with --check (or without root) lists what is missing and the one
+                 apt-get line that installs it
+  ci             setup, then fmt check, clippy -D warnings, every test (nextest when installed), doc tests,
                  docs with broken intra-doc links denied, the tidy checks, and autobahn
   compare [--clients N] [--rate R] [--seconds S]
                  the showcase binary under one workload per technique: requests, bytes, latency

@@ -76,6 +76,7 @@ pub enum ResetPolicy {
 /// |---|---|
 /// | [`retention`](Self::retention) | see [`Retention`] |
 /// | [`max_topics`](Self::max_topics) | 10,000 |
+/// | [`max_bytes`](Self::max_bytes) | 256 MiB over all topics |
 /// | [`max_event_bytes`](Self::max_event_bytes) | 1 MiB |
 /// | [`idle_timeout`](Self::idle_timeout) | 60 s |
 /// | [`reset_policy`](Self::reset_policy) | [`ResetPolicy::Oldest`] |
@@ -84,10 +85,19 @@ pub enum ResetPolicy {
 pub struct HubConfig {
     /// Retention applied to every topic.
     pub retention: Retention,
-    /// The most topics that may exist at once. Creating one more, when no idle topic can be
-    /// reclaimed, fails with [`Error::TooManyTopics`](crate::Error::TooManyTopics): a client
-    /// cannot exhaust memory by inventing topic names.
+    /// The most topics that may exist at once. At the cap, creating one more first reclaims
+    /// idle topics, then topics without subscribers, least recently used first (their
+    /// retained events go, and a later reader's cursor gets [`Outcome::Reset`](crate::Outcome::Reset)),
+    /// so a flood of invented names cannot lock new topics out. Only when every topic has a
+    /// subscriber does creating one fail, with [`Error::TooManyTopics`](crate::Error::TooManyTopics).
     pub max_topics: usize,
+    /// The most bytes retained over all topics, counted as
+    /// [`Event::retained_size`](crate::Event::retained_size) (cached encodings included).
+    /// Whatever each topic's [`Retention`] allows, a publish that takes the hub over this bound
+    /// trims the oldest events across all topics (by publish time) until the hub is back under
+    /// 90 % of it; their readers get an exact [`Delivery::Gap`](crate::Delivery::Gap), as with
+    /// any retention. Publishing is never refused for it.
+    pub max_bytes: usize,
     /// The largest payload a publish may carry, else
     /// [`Error::EventTooLarge`](crate::Error::EventTooLarge).
     pub max_event_bytes: usize,
@@ -104,6 +114,7 @@ impl Default for HubConfig {
         Self {
             retention: Retention::default(),
             max_topics: 10_000,
+            max_bytes: 256 << 20,
             max_event_bytes: 1 << 20,
             idle_timeout: Duration::from_secs(60),
             reset_policy: ResetPolicy::Oldest,
@@ -123,6 +134,13 @@ impl HubConfig {
     #[must_use]
     pub fn max_topics(mut self, n: usize) -> Self {
         self.max_topics = n;
+        self
+    }
+
+    /// Sets [`max_bytes`](Self::max_bytes).
+    #[must_use]
+    pub fn max_bytes(mut self, n: usize) -> Self {
+        self.max_bytes = n;
         self
     }
 

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
@@ -27,6 +27,45 @@ pub struct Event {
     published_at: SystemTime,
     pub(crate) published_instant: Instant,
     encoded: [OnceLock<Bytes>; SLOTS],
+    /// Bytes of cached encodings, plus [`RETAINED`] while a log holds the event: one atomic, so
+    /// that an encoding cached while the log drops the event is counted exactly once or not at
+    /// all.
+    charge: AtomicUsize,
+    /// The meter of the log that holds (or held) the event.
+    meter: OnceLock<Arc<Meter>>,
+}
+
+/// Set in [`Event::charge`] while a log holds the event.
+const RETAINED: usize = 1 << (usize::BITS - 1);
+
+/// Bytes held by one topic's log, and by every log of a hub.
+#[derive(Debug, Default)]
+pub(crate) struct Meter {
+    pub(crate) topic: AtomicUsize,
+    pub(crate) hub: Arc<AtomicUsize>,
+}
+
+impl Meter {
+    pub(crate) fn new(hub: Arc<AtomicUsize>) -> Self {
+        Self {
+            topic: AtomicUsize::new(0),
+            hub,
+        }
+    }
+
+    pub(crate) fn add(&self, n: usize) {
+        self.topic.fetch_add(n, Ordering::Relaxed);
+        self.hub.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn sub(&self, n: usize) {
+        self.topic.fetch_sub(n, Ordering::Relaxed);
+        self.hub.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn topic_bytes(&self) -> usize {
+        self.topic.load(Ordering::Relaxed)
+    }
 }
 
 impl Event {
@@ -39,6 +78,8 @@ impl Event {
             published_at: SystemTime::now(),
             published_instant: Instant::now(),
             encoded: Default::default(),
+            charge: AtomicUsize::new(0),
+            meter: OnceLock::new(),
         }
     }
 
@@ -59,6 +100,8 @@ impl Event {
             published_at,
             published_instant: instant.checked_sub(age).unwrap_or(instant),
             encoded: Default::default(),
+            charge: AtomicUsize::new(0),
+            meter: OnceLock::new(),
         }
     }
 
@@ -101,11 +144,39 @@ impl Event {
             .unwrap_or(0)
     }
 
-    /// The bytes this event accounts for in its topic's retention budget: payload, type and a
-    /// fixed overhead of [`EVENT_OVERHEAD`] bytes for the event itself.
+    /// The bytes this event accounts for in its topic's retention budget and the hub's: what it
+    /// really holds — payload, type, every wire encoding cached so far (see
+    /// [`encoded`](Self::encoded); a JSON encoding of control characters is six times the
+    /// payload) — and a fixed overhead of [`EVENT_OVERHEAD`] bytes for the event itself.
     #[must_use]
     pub fn retained_size(&self) -> usize {
+        self.base_size() + (self.charge.load(Ordering::Relaxed) & !RETAINED)
+    }
+
+    fn base_size(&self) -> usize {
         EVENT_OVERHEAD + self.data.len() + self.event_type.as_ref().map_or(0, |t| t.0.len())
+    }
+
+    /// Counts the event in `meter` from now on (its log took it).
+    pub(crate) fn retain(&self, meter: &Arc<Meter>) {
+        let meter = self.meter.get_or_init(|| meter.clone());
+        let before = self.charge.fetch_or(RETAINED, Ordering::AcqRel);
+        if before & RETAINED == 0 {
+            meter.add(self.base_size() + before);
+        }
+    }
+
+    /// Stops counting the event (its log dropped it); returns the bytes released.
+    pub(crate) fn release(&self) -> usize {
+        let before = self.charge.fetch_and(!RETAINED, Ordering::AcqRel);
+        if before & RETAINED == 0 {
+            return 0;
+        }
+        let size = self.base_size() + (before & !RETAINED);
+        if let Some(meter) = self.meter.get() {
+            meter.sub(size);
+        }
+        size
     }
 
     /// The event encoded in one wire format, computed at most once per event and slot.
@@ -120,10 +191,27 @@ impl Event {
         slot: &'static EncodingSlot,
         encode: impl FnOnce(&Event) -> Bytes,
     ) -> Bytes {
-        match self.encoded.get(slot.index()) {
-            Some(cell) => cell.get_or_init(|| encode(self)).clone(),
-            None => encode(self),
+        let Some(cell) = self.encoded.get(slot.index()) else {
+            return encode(self);
+        };
+        let mut cached = 0;
+        let bytes = cell
+            .get_or_init(|| {
+                let bytes = encode(self);
+                cached = bytes.len();
+                bytes
+            })
+            .clone();
+        if cached > 0 {
+            // What the cache now holds counts against retention, if a log still holds the event.
+            let before = self.charge.fetch_add(cached, Ordering::AcqRel);
+            if before & RETAINED != 0 {
+                if let Some(meter) = self.meter.get() {
+                    meter.add(cached);
+                }
+            }
         }
+        bytes
     }
 }
 

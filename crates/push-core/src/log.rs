@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+use crate::event::Meter;
 use crate::{Cursor, Epoch, Event, HubConfig, NewEvent, ResetPolicy, Topic};
 
 /// Where a subscription starts.
@@ -103,6 +104,8 @@ pub(crate) struct TopicLog {
     pub(crate) topic: Topic,
     pub(crate) epoch: Epoch,
     config: HubConfig,
+    /// Bytes held by this log's events (and, through it, by the hub's logs).
+    meter: Arc<Meter>,
     state: Mutex<State>,
 }
 
@@ -116,7 +119,6 @@ struct State {
     first_seq: u64,
     /// The sequence number the next publish gets.
     next_seq: u64,
-    bytes: usize,
     /// Wakers of subscribers that found nothing to read; all are woken and cleared on publish.
     waiters: Slab<Waker>,
     /// Incremented whenever `waiters` is cleared, so that a subscription can tell whether the
@@ -154,12 +156,23 @@ pub(crate) enum Refused<T> {
 }
 
 impl TopicLog {
-    pub(crate) fn new(topic: Topic, epoch: Epoch, config: HubConfig) -> Self {
-        Self::starting_after(topic, epoch, 0, config)
+    pub(crate) fn new(
+        topic: Topic,
+        epoch: Epoch,
+        config: HubConfig,
+        hub_bytes: Arc<std::sync::atomic::AtomicUsize>,
+    ) -> Self {
+        Self::starting_after(topic, epoch, 0, config, hub_bytes)
     }
 
-    /// An empty log whose next event has sequence `head + 1`.
-    pub(crate) fn starting_after(topic: Topic, epoch: Epoch, head: u64, config: HubConfig) -> Self {
+    /// An empty log whose next event has sequence `head + 1`; its bytes count in `hub_bytes`.
+    pub(crate) fn starting_after(
+        topic: Topic,
+        epoch: Epoch,
+        head: u64,
+        config: HubConfig,
+        hub_bytes: Arc<std::sync::atomic::AtomicUsize>,
+    ) -> Self {
         let next = head.saturating_add(1);
         let hole = Arc::new(Event::new(
             Cursor::new(epoch, 0),
@@ -170,12 +183,12 @@ impl TopicLog {
             topic,
             epoch,
             config,
+            meter: Arc::new(Meter::new(hub_bytes)),
             state: Mutex::new(State {
                 events: VecDeque::new(),
                 hole,
                 first_seq: next,
                 next_seq: next,
-                bytes: 0,
                 waiters: Slab::new(),
                 generation: 0,
                 subscribers: 0,
@@ -214,11 +227,11 @@ impl TopicLog {
     /// Appends the event that takes the next sequence, applies retention, releases the lock
     /// and wakes the subscribers that wait.
     fn push_and_wake(&self, mut state: MutexGuard<'_, State>, event: Arc<Event>, now: Instant) {
-        state.bytes += event.retained_size();
+        event.retain(&self.meter);
         state.events.push_back(event);
         state.next_seq += 1;
         state.last_active = now;
-        state.trim(now, &self.config);
+        state.trim(now, &self.config, &self.meter);
         let wakers = state.take_waiters();
         drop(state);
         for waker in wakers {
@@ -248,7 +261,7 @@ impl TopicLog {
         if state.retired {
             return Err(Refused::Retired(()));
         }
-        state.trim(Instant::now(), &self.config);
+        state.trim(Instant::now(), &self.config, &self.meter);
         let reset_start = match self.config.reset_policy {
             ResetPolicy::Oldest => state.first_seq,
             ResetPolicy::Newest => state.next_seq,
@@ -307,14 +320,13 @@ impl TopicLog {
         let skipped = seq - state.next_seq;
         let max_events = u64::try_from(self.config.retention.max_events.max(1)).unwrap_or(u64::MAX);
         if skipped >= max_events {
-            state.events.clear();
-            state.bytes = 0;
+            state.release_all(&self.meter);
             state.first_seq = seq;
             state.next_seq = seq;
         } else {
             for _ in 0..skipped {
                 let hole = state.hole.clone();
-                state.bytes += hole.retained_size();
+                self.meter.add(hole.retained_size());
                 state.events.push_back(hole);
                 state.next_seq += 1;
             }
@@ -347,7 +359,7 @@ impl TopicLog {
             if room == 0 || seq + 1 != state.first_seq {
                 break;
             }
-            state.bytes += event.retained_size();
+            event.retain(&self.meter);
             state.events.push_front(event.clone());
             state.first_seq = seq;
             room -= 1;
@@ -389,11 +401,36 @@ impl TopicLog {
         }
     }
 
+    /// Marks the log retired if nobody reads it, releasing its events (a later reader's cursor
+    /// then belongs to another epoch: a reset). Returns whether it did.
+    pub(crate) fn retire_if_unsubscribed(&self) -> bool {
+        let mut state = self.lock();
+        if state.subscribers > 0 || state.closed {
+            return false;
+        }
+        state.retired = true;
+        state.release_all(&self.meter);
+        true
+    }
+
+    /// Drops the oldest retained event, even the newest one, for the hub's byte budget. Returns
+    /// the publish time of the event that is oldest afterwards, if any.
+    pub(crate) fn evict_front(&self) -> Option<Instant> {
+        let mut state = self.lock();
+        state.pop_front(&self.meter);
+        state.front_instant()
+    }
+
+    /// When the oldest retained event was published.
+    pub(crate) fn front_instant(&self) -> Option<Instant> {
+        self.lock().front_instant()
+    }
+
     /// Marks the log retired if it is idle: no subscriber, nothing retained, and no activity for
     /// `idle_timeout`. Returns whether it did.
     pub(crate) fn retire_if_idle(&self, now: Instant, idle_timeout: Duration) -> bool {
         let mut state = self.lock();
-        state.trim(now, &self.config);
+        state.trim(now, &self.config, &self.meter);
         let idle = state.subscribers == 0
             && state.events.is_empty()
             && now.saturating_duration_since(state.last_active) >= idle_timeout;
@@ -409,8 +446,16 @@ impl TopicLog {
             subscribers: state.subscribers,
             waiting: state.waiters.len(),
             events: state.events.len(),
-            bytes: state.bytes,
+            bytes: self.meter.topic_bytes(),
         }
+    }
+}
+
+impl Drop for TopicLog {
+    fn drop(&mut self) {
+        // Events still referenced elsewhere (a reader holding one) no longer count as retained.
+        let meter = self.meter.clone();
+        self.lock().release_all(&meter);
     }
 }
 
@@ -422,25 +467,42 @@ pub(crate) struct LogStats {
 }
 
 impl State {
-    fn pop_front(&mut self) {
+    fn pop_front(&mut self, meter: &Meter) {
         if let Some(event) = self.events.pop_front() {
-            self.bytes -= event.retained_size();
+            if Arc::ptr_eq(&event, &self.hole) {
+                meter.sub(event.retained_size());
+            } else {
+                event.release();
+            }
             self.first_seq += 1;
         }
     }
 
-    fn trim(&mut self, now: Instant, config: &HubConfig) {
+    fn release_all(&mut self, meter: &Meter) {
+        while !self.events.is_empty() {
+            self.pop_front(meter);
+        }
+    }
+
+    fn front_instant(&self) -> Option<Instant> {
+        self.events
+            .iter()
+            .find(|e| !Arc::ptr_eq(e, &self.hole))
+            .map(|e| e.published_instant)
+    }
+
+    fn trim(&mut self, now: Instant, config: &HubConfig, meter: &Meter) {
         let retention = &config.retention;
         while self.events.len() > retention.max_events.max(1) {
-            self.pop_front();
+            self.pop_front(meter);
         }
-        while self.bytes > retention.max_bytes && self.events.len() > 1 {
-            self.pop_front();
+        while meter.topic_bytes() > retention.max_bytes && self.events.len() > 1 {
+            self.pop_front(meter);
         }
         while self.events.front().is_some_and(|e| {
             now.saturating_duration_since(e.published_instant) >= retention.max_age
         }) {
-            self.pop_front();
+            self.pop_front(meter);
         }
     }
 
@@ -549,7 +611,7 @@ impl Subscription {
     }
 
     fn read_batch(&mut self, state: &mut State, limit: usize) -> Option<Batch> {
-        state.trim(Instant::now(), &self.log.config);
+        state.trim(Instant::now(), &self.log.config, &self.log.meter);
         let mut missed = 0;
         let mut events = Vec::new();
         while events.len() < limit {

@@ -1,7 +1,9 @@
 //! The in-memory hub: the default backend.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -20,6 +22,8 @@ use crate::{
 /// Each topic is created on first use with a fresh [`Epoch`], and reclaimed when idle (see
 /// [`HubConfig::idle_timeout`]); reclaiming happens during topic creation, at most once per
 /// `idle_timeout`, or when the topic limit is reached, so no background task is needed.
+/// Memory is bounded twice: per topic by [`Retention`](crate::Retention), and over all topics by
+/// [`HubConfig::max_bytes`], checked at every publish and subscribe.
 #[derive(Clone, Debug)]
 pub struct MemoryHub {
     inner: Arc<Inner>,
@@ -31,6 +35,10 @@ struct Inner {
     topics: Mutex<Topics>,
     closed: AtomicBool,
     published: AtomicU64,
+    /// Bytes retained over all topics (see [`HubConfig::max_bytes`]).
+    bytes: Arc<AtomicUsize>,
+    /// Held while one publisher trims for the byte budget; others do not wait for it.
+    evicting: Mutex<()>,
 }
 
 struct Topics {
@@ -65,6 +73,8 @@ impl MemoryHub {
                 }),
                 closed: AtomicBool::new(false),
                 published: AtomicU64::new(0),
+                bytes: Arc::default(),
+                evicting: Mutex::new(()),
             }),
         }
     }
@@ -99,11 +109,19 @@ impl MemoryHub {
             Self::sweep_locked(&mut topics, now, config.idle_timeout);
         }
         if topics.map.len() >= config.max_topics {
+            Self::reclaim_unsubscribed(&mut topics, config.max_topics);
+        }
+        if topics.map.len() >= config.max_topics {
             return Err(Error::TooManyTopics {
                 limit: config.max_topics,
             });
         }
-        let log = Arc::new(TopicLog::new(topic.clone(), Epoch::random(), *config));
+        let log = Arc::new(TopicLog::new(
+            topic.clone(),
+            Epoch::random(),
+            *config,
+            self.inner.bytes.clone(),
+        ));
         topics.map.insert(topic.clone(), log.clone());
         Ok(log)
     }
@@ -113,6 +131,67 @@ impl MemoryHub {
             .map
             .retain(|_, log| !log.retire_if_idle(now, idle_timeout));
         topics.last_sweep = now;
+    }
+
+    /// At the topic cap: reclaims topics nobody subscribes to, least recently used first, a
+    /// sixty-fourth of the cap at a time so that a flood of new names pays for the scan once
+    /// per many topics.
+    fn reclaim_unsubscribed(topics: &mut Topics, cap: usize) {
+        let mut idle: Vec<(Instant, Topic)> = topics
+            .map
+            .iter()
+            .filter_map(|(name, log)| log.idle_since().map(|t| (t, name.clone())))
+            .collect();
+        let batch = (cap / 64).max(1).min(idle.len());
+        if batch == 0 {
+            return;
+        }
+        if batch < idle.len() {
+            idle.select_nth_unstable_by_key(batch - 1, |(t, _)| *t);
+        }
+        for (_, name) in idle.into_iter().take(batch) {
+            let unsubscribed = topics
+                .map
+                .get(&name)
+                .is_some_and(|log| log.retire_if_unsubscribed());
+            if unsubscribed {
+                topics.map.remove(&name);
+            }
+        }
+    }
+
+    /// Trims the oldest events across topics until the hub holds at most 90 % of
+    /// [`HubConfig::max_bytes`].
+    fn enforce_budget(&self) {
+        let limit = self.inner.config.max_bytes;
+        if self.inner.bytes.load(Ordering::Relaxed) <= limit {
+            return;
+        }
+        // One trimmer at a time; a publisher that finds one at work goes on.
+        let Ok(_trimming) = self.inner.evicting.try_lock() else {
+            return;
+        };
+        let target = limit / 10 * 9;
+        let logs: Vec<Arc<TopicLog>> = self.topics().map.values().cloned().collect();
+        let mut oldest: BinaryHeap<Reverse<(Instant, usize)>> = logs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, log)| log.front_instant().map(|t| Reverse((t, i))))
+            .collect();
+        while self.inner.bytes.load(Ordering::Relaxed) > target {
+            let Some(Reverse((_, i))) = oldest.pop() else {
+                break;
+            };
+            if let Some(next) = logs[i].evict_front() {
+                oldest.push(Reverse((next, i)));
+            }
+        }
+    }
+
+    /// Bytes retained over all topics now (see [`HubConfig::max_bytes`]).
+    #[must_use]
+    pub fn retained_bytes(&self) -> usize {
+        self.inner.bytes.load(Ordering::Relaxed)
     }
 
     /// Reclaims every idle topic now (see [`HubConfig::idle_timeout`]) and returns how many
@@ -141,6 +220,7 @@ impl MemoryHub {
             match self.log(topic)?.publish(event) {
                 Ok(published) => {
                     self.inner.published.fetch_add(1, Ordering::Relaxed);
+                    self.enforce_budget();
                     return Ok(published);
                 }
                 Err(Refused::Closed) => return Err(Error::Closed),
@@ -157,7 +237,11 @@ impl MemoryHub {
     pub fn subscribe_now(&self, topic: &Topic, from: StartFrom) -> Result<Subscription, Error> {
         loop {
             match self.log(topic)?.subscribe(from) {
-                Ok(sub) => return Ok(sub),
+                Ok(sub) => {
+                    // Encodings cached since the last publish count too.
+                    self.enforce_budget();
+                    return Ok(sub);
+                }
                 Err(Refused::Closed) => return Err(Error::Closed),
                 Err(Refused::Retired(())) => {}
             }

@@ -73,7 +73,13 @@ impl ReplicaLog {
     #[must_use]
     pub fn new(topic: Topic, epoch: Epoch, head: u64, config: HubConfig) -> Self {
         Self {
-            log: Arc::new(TopicLog::starting_after(topic, epoch, head, config)),
+            log: Arc::new(TopicLog::starting_after(
+                topic,
+                epoch,
+                head,
+                config,
+                Arc::default(),
+            )),
         }
     }
 

@@ -94,26 +94,109 @@ fn oversized_events_are_rejected() {
 }
 
 #[test]
-fn topic_count_is_capped_and_idle_topics_are_reclaimed() {
-    let hub = MemoryHub::new(
-        HubConfig::default()
-            .max_topics(3)
-            .idle_timeout(Duration::ZERO)
-            .retention(Retention::default().max_age(Duration::from_millis(20))),
-    );
-    // Topics holding a subscriber or retained events are never reclaimed.
-    let _held = hub.subscribe_now(&topic("a"), StartFrom::Newest).unwrap();
-    hub.publish_now(&topic("b"), NewEvent::new("x")).unwrap();
+fn at_the_topic_cap_unsubscribed_topics_are_reclaimed_least_recently_used_first() {
+    let hub = MemoryHub::new(HubConfig::default().max_topics(3));
+    let _a = hub.subscribe_now(&topic("a"), StartFrom::Newest).unwrap();
+    let old_b = hub.publish_now(&topic("b"), NewEvent::new("x")).unwrap();
     let _c = hub.subscribe_now(&topic("c"), StartFrom::Newest).unwrap();
+    // b has no subscriber: it makes room for d, although it still retains an event.
+    let _d = hub.subscribe_now(&topic("d"), StartFrom::Newest).unwrap();
+    // A later reader of b is told its cursor belongs to another history.
     let err = hub
-        .subscribe_now(&topic("d"), StartFrom::Newest)
+        .subscribe_now(&topic("b"), StartFrom::After(old_b.id()))
         .unwrap_err();
-    assert!(matches!(err, Error::TooManyTopics { limit: 3 }), "{err}");
-    // Once c's subscriber leaves and b's event expires, both can be reclaimed for new names.
+    assert!(
+        matches!(err, Error::TooManyTopics { limit: 3 }),
+        "every topic has a subscriber now: {err}"
+    );
     drop(_c);
-    std::thread::sleep(Duration::from_millis(30));
-    hub.subscribe_now(&topic("d"), StartFrom::Newest).unwrap();
-    assert_eq!(hub.sweep(), 1, "only the held topic remains");
+    let b = hub
+        .subscribe_now(&topic("b"), StartFrom::After(old_b.id()))
+        .unwrap();
+    assert_eq!(b.outcome(), Outcome::Reset);
+    assert_eq!(hub.stats().topics, 3);
+}
+
+#[test]
+fn a_flood_of_topic_names_never_locks_new_topics_out() {
+    let hub = MemoryHub::new(HubConfig::default().max_topics(1_000));
+    for i in 0..10_000 {
+        hub.publish_now(&topic(&format!("flood-{i}")), NewEvent::new("x"))
+            .unwrap();
+    }
+    assert!(hub.stats().topics <= 1_000);
+    let mut sub = hub.subscribe_now(&topic("legit"), StartFrom::Newest).unwrap();
+    let sent = hub.publish_now(&topic("legit"), NewEvent::new("hello")).unwrap();
+    // The subscribed topic survives the flood that follows.
+    for i in 0..5_000 {
+        hub.publish_now(&topic(&format!("more-{i}")), NewEvent::new("x"))
+            .unwrap();
+    }
+    match sub.try_batch(10).unwrap().events.as_slice() {
+        [e] => assert_eq!(e.id(), sent.id()),
+        other => panic!("expected the one event, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_hub_byte_budget_holds_under_a_flood_with_exact_gaps() {
+    let budget = 4 << 20;
+    let hub = MemoryHub::new(HubConfig::default().max_bytes(budget));
+    let payload = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
+    let first = hub
+        .publish_now(&topic("t0"), NewEvent::new(payload.clone()))
+        .unwrap();
+    let mut reader = hub
+        .subscribe_now(&topic("t0"), StartFrom::After(first.id()))
+        .unwrap();
+    for round in 0..20 {
+        for t in 0..50 {
+            hub.publish_now(&topic(&format!("t{t}")), NewEvent::new(payload.clone()))
+                .unwrap();
+            assert!(
+                hub.retained_bytes() <= budget + 64 * 1024 + 1024,
+                "round {round}: {} bytes retained",
+                hub.retained_bytes()
+            );
+        }
+    }
+    assert_eq!(hub.stats().retained_bytes, hub.retained_bytes());
+    // t0's reader was behind: it learns exactly how many events it lost.
+    let mut seen = 0u64;
+    let mut missed = 0u64;
+    while let Some(batch) = reader.try_batch(1_000) {
+        if let Outcome::Gap { missed: m } = batch.outcome {
+            missed += m;
+        }
+        if batch.events.is_empty() {
+            break;
+        }
+        seen += batch.events.len() as u64;
+    }
+    assert!(missed > 0, "the budget trimmed t0");
+    assert_eq!(seen + missed, 20, "every event of t0 after the cursor is seen or counted");
+}
+
+#[test]
+fn cached_encodings_count_as_retained() {
+    static SLOT: push_core::EncodingSlot = push_core::EncodingSlot::new();
+    let hub = MemoryHub::new(
+        HubConfig::default().retention(Retention::default().max_events(1)),
+    );
+    let event = hub
+        .publish_now(&topic("t"), NewEvent::new(vec![1u8; 1_000]))
+        .unwrap();
+    assert_eq!(hub.retained_bytes(), EVENT_OVERHEAD + 1_000);
+    event.encoded(&SLOT, |e| bytes::Bytes::from(vec![0u8; e.data().len() * 6]));
+    assert_eq!(hub.retained_bytes(), EVENT_OVERHEAD + 7_000);
+    assert_eq!(event.retained_size(), EVENT_OVERHEAD + 7_000);
+    // Once retention drops the event, none of it counts, even if a reader still holds it.
+    hub.publish_now(&topic("t"), NewEvent::new("x")).unwrap();
+    assert_eq!(hub.retained_bytes(), EVENT_OVERHEAD + 1);
+    // An encoding cached after the event left the log is not counted either.
+    static LATE: push_core::EncodingSlot = push_core::EncodingSlot::new();
+    event.encoded(&LATE, |_| bytes::Bytes::from_static(b"late"));
+    assert_eq!(hub.retained_bytes(), EVENT_OVERHEAD + 1);
 }
 
 #[test]

@@ -102,7 +102,9 @@ pub(crate) async fn send_data(
     Ok(())
 }
 
-/// Streams a response body onto `stream`, ending it.
+/// Streams a response body onto `stream`, ending it. While the body has nothing to send, the
+/// stream is watched: a reset by the client (or the connection's end) stops at once, so a body
+/// that waits for events (SSE, a stream) is dropped with everything it holds.
 pub(crate) async fn send_body<B>(stream: &mut SendStream<Bytes>, body: B) -> Result<(), h2::Error>
 where
     B: Body<Data = Bytes>,
@@ -110,9 +112,16 @@ where
     let mut body = std::pin::pin!(body);
     loop {
         // The handler's error type is dropped here, so it need not be `Send`.
-        let next = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx))
-            .await
-            .map(|r| r.map_err(|_| ()));
+        let next = std::future::poll_fn(|cx| match body.as_mut().poll_frame(cx) {
+            Poll::Ready(frame) => Poll::Ready(Ok(frame)),
+            Poll::Pending => match stream.poll_reset(cx) {
+                Poll::Ready(Ok(reason)) => Poll::Ready(Err(h2::Error::from(reason))),
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            },
+        })
+        .await?
+        .map(|r| r.map_err(|_| ()));
         match next {
             None => return stream.send_data(Bytes::new(), true),
             Some(Err(_)) => {

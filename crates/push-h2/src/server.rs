@@ -30,6 +30,8 @@ use crate::body::{send_body, send_data, H2Body};
 /// | [`max_pushes_in_flight`](Self::max_pushes_in_flight) | 32 promised streams not yet finished, per connection |
 /// | [`max_pushed_bytes`](Self::max_pushed_bytes) | 256 MiB pushed per connection, then pushing stops (`Link` fallback) |
 /// | [`keep_alive`](Self::keep_alive) | a PING every 30 s; no answer within 20 s closes |
+/// | [`handshake_timeout`](Self::handshake_timeout) | 10 s for the client's preface |
+/// | [`drain_timeout`](Self::drain_timeout) | 5 s after GOAWAY, then the connection is cut |
 /// | [`early_hints`](Self::early_hints) | on |
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -50,6 +52,12 @@ pub struct H2Config {
     pub max_pushed_bytes: u64,
     /// PING period and answer timeout; `None` sends none.
     pub keep_alive: Option<(Duration, Duration)>,
+    /// The longest wait for the client's connection preface; a client that sends nothing is
+    /// closed after it.
+    pub handshake_timeout: Duration,
+    /// After the shutdown signal (GOAWAY), the longest the streams in progress may take to
+    /// finish before the connection is cut.
+    pub drain_timeout: Duration,
     /// Whether the push policy also sends `103 Early Hints` with its `Link` headers.
     pub early_hints: bool,
 }
@@ -65,6 +73,8 @@ impl Default for H2Config {
             max_pushes_in_flight: 32,
             max_pushed_bytes: 256 * 1024 * 1024,
             keep_alive: Some((Duration::from_secs(30), Duration::from_secs(20))),
+            handshake_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(5),
             early_hints: true,
         }
     }
@@ -140,7 +150,12 @@ pub struct H2Stats {
 
 /// Serves one HTTP/2 connection (h2c with prior knowledge, or TLS after ALPN `h2`) with
 /// `service`, until the client goes away or `shutdown` turns true (then GOAWAY, and the
-/// streams in progress finish).
+/// streams in progress finish within [`H2Config::drain_timeout`]).
+///
+/// Every stream's handler and body watch the stream: when the client resets it (RST_STREAM)
+/// or the connection ends, they are dropped at once, and with them the subscriptions and
+/// permits they held. `stats` may be shared by many connections (it only counts); the push
+/// budget ([`H2Config::max_pushed_bytes`]) is counted per connection.
 ///
 /// # Errors
 ///
@@ -166,13 +181,25 @@ where
         .initial_connection_window_size(config.initial_connection_window_size)
         .max_header_list_size(config.max_header_list_size)
         .max_send_buffer_size(config.max_send_buffer_size);
-    let mut conn = builder.handshake::<_, Bytes>(io).await?;
+    let Ok(handshake) = tokio::time::timeout(
+        config.handshake_timeout,
+        builder.handshake::<_, Bytes>(io),
+    )
+    .await
+    else {
+        return Ok(());
+    };
+    let mut conn = handshake?;
     let shared = Arc::new(Shared {
         policy,
         config: config.clone(),
         pushes: Arc::new(Semaphore::new(config.max_pushes_in_flight)),
+        pushed_bytes: AtomicU64::new(0),
         stats,
     });
+    // Armed when the shutdown signal arrives.
+    let drain = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(drain);
     let mut ping = conn.ping_pong();
     let period = config
         .keep_alive
@@ -193,8 +220,10 @@ where
                 if *shutdown.borrow() {
                     closing = true;
                     conn.graceful_shutdown();
+                    drain.as_mut().reset(tokio::time::Instant::now() + config.drain_timeout);
                 }
             }
+            () = &mut drain, if closing => return Ok(()),
             _ = tick.tick(), if config.keep_alive.is_some() && ping.is_some() => {
                 if let (Some(pinger), Some((_, timeout))) = (ping.as_mut(), config.keep_alive) {
                     // Keep the connection polled while the ping is out: run both.
@@ -231,12 +260,19 @@ struct Shared {
     policy: PushPolicy,
     config: H2Config,
     pushes: Arc<Semaphore>,
+    /// Body bytes pushed on this connection: the push budget.
+    pushed_bytes: AtomicU64,
     stats: Arc<H2Stats>,
 }
 
 impl Shared {
     fn may_push(&self) -> bool {
-        self.stats.pushed_bytes.load(Ordering::Relaxed) < self.config.max_pushed_bytes
+        self.pushed_bytes.load(Ordering::Relaxed) < self.config.max_pushed_bytes
+    }
+
+    fn pushed(&self, n: u64) {
+        self.pushed_bytes.fetch_add(n, Ordering::Relaxed);
+        self.stats.pushed_bytes.fetch_add(n, Ordering::Relaxed);
     }
 }
 
@@ -287,7 +323,12 @@ async fn handle<S, F, B>(
     let authority = parts.uri.authority().cloned();
     let scheme = parts.uri.scheme().cloned();
     let req = Request::from_parts(parts, H2Body::new(recv));
-    let mut res = service(req).await;
+    // A held handler (a long-poll, say) is dropped as soon as the client resets the stream or
+    // the connection ends, releasing what it holds.
+    let mut res = tokio::select! {
+        res = service(req) => res,
+        _ = std::future::poll_fn(|cx| respond.poll_reset(cx)) => return,
+    };
     let mut assets = policy_assets;
     if let Some(Push(named)) = res.extensions_mut().remove::<Push>() {
         assets.extend(named);
@@ -403,10 +444,7 @@ impl<B: Body<Data = Bytes>> Body for CountingBody<'_, B> {
         let polled = this.inner.poll_frame(cx);
         if let std::task::Poll::Ready(Some(Ok(frame))) = &polled {
             if let Some(data) = frame.data_ref() {
-                this.shared
-                    .stats
-                    .pushed_bytes
-                    .fetch_add(data.len() as u64, Ordering::Relaxed);
+                this.shared.pushed(data.len() as u64);
             }
         }
         polled
@@ -467,11 +505,11 @@ async fn deliver_events(
                 let res = crate::events::pushed_response(&event);
                 if let Ok(mut body) = pushed.send_response(res, false) {
                     let data = event.data().clone();
-                    let stats = shared.stats.clone();
+                    let shared = shared.clone();
                     tokio::spawn(async move {
                         let n = data.len() as u64;
                         if send_data(&mut body, data, true).await.is_ok() {
-                            stats.pushed_bytes.fetch_add(n, Ordering::Relaxed);
+                            shared.pushed(n);
                         }
                         drop(permit);
                     });

@@ -29,7 +29,6 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -46,9 +45,9 @@ use push_redis::{RedisConfig, RedisHub};
 use push_sse::Sse;
 use push_stream::Streamer;
 use push_ws::Ws;
-use tokio::net::{TcpListener, TcpStream};
+use hyper_util::rt::TokioIo;
+use server_kit::{Conn, Ctx, Protocol, ServerArgs, StopToken};
 use tokio::sync::watch;
-use tokio::task::AbortHandle;
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -57,8 +56,6 @@ const APP_JS: &str = include_str!("app.js");
 const STYLE_CSS: &str = include_str!("style.css");
 /// The largest request body accepted for a publish.
 const MAX_PUBLISH: usize = 64 * 1024;
-/// The HTTP/2 connection preface (RFC 9113 §3.4).
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// The techniques, as the metrics and the page name them.
 const TECHNIQUES: [&str; 6] = ["poll", "longpoll", "sse", "ws", "stream", "h2"];
@@ -135,8 +132,22 @@ struct State {
     events: Events,
     metrics: Metrics,
     h2: Arc<H2Stats>,
+    /// Tells push-h2's connections to send GOAWAY.
+    h2_shutdown: watch::Sender<bool>,
     ticker_rate: AtomicU64,
-    connections: Mutex<Vec<AbortHandle>>,
+    /// Cancelled (and replaced) by `/admin/drop`: every connection then ends.
+    dropper: Mutex<StopToken>,
+    /// `--token`: the bearer token publishing and `/admin/*` require.
+    token: Option<String>,
+}
+
+impl State {
+    fn drop_token(&self) -> StopToken {
+        self.dropper
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
@@ -167,6 +178,14 @@ where
         "/app.js" => return reply(StatusCode::OK, "text/javascript; charset=utf-8", APP_JS),
         "/style.css" => return reply(StatusCode::OK, "text/css; charset=utf-8", STYLE_CSS),
         "/metrics" => return metrics(&state),
+        _ if path.starts_with("/admin/") || path.starts_with("/topics/") => {
+            if let Some(refusal) = guard(&state, &req) {
+                return refusal;
+            }
+        }
+        _ => {}
+    }
+    match path.as_str() {
         "/admin/drop" if req.method() == Method::POST => {
             drop_connections(&state);
             return text(StatusCode::OK, "dropped\n");
@@ -230,6 +249,63 @@ where
             .map(BodyExt::boxed_unsync),
     };
     state.metrics.counted(technique, res)
+}
+
+/// Publishing and `/admin/*` are refused to cross-site requests (a browser's `Origin` or
+/// `Sec-Fetch-Site` naming another site: a form on any page could otherwise publish, or drop
+/// every client), and with `--token` to requests without `Authorization: Bearer TOKEN`.
+fn guard<B>(state: &State, req: &Request<B>) -> Option<Response<Body>> {
+    let headers = req.headers();
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(http::uri::Authority::as_str));
+    if let Some(origin) = headers.get(http::header::ORIGIN) {
+        let same = match (origin.to_str().ok(), host) {
+            (Some(origin), Some(host)) => origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"))
+                .is_some_and(|o| o.eq_ignore_ascii_case(host)),
+            _ => false,
+        };
+        if !same {
+            return Some(text(
+                StatusCode::FORBIDDEN,
+                "cross-site requests may not publish or use /admin\n",
+            ));
+        }
+    }
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site" || v.as_bytes() == b"same-site")
+    {
+        return Some(text(
+            StatusCode::FORBIDDEN,
+            "cross-site requests may not publish or use /admin\n",
+        ));
+    }
+    let token = state.token.as_deref()?;
+    let given = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+        return None;
+    }
+    let mut res = text(
+        StatusCode::UNAUTHORIZED,
+        "publishing and /admin need Authorization: Bearer TOKEN\n",
+    );
+    res.headers_mut().insert(
+        http::header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer"),
+    );
+    Some(res)
+}
+
+/// Compares without an early exit, so that timing does not tell how much of a guess matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn not_found() -> Response<Body> {
@@ -354,14 +430,13 @@ fn metrics(state: &State) -> Response<Body> {
 }
 
 fn drop_connections(state: &State) {
-    for handle in state
-        .connections
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .drain(..)
-    {
-        handle.abort();
-    }
+    let token = std::mem::take(
+        &mut *state
+            .dropper
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    token.cancel();
     state.ws.restart_all();
 }
 
@@ -394,62 +469,50 @@ fn push_policy() -> PushPolicy {
         .push("/index.html", &["/style.css", "/app.js"])
 }
 
-/// Serves one connection: TLS first when configured (ALPN decides the protocol), otherwise the
-/// first bytes do (the HTTP/2 preface, or an HTTP/1.1 request).
-async fn serve(
-    state: Arc<State>,
-    stream: TcpStream,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    shutdown: watch::Receiver<bool>,
-) {
-    let _ = stream.set_nodelay(true);
+/// Serves one connection until it ends or `/admin/drop` cuts it.
+async fn serve(state: Arc<State>, conn: Conn, tls: Option<tokio_rustls::TlsAcceptor>) {
+    state.metrics.connections.fetch_add(1, Ordering::Relaxed);
+    let dropped = state.drop_token();
+    tokio::select! {
+        () = serve_conn(state, conn, tls) => {}
+        () = dropped.cancelled() => {}
+    }
+}
+
+/// TLS first when configured (ALPN decides the protocol), otherwise the first bytes do (the
+/// HTTP/2 preface, or an HTTP/1.1 request). Every wait before the first request is under the
+/// handshake timeout.
+async fn serve_conn(state: Arc<State>, conn: Conn, tls: Option<tokio_rustls::TlsAcceptor>) {
     let Some(acceptor) = tls else {
-        return serve_plain(state, stream, shutdown).await;
+        return match conn.sniff().await {
+            None => {}
+            Some(Protocol::Http2) => serve_h2(state, conn.stream, &conn.ctx).await,
+            Some(Protocol::Http1) => serve_http1(state, TokioIo::new(conn.stream), &conn.ctx).await,
+        };
     };
-    let Ok(stream) = acceptor.accept(stream).await else {
+    let ctx = conn.ctx;
+    let Some(Ok(stream)) = ctx.handshake(acceptor.accept(conn.stream)).await else {
         return;
     };
     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-        return serve_h2(state, stream, shutdown).await;
+        return serve_h2(state, stream, &ctx).await;
     }
-    serve_http1(state, hyper_util::rt::TokioIo::new(stream), shutdown).await;
+    serve_http1(state, TokioIo::new(stream), &ctx).await;
 }
 
-async fn serve_plain(state: Arc<State>, stream: TcpStream, shutdown: watch::Receiver<bool>) {
-    let mut first = [0u8; PREFACE.len()];
-    // Wait for enough bytes to tell HTTP/2's preface from an HTTP/1.1 request line.
-    let mut seen = 0;
-    for _ in 0..50 {
-        seen = stream.peek(&mut first).await.unwrap_or(0);
-        if seen >= PREFACE.len() || seen == 0 || !PREFACE.starts_with(&first[..seen]) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    if seen == PREFACE.len() && first == PREFACE {
-        return serve_h2(state, stream, shutdown).await;
-    }
-    serve_http1(state, hyper_util::rt::TokioIo::new(stream), shutdown).await;
-}
-
-async fn serve_h2<I>(state: Arc<State>, io: I, shutdown: watch::Receiver<bool>)
+async fn serve_h2<I>(state: Arc<State>, io: I, ctx: &Ctx)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let h2 = state.h2.clone();
+    let shutdown = state.h2_shutdown.subscribe();
+    let mut config = H2Config::default();
+    config.handshake_timeout = ctx.limits().handshake_timeout;
     let service = move |req| route(state.clone(), req);
-    let _ = push_h2::serve_connection(
-        io,
-        service,
-        push_policy(),
-        H2Config::default(),
-        shutdown,
-        h2,
-    )
-    .await;
+    let _ = push_h2::serve_connection(io, service, push_policy(), config, shutdown, h2).await;
 }
 
-async fn serve_http1<I>(state: Arc<State>, io: I, shutdown: watch::Receiver<bool>)
+async fn serve_http1<I>(state: Arc<State>, io: I, ctx: &Ctx)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
@@ -457,56 +520,56 @@ where
         let state = state.clone();
         async move { Ok::<_, Infallible>(route(state, req).await) }
     });
-    let conn = hyper::server::conn::http1::Builder::new()
+    let conn = ctx
+        .builders()
+        .http1
         .serve_connection(io, service)
         .with_upgrades();
-    let mut conn = std::pin::pin!(conn);
-    let mut shutdown = shutdown;
-    tokio::select! {
-        _ = conn.as_mut() => return,
-        _ = shutdown.wait_for(|s| *s) => conn.as_mut().graceful_shutdown(),
-    }
-    let _ = conn.await;
+    server_kit::drive(conn, ctx.stop_token(), |c| c.graceful_shutdown()).await;
+}
+
+/// The showcase's command line.
+#[derive(Debug, clap::Parser)]
+#[command(about = "All six push techniques side by side on one port, live in a browser")]
+struct Args {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Do not start the built-in publisher (one event per second to `demo`).
+    #[arg(long)]
+    no_ticker: bool,
+    /// Serve TLS with a self-signed certificate generated at start (ALPN h2 or http/1.1).
+    #[arg(long)]
+    tls: bool,
+    /// Keep topics in Redis Streams at this URL (redis://HOST:PORT), shared by every showcase
+    /// process that uses it.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+    /// Require `Authorization: Bearer TOKEN` to publish and for /admin/*.
+    #[arg(long, env = "PUSH_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let mut addr: SocketAddr = "127.0.0.1:8080".parse().expect("valid default");
-    let mut ticker_on = true;
-    let mut tls = false;
-    let mut redis_url = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--no-ticker" => ticker_on = false,
-            "--tls" => tls = true,
-            "--redis" => redis_url = Some(args.next().unwrap_or_default()),
-            "--addr" => {
-                let value = args.next().unwrap_or_default();
-                addr = value.parse().map_err(|e| {
-                    std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("--addr: {e}"))
-                })?;
-            }
-            _ => {
-                eprintln!(
-                    "usage: showcase [--addr IP:PORT] [--no-ticker] [--tls] [--redis redis://HOST:PORT]"
-                );
-                std::process::exit(2);
-            }
-        }
+    let args = <Args as clap::Parser>::parse();
+    let acceptor = if args.tls { Some(tls_acceptor()?) } else { None };
+    let listener = args.server.bind().await?;
+    if !args.server.addr.ip().is_loopback() && args.token.is_none() {
+        eprintln!(
+            "warning: listening on {} without --token: anyone who can reach it may publish and use /admin/*",
+            args.server.addr
+        );
     }
-    let acceptor = if tls { Some(tls_acceptor()?) } else { None };
-    let listener = TcpListener::bind(addr).await?;
-    let redis = match redis_url {
+    let redis = match &args.redis {
         Some(url) => Some(
-            RedisHub::connect(&url, RedisConfig::default())
+            RedisHub::connect(url, RedisConfig::default())
                 .await
                 .map_err(|e| std::io::Error::other(format!("--redis {url}: {e}")))?,
         ),
         None => None,
     };
     let hub = redis.clone().map_or_else(Hub::memory, Hub::new);
-    let scheme = if tls { "https" } else { "http" };
+    let scheme = if args.tls { "https" } else { "http" };
     println!("listening on {scheme}://{}/", listener.local_addr()?);
     let state = Arc::new(State {
         redis,
@@ -519,48 +582,28 @@ async fn main() -> std::io::Result<()> {
         hub,
         metrics: Metrics::default(),
         h2: Arc::new(H2Stats::default()),
-        ticker_rate: AtomicU64::new(u64::from(ticker_on)),
-        connections: Mutex::new(Vec::new()),
+        h2_shutdown: watch::channel(false).0,
+        ticker_rate: AtomicU64::new(u64::from(!args.no_ticker)),
+        dropper: Mutex::new(StopToken::new()),
+        token: args.token.clone(),
     });
     tokio::spawn(ticker(state.clone()));
-    let (shutdown, shutdown_rx) = watch::channel(false);
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => { eprintln!("accept: {e}"); continue; }
-            },
-            _ = &mut ctrl_c => break,
-        };
-        state.metrics.connections.fetch_add(1, Ordering::Relaxed);
-        let handle = tasks.spawn(serve(
-            state.clone(),
-            stream,
-            acceptor.clone(),
-            shutdown_rx.clone(),
-        ));
-        let mut conns = state
-            .connections
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        conns.retain(|h| !h.is_finished());
-        conns.push(handle);
-    }
-    eprintln!("shutting down: draining every technique");
-    state.ws.shutdown().await;
-    state.hub.close();
-    shutdown.send_replace(true);
-    if tokio::time::timeout(Duration::from_secs(10), async {
-        while tasks.join_next().await.is_some() {}
+    let on_stop = {
+        let state = state.clone();
+        async move {
+            // WebSockets are told 1001 first; then the hub closes, which ends every SSE, stream
+            // and push-h2 body with its goodbye and answers every held long-poll.
+            state.h2_shutdown.send_replace(true);
+            tokio::join!(state.ws.shutdown(), async {
+                tokio::task::yield_now().await;
+                state.hub.close();
+            });
+        }
+    };
+    server_kit::run(listener, &args.server, on_stop, move |conn| {
+        serve(state.clone(), conn, acceptor.clone())
     })
     .await
-    .is_err()
-    {
-        eprintln!("connections still open after 10 s; exiting");
-    }
-    Ok(())
 }
 
 /// A TLS acceptor with a self-signed certificate for `localhost` and `127.0.0.1`, offering

@@ -1,0 +1,477 @@
+//! The server loop every example shares, so that the part a user copies is also the part that
+//! survives hostile traffic.
+//!
+//! A push server holds many connections for a long time, which is exactly what an attacker
+//! exploits: connections that never finish their headers, handshakes that never complete,
+//! clients that never read, floods of short connections, a process at its open-file limit.
+//! [`run`] is the accept loop with every one of those bounded:
+//!
+//! | bound | flag | default |
+//! |---|---|---|
+//! | connections open at once; one more is answered `503` and closed | `--max-connections` | 10,000 |
+//! | first bytes of a connection, the TLS handshake, the HTTP/2 preface | `--handshake-timeout` | 5 s |
+//! | an HTTP/1.1 request head, counted from accept and from the end of the previous response (so it is also the idle keep-alive limit) | `--header-timeout` | 10 s |
+//! | a socket's kernel send buffer (`SO_SNDBUF`; the kernel doubles it for bookkeeping); 0 leaves the kernel's autotuning, up to 4 MiB per socket on Linux | `--send-buffer` | 64 KiB |
+//! | the whole graceful stop after SIGTERM or SIGINT | `--shutdown-timeout` | 5 s |
+//!
+//! Finished connections free everything at once: connections are tracked by a
+//! [`TaskTracker`], which counts running tasks without keeping finished ones. Accept errors
+//! such as `EMFILE` back off from 10 to 100 ms and are logged at most once a second.
+//!
+//! On SIGTERM or SIGINT the listener closes, the application's stop future runs (close the hub,
+//! so that every technique sends its goodbye), every connection is asked to finish gracefully
+//! (HTTP/1.1 keep-alive ends, HTTP/2 sends GOAWAY), and whatever is still open when
+//! `--shutdown-timeout` runs out is cut: no silent client extends the stop.
+//!
+//! ```no_run
+//! use std::convert::Infallible;
+//! use clap::Parser;
+//! use server_kit::ServerArgs;
+//!
+//! #[derive(Parser)]
+//! struct Args {
+//!     #[command(flatten)]
+//!     server: ServerArgs,
+//! }
+//!
+//! # async fn example() -> std::io::Result<()> {
+//! let args = Args::parse();
+//! let listener = args.server.bind().await?;
+//! server_kit::run(listener, &args.server, async {}, |conn| async move {
+//!     let service = hyper::service::service_fn(|_req| async {
+//!         Ok::<_, Infallible>(hyper::Response::new(http_body_util::Full::new(
+//!             bytes::Bytes::from_static(b"hello\n"),
+//!         )))
+//!     });
+//!     conn.serve(service).await;
+//! })
+//! .await
+//! # }
+//! ```
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::service::HttpService;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use tokio_util::sync::CancellationToken as StopToken;
+
+/// The HTTP/2 connection preface (RFC 9113 §3.4).
+pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// What a connection over the cap is told before it is closed.
+const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain\r\nContent-Length: 31\r\nConnection: close\r\n\r\nserver at its connection limit\n";
+
+/// The server's bounds, as command-line flags (flatten them into an example's arguments).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// The most connections open at once; one more is answered 503 and closed.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Seconds a connection may take to send its first bytes, finish its TLS handshake or
+    /// its HTTP/2 preface.
+    #[arg(long, default_value = "5", value_parser = seconds)]
+    pub handshake_timeout: Duration,
+    /// Seconds an HTTP/1.1 request head may take to arrive, counted from accept and from the
+    /// end of the previous response (so also the idle keep-alive limit).
+    #[arg(long, default_value = "10", value_parser = seconds)]
+    pub header_timeout: Duration,
+    /// Bytes of kernel send buffer per socket (SO_SNDBUF); 0 keeps the kernel's autotuning.
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub send_buffer: usize,
+    /// Seconds the whole graceful stop may take after SIGTERM or SIGINT.
+    #[arg(long, default_value = "5", value_parser = seconds)]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServerArgs {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_connections: 10_000,
+            handshake_timeout: Duration::from_secs(5),
+            header_timeout: Duration::from_secs(10),
+            send_buffer: 64 * 1024,
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+fn seconds(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(0.0..=86_400.0).contains(&secs) {
+        return Err("seconds must be between 0 and 86400".into());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+impl ServerArgs {
+    /// Binds [`addr`](Self::addr).
+    ///
+    /// # Errors
+    ///
+    /// The bind error, naming the address.
+    pub async fn bind(&self) -> io::Result<TcpListener> {
+        TcpListener::bind(self.addr)
+            .await
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", self.addr)))
+    }
+}
+
+/// One accepted connection, handed to the application's connection function.
+#[derive(Debug)]
+pub struct Conn {
+    /// The socket, with `TCP_NODELAY` and the send buffer already set.
+    pub stream: TcpStream,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The bounds and the stop signal, usable after the stream was moved out (into TLS, say).
+    pub ctx: Ctx,
+}
+
+/// A connection's bounds and stop signal.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    limits: Arc<ServerArgs>,
+    stop: CancellationToken,
+}
+
+/// What a connection's first bytes say it speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// The HTTP/2 preface (prior knowledge, h2c).
+    Http2,
+    /// Anything else: taken as HTTP/1.1 (hyper answers garbage with 400).
+    Http1,
+}
+
+impl Ctx {
+    /// Fires when the server stops: the connection should finish gracefully.
+    #[must_use]
+    pub fn stop_token(&self) -> &CancellationToken {
+        &self.stop
+    }
+
+    /// The bounds in force.
+    #[must_use]
+    pub fn limits(&self) -> &ServerArgs {
+        &self.limits
+    }
+
+    /// Runs `fut` under the handshake timeout; `None` when it ran out (or the server stopped).
+    pub async fn handshake<F: Future>(&self, fut: F) -> Option<F::Output> {
+        tokio::select! {
+            out = tokio::time::timeout(self.limits.handshake_timeout, fut) => out.ok(),
+            () = self.stop.cancelled() => None,
+        }
+    }
+
+    /// hyper's builders with this server's bounds: HTTP/1.1 with the header timeout and
+    /// upgrades, HTTP/2 with keep-alive pings and the handshake timeout as their answer time.
+    #[must_use]
+    pub fn builders(&self) -> Builders {
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.limits.header_timeout);
+        let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(self.limits.handshake_timeout.max(Duration::from_secs(1)));
+        Builders { http1, http2 }
+    }
+}
+
+impl Conn {
+    /// Waits (within the handshake timeout) until the first bytes tell HTTP/2's preface from
+    /// anything else. `None`: the client sent nothing in time, or closed.
+    pub async fn sniff(&self) -> Option<Protocol> {
+        let mut first = [0u8; PREFACE.len()];
+        self.ctx.handshake(async {
+            loop {
+                let seen = self.stream.peek(&mut first).await.ok()?;
+                if seen == 0 {
+                    return None;
+                }
+                if !PREFACE.starts_with(&first[..seen]) {
+                    return Some(Protocol::Http1);
+                }
+                if seen == PREFACE.len() {
+                    return Some(Protocol::Http2);
+                }
+                // A prefix of the preface: wait for more (peek returns at once while data is
+                // buffered, so pause briefly instead of spinning).
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .flatten()
+    }
+
+    /// Serves the connection with hyper (HTTP/1.1 with upgrades, or HTTP/2 by its preface),
+    /// with [`Ctx::builders`] as they are.
+    pub async fn serve<S, B>(self, service: S)
+    where
+        S: HttpService<Incoming, ResBody = B> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let builders = self.ctx.builders();
+        self.serve_with(&builders, service).await;
+    }
+
+    /// Serves the connection with the given builders; see [`serve`](Self::serve).
+    pub async fn serve_with<S, B>(self, builders: &Builders, service: S)
+    where
+        S: HttpService<Incoming, ResBody = B> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let Some(protocol) = self.sniff().await else {
+            return;
+        };
+        let stop = self.ctx.stop.clone();
+        let io = TokioIo::new(self.stream);
+        match protocol {
+            Protocol::Http2 => {
+                let conn = builders.http2.serve_connection(io, service);
+                drive(conn, &stop, |c| c.graceful_shutdown()).await;
+            }
+            Protocol::Http1 => {
+                let conn = builders.http1.serve_connection(io, service).with_upgrades();
+                drive(conn, &stop, |c| c.graceful_shutdown()).await;
+            }
+        }
+    }
+}
+
+/// hyper's two connection builders, configured by [`Ctx::builders`].
+#[derive(Debug)]
+pub struct Builders {
+    /// HTTP/1.1.
+    pub http1: hyper::server::conn::http1::Builder,
+    /// HTTP/2 (prior knowledge).
+    pub http2: hyper::server::conn::http2::Builder<TokioExecutor>,
+}
+
+/// Runs a connection future until it ends, calling `graceful` on it (hyper's
+/// `graceful_shutdown`) when `stop` fires.
+pub async fn drive<C: Future>(
+    conn: C,
+    stop: &CancellationToken,
+    graceful: impl FnOnce(std::pin::Pin<&mut C>),
+) {
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        () = stop.cancelled() => graceful(conn.as_mut()),
+    }
+    let _ = conn.await;
+}
+
+/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+pub async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Accepts connections on `listener` and runs `serve` for each on its own task, within the
+/// bounds of `args`, until SIGTERM or SIGINT; then runs `on_stop` and drains (see the crate
+/// doc). Returns once every connection has finished or the shutdown timeout cut the rest.
+///
+/// # Errors
+///
+/// None today: accept errors are logged and retried. The `Result` leaves room for setup
+/// errors.
+pub async fn run<F, Fut, S>(
+    listener: TcpListener,
+    args: &ServerArgs,
+    on_stop: S,
+    serve: F,
+) -> io::Result<()>
+where
+    F: FnMut(Conn) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+    S: Future<Output = ()>,
+{
+    run_until(listener, args, stop_signal(), on_stop, serve).await
+}
+
+/// [`run`], stopping when `signal` resolves instead of on SIGTERM or SIGINT.
+///
+/// # Errors
+///
+/// See [`run`].
+pub async fn run_until<F, Fut, G, S>(
+    listener: TcpListener,
+    args: &ServerArgs,
+    signal: G,
+    on_stop: S,
+    mut serve: F,
+) -> io::Result<()>
+where
+    F: FnMut(Conn) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+    G: Future<Output = ()>,
+    S: Future<Output = ()>,
+{
+    let limits = Arc::new(args.clone());
+    let tracker = TaskTracker::new();
+    let stop = CancellationToken::new();
+    let slots = Arc::new(Semaphore::new(args.max_connections.max(1)));
+    let mut errors = ErrorLog::default();
+    let mut backoff = Duration::ZERO;
+    let mut signal = std::pin::pin!(signal);
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = &mut signal => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => {
+                backoff = Duration::ZERO;
+                pair
+            }
+            Err(e) if is_per_connection(&e) => continue,
+            Err(e) => {
+                // Out of file descriptors or memory: accepting again at once would spin. Back
+                // off, and say so at most once a second.
+                backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_millis(100));
+                errors.log(&e);
+                tokio::select! {
+                    biased;
+                    () = &mut signal => break,
+                    () = tokio::time::sleep(backoff) => continue,
+                }
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            // At the cap: a short answer without a task, then close.
+            let _ = stream.try_write(OVER_CAPACITY);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        if args.send_buffer > 0 {
+            let _ = socket2::SockRef::from(&stream).set_send_buffer_size(args.send_buffer);
+        }
+        let conn = Conn {
+            stream,
+            peer,
+            ctx: Ctx {
+                limits: limits.clone(),
+                stop: stop.child_token(),
+            },
+        };
+        let task = serve(conn);
+        tracker.spawn(async move {
+            task.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let open = tracker.len();
+    eprintln!(
+        "stopping: {open} connection(s) open, at most {:.1} s to finish",
+        args.shutdown_timeout.as_secs_f64()
+    );
+    let started = Instant::now();
+    tracker.close();
+    stop.cancel();
+    let drained = tokio::time::timeout(args.shutdown_timeout, async {
+        on_stop.await;
+        tracker.wait().await;
+    })
+    .await;
+    match drained {
+        Ok(()) => eprintln!(
+            "stopped: every connection finished in {} ms",
+            started.elapsed().as_millis()
+        ),
+        Err(_) => eprintln!(
+            "stopped: {} connection(s) cut at the {:.1} s shutdown timeout",
+            tracker.len(),
+            args.shutdown_timeout.as_secs_f64()
+        ),
+    }
+    Ok(())
+}
+
+/// Errors that concern one connection only (retry at once) rather than the process.
+fn is_per_connection(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+    )
+}
+
+/// Logs accept errors at most once a second, with how many were not logged.
+#[derive(Debug, Default)]
+struct ErrorLog {
+    last: Option<Instant>,
+    quiet: u64,
+}
+
+impl ErrorLog {
+    fn log(&mut self, e: &io::Error) {
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            self.quiet += 1;
+            return;
+        }
+        if self.quiet > 0 {
+            eprintln!(
+                "accept: {e} (and {} more in the last second; backing off)",
+                self.quiet
+            );
+        } else {
+            eprintln!("accept: {e} (backing off)");
+        }
+        self.last = Some(now);
+        self.quiet = 0;
+    }
+}
