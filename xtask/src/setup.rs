@@ -8,7 +8,10 @@ use std::process::{Command, Stdio};
 pub(crate) const PACKAGES: &[(&str, &str)] = &[
     ("chromium", "browser tests and the showcase page test"),
     ("curl", "HTTP/1.1 client in the end-to-end tests"),
-    ("nghttp2-client", "nghttp and h2load: HTTP/2 and server push"),
+    (
+        "nghttp2-client",
+        "nghttp and h2load: HTTP/2 and server push",
+    ),
     ("redis-server", "push-redis tests and bench"),
     ("redis-tools", "redis-cli, for the Redis tests"),
     ("nginx", "Nchan, the benchmark peer"),
@@ -49,7 +52,11 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     crate::cmd("apt-get", &["update", "-qq"], &[])?;
     let mut install = vec!["install", "-y", "-qq", "--no-install-recommends"];
     install.extend(missing.iter().map(String::as_str));
-    crate::cmd("apt-get", &install, &[("DEBIAN_FRONTEND", "noninteractive")])?;
+    crate::cmd(
+        "apt-get",
+        &install,
+        &[("DEBIAN_FRONTEND", "noninteractive")],
+    )?;
     let still = self::missing();
     if still.is_empty() {
         Ok(())

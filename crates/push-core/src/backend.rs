@@ -4,7 +4,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::{Batch, Cursor, Error, Event, MemoryHub, NewEvent, StartFrom, Subscription, Topic};
+use crate::{
+    Batch, BatchLimit, Cursor, Error, Event, MemoryHub, NewEvent, StartFrom, Subscription, Topic,
+};
 
 /// A boxed, sendable future, as [`Backend`] methods return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -143,7 +145,12 @@ impl Hub {
     /// # Errors
     ///
     /// As [`subscribe`](Self::subscribe).
-    pub async fn read(&self, topic: &Topic, from: StartFrom, limit: usize) -> Result<Batch, Error> {
+    pub async fn read(
+        &self,
+        topic: &Topic,
+        from: StartFrom,
+        limit: impl Into<BatchLimit>,
+    ) -> Result<Batch, Error> {
         let mut sub = self.subscribe(topic, from).await?;
         sub.try_batch(limit).ok_or(Error::Closed)
     }

@@ -283,6 +283,7 @@ mod tests {
             outcome: Outcome::Gap { missed: 7 },
             events: Vec::new(),
             next: b.next,
+            cut: false,
         };
         let json = batch(&gap, true);
         assert_eq!(

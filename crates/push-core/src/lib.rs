@@ -84,7 +84,7 @@ pub use crate::event::{
 };
 pub use crate::frames::{Frames, Framing};
 pub use crate::limit::{Limiter, Permit};
-pub use crate::log::{Batch, Delivery, Outcome, StartFrom, Subscription};
+pub use crate::log::{Batch, BatchLimit, Delivery, Outcome, StartFrom, Subscription};
 pub use crate::memory::MemoryHub;
 pub use crate::query::query_value;
 pub use crate::replica::{Appended, ReplicaLog, ReplicaStats};

@@ -98,6 +98,45 @@ pub struct Batch {
     pub events: Vec<Arc<Event>>,
     /// The cursor to resume from for the events after this batch.
     pub next: Cursor,
+    /// The batch stopped at its [`BatchLimit::bytes`] with events left to read: the client
+    /// should ask again at once.
+    pub cut: bool,
+}
+
+/// How much one batch may hold: events, and bytes as the technique will send them.
+///
+/// A `usize` converts to a limit by count only. The first event of a batch is always taken,
+/// whatever its size, so that a reader makes progress.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimit {
+    /// The most events.
+    pub events: usize,
+    /// The most bytes, as measured by `size`.
+    pub bytes: usize,
+    /// An event's size in the answer (for instance its cached JSON encoding's length).
+    pub size: fn(&Event) -> usize,
+}
+
+impl BatchLimit {
+    /// At most `events` events and `bytes` bytes, each event measured by `size`.
+    #[must_use]
+    pub fn new(events: usize, bytes: usize, size: fn(&Event) -> usize) -> Self {
+        Self {
+            events,
+            bytes,
+            size,
+        }
+    }
+}
+
+impl From<usize> for BatchLimit {
+    fn from(events: usize) -> Self {
+        Self {
+            events,
+            bytes: usize::MAX,
+            size: |_| 0,
+        }
+    }
 }
 
 pub(crate) struct TopicLog {
@@ -602,21 +641,34 @@ impl Subscription {
         poll_fn(|cx| self.poll_recv(cx)).await
     }
 
-    /// Reads what is available now, up to `limit` events, without waiting. `None` once the hub
-    /// is closed.
-    pub fn try_batch(&mut self, limit: usize) -> Option<Batch> {
+    /// Reads what is available now, up to `limit` (a count of events, or a [`BatchLimit`]),
+    /// without waiting. `None` once the hub is closed.
+    pub fn try_batch(&mut self, limit: impl Into<BatchLimit>) -> Option<Batch> {
+        let limit = limit.into();
         let log = self.log.clone();
         let mut state = log.lock();
         self.read_batch(&mut state, limit)
     }
 
-    fn read_batch(&mut self, state: &mut State, limit: usize) -> Option<Batch> {
+    fn read_batch(&mut self, state: &mut State, limit: BatchLimit) -> Option<Batch> {
         state.trim(Instant::now(), &self.log.config, &self.log.meter);
         let mut missed = 0;
         let mut events = Vec::new();
-        while events.len() < limit {
+        let mut bytes = 0usize;
+        let mut cut = false;
+        while events.len() < limit.events {
             match step(&mut self.next_seq, state) {
-                Step::Event(event) => events.push(event),
+                Step::Event(event) => {
+                    let size = (limit.size)(&event);
+                    if !events.is_empty() && bytes.saturating_add(size) > limit.bytes {
+                        // Leave it for the next batch.
+                        self.next_seq -= 1;
+                        cut = true;
+                        break;
+                    }
+                    bytes = bytes.saturating_add(size);
+                    events.push(event);
+                }
                 Step::Gap(n) => missed += n,
                 Step::Empty => break,
                 Step::Closed => return None,
@@ -631,6 +683,7 @@ impl Subscription {
             outcome: start.and_missed(missed),
             events,
             next: self.cursor(),
+            cut,
         })
     }
 
@@ -638,7 +691,12 @@ impl Subscription {
     /// when this first batch has an outcome other than [`Outcome::Resumed`] to report (the
     /// client must learn of a gap or reset without waiting for news); otherwise it waits for a
     /// publish. `Ready(None)` once the hub is closed.
-    pub fn poll_batch(&mut self, cx: &mut Context<'_>, limit: usize) -> Poll<Option<Batch>> {
+    pub fn poll_batch(
+        &mut self,
+        cx: &mut Context<'_>,
+        limit: impl Into<BatchLimit>,
+    ) -> Poll<Option<Batch>> {
+        let limit = limit.into();
         let log = self.log.clone();
         let mut state = log.lock();
         let first = self.first_batch;
@@ -656,7 +714,8 @@ impl Subscription {
     }
 
     /// Waits for a batch of up to `limit` events; see [`poll_batch`](Self::poll_batch).
-    pub async fn next_batch(&mut self, limit: usize) -> Option<Batch> {
+    pub async fn next_batch(&mut self, limit: impl Into<BatchLimit>) -> Option<Batch> {
+        let limit = limit.into();
         poll_fn(|cx| self.poll_batch(cx, limit)).await
     }
 }

@@ -125,8 +125,12 @@ fn a_flood_of_topic_names_never_locks_new_topics_out() {
             .unwrap();
     }
     assert!(hub.stats().topics <= 1_000);
-    let mut sub = hub.subscribe_now(&topic("legit"), StartFrom::Newest).unwrap();
-    let sent = hub.publish_now(&topic("legit"), NewEvent::new("hello")).unwrap();
+    let mut sub = hub
+        .subscribe_now(&topic("legit"), StartFrom::Newest)
+        .unwrap();
+    let sent = hub
+        .publish_now(&topic("legit"), NewEvent::new("hello"))
+        .unwrap();
     // The subscribed topic survives the flood that follows.
     for i in 0..5_000 {
         hub.publish_now(&topic(&format!("more-{i}")), NewEvent::new("x"))
@@ -174,15 +178,17 @@ fn the_hub_byte_budget_holds_under_a_flood_with_exact_gaps() {
         seen += batch.events.len() as u64;
     }
     assert!(missed > 0, "the budget trimmed t0");
-    assert_eq!(seen + missed, 20, "every event of t0 after the cursor is seen or counted");
+    assert_eq!(
+        seen + missed,
+        20,
+        "every event of t0 after the cursor is seen or counted"
+    );
 }
 
 #[test]
 fn cached_encodings_count_as_retained() {
     static SLOT: push_core::EncodingSlot = push_core::EncodingSlot::new();
-    let hub = MemoryHub::new(
-        HubConfig::default().retention(Retention::default().max_events(1)),
-    );
+    let hub = MemoryHub::new(HubConfig::default().retention(Retention::default().max_events(1)));
     let event = hub
         .publish_now(&topic("t"), NewEvent::new(vec![1u8; 1_000]))
         .unwrap();

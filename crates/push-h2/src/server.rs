@@ -181,11 +181,8 @@ where
         .initial_connection_window_size(config.initial_connection_window_size)
         .max_header_list_size(config.max_header_list_size)
         .max_send_buffer_size(config.max_send_buffer_size);
-    let Ok(handshake) = tokio::time::timeout(
-        config.handshake_timeout,
-        builder.handshake::<_, Bytes>(io),
-    )
-    .await
+    let Ok(handshake) =
+        tokio::time::timeout(config.handshake_timeout, builder.handshake::<_, Bytes>(io)).await
     else {
         return Ok(());
     };

@@ -17,6 +17,7 @@ use push_core::{Batch, Cors, Hub, Limiter, Outcome, StartFrom, Topic};
 /// | [`timeout`](Self::timeout) | hold 30 s, then answer empty |
 /// | [`max_timeout`](Self::max_timeout) | a client may ask for up to 55 s (`?timeout=SECONDS`) |
 /// | [`max_batch`](Self::max_batch) | 100 events per answer |
+/// | [`max_batch_bytes`](Self::max_batch_bytes) | 1 MiB of event objects per answer |
 /// | [`max_held`](Self::max_held) | 10,000 requests held at once, then `503` |
 /// | [`retry_after`](Self::retry_after) | `Retry-After: 5` on `503` and on the shutdown answer |
 /// | [`start`](Self::start) | a request without a cursor waits for the next event |
@@ -34,6 +35,9 @@ pub struct LongPollConfig {
     pub max_timeout: Duration,
     /// The most events in one answer; `more: true` tells the client to ask again at once.
     pub max_batch: usize,
+    /// The most bytes of event objects in one answer (a small request must not pin a large
+    /// answer); `more: true` when it cuts. An event larger than this is still answered, alone.
+    pub max_batch_bytes: usize,
     /// The most requests held (or being answered) at once on this endpoint.
     pub max_held: usize,
     /// The `Retry-After` sent with `503` and with the answers given at shutdown.
@@ -55,6 +59,7 @@ impl Default for LongPollConfig {
             timeout: Duration::from_secs(30),
             max_timeout: Duration::from_secs(55),
             max_batch: 100,
+            max_batch_bytes: 1 << 20,
             max_held: 10_000,
             retry_after: Duration::from_secs(5),
             start: StartFrom::Newest,
@@ -85,6 +90,19 @@ impl LongPollConfig {
     pub fn max_batch(mut self, n: usize) -> Self {
         self.max_batch = n.max(1);
         self
+    }
+
+    /// Sets [`max_batch_bytes`](Self::max_batch_bytes).
+    #[must_use]
+    pub fn max_batch_bytes(mut self, n: usize) -> Self {
+        self.max_batch_bytes = n;
+        self
+    }
+
+    fn batch_limit(&self) -> push_core::BatchLimit {
+        push_core::BatchLimit::new(self.max_batch, self.max_batch_bytes, |e| {
+            push_core::json::event(e).len() + 1
+        })
     }
 
     /// Sets [`max_held`](Self::max_held).
@@ -297,7 +315,8 @@ impl LongPoll {
             Err(e) => return self.unavailable(&format!("{e}\n")),
         };
         let limit = self.config.max_batch;
-        let (batch, closing) = match tokio::time::timeout(hold, sub.next_batch(limit)).await {
+        let within = self.config.batch_limit();
+        let (batch, closing) = match tokio::time::timeout(hold, sub.next_batch(within)).await {
             Ok(Some(batch)) => (batch, false),
             // Timed out: nothing new, and no gap or reset to tell (those answer at once).
             Err(_) => (
@@ -305,6 +324,7 @@ impl LongPoll {
                     outcome: Outcome::Resumed,
                     events: Vec::new(),
                     next: sub.cursor(),
+                    cut: false,
                 },
                 false,
             ),
@@ -314,13 +334,15 @@ impl LongPoll {
                     outcome: sub.outcome(),
                     events: Vec::new(),
                     next: sub.cursor(),
+                    cut: false,
                 },
                 true,
             ),
         };
         drop(sub);
-        let more = batch.events.len() >= limit
-            && self.hub.head(topic).await.ok().flatten() != Some(batch.next);
+        let more = batch.cut
+            || batch.events.len() >= limit
+                && self.hub.head(topic).await.ok().flatten() != Some(batch.next);
         let mut res = Response::new(Full::new(push_core::json::batch(&batch, more)));
         let headers = res.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -23,6 +23,7 @@ pub const POLL_INTERVAL: HeaderName = HeaderName::from_static("x-poll-interval")
 /// | setting | default |
 /// |---|---|
 /// | [`max_batch`](Self::max_batch) | 100 events per answer |
+/// | [`max_batch_bytes`](Self::max_batch_bytes) | 1 MiB of event objects per answer |
 /// | [`interval`](Self::interval) | `X-Poll-Interval: 5` |
 /// | [`min_interval`](Self::min_interval) | off; when set, a keyed client polling faster gets `429` |
 /// | [`max_clients`](Self::max_clients) | 100,000 client keys tracked for `min_interval` |
@@ -35,6 +36,9 @@ pub const POLL_INTERVAL: HeaderName = HeaderName::from_static("x-poll-interval")
 pub struct PollConfig {
     /// The most events in one answer; `more: true` tells the client to ask again at once.
     pub max_batch: usize,
+    /// The most bytes of event objects in one answer (a small request must not pin a large
+    /// answer); `more: true` when it cuts. An event larger than this is still answered, alone.
+    pub max_batch_bytes: usize,
     /// The interval recommended to clients in [`POLL_INTERVAL`].
     pub interval: Duration,
     /// The shortest interval allowed between two polls of one client key on one topic
@@ -59,6 +63,7 @@ impl Default for PollConfig {
     fn default() -> Self {
         Self {
             max_batch: 100,
+            max_batch_bytes: 1 << 20,
             interval: Duration::from_secs(5),
             min_interval: None,
             max_clients: 100_000,
@@ -76,6 +81,19 @@ impl PollConfig {
     pub fn max_batch(mut self, n: usize) -> Self {
         self.max_batch = n.max(1);
         self
+    }
+
+    /// Sets [`max_batch_bytes`](Self::max_batch_bytes).
+    #[must_use]
+    pub fn max_batch_bytes(mut self, n: usize) -> Self {
+        self.max_batch_bytes = n;
+        self
+    }
+
+    fn batch_limit(&self) -> push_core::BatchLimit {
+        push_core::BatchLimit::new(self.max_batch, self.max_batch_bytes, |e| {
+            push_core::json::event(e).len() + 1
+        })
     }
 
     /// Sets [`interval`](Self::interval).
@@ -277,12 +295,13 @@ impl Poller {
                 Err(e) => return self.unavailable(&format!("{e}\n")),
             }
         }
-        let batch = match self.hub.read(topic, from, self.config.max_batch).await {
+        let batch = match self.hub.read(topic, from, self.config.batch_limit()).await {
             Ok(batch) => batch,
             Err(e) => return self.unavailable(&format!("{e}\n")),
         };
         let head = self.hub.head(topic).await.ok().flatten();
-        let more = batch.events.len() >= self.config.max_batch && head != Some(batch.next);
+        let more =
+            batch.cut || batch.events.len() >= self.config.max_batch && head != Some(batch.next);
         let mut res = Response::new(Full::new(push_core::json::batch(&batch, more)));
         res.headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -203,6 +203,10 @@ async fn run(
     }
 }
 
+/// The most bytes a WebSocket frame header takes (RFC 6455 §5.2: 2 + 8 for the length + 4
+/// for a mask, which a server never sends).
+const MAX_FRAME_HEADER: usize = 14;
+
 /// The result of a write: `Err(Some(..))` closes with that code, `Err(None)` means the
 /// connection is gone.
 type Sent = Result<(), Option<Closing>>;
@@ -240,6 +244,21 @@ impl State<'_> {
         match delivery {
             Delivery::Event(event) => {
                 let bytes = protocol::event_message(&event);
+                // An envelope larger than the connection's write buffer could ever hold would
+                // fail the write and close a client that reads well: it becomes a gap of one
+                // event at its cursor instead, so the client knows exactly what it missed.
+                let room = self
+                    .ws
+                    .config
+                    .max_write_buffer
+                    .saturating_sub(self.ws.config.write_buffer);
+                if bytes.len() + MAX_FRAME_HEADER > room {
+                    return Message::text(protocol::outcome_message(
+                        topic,
+                        push_core::Outcome::Gap { missed: 1 },
+                        event.id(),
+                    ));
+                }
                 // The envelope is JSON made of valid UTF-8 by construction.
                 match tungstenite::Utf8Bytes::try_from(bytes) {
                     Ok(text) => Message::Text(text),

@@ -34,7 +34,7 @@ pub enum SlowClient {
 /// |---|---|---|
 /// | [`read_buffer`](Self::read_buffer) | 2 KiB | tungstenite's 128 KiB default is resident for every idle connection; clients send small control messages |
 /// | [`write_buffer`](Self::write_buffer) | 0 (write each message at once) | events are flushed as they come |
-/// | [`max_write_buffer`](Self::max_write_buffer) | 256 KiB | the bound on what waits for a slow client |
+/// | [`max_write_buffer`](Self::max_write_buffer) | 256 KiB | the bound on what waits for a slow client; an event whose envelope is larger arrives as a `gap` of one at its cursor, and the connection stays open |
 /// | [`max_message`](Self::max_message) / [`max_frame`](Self::max_frame) | 64 KiB / 64 KiB | a client's message over it is closed with 1009 |
 /// | [`ping_interval`](Self::ping_interval) | 30 s | keeps NATs and proxies from dropping idle connections |
 /// | [`pong_timeout`](Self::pong_timeout) | 20 s | a client silent that long after a ping is closed (1001) |
@@ -51,7 +51,11 @@ pub struct WsConfig {
     pub read_buffer: usize,
     /// How much outgoing data is gathered before writing to the socket (0: every message).
     pub write_buffer: usize,
-    /// The most outgoing data buffered for one connection.
+    /// The most outgoing data buffered for one connection. An event whose envelope (with the
+    /// frame header, and [`write_buffer`](Self::write_buffer) already taken) would not fit is
+    /// sent as an `outcome` message `gap` with `missed: 1` and the event's cursor, so a client
+    /// that reads is never closed for one large event. The buffer only grows as far as the
+    /// largest message written, and keeps that capacity.
     pub max_write_buffer: usize,
     /// The largest message a client may send.
     pub max_message: usize,

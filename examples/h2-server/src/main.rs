@@ -16,7 +16,6 @@
 //! nghttp -nv https://127.0.0.1:8443/index.html
 //! ```
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -24,7 +23,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited};
 use push_core::{Hub, NewEvent, Topic};
 use push_h2::{text_response, Events, H2Body, H2Config, H2Stats, PushPolicy};
-use tokio::net::TcpListener;
+use server_kit::ServerArgs;
 use tokio::sync::watch;
 
 type Body = BoxBody<Bytes, std::convert::Infallible>;
@@ -91,78 +90,69 @@ async fn handle(hub: Hub, events: Events, req: Request<H2Body>) -> Response<Body
     .map(BodyExt::boxed)
 }
 
+/// The command line.
+#[derive(Debug, clap::Parser)]
+struct Args {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Serve TLS with ALPN `h2` and a self-signed certificate generated at start.
+    #[arg(long)]
+    tls: bool,
+}
+
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let mut addr: SocketAddr = "127.0.0.1:8443".parse().expect("valid default");
-    let mut tls = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--tls" => tls = true,
-            "--addr" => {
-                let value = args.next().unwrap_or_default();
-                addr = value.parse().map_err(|e| {
-                    std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("--addr: {e}"))
-                })?;
-            }
-            _ => {
-                eprintln!("usage: h2-server [--addr IP:PORT] [--tls]");
-                std::process::exit(2);
-            }
-        }
-    }
-    let acceptor = if tls { Some(tls_acceptor()?) } else { None };
-    let listener = TcpListener::bind(addr).await?;
-    let scheme = if tls { "https" } else { "http" };
+    let args = <Args as clap::Parser>::parse();
+    let acceptor = if args.tls {
+        Some(tls_acceptor()?)
+    } else {
+        None
+    };
+    let listener = args.server.bind().await?;
+    let scheme = if args.tls { "https" } else { "http" };
     println!("listening on {scheme}://{}/", listener.local_addr()?);
     let hub = Hub::memory();
     let events = Events::new(hub.clone());
     let policy = PushPolicy::new()
         .push("/", &["/styles.css", "/app.js"])
         .push("/index.html", &["/styles.css", "/app.js"]);
-    let (shutdown, shutdown_rx) = watch::channel(false);
+    let shutdown = watch::channel(false).0;
     let stats = Arc::new(H2Stats::default());
-    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => { eprintln!("accept: {e}"); continue; }
-            },
-            _ = &mut ctrl_c => break,
-        };
+    let on_stop = {
+        let (hub, shutdown) = (hub.clone(), shutdown.clone());
+        async move {
+            // Every event stream ends; every connection gets GOAWAY and drains.
+            hub.close();
+            shutdown.send_replace(true);
+        }
+    };
+    server_kit::run(listener, &args.server, on_stop, move |conn| {
         let (hub, events) = (hub.clone(), events.clone());
         let service = move |req| handle(hub.clone(), events.clone(), req);
-        let (policy, shutdown_rx, stats) = (policy.clone(), shutdown_rx.clone(), stats.clone());
+        let (policy, shutdown, stats) = (policy.clone(), shutdown.subscribe(), stats.clone());
         let acceptor = acceptor.clone();
-        tokio::spawn(async move {
-            let config = H2Config::default();
+        async move {
+            let mut config = H2Config::default();
+            config.handshake_timeout = conn.ctx.limits().handshake_timeout;
             let result = match acceptor {
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(tls) => {
-                        push_h2::serve_connection(tls, service, policy, config, shutdown_rx, stats)
+                Some(acceptor) => match conn.ctx.handshake(acceptor.accept(conn.stream)).await {
+                    Some(Ok(tls)) => {
+                        push_h2::serve_connection(tls, service, policy, config, shutdown, stats)
                             .await
                     }
-                    Err(e) => {
-                        eprintln!("tls: {e}");
-                        return;
-                    }
+                    _ => return,
                 },
                 None => {
-                    push_h2::serve_connection(stream, service, policy, config, shutdown_rx, stats)
+                    push_h2::serve_connection(conn.stream, service, policy, config, shutdown, stats)
                         .await
                 }
             };
             if let Err(e) = result {
                 eprintln!("connection: {e}");
             }
-        });
-    }
-    eprintln!("shutting down: GOAWAY to every connection");
-    hub.close();
-    shutdown.send_replace(true);
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    Ok(())
+        }
+    })
+    .await
 }
 
 /// A TLS acceptor with a self-signed certificate for `localhost` and `127.0.0.1`, offering only

@@ -203,25 +203,26 @@ impl Conn {
     /// anything else. `None`: the client sent nothing in time, or closed.
     pub async fn sniff(&self) -> Option<Protocol> {
         let mut first = [0u8; PREFACE.len()];
-        self.ctx.handshake(async {
-            loop {
-                let seen = self.stream.peek(&mut first).await.ok()?;
-                if seen == 0 {
-                    return None;
+        self.ctx
+            .handshake(async {
+                loop {
+                    let seen = self.stream.peek(&mut first).await.ok()?;
+                    if seen == 0 {
+                        return None;
+                    }
+                    if !PREFACE.starts_with(&first[..seen]) {
+                        return Some(Protocol::Http1);
+                    }
+                    if seen == PREFACE.len() {
+                        return Some(Protocol::Http2);
+                    }
+                    // A prefix of the preface: wait for more (peek returns at once while data is
+                    // buffered, so pause briefly instead of spinning).
+                    tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                if !PREFACE.starts_with(&first[..seen]) {
-                    return Some(Protocol::Http1);
-                }
-                if seen == PREFACE.len() {
-                    return Some(Protocol::Http2);
-                }
-                // A prefix of the preface: wait for more (peek returns at once while data is
-                // buffered, so pause briefly instead of spinning).
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-        .await
-        .flatten()
+            })
+            .await
+            .flatten()
     }
 
     /// Serves the connection with hyper (HTTP/1.1 with upgrades, or HTTP/2 by its preface),
@@ -374,7 +375,8 @@ where
             Err(e) => {
                 // Out of file descriptors or memory: accepting again at once would spin. Back
                 // off, and say so at most once a second.
-                backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_millis(100));
+                backoff =
+                    (backoff * 2).clamp(Duration::from_millis(10), Duration::from_millis(100));
                 errors.log(&e);
                 tokio::select! {
                     biased;

@@ -18,7 +18,7 @@
 //! | `POST /admin/ticker?rate=N` | the built-in publisher's events per second (0 stops it) |
 //!
 //! A built-in publisher sends a small event to the topic `demo` every second (`--no-ticker`
-//! turns it off). Ctrl-C drains gracefully. With `--tls` the port speaks TLS with a
+//! turns it off). SIGTERM or Ctrl-C drains gracefully (at most 5 s). With `--tls` the port speaks TLS with a
 //! self-signed certificate generated at start, and ALPN picks HTTP/2 (`h2`, push-h2's driver)
 //! or HTTP/1.1, which is how a browser gets HTTP/2.
 //!
@@ -37,6 +37,7 @@ use bytes::Bytes;
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, Limited};
+use hyper_util::rt::TokioIo;
 use push_core::{EventType, Hub, NewEvent, Topic};
 use push_h2::{Events, H2Config, H2Stats, PushPolicy};
 use push_longpoll::LongPoll;
@@ -45,7 +46,6 @@ use push_redis::{RedisConfig, RedisHub};
 use push_sse::Sse;
 use push_stream::Streamer;
 use push_ws::Ws;
-use hyper_util::rt::TokioIo;
 use server_kit::{Conn, Ctx, Protocol, ServerArgs, StopToken};
 use tokio::sync::watch;
 
@@ -552,7 +552,11 @@ struct Args {
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let args = <Args as clap::Parser>::parse();
-    let acceptor = if args.tls { Some(tls_acceptor()?) } else { None };
+    let acceptor = if args.tls {
+        Some(tls_acceptor()?)
+    } else {
+        None
+    };
     let listener = args.server.bind().await?;
     if !args.server.addr.ip().is_loopback() && args.token.is_none() {
         eprintln!(

@@ -4,8 +4,8 @@
 //!   `?lastEventId=`);
 //! - `POST /topics/{topic}`: publishes the body as one event, answers `{"id":"CURSOR"}`.
 //!
-//! HTTP/1.1 and HTTP/2 (prior knowledge) on one port. Ctrl-C closes the hub, so every stream
-//! ends with a `retry:` hint, and waits for connections to finish (graceful shutdown).
+//! HTTP/1.1 and HTTP/2 (prior knowledge) on one port. SIGTERM or Ctrl-C closes the hub, so every stream
+//! ends with a `retry:` hint, and waits (at most 5 s) for connections to finish. The server loop is `server-kit`'s: connection cap, timeouts, send buffer (`--help`).
 //!
 //! ```sh
 //! cargo run -p sse-server -- --addr 127.0.0.1:8080
@@ -14,19 +14,15 @@
 //! ```
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use push_core::{Hub, NewEvent, Topic};
 use push_sse::Sse;
-use tokio::net::TcpListener;
+use server_kit::ServerArgs;
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -70,57 +66,31 @@ async fn handle(hub: Hub, sse: Sse, req: Request<Incoming>) -> Response<Body> {
     )
 }
 
+/// The command line: the server's address and bounds (see `server_kit::ServerArgs`).
+#[derive(Debug, clap::Parser)]
+struct Args {
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let mut addr: SocketAddr = "127.0.0.1:8080".parse().expect("valid default");
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match (arg.as_str(), args.next()) {
-            ("--addr", Some(value)) => {
-                addr = value.parse().map_err(|e| {
-                    std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("--addr: {e}"))
-                })?;
-            }
-            _ => {
-                eprintln!("usage: sse-server [--addr IP:PORT]");
-                std::process::exit(2);
-            }
-        }
-    }
-    let listener = TcpListener::bind(addr).await?;
+    let args = <Args as clap::Parser>::parse();
+    let listener = args.server.bind().await?;
     println!("listening on http://{}/", listener.local_addr()?);
     let hub = Hub::memory();
     let sse = Sse::new(hub.clone());
-    let graceful = GracefulShutdown::new();
-    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => { eprintln!("accept: {e}"); continue; }
-            },
-            _ = &mut ctrl_c => break,
-        };
+    let on_stop = {
+        let hub = hub.clone();
+        async move { hub.close() }
+    };
+    server_kit::run(listener, &args.server, on_stop, move |conn| {
         let (hub, sse) = (hub.clone(), sse.clone());
         let service = service_fn(move |req| {
             let (hub, sse) = (hub.clone(), sse.clone());
             async move { Ok::<_, Infallible>(handle(hub, sse, req).await) }
         });
-        let conn = auto::Builder::new(TokioExecutor::new())
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-    }
-    eprintln!("shutting down: closing streams");
-    hub.close();
-    if tokio::time::timeout(std::time::Duration::from_secs(10), graceful.shutdown())
-        .await
-        .is_err()
-    {
-        eprintln!("connections still open after 10 s; exiting");
-    }
-    Ok(())
+        conn.serve(service)
+    })
+    .await
 }

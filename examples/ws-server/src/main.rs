@@ -5,26 +5,22 @@
 //! - `GET /echo`: an echo WebSocket with the same limits, for conformance suites.
 //! - `POST /topics/{topic}`: publishes the body as one event, answers `{"id":"CURSOR"}`.
 //!
-//! Ctrl-C closes every WebSocket with 1001 and waits (bounded) for them to go.
+//! SIGTERM or Ctrl-C closes every WebSocket with 1001 and waits (bounded) for them to go.
 //!
 //! ```sh
 //! cargo run -p ws-server -- --addr 127.0.0.1:8080
 //! ```
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use push_core::{Hub, NewEvent, Topic};
 use push_ws::Ws;
-use tokio::net::TcpListener;
+use server_kit::ServerArgs;
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -71,61 +67,39 @@ async fn handle(hub: Hub, ws: Ws, req: Request<Incoming>) -> Response<Body> {
     )
 }
 
+/// The command line: the server's address and bounds (see `server_kit::ServerArgs`).
+#[derive(Debug, clap::Parser)]
+struct Args {
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let mut addr: SocketAddr = "127.0.0.1:8080".parse().expect("valid default");
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match (arg.as_str(), args.next()) {
-            ("--addr", Some(value)) => {
-                addr = value.parse().map_err(|e| {
-                    std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("--addr: {e}"))
-                })?;
-            }
-            _ => {
-                eprintln!("usage: ws-server [--addr IP:PORT]");
-                std::process::exit(2);
-            }
-        }
-    }
-    let listener = TcpListener::bind(addr).await?;
+    let args = <Args as clap::Parser>::parse();
+    let listener = args.server.bind().await?;
     println!("listening on http://{}/", listener.local_addr()?);
     let hub = Hub::memory();
-    let ws = Ws::new(hub.clone());
-    let graceful = GracefulShutdown::new();
-    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => { eprintln!("accept: {e}"); continue; }
-            },
-            _ = &mut ctrl_c => break,
-        };
-        let (hub, endpoint) = (hub.clone(), ws.clone());
+    let endpoint = Ws::new(hub.clone());
+    let on_stop = {
+        let (hub, ws) = (hub.clone(), endpoint.clone());
+        async move {
+            ws.shutdown().await;
+            hub.close();
+        }
+    };
+    server_kit::run(listener, &args.server, on_stop, move |conn| {
+        let (hub, endpoint) = (hub.clone(), endpoint.clone());
         let service = service_fn(move |req| {
             let (hub, endpoint) = (hub.clone(), endpoint.clone());
             async move { Ok::<_, Infallible>(handle(hub, endpoint, req).await) }
         });
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        // RFC 8441: WebSocket over HTTP/2 by extended CONNECT.
-        builder.http2().enable_connect_protocol();
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-    }
-    eprintln!("shutting down: closing WebSockets with 1001");
-    ws.shutdown().await;
-    hub.close();
-    if tokio::time::timeout(std::time::Duration::from_secs(10), graceful.shutdown())
-        .await
-        .is_err()
-    {
-        eprintln!("connections still open after 10 s; exiting");
-    }
-    Ok(())
+        async move {
+            let mut builders = conn.ctx.builders();
+            // RFC 8441: WebSocket over HTTP/2 by extended CONNECT.
+            builders.http2.enable_connect_protocol();
+            conn.serve_with(&builders, service).await;
+        }
+    })
+    .await
 }
