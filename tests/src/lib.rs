@@ -373,10 +373,17 @@ impl Example {
 
     /// [`start`](Self::start) with more arguments.
     pub fn start_with(bin: &str, args: &[&str]) -> Self {
+        let mut command = Command::new(bin);
+        command.args(args);
+        Self::spawn(command)
+    }
+
+    /// Starts a prepared command (another program may wrap the example, such as `prlimit`),
+    /// adding `--addr 127.0.0.1:0`, and reads the address it prints first.
+    pub fn spawn(mut command: Command) -> Self {
         use std::io::BufRead as _;
-        let mut child = Command::new(bin)
+        let mut child = command
             .args(["--addr", "127.0.0.1:0"])
-            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .expect("start the example");
@@ -387,9 +394,64 @@ impl Example {
         let base = first
             .trim()
             .strip_prefix("listening on ")
-            .expect("first line names the address")
+            .unwrap_or_else(|| panic!("first line names the address, got {first:?}"))
             .to_owned();
         Self { child, base }
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.base
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .trim_end_matches('/')
+            .parse()
+            .expect("an IP:PORT address")
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The process's resident memory, in KiB (`VmRSS` in `/proc/PID/status`).
+    pub fn rss_kib(&self) -> u64 {
+        proc_status(self.pid(), "VmRSS:")
+    }
+
+    /// The process's CPU time so far (user + system), from `/proc/PID/stat`.
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).expect("stat");
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        // Fields 14 and 15 (utime, stime) are the 12th and 13th after the command name.
+        let ticks: u64 =
+            fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
+        // USER_HZ is 100 on Linux.
+        Duration::from_millis(ticks * 10)
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`) with `kill`.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.pid().to_string()])
+            .status()
+            .expect("kill is installed");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits up to `bound` for the process to exit; its status, or `None` if still running.
+    pub fn wait_exit(&mut self, bound: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + bound;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// `curl -sf -d BODY BASE/topics/TOPIC`: publishes and returns the new event's id.
@@ -406,6 +468,16 @@ impl Example {
             .expect("{\"id\":…}")
             .to_owned()
     }
+}
+
+/// A `/proc/PID/status` field in KiB.
+fn proc_status(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 impl Drop for Example {

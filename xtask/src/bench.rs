@@ -53,7 +53,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
             "--only" => {
                 only = Some(
                     args.next()
-                        .ok_or("--only needs core|http|ws|saturation|idle|topics|h2|redis")?
+                        .ok_or("--only needs core|http|ws|saturation|idle|topics|h2|churn|redis")?
                         .clone(),
                 );
             }
@@ -181,6 +181,14 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     if let Some((pages, rate)) = &h2 {
         println!("{}", h2_markdown(pages, rate, rtt, loads));
     }
+    let churn_connections = if quick { 5_000 } else { 50_000 };
+    let churn = if part("churn") {
+        let rows = runtime.block_on(crate::bench_churn::measure(churn_connections))?;
+        println!("{}", crate::bench_churn::markdown(&rows));
+        Some(rows)
+    } else {
+        None
+    };
     let redis = if part("redis") {
         let rows = runtime.block_on(crate::bench_redis::measure(clients, rate, seconds))?;
         println!(
@@ -200,6 +208,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         serde_json::to_string_pretty(&json!({
             "core": report.as_ref().map(|r| r.json()),
             "redis": redis.as_deref().map(crate::bench_redis::json),
+            "churn": churn.as_deref().map(crate::bench_churn::json),
             "h2": h2.as_ref().map(|(pages, rate)| json!({
                 "page_loads": pages.iter().map(|p| json!({
                     "mode": p.mode.name(),

@@ -445,7 +445,7 @@ fn now_nanos() -> u128 {
         .unwrap_or(0)
 }
 
-fn proc_kib(pid: u32, field: &str) -> u64 {
+pub(crate) fn proc_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
@@ -851,8 +851,8 @@ pub(crate) struct Server {
     /// The child's pid, kept after it is reaped.
     child_pid: u32,
     /// The process whose memory and CPU are measured (Nchan: the nginx worker).
-    pid: u32,
-    addr: std::net::SocketAddr,
+    pub(crate) pid: u32,
+    pub(crate) addr: std::net::SocketAddr,
     _dir: Option<push_tests::TempDir>,
 }
 

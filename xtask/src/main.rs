@@ -3,6 +3,7 @@
 
 mod autobahn;
 mod bench;
+mod bench_churn;
 mod bench_h2;
 mod bench_http;
 mod bench_peers;
@@ -59,7 +60,8 @@ commands:
   bench [--quick] [--only core|http|ws|h2] [--no-core] [--clients N] [--ws-clients N] [--json PATH]
                  push-core against tokio::sync::broadcast; the HTTP techniques against axum's Sse
                  (N clients, default 1,000); push-ws against tokio-tungstenite (default 10,000);
-                 HTTP/2 page loads (push, 103, plain) and pushed events; all in one run, printing
+                 HTTP/2 page loads (push, 103, plain) and pushed events; churn (RSS after 50,000
+                 sequential short connections: showcase, push, Nchan); all in one run, printing
                  markdown tables and writing JSON under target/bench/";
 
 /// The workspace root.

@@ -38,7 +38,7 @@ use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
-use push_core::{EventType, Hub, NewEvent, Topic};
+use push_core::{EventType, Hub, HubConfig, MemoryHub, NewEvent, Topic};
 use push_h2::{Events, H2Config, H2Stats, PushPolicy};
 use push_longpoll::LongPoll;
 use push_poll::Poller;
@@ -400,6 +400,8 @@ fn metrics(state: &State) -> Response<Body> {
     out += &format!("push_subscribers {}\n", stats.subscribers);
     out += "# HELP push_retained_events Events retained over all topics.\n# TYPE push_retained_events gauge\n";
     out += &format!("push_retained_events {}\n", stats.retained_events);
+    out += "# HELP push_retained_bytes Bytes retained over all topics (cached encodings included).\n# TYPE push_retained_bytes gauge\n";
+    out += &format!("push_retained_bytes {}\n", stats.retained_bytes);
     out += "# HELP push_h2_promised_total PUSH_PROMISEs sent.\n# TYPE push_h2_promised_total counter\n";
     out += &format!(
         "push_h2_promised_total {}\n",
@@ -544,6 +546,10 @@ struct Args {
     /// process that uses it.
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
+    /// The most MiB of events the in-memory hub retains over all topics (push-core's
+    /// `HubConfig::max_bytes`); the oldest go first, and their readers get exact gaps.
+    #[arg(long, default_value_t = 256, value_name = "MIB")]
+    max_retained_mib: usize,
     /// Require `Authorization: Bearer TOKEN` to publish and for /admin/*.
     #[arg(long, env = "PUSH_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -572,7 +578,12 @@ async fn main() -> std::io::Result<()> {
         ),
         None => None,
     };
-    let hub = redis.clone().map_or_else(Hub::memory, Hub::new);
+    let memory = || {
+        Hub::new(MemoryHub::new(
+            HubConfig::default().max_bytes(args.max_retained_mib.saturating_mul(1 << 20)),
+        ))
+    };
+    let hub = redis.clone().map_or_else(memory, Hub::new);
     let scheme = if args.tls { "https" } else { "http" };
     println!("listening on {scheme}://{}/", listener.local_addr()?);
     let state = Arc::new(State {
