@@ -52,12 +52,12 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::body::Incoming;
-use hyper::service::HttpService;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -149,6 +149,8 @@ pub struct Conn {
 pub struct Ctx {
     limits: Arc<ServerArgs>,
     stop: CancellationToken,
+    /// Set once a request reached the application (see [`Ctx::track`]).
+    served: Arc<AtomicBool>,
 }
 
 /// What a connection's first bytes say it speaks.
@@ -161,6 +163,27 @@ pub enum Protocol {
 }
 
 impl Ctx {
+    /// Wraps a hyper service so that the connection knows whether a request ever reached it:
+    /// at the stop, a connection that never completed a request head (a client trickling its
+    /// headers, say) is cut at once instead of holding the stop until the deadline.
+    pub fn track<S, B>(
+        &self,
+        service: S,
+    ) -> impl hyper::service::Service<
+        http::Request<Incoming>,
+        Response = http::Response<B>,
+        Error = S::Error,
+        Future = S::Future,
+    > + Clone
+    where
+        S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>> + Clone,
+    {
+        Tracked {
+            inner: service,
+            served: self.served.clone(),
+        }
+    }
+
     /// Fires when the server stops: the connection should finish gracefully.
     #[must_use]
     pub fn stop_token(&self) -> &CancellationToken {
@@ -229,7 +252,10 @@ impl Conn {
     /// with [`Ctx::builders`] as they are.
     pub async fn serve<S, B>(self, service: S)
     where
-        S: HttpService<Incoming, ResBody = B> + Clone + Send + 'static,
+        S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>
+            + Clone
+            + Send
+            + 'static,
         S::Future: Send + 'static,
         S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
         B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -242,7 +268,10 @@ impl Conn {
     /// Serves the connection with the given builders; see [`serve`](Self::serve).
     pub async fn serve_with<S, B>(self, builders: &Builders, service: S)
     where
-        S: HttpService<Incoming, ResBody = B> + Clone + Send + 'static,
+        S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>
+            + Clone
+            + Send
+            + 'static,
         S::Future: Send + 'static,
         S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
         B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -251,16 +280,17 @@ impl Conn {
         let Some(protocol) = self.sniff().await else {
             return;
         };
-        let stop = self.ctx.stop.clone();
+        let ctx = self.ctx;
         let io = TokioIo::new(self.stream);
+        let service = ctx.track(service);
         match protocol {
             Protocol::Http2 => {
                 let conn = builders.http2.serve_connection(io, service);
-                drive(conn, &stop, |c| c.graceful_shutdown()).await;
+                drive(conn, &ctx, |c| c.graceful_shutdown()).await;
             }
             Protocol::Http1 => {
                 let conn = builders.http1.serve_connection(io, service).with_upgrades();
-                drive(conn, &stop, |c| c.graceful_shutdown()).await;
+                drive(conn, &ctx, |c| c.graceful_shutdown()).await;
             }
         }
     }
@@ -275,19 +305,42 @@ pub struct Builders {
     pub http2: hyper::server::conn::http2::Builder<TokioExecutor>,
 }
 
-/// Runs a connection future until it ends, calling `graceful` on it (hyper's
-/// `graceful_shutdown`) when `stop` fires.
-pub async fn drive<C: Future>(
-    conn: C,
-    stop: &CancellationToken,
-    graceful: impl FnOnce(std::pin::Pin<&mut C>),
-) {
+/// Runs a connection future until it ends. When the server stops, a connection whose service
+/// (wrapped by [`Ctx::track`]) never got a request is dropped at once; any other gets
+/// `graceful` (hyper's `graceful_shutdown`) and may finish within the stop's deadline.
+pub async fn drive<C: Future>(conn: C, ctx: &Ctx, graceful: impl FnOnce(std::pin::Pin<&mut C>)) {
     let mut conn = std::pin::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => return,
-        () = stop.cancelled() => graceful(conn.as_mut()),
+        () = ctx.stop.cancelled() => {
+            if !ctx.served.load(Ordering::Relaxed) {
+                return;
+            }
+            graceful(conn.as_mut());
+        }
     }
     let _ = conn.await;
+}
+
+/// A service that records that a request reached it; see [`Ctx::track`].
+#[derive(Debug, Clone)]
+struct Tracked<S> {
+    inner: S,
+    served: Arc<AtomicBool>,
+}
+
+impl<S, R> hyper::service::Service<R> for Tracked<S>
+where
+    S: hyper::service::Service<R>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, req: R) -> Self::Future {
+        self.served.store(true, Ordering::Relaxed);
+        self.inner.call(req)
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
@@ -400,6 +453,7 @@ where
             ctx: Ctx {
                 limits: limits.clone(),
                 stop: stop.child_token(),
+                served: Arc::default(),
             },
         };
         let task = serve(conn);

@@ -518,16 +518,16 @@ async fn serve_http1<I>(state: Arc<State>, io: I, ctx: &Ctx)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |req| {
+    let service = ctx.track(hyper::service::service_fn(move |req| {
         let state = state.clone();
         async move { Ok::<_, Infallible>(route(state, req).await) }
-    });
+    }));
     let conn = ctx
         .builders()
         .http1
         .serve_connection(io, service)
         .with_upgrades();
-    server_kit::drive(conn, ctx.stop_token(), |c| c.graceful_shutdown()).await;
+    server_kit::drive(conn, ctx, |c| c.graceful_shutdown()).await;
 }
 
 /// The showcase's command line.

@@ -518,6 +518,32 @@ async fn sigterm_with_mixed_clients_exits_within_the_bound_and_tells_each() {
             }
         }));
     }
+    // HTTP/2 clients (push-h2's driver): SSE streams on one connection.
+    let mut h2_streams = Vec::new();
+    {
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let (client, conn) = h2::client::handshake(tcp).await.expect("h2 handshake");
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut client = client.ready().await.expect("ready");
+        for _ in 0..10 {
+            let req = http::Request::get(format!("http://{addr}/sse/demo"))
+                .body(())
+                .expect("request");
+            let (response, _) = client.send_request(req, true).expect("send");
+            h2_streams.push(tokio::spawn(async move {
+                let mut body = response.await.expect("response").into_body();
+                let mut text = Vec::new();
+                while let Some(Ok(chunk)) = body.data().await {
+                    let _ = body.flow_control().release_capacity(chunk.len());
+                    text.extend_from_slice(&chunk);
+                }
+                String::from_utf8_lossy(&text).into_owned()
+            }));
+            client = client.ready().await.expect("ready");
+        }
+    }
     // Attackers that must not extend the stop: silent and header-trickling connections.
     let mut silent = Vec::new();
     for _ in 0..50 {
@@ -528,7 +554,7 @@ async fn sigterm_with_mixed_clients_exits_within_the_bound_and_tells_each() {
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     while metric(addr, "push_open{technique=\"ws\"}").await < 50
-        || metric(addr, "push_open{technique=\"sse\"}").await < 50
+        || metric(addr, "push_open{technique=\"sse\"}").await < 60
     {
         assert!(Instant::now() < deadline, "clients did not all connect");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -543,7 +569,7 @@ async fn sigterm_with_mixed_clients_exits_within_the_bound_and_tells_each() {
         .wait_exit(Duration::from_secs(15))
         .expect("the showcase did not exit within 15 s of SIGTERM");
     let took = started.elapsed();
-    eprintln!("SIGTERM with 200 clients and 100 attackers: exit {status} after {took:?}");
+    eprintln!("SIGTERM with 210 clients and 100 attackers: exit {status} after {took:?}");
     assert!(status.success(), "{status}");
     assert!(took < Duration::from_secs(6), "{took:?}");
     for task in sse {
@@ -551,6 +577,13 @@ async fn sigterm_with_mixed_clients_exits_within_the_bound_and_tells_each() {
         assert!(
             text.contains("retry:"),
             "an SSE client got no retry hint: {text}"
+        );
+    }
+    for task in h2_streams {
+        let text = task.await.expect("h2 sse");
+        assert!(
+            text.contains("retry:"),
+            "an HTTP/2 SSE client got no retry hint: {text}"
         );
     }
     for task in streams {
