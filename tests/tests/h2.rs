@@ -32,6 +32,10 @@ fn file(body: &'static str) -> Response<Body> {
 }
 
 async fn server(hub: &Hub) -> Server {
+    server_with(hub, H2Config::default()).await
+}
+
+async fn server_with(hub: &Hub, config: H2Config) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stats = Arc::new(H2Stats::default());
@@ -76,7 +80,7 @@ async fn server(hub: &Hub) -> Server {
                 stream,
                 service,
                 policy.clone(),
-                H2Config::default(),
+                config.clone(),
                 shutdown_rx.clone(),
                 st.clone(),
             );
@@ -144,6 +148,30 @@ async fn pushes_promised_assets_after_103_and_falls_back_to_link_without_push() 
         "{link}"
     );
     assert_eq!(server.stats.refused.load(Ordering::Relaxed), 2);
+}
+
+#[tokio::test]
+async fn the_push_budget_is_counted_per_connection() {
+    let hub = Hub::memory();
+    let mut config = H2Config::default();
+    // Less than one page's assets (11 bytes): the first page spends it.
+    config.max_pushed_bytes = 5;
+    let server = server_with(&hub, config).await;
+    let mut first = Client::connect(server.addr, true).await.unwrap();
+    let (_, _, pushed) = first.get("/index.html").await.unwrap();
+    assert_eq!(pushed.len(), 2, "the budget is checked before each promise");
+    // Spent on this connection: the next page falls back to Link preload headers.
+    let (_, main, pushed) = first.get("/index.html").await.unwrap();
+    assert!(pushed.is_empty());
+    assert!(main.headers.get("link").is_some());
+    // Another connection has its own budget.
+    let mut second = Client::connect(server.addr, true).await.unwrap();
+    let (_, _, pushed) = second.get("/index.html").await.unwrap();
+    assert_eq!(
+        pushed.len(),
+        2,
+        "one connection's pushes must not spend another's budget"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

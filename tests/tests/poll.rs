@@ -212,6 +212,53 @@ async fn gap_reset_and_batches_with_more() {
 }
 
 #[tokio::test]
+async fn answers_are_bounded_in_bytes_and_nothing_is_lost() {
+    let hub = Hub::memory();
+    let server = server(&hub, PollConfig::default().max_batch_bytes(1 << 20)).await;
+    // 30 events of 100,000 control characters: 600 KB each once JSON-escaped, 18 MB in all.
+    let payload = "\u{1}".repeat(100_000);
+    let mut ids = Vec::new();
+    for _ in 0..30 {
+        ids.push(
+            hub.publish(&topic(), NewEvent::new(payload.clone()))
+                .await
+                .unwrap()
+                .id(),
+        );
+    }
+    // A cursor the server does not know: a reset, then every retained event.
+    let mut since = "garbage".to_owned();
+    let mut seen = Vec::new();
+    let mut answers = 0;
+    loop {
+        let res = http1(
+            server.addr,
+            get(server.addr, &format!("/poll/t?since={since}"), &[]),
+        )
+        .await;
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        // At most the bound plus one event (the first of an answer is always taken).
+        assert!(bytes.len() <= (1 << 20) + 700_000, "{} bytes", bytes.len());
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        for e in v["events"].as_array().unwrap() {
+            seen.push(e["id"].as_str().unwrap().to_owned());
+        }
+        answers += 1;
+        since = v["next"].as_str().unwrap().to_owned();
+        if !v["more"].as_bool().unwrap() {
+            break;
+        }
+        assert!(answers < 100);
+    }
+    let expected: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    assert_eq!(seen, expected, "every event once, in order");
+    assert!(
+        answers >= 15,
+        "{answers} answers for 18 MB under a 1 MiB bound"
+    );
+}
+
+#[tokio::test]
 async fn rate_limit_method_and_shutdown_statuses() {
     let hub = Hub::memory();
     let server = server(
