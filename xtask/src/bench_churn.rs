@@ -26,13 +26,7 @@ const REQUEST: &[u8] = b"GET /poll/churn HTTP/1.1\r\nHost: bench\r\nConnection: 
 /// Runs `connections` sequential short connections against the showcase (the README's main
 /// job, release build), the bench's push server and Nchan.
 pub(crate) async fn measure(connections: usize) -> Result<Vec<Churn>, String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    crate::cmd(
-        &cargo,
-        &["build", "--release", "--quiet", "--package", "showcase"],
-        &[],
-    )?;
-    let showcase = crate::root().join("target/release/showcase");
+    let showcase = crate::release_showcase()?;
     let mut rows = Vec::new();
     for server in ["showcase", "push", "nchan"] {
         let started = match server {

@@ -29,13 +29,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
             other => return Err(format!("unknown compare option {other:?}")),
         }
     }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    crate::cmd(
-        &cargo,
-        &["build", "--release", "--quiet", "--package", "showcase"],
-        &[],
-    )?;
-    let showcase = crate::root().join("target/release/showcase");
+    let showcase = crate::release_showcase()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -72,6 +72,17 @@ pub(crate) fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Builds the showcase in release mode and returns its binary's path.
+pub(crate) fn release_showcase() -> Result<PathBuf, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    cmd(
+        &cargo,
+        &["build", "--release", "--quiet", "--package", "showcase"],
+        &[],
+    )?;
+    Ok(root().join("target/release/showcase"))
+}
+
 /// Runs a command in the workspace root, echoing it, and fails with its status.
 pub(crate) fn cmd(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
     eprintln!("$ {program} {}", args.join(" "));

@@ -130,6 +130,13 @@ pub fn batch(batch: &Batch, more: bool) -> Bytes {
     out.freeze()
 }
 
+/// A batch bound of `events` events and `bytes` bytes of event objects as [`event`] encodes
+/// them (plus a separator each): what poll and long-poll answers are cut at.
+#[must_use]
+pub fn batch_limit(events: usize, bytes: usize) -> crate::BatchLimit {
+    crate::BatchLimit::new(events, bytes, |e| event(e).len() + 1)
+}
+
 /// An event as a client reads it back from JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceivedEvent {

@@ -99,12 +99,6 @@ impl LongPollConfig {
         self
     }
 
-    fn batch_limit(&self) -> push_core::BatchLimit {
-        push_core::BatchLimit::new(self.max_batch, self.max_batch_bytes, |e| {
-            push_core::json::event(e).len() + 1
-        })
-    }
-
     /// Sets [`max_held`](Self::max_held).
     #[must_use]
     pub fn max_held(mut self, n: usize) -> Self {
@@ -315,7 +309,8 @@ impl LongPoll {
             Err(e) => return self.unavailable(&format!("{e}\n")),
         };
         let limit = self.config.max_batch;
-        let within = self.config.batch_limit();
+        let within =
+            push_core::json::batch_limit(self.config.max_batch, self.config.max_batch_bytes);
         let (batch, closing) = match tokio::time::timeout(hold, sub.next_batch(within)).await {
             Ok(Some(batch)) => (batch, false),
             // Timed out: nothing new, and no gap or reset to tell (those answer at once).

@@ -90,12 +90,6 @@ impl PollConfig {
         self
     }
 
-    fn batch_limit(&self) -> push_core::BatchLimit {
-        push_core::BatchLimit::new(self.max_batch, self.max_batch_bytes, |e| {
-            push_core::json::event(e).len() + 1
-        })
-    }
-
     /// Sets [`interval`](Self::interval).
     #[must_use]
     pub fn interval(mut self, d: Duration) -> Self {
@@ -295,7 +289,15 @@ impl Poller {
                 Err(e) => return self.unavailable(&format!("{e}\n")),
             }
         }
-        let batch = match self.hub.read(topic, from, self.config.batch_limit()).await {
+        let batch = match self
+            .hub
+            .read(
+                topic,
+                from,
+                push_core::json::batch_limit(self.config.max_batch, self.config.max_batch_bytes),
+            )
+            .await
+        {
             Ok(batch) => batch,
             Err(e) => return self.unavailable(&format!("{e}\n")),
         };

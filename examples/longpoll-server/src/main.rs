@@ -93,7 +93,7 @@ async fn main() -> std::io::Result<()> {
             let (hub, endpoint) = (hub.clone(), endpoint.clone());
             async move { Ok::<_, Infallible>(handle(hub, endpoint, req).await) }
         });
-        conn.serve(service)
+        conn.serve(None, service)
     })
     .await
 }

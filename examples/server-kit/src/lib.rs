@@ -43,7 +43,7 @@
 //!             bytes::Bytes::from_static(b"hello\n"),
 //!         )))
 //!     });
-//!     conn.serve(service).await;
+//!     conn.serve(None, service).await;
 //! })
 //! .await
 //! # }
@@ -249,8 +249,8 @@ impl Conn {
     }
 
     /// Serves the connection with hyper (HTTP/1.1 with upgrades, or HTTP/2 by its preface),
-    /// with [`Ctx::builders`] as they are.
-    pub async fn serve<S, B>(self, service: S)
+    /// with `builders`, or [`Ctx::builders`] as they are when `None`.
+    pub async fn serve<S, B>(self, builders: Option<&Builders>, service: S)
     where
         S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>
             + Clone
@@ -261,22 +261,14 @@ impl Conn {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let builders = self.ctx.builders();
-        self.serve_with(&builders, service).await;
-    }
-
-    /// Serves the connection with the given builders; see [`serve`](Self::serve).
-    pub async fn serve_with<S, B>(self, builders: &Builders, service: S)
-    where
-        S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>
-            + Clone
-            + Send
-            + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-        B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
+        let default;
+        let builders = match builders {
+            Some(builders) => builders,
+            None => {
+                default = self.ctx.builders();
+                &default
+            }
+        };
         let Some(protocol) = self.sniff().await else {
             return;
         };

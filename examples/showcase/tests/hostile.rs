@@ -49,6 +49,34 @@ async fn metric(addr: SocketAddr, line: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {line} in {text}"))
 }
 
+/// Polls until a fresh connection is served (the server recovered), failing after `bound`.
+async fn served_within(addr: SocketAddr, bound: Duration) {
+    let deadline = Instant::now() + bound;
+    loop {
+        let get = "GET /poll/demo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        let answer = request(addr, get).await;
+        if answer.starts_with("HTTP/1.1 200") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not served again: {answer}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Opens `n` connections that each send `GET path` and then never read; gives the server a
+/// moment to take them.
+async fn open_requests(addr: SocketAddr, n: usize, path: &str) -> Vec<TcpStream> {
+    let mut streams = Vec::new();
+    for _ in 0..n {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let head = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+        stream.write_all(head.as_bytes()).await.expect("write");
+        streams.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    streams
+}
+
 /// Whether the server closed `stream` (EOF or reset) within `bound`, reading and discarding.
 async fn closed_within(stream: &mut TcpStream, bound: Duration) -> bool {
     let mut buf = [0u8; 4096];
@@ -289,100 +317,60 @@ async fn the_hub_byte_budget_holds_under_a_publish_flood() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cross_site_requests_and_missing_tokens_are_refused() {
     let open = showcase(&[]);
-    let addr = open.addr();
-    let cross = request(
-        addr,
-        &post(
+    let cases: [(&str, &str, &str); 3] = [
+        // A form on another site, a fetch from one, and the page's own origin.
+        (
             "/topics/t",
             "Origin: http://evil.example\r\nContent-Type: text/plain\r\n",
-            "x",
+            "403",
         ),
-    )
-    .await;
-    assert!(cross.starts_with("HTTP/1.1 403"), "{cross}");
-    let fetch_meta = request(
-        addr,
-        &post("/admin/drop", "Sec-Fetch-Site: cross-site\r\n", ""),
-    )
-    .await;
-    assert!(fetch_meta.starts_with("HTTP/1.1 403"), "{fetch_meta}");
-    let same = request(
-        addr,
-        &post("/topics/t", "Origin: http://127.0.0.1\r\n", "x"),
-    )
-    .await;
-    assert!(same.starts_with("HTTP/1.1 200"), "{same}");
-
+        ("/admin/drop", "Sec-Fetch-Site: cross-site\r\n", "403"),
+        ("/topics/t", "Origin: http://127.0.0.1\r\n", "200"),
+    ];
+    expect_statuses(open.addr(), &cases).await;
     let guarded = showcase(&["--token", "s3cret"]);
-    let addr = guarded.addr();
-    let none = request(addr, &post("/topics/t", "", "x")).await;
-    assert!(none.starts_with("HTTP/1.1 401"), "{none}");
-    let wrong = request(
-        addr,
-        &post("/admin/drop", "Authorization: Bearer nope\r\n", ""),
-    )
-    .await;
-    assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
-    let right = request(
-        addr,
-        &post("/topics/t", "Authorization: Bearer s3cret\r\n", "x"),
-    )
-    .await;
-    assert!(right.starts_with("HTTP/1.1 200"), "{right}");
-    // A token does not let another site through.
-    let cross = request(
-        addr,
-        &post(
+    let cases: [(&str, &str, &str); 4] = [
+        ("/topics/t", "", "401"),
+        ("/admin/drop", "Authorization: Bearer nope\r\n", "401"),
+        ("/topics/t", "Authorization: Bearer s3cret\r\n", "200"),
+        // A token does not let another site through.
+        (
             "/topics/t",
             "Authorization: Bearer s3cret\r\nOrigin: http://evil.example\r\n",
-            "x",
+            "403",
         ),
-    )
-    .await;
-    assert!(cross.starts_with("HTTP/1.1 403"), "{cross}");
+    ];
+    expect_statuses(guarded.addr(), &cases).await;
     // Reading stays open to all.
     let read = request(
-        addr,
+        guarded.addr(),
         "GET /poll/t HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     )
     .await;
     assert!(read.starts_with("HTTP/1.1 200"), "{read}");
 }
 
+/// POSTs each `(path, headers, expected status)` and checks the status.
+async fn expect_statuses(addr: SocketAddr, cases: &[(&str, &str, &str)]) {
+    for (path, headers, status) in cases {
+        let answer = request(addr, &post(path, headers, "x")).await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{path} with {headers:?}: {answer}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_cap_get_503_and_the_cap_recovers() {
     let example = showcase(&["--max-connections", "20"]);
     let addr = example.addr();
-    let mut held = Vec::new();
-    for _ in 0..20 {
-        let mut stream = TcpStream::connect(addr).await.expect("connect");
-        stream
-            .write_all(b"GET /longpoll/demo?timeout=30 HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .expect("write");
-        held.push(stream);
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let held = open_requests(addr, 20, "/longpoll/demo?timeout=30").await;
     let over = request(addr, "GET /poll/demo HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert!(over.starts_with("HTTP/1.1 503"), "{over}");
     assert!(over.contains("Retry-After: 1"), "{over}");
     drop(held);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let answer = request(
-            addr,
-            "GET /poll/demo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        )
-        .await;
-        if answer.starts_with("HTTP/1.1 200") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the cap never recovered: {answer}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    served_within(addr, Duration::from_secs(10)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -416,19 +404,7 @@ async fn out_of_file_descriptors_the_accept_loop_backs_off_and_recovers() {
         "the accept loop spun: {cpu:?}"
     );
     drop(held);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let answer = request(
-            addr,
-            "GET /poll/demo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-        )
-        .await;
-        if answer.starts_with("HTTP/1.1 200") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no recovery: {answer}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    served_within(addr, Duration::from_secs(15)).await;
     let _ = std::fs::remove_file(&log);
 }
 
@@ -439,16 +415,7 @@ async fn clients_that_never_read_are_bounded_by_the_send_buffer() {
     }
     let example = showcase(&[]);
     let addr = example.addr();
-    let mut clients = Vec::new();
-    for _ in 0..20 {
-        let mut stream = TcpStream::connect(addr).await.expect("connect");
-        stream
-            .write_all(b"GET /sse/slow HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .expect("write");
-        clients.push(stream);
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let clients = open_requests(addr, 20, "/sse/slow").await;
     let payload = "y".repeat(60_000);
     for _ in 0..60 {
         request(addr, &post("/topics/slow", "", &payload)).await;

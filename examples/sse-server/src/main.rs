@@ -90,7 +90,7 @@ async fn main() -> std::io::Result<()> {
             let (hub, sse) = (hub.clone(), sse.clone());
             async move { Ok::<_, Infallible>(handle(hub, sse, req).await) }
         });
-        conn.serve(service)
+        conn.serve(None, service)
     })
     .await
 }

@@ -92,7 +92,7 @@ async fn main() -> std::io::Result<()> {
             let (hub, streamer) = (hub.clone(), streamer.clone());
             async move { Ok::<_, Infallible>(handle(hub, streamer, req).await) }
         });
-        conn.serve(service)
+        conn.serve(None, service)
     })
     .await
 }

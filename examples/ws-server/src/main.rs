@@ -98,7 +98,7 @@ async fn main() -> std::io::Result<()> {
             let mut builders = conn.ctx.builders();
             // RFC 8441: WebSocket over HTTP/2 by extended CONNECT.
             builders.http2.enable_connect_protocol();
-            conn.serve_with(&builders, service).await;
+            conn.serve(Some(&builders), service).await;
         }
     })
     .await
