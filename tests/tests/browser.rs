@@ -143,13 +143,13 @@ async fn event_source_reconnects_without_loss_and_fetch_reads_ndjson_as_it_arriv
         if let Some(name) = path.strip_prefix("/sse/") {
             let topic = Topic::new(name).unwrap();
             return Ok(Box::pin(async move {
-                sse.respond(&topic, &req).await.map(boxed)
+                sse.respond(&topic, req).await.map(boxed)
             }));
         }
         if let Some(name) = path.strip_prefix("/stream/") {
             let topic = Topic::new(name).unwrap();
             return Ok(Box::pin(async move {
-                streamer.respond(&topic, &req).await.map(boxed)
+                streamer.respond(&topic, req).await.map(boxed)
             }));
         }
         Err(req)
@@ -280,7 +280,7 @@ async fn fetch_long_polls_and_interval_polls_receive_the_sequence_without_loss()
         if let Some(name) = path.strip_prefix("/poll/") {
             let topic = Topic::new(name).unwrap();
             return Ok(Box::pin(async move {
-                poller.respond(&topic, &req).await.map(boxed)
+                poller.respond(&topic, req).await.map(boxed)
             }));
         }
         Err(req)
@@ -354,8 +354,8 @@ async fn a_browser_websocket_reconnects_with_its_cursors_and_misses_nothing() {
     let endpoint = ws.clone();
     let (server, mut reports) = page_server(WS_PAGE, move |req| {
         if req.uri().path().starts_with("/ws/") {
-            let res = endpoint.respond(req, &[]).map(boxed);
-            return Ok(Box::pin(async move { res }));
+            let res = endpoint.respond_topics(&[], req);
+            return Ok(Box::pin(async move { res.await.map(boxed) }));
         }
         Err(req)
     })

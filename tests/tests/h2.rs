@@ -55,7 +55,7 @@ async fn server_with(hub: &Hub, config: H2Config) -> Server {
                     match req.uri().path() {
                         // Another technique's handler, unchanged, over this driver.
                         "/sse/t" => sse
-                            .respond(&Topic::new("t").unwrap(), &req)
+                            .respond(&Topic::new("t").unwrap(), req)
                             .await
                             .map(BodyExt::boxed_unsync),
                         "/index.html" => file("<html>page</html>").map(BodyExt::boxed_unsync),
@@ -68,10 +68,7 @@ async fn server_with(hub: &Hub, config: H2Config) -> Server {
                         }
                         path => {
                             let topic = Topic::new(path.trim_start_matches("/h2/")).unwrap();
-                            events
-                                .respond(&topic, &req)
-                                .await
-                                .map(BodyExt::boxed_unsync)
+                            events.respond(&topic, req).await.map(BodyExt::boxed_unsync)
                         }
                     }
                 }
@@ -248,7 +245,7 @@ async fn without_push_events_come_on_the_body_and_gaps_are_told() {
     assert_eq!(outcome["missed"], 2);
     for want in ["3", "4", "5"] {
         let line = sub.next_line().await.unwrap().unwrap();
-        let event = push_core::json::ReceivedEvent::parse(&line).unwrap();
+        let event = push_http::json::ReceivedEvent::parse(&line).unwrap();
         assert_eq!(event.data, want);
     }
     // Graceful shutdown: the hub closes (the body ends) and GOAWAY ends the connection.

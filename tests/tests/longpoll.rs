@@ -98,7 +98,7 @@ async fn hundreds_of_cycles_receive_the_exact_sequence_while_publishing() {
         "{} cycles",
         client.requests()
     );
-    assert_eq!(lp.held(), 0);
+    assert_eq!(lp.open(), 0);
 }
 
 #[tokio::test]
@@ -108,7 +108,7 @@ async fn a_held_request_is_released_by_a_publish_and_times_out_empty() {
     let server = server(&lp).await;
     let addr = server.addr;
     let held = tokio::spawn(async move { http1(addr, get(addr, "/longpoll/t", &[])).await });
-    eventually("the request is held", || lp.held() == 1).await;
+    eventually("the request is held", || lp.open() == 1).await;
     assert!(!held.is_finished());
     let e = hub.publish(&topic(), NewEvent::new("news")).await.unwrap();
     let res = tokio::time::timeout(BOUND, held).await.unwrap().unwrap();
@@ -125,7 +125,7 @@ async fn a_held_request_is_released_by_a_publish_and_times_out_empty() {
     assert_eq!(v["outcome"], "resumed");
     assert_eq!(v["events"], serde_json::json!([]));
     assert_eq!(v["next"], e.id().to_string());
-    assert_eq!(lp.held(), 0);
+    assert_eq!(lp.open(), 0);
 }
 
 #[tokio::test]
@@ -174,10 +174,10 @@ async fn a_client_that_goes_away_frees_its_waiter_at_once() {
         .write_all(b"GET /longpoll/t HTTP/1.1\r\nHost: test\r\n\r\n")
         .await
         .unwrap();
-    eventually("the request is held", || lp.held() == 1).await;
+    eventually("the request is held", || lp.open() == 1).await;
     assert_eq!(hub.stats().waiting, 1);
     drop(socket);
-    eventually("the held request is released", || lp.held() == 0).await;
+    eventually("the held request is released", || lp.open() == 0).await;
     assert_eq!(hub.stats().waiting, 0);
     assert_eq!(hub.stats().subscribers, 0);
 
@@ -190,9 +190,9 @@ async fn a_client_that_goes_away_frees_its_waiter_at_once() {
         let res = h2.send_request(req).await;
         drop(res);
     });
-    eventually("the h2 request is held", || lp.held() == 1).await;
+    eventually("the h2 request is held", || lp.open() == 1).await;
     pending.abort();
-    eventually("the h2 request is released", || lp.held() == 0).await;
+    eventually("the h2 request is released", || lp.open() == 0).await;
     assert_eq!(hub.stats().waiting, 0);
 }
 
@@ -204,7 +204,7 @@ async fn limits_bad_input_and_methods() {
     let addr = server.addr;
     let a = tokio::spawn(async move { http1(addr, get(addr, "/longpoll/t", &[])).await });
     let b = tokio::spawn(async move { http1(addr, get(addr, "/longpoll/t", &[])).await });
-    eventually("two requests held", || lp.held() == 2).await;
+    eventually("two requests held", || lp.open() == 2).await;
     let res = http1(addr, get(addr, "/longpoll/t", &[])).await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(res.headers()["retry-after"], "5");
@@ -255,7 +255,7 @@ async fn graceful_shutdown_answers_every_held_request_at_once() {
         .await
         .unwrap()
     });
-    eventually("six requests held", || lp.held() == 6).await;
+    eventually("six requests held", || lp.open() == 6).await;
     hub.close();
     assert!(
         server.graceful_shutdown(BOUND).await,

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use http::StatusCode;
 use http_body_util::BodyExt;
-use push_core::{Cors, Hub, HubConfig, MemoryHub, NewEvent, Origins, Outcome, Retention, Topic};
+use push_core::{Hub, HubConfig, MemoryHub, NewEvent, Outcome, Retention, Topic};
+use push_http::{Cors, Origins};
 use push_poll::client::PollClient;
 use push_poll::{PollConfig, Poller};
 use push_tests::{boxed, get, http1, TestServer};
@@ -28,8 +29,8 @@ async fn server(hub: &Hub, config: PollConfig) -> TestServer {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
             match key {
-                Some(key) => poller.respond_keyed(&topic, &req, &key).await.map(boxed),
-                None => poller.respond(&topic, &req).await.map(boxed),
+                Some(key) => poller.respond_keyed(&topic, req, &key).await.map(boxed),
+                None => poller.respond(&topic, req).await.map(boxed),
             }
         })
     })

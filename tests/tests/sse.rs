@@ -21,7 +21,7 @@ async fn server(hub: &Hub, config: SseConfig) -> (TestServer, Sse) {
         let sse = endpoint.clone();
         Box::pin(async move {
             let topic = Topic::new(req.uri().path().trim_start_matches("/sse/")).unwrap();
-            sse.respond(&topic, &req).await.map(boxed)
+            sse.respond(&topic, req).await.map(boxed)
         })
     })
     .await;
@@ -223,7 +223,7 @@ async fn graceful_shutdown_completes_with_clients_connected() {
         .unwrap();
     assert_eq!(h2_res.version(), http::Version::HTTP_2);
     bodies.push(h2_res.into_body());
-    assert_eq!(sse.open_streams(), 4);
+    assert_eq!(sse.open(), 4);
     hub.close();
     assert!(
         server.graceful_shutdown(BOUND).await,
@@ -233,7 +233,7 @@ async fn graceful_shutdown_completes_with_clients_connected() {
         let text = read_until(&mut body, BOUND, |_| false).await;
         assert!(text.ends_with("retry: 1500\n\n"), "{text:?}");
     }
-    assert_eq!(sse.open_streams(), 0);
+    assert_eq!(sse.open(), 0);
 }
 
 #[tokio::test]

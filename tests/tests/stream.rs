@@ -19,7 +19,7 @@ async fn server(hub: &Hub, config: StreamConfig) -> TestServer {
         let streamer = streamer.clone();
         Box::pin(async move {
             let topic = Topic::new(req.uri().path().trim_start_matches("/stream/")).unwrap();
-            streamer.respond(&topic, &req).await.map(boxed)
+            streamer.respond(&topic, req).await.map(boxed)
         })
     })
     .await

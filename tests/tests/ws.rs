@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use http::StatusCode;
-use push_core::{Hub, HubConfig, MemoryHub, NewEvent, Origins, Outcome, Retention, Topic};
+use push_core::{Hub, HubConfig, MemoryHub, NewEvent, Outcome, Retention, Topic};
+use push_http::Origins;
 use push_tests::{boxed, get, http1, TestServer};
 use push_ws::client::{Client, ClientError, Received};
 use push_ws::{Access, Allow, OriginPolicy, Ws, WsConfig};
@@ -28,7 +29,7 @@ async fn server(ws: &Ws) -> TestServer {
                 .filter(|t| !t.is_empty())
                 .map(|t| Topic::new(t).unwrap())
                 .collect();
-            ws.respond(req, &topics).map(boxed)
+            ws.respond_topics(&topics, req).await.map(boxed)
         })
     })
     .await
@@ -179,7 +180,7 @@ async fn close_codes_for_oversize_invalid_utf8_binary_and_missing_pongs() {
     // The permit was taken before the 101: wait (bounded) until the server has closed every
     // connection, this one included, without reading.
     let deadline = tokio::time::Instant::now() + BOUND;
-    while ws.connections() > 0 {
+    while ws.open() > 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the silent client was never closed"
@@ -203,7 +204,7 @@ async fn close_codes_for_oversize_invalid_utf8_binary_and_missing_pongs() {
         alive.is_err(),
         "nothing to receive, and not closed: {alive:?}"
     );
-    assert_eq!(ws.connections(), 1, "the reading client is still connected");
+    assert_eq!(ws.open(), 1, "the reading client is still connected");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -479,7 +480,7 @@ async fn a_reader_that_stalls_gets_an_exact_gap_and_shutdown_sends_1001() {
 
     assert!(ws.shutdown().await, "every connection closed in time");
     assert_eq!(closed_with(&mut c).await.0, Some(1001));
-    assert_eq!(ws.connections(), 0);
+    assert_eq!(ws.open(), 0);
     // New handshakes are refused while shut down.
     assert!(Client::connect(&ws_url(&server, "/ws/t")).await.is_err());
 }

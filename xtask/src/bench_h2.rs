@@ -55,7 +55,7 @@ async fn start_server(hub: Hub) -> Result<SocketAddr, String> {
                         );
                     }
                     let topic = Topic::new("t").expect("valid");
-                    events.respond(&topic, &req).await.map(BodyExt::boxed)
+                    events.respond(&topic, req).await.map(BodyExt::boxed)
                 }
             };
             let conn = push_h2::serve_connection(

@@ -138,25 +138,24 @@ async fn serve_push(listener: TcpListener) -> Result<(), String> {
                         })
                         .await
                     } else if path.starts_with("/sse/") {
-                        sse.respond(&topic, &req).await.map(BodyExt::boxed_unsync)
+                        sse.respond(&topic, req).await.map(BodyExt::boxed_unsync)
                     } else if path.starts_with("/stream/") {
                         streamer
-                            .respond(&topic, &req)
+                            .respond(&topic, req)
                             .await
                             .map(BodyExt::boxed_unsync)
                     } else if path.starts_with("/ws/") {
                         let topics = [topic.clone()];
-                        ws.respond(req, &topics).map(BodyExt::boxed_unsync)
+                        ws.respond_topics(&topics, req)
+                            .await
+                            .map(BodyExt::boxed_unsync)
                     } else if path.starts_with("/longpoll/") {
                         longpoll
                             .respond(&topic, req)
                             .await
                             .map(BodyExt::boxed_unsync)
                     } else {
-                        poller
-                            .respond(&topic, &req)
-                            .await
-                            .map(BodyExt::boxed_unsync)
+                        poller.respond(&topic, req).await.map(BodyExt::boxed_unsync)
                     };
                     Ok::<_, Infallible>(res)
                 }
@@ -658,7 +657,7 @@ async fn read_answer(
 
 /// Reads the latencies out of a batch answer and returns its `next` cursor.
 fn take_batch(body: &[u8], now: u128, seen: &mut Seen) -> Option<String> {
-    let batch = push_core::json::ReceivedBatch::parse(body).ok()?;
+    let batch = push_http::json::ReceivedBatch::parse(body).ok()?;
     for event in &batch.events {
         if let Some(sent) = std::str::from_utf8(&event.data)
             .ok()

@@ -48,9 +48,10 @@
 //!
 //! # For technique crates
 //!
-//! [`Frames`] turns a subscription into a stream of encoded frames (start outcome, events, gaps,
-//! heartbeats, goodbye on close) given a small [`Framing`]; [`Limiter`] caps concurrent streams
-//! or requests. They hold no HTTP type, so each technique crate adds only its wire format.
+//! A technique crate reads [`Subscription`]s one delivery at a time or in [`Batch`]es, and
+//! caches its wire encoding of each event once ([`Event::encoded`]). What the technique crates
+//! share on the HTTP side (a streaming body, the common answers, CORS, the JSON forms) is in
+//! `push-http`, so this crate stays the model alone.
 //!
 //! # Backends
 //!
@@ -60,33 +61,23 @@
 
 mod backend;
 mod config;
-mod cors;
 mod cursor;
 mod error;
 mod event;
-mod frames;
-#[cfg(feature = "json")]
-pub mod json;
-mod limit;
 mod log;
 mod memory;
-mod query;
 mod replica;
 mod topic;
 
 pub use crate::backend::{Backend, BoxFuture, Hub, HubStats};
 pub use crate::config::{HubConfig, ResetPolicy, Retention};
-pub use crate::cors::{Cors, CorsHeader, Origins};
 pub use crate::cursor::{Cursor, CursorError, Epoch, MAX_CURSOR_LEN};
 pub use crate::error::Error;
 pub use crate::event::{
     EncodingSlot, Event, EventType, EventTypeError, NewEvent, EVENT_OVERHEAD, MAX_EVENT_TYPE_LEN,
 };
-pub use crate::frames::{Frames, Framing};
-pub use crate::limit::{Limiter, Permit};
 pub use crate::log::{Batch, BatchLimit, Delivery, Outcome, StartFrom, Subscription};
 pub use crate::memory::MemoryHub;
-pub use crate::query::query_value;
 pub use crate::replica::{Appended, ReplicaLog, ReplicaStats};
 pub use crate::topic::{Topic, TopicError, MAX_TOPIC_LEN};
 

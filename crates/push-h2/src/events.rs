@@ -1,10 +1,11 @@
 //! Event push: a subscription request whose events arrive as pushed responses.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
-use http::{Request, Response, StatusCode};
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use http::{Request, Response};
 use http_body_util::Full;
 use push_core::{Event, Hub, StartFrom, Topic};
 
@@ -46,25 +47,33 @@ impl Events {
     /// Answers a subscription request for `topic`. Served by
     /// [`serve_connection`](crate::serve_connection), which does the pushing; another server
     /// sends the headers and an empty body.
-    pub async fn respond<B>(&self, topic: &Topic, req: &Request<B>) -> Response<Full<Bytes>> {
-        let since = push_core::query_value(req.uri().query().unwrap_or(""), &self.resume_param);
-        let from = StartFrom::from_client(
-            since.as_deref().filter(|s| !s.is_empty()),
-            StartFrom::Newest,
-        );
-        let sub = match self.hub.subscribe(topic, from).await {
+    ///
+    /// The request is taken by value and its body dropped at once, so the returned future is
+    /// `Send` and `'static` whatever the body type.
+    pub fn respond<B>(
+        &self,
+        topic: &Topic,
+        req: Request<B>,
+    ) -> impl Future<Output = Response<Full<Bytes>>> + Send + 'static {
+        let (parts, _) = req.into_parts();
+        let from = push_http::start_from(&parts, None, &self.resume_param, StartFrom::Newest);
+        let base = parts.uri.path().trim_end_matches('/').to_owned();
+        let (hub, topic) = (self.hub.clone(), topic.clone());
+        async move { Self::subscribe(&hub, &topic, from, base).await }
+    }
+
+    async fn subscribe(
+        hub: &Hub,
+        topic: &Topic,
+        from: StartFrom,
+        base: String,
+    ) -> Response<Full<Bytes>> {
+        let sub = match hub.subscribe(topic, from).await {
             Ok(sub) => sub,
             Err(e) => {
-                let mut res = crate::server::text_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &format!("{e}\n"),
-                );
-                res.headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from_static("5"));
-                return res;
+                return push_http::unavailable(std::time::Duration::from_secs(5), &format!("{e}\n"))
             }
         };
-        let base = req.uri().path().trim_end_matches('/').to_owned();
         let mut res = Response::new(Full::new(Bytes::new()));
         res.headers_mut().insert(
             CONTENT_TYPE,

@@ -41,6 +41,4 @@ mod server;
 
 pub use crate::body::H2Body;
 pub use crate::events::{Events, EVENT_ID, EVENT_TIME, EVENT_TYPE};
-pub use crate::server::{
-    serve_connection, text_response, H2Config, H2Stats, Push, PushEvents, PushPolicy,
-};
+pub use crate::server::{serve_connection, H2Config, H2Stats, Push, PushEvents, PushPolicy};

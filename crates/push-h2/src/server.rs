@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use h2::server::SendResponse;
-use http::header::{HeaderValue, CONTENT_TYPE, LINK};
+use http::header::{HeaderValue, LINK};
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
 use push_core::{Delivery, Subscription};
@@ -461,7 +461,7 @@ async fn deliver_events(
     shared: Arc<Shared>,
 ) {
     let (mut sub, base) = events;
-    let first = push_core::json::outcome_line(sub.outcome(), sub.cursor());
+    let first = push_http::json::outcome_line(sub.outcome(), sub.cursor());
     if send_data(&mut stream, first, false).await.is_err() {
         return;
     }
@@ -473,13 +473,13 @@ async fn deliver_events(
         };
         let event = match delivery {
             None => {
-                let end = push_core::json::end_line(sub.cursor());
+                let end = push_http::json::end_line(sub.cursor());
                 let _ = send_data(&mut stream, end, true).await;
                 return;
             }
             Some(Delivery::Gap { missed }) => {
                 let line =
-                    push_core::json::outcome_line(push_core::Outcome::Gap { missed }, sub.cursor());
+                    push_http::json::outcome_line(push_core::Outcome::Gap { missed }, sub.cursor());
                 if send_data(&mut stream, line, false).await.is_err() {
                     return;
                 }
@@ -519,18 +519,16 @@ async fn deliver_events(
         // One DATA frame for every line ready now (up to 16 KiB): fewer, larger frames, which
         // HTTP/2 clients budget for (h2 counts small unread DATA frames against the peer).
         let mut lines = Vec::with_capacity(1024);
-        lines.extend_from_slice(&push_core::json::event(&event));
-        lines.push(b'\n');
+        lines.extend_from_slice(&push_http::json::event_line(&event));
         while lines.len() < 16 * 1024 {
             let ready =
                 sub.poll_recv(&mut std::task::Context::from_waker(std::task::Waker::noop()));
             match ready {
                 std::task::Poll::Ready(Some(Delivery::Event(e))) => {
-                    lines.extend_from_slice(&push_core::json::event(&e));
-                    lines.push(b'\n');
+                    lines.extend_from_slice(&push_http::json::event_line(&e));
                 }
                 std::task::Poll::Ready(Some(Delivery::Gap { missed })) => {
-                    lines.extend_from_slice(&push_core::json::outcome_line(
+                    lines.extend_from_slice(&push_http::json::outcome_line(
                         push_core::Outcome::Gap { missed },
                         sub.cursor(),
                     ));
@@ -546,18 +544,4 @@ async fn deliver_events(
             return;
         }
     }
-}
-
-/// A plain-text response, for handlers.
-#[must_use]
-pub fn text_response(status: StatusCode, text: &str) -> Response<http_body_util::Full<Bytes>> {
-    let mut res = Response::new(http_body_util::Full::new(Bytes::copy_from_slice(
-        text.as_bytes(),
-    )));
-    *res.status_mut() = status;
-    res.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    res
 }

@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::TokioExecutor;
-pub use push_core::json::{ReceivedBatch, ReceivedEvent};
+pub use push_http::json::{ReceivedBatch, ReceivedEvent};
 
 /// The largest answer the client reads (a full batch of large events fits).
 pub const MAX_ANSWER: usize = 64 * 1024 * 1024;
@@ -41,7 +41,7 @@ pub enum ClientError {
     },
     /// The answer was not a batch answer.
     #[error(transparent)]
-    Json(#[from] push_core::json::JsonError),
+    Json(#[from] push_http::json::JsonError),
 }
 
 /// A long-polling client for one topic URL, e.g. `http://127.0.0.1:8080/longpoll/news`.

@@ -1,14 +1,19 @@
 //! The long-poll endpoint: a request held until news, a timeout or shutdown, then one complete
 //! JSON answer.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, ORIGIN, RETRY_AFTER};
+use http::header::{HeaderValue, CACHE_CONTROL, RETRY_AFTER};
+use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::Full;
-use push_core::{Batch, Cors, Hub, Limiter, Outcome, StartFrom, Topic};
+use push_core::{Batch, Hub, Outcome, StartFrom, Topic};
+use push_http::{text, Cors, CorsRules, Limiter};
+
+use crate::Error;
 
 /// Settings of a [`LongPoll`] endpoint.
 ///
@@ -151,8 +156,12 @@ pub struct LongPoll {
     limiter: Limiter,
 }
 
-const EXPOSE: &str = "Retry-After";
 const METHODS: &str = "GET, HEAD, OPTIONS";
+const CORS_RULES: CorsRules = CorsRules {
+    methods: METHODS,
+    allow_headers: "",
+    expose: "Retry-After",
+};
 
 impl LongPoll {
     /// An endpoint with the default [`LongPollConfig`].
@@ -182,7 +191,7 @@ impl LongPoll {
     /// away leaves it at once: the server drops the request's future, which frees its place
     /// and its subscription.
     #[must_use]
-    pub fn held(&self) -> usize {
+    pub fn open(&self) -> usize {
         self.limiter.open()
     }
 
@@ -190,13 +199,8 @@ impl LongPoll {
     /// cursor, else [`start`](LongPollConfig::start). A cursor that does not parse is a reset,
     /// never an error.
     #[must_use]
-    pub fn start_from<B>(&self, req: &Request<B>) -> StartFrom {
-        let param =
-            push_core::query_value(req.uri().query().unwrap_or(""), self.config.resume_param);
-        StartFrom::from_client(
-            param.as_deref().filter(|p| !p.is_empty()),
-            self.config.start,
-        )
+    pub fn start_from(&self, parts: &Parts) -> StartFrom {
+        push_http::start_from(parts, None, self.config.resume_param, self.config.start)
     }
 
     /// How long `req` may be held: its [`timeout_param`](LongPollConfig::timeout_param), up
@@ -204,21 +208,19 @@ impl LongPoll {
     ///
     /// # Errors
     ///
-    /// A readable reason when the parameter is not a non-negative number of seconds.
-    pub fn hold_for<B>(&self, req: &Request<B>) -> Result<Duration, String> {
-        let query = req.uri().query().unwrap_or("");
-        let Some(text) = push_core::query_value(query, self.config.timeout_param) else {
+    /// [`Error::Timeout`] when the parameter is not a non-negative number of seconds.
+    pub fn hold_for(&self, parts: &Parts) -> Result<Duration, Error> {
+        let query = parts.uri.query().unwrap_or("");
+        let Some(text) = push_http::query_value(query, self.config.timeout_param) else {
             return Ok(self.config.timeout);
         };
         text.parse::<f64>()
             .ok()
             .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
             .map(|d| d.min(self.config.max_timeout))
-            .ok_or_else(|| {
-                format!(
-                    "{}={text:?} is not a number of seconds\n",
-                    self.config.timeout_param
-                )
+            .ok_or_else(|| Error::Timeout {
+                param: self.config.timeout_param,
+                value: text.into_owned(),
             })
     }
 
@@ -226,7 +228,7 @@ impl LongPoll {
     ///
     /// - `GET`: when events after the cursor are retained, or the cursor is not simply resumed
     ///   (a gap or a reset must be told at once), `200` at once with the
-    ///   [batch answer](push_core::json) (at most [`max_batch`](LongPollConfig::max_batch)
+    ///   [batch answer](push_http::json) (at most [`max_batch`](LongPollConfig::max_batch)
     ///   events). Otherwise the request is held until an event is published (`200` with it), the
     ///   timeout (`200` with no events and the same cursor), or shutdown (`200` with what was
     ///   published before it, plus `Retry-After`). `Cache-Control: no-store`.
@@ -242,60 +244,48 @@ impl LongPoll {
     /// its cursor and timeout, not its headers (under hyper, those point into the connection's
     /// 8 KiB read buffer, which would stay allocated beside a fresh one for as long as the
     /// request is held: about 4 KiB of resident memory per held request).
-    pub async fn respond<B>(&self, topic: &Topic, req: Request<B>) -> Response<Full<Bytes>> {
-        let origin = req
-            .headers()
-            .get(ORIGIN)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let method = req.method().clone();
-        let hold = self.hold_for(&req);
-        let from = self.start_from(&req);
-        drop(req);
-        let mut res = self.answer(topic, &method, hold, from).await;
-        if let (Some(cors), Some(origin)) = (&self.config.cors, origin.as_deref()) {
-            let headers = if method == Method::OPTIONS {
-                cors.preflight(origin, METHODS, "")
-            } else {
-                cors.headers(origin, EXPOSE)
-            };
-            for (name, value) in headers {
-                if let Ok(value) = HeaderValue::try_from(value) {
-                    res.headers_mut().append(name, value);
-                }
+    pub fn respond<B>(
+        &self,
+        topic: &Topic,
+        req: Request<B>,
+    ) -> impl Future<Output = Response<Full<Bytes>>> + Send + 'static {
+        let (parts, _) = req.into_parts();
+        let hold = self.hold_for(&parts);
+        let from = self.start_from(&parts);
+        let (this, topic) = (self.clone(), topic.clone());
+        async move {
+            let mut res = this.answer(&topic, &parts.method, hold, from).await;
+            if let Some(cors) = &this.config.cors {
+                cors.apply(
+                    &parts.method,
+                    &parts.headers,
+                    &CORS_RULES,
+                    res.headers_mut(),
+                );
             }
+            res
         }
-        res
     }
 
     async fn answer(
         &self,
         topic: &Topic,
         method: &Method,
-        hold: Result<Duration, String>,
+        hold: Result<Duration, Error>,
         from: StartFrom,
     ) -> Response<Full<Bytes>> {
         let hold = match *method {
             Method::GET => match hold {
                 Ok(hold) => hold,
-                Err(reason) => return text(StatusCode::BAD_REQUEST, &reason),
+                Err(e) => return text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
             },
             Method::HEAD => Duration::ZERO,
-            Method::OPTIONS => {
-                let mut res = text(StatusCode::NO_CONTENT, "");
-                res.headers_mut().remove(CONTENT_TYPE);
-                res.headers_mut()
-                    .insert(ALLOW, HeaderValue::from_static(METHODS));
-                return res;
-            }
+            Method::OPTIONS => return push_http::options(METHODS),
             _ => {
-                let mut res = text(
-                    StatusCode::METHOD_NOT_ALLOWED,
+                return push_http::method_not_allowed(
+                    METHODS,
                     "long polls answer GET, HEAD and OPTIONS\n",
-                );
-                res.headers_mut()
-                    .insert(ALLOW, HeaderValue::from_static(METHODS));
-                return res;
+                )
             }
         };
         let Some(_permit) = self.limiter.try_acquire() else {
@@ -310,7 +300,7 @@ impl LongPoll {
         };
         let limit = self.config.max_batch;
         let within =
-            push_core::json::batch_limit(self.config.max_batch, self.config.max_batch_bytes);
+            push_http::json::batch_limit(self.config.max_batch, self.config.max_batch_bytes);
         let (batch, closing) = match tokio::time::timeout(hold, sub.next_batch(within)).await {
             Ok(Some(batch)) => (batch, false),
             // Timed out: nothing new, and no gap or reset to tell (those answer at once).
@@ -338,9 +328,8 @@ impl LongPoll {
         let more = batch.cut
             || batch.events.len() >= limit
                 && self.hub.head(topic).await.ok().flatten() != Some(batch.next);
-        let mut res = Response::new(Full::new(push_core::json::batch(&batch, more)));
+        let mut res = push_http::json::batch_response(&batch, more);
         let headers = res.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         // Every answer is a moment in a sequence: never to be stored or replayed by a cache.
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if closing {
@@ -357,20 +346,8 @@ impl LongPoll {
     }
 
     fn unavailable(&self, reason: &str) -> Response<Full<Bytes>> {
-        let mut res = text(StatusCode::SERVICE_UNAVAILABLE, reason);
-        self.set_retry_after(res.headers_mut());
-        res
+        push_http::unavailable(self.config.retry_after, reason)
     }
-}
-
-fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
-    let mut res = Response::new(Full::new(Bytes::copy_from_slice(body.as_bytes())));
-    *res.status_mut() = status;
-    res.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    res
 }
 
 #[cfg(test)]
@@ -378,8 +355,8 @@ mod tests {
     use super::*;
     use push_core::NewEvent;
 
-    fn get(uri: &str) -> Request<()> {
-        Request::get(uri).body(()).unwrap()
+    fn get(uri: &str) -> Parts {
+        Request::get(uri).body(()).unwrap().into_parts().0
     }
 
     #[test]
@@ -404,22 +381,22 @@ mod tests {
         let hub = Hub::memory();
         let lp = LongPoll::new(hub.clone());
         let t = Topic::new("t").unwrap();
-        let held = lp.respond(&t, get("/t"));
+        let held = lp.respond(&t, Request::get("/t").body(()).unwrap());
         tokio::pin!(held);
         // Poll once: it is held.
         assert!(futures_poll_once(held.as_mut()).await.is_none());
-        assert_eq!(lp.held(), 1);
+        assert_eq!(lp.open(), 1);
         hub.publish(&t, NewEvent::new("x")).await.unwrap();
         let res = held.await;
         assert_eq!(res.status(), 200);
-        assert_eq!(lp.held(), 0);
+        assert_eq!(lp.open(), 0);
 
         // A held request that is dropped (the client went away) frees its place at once.
-        let mut held = Box::pin(lp.respond(&t, get("/t")));
+        let mut held = Box::pin(lp.respond(&t, Request::get("/t").body(()).unwrap()));
         assert!(futures_poll_once(held.as_mut()).await.is_none());
-        assert_eq!(lp.held(), 1);
+        assert_eq!(lp.open(), 1);
         drop(held);
-        assert_eq!(lp.held(), 0);
+        assert_eq!(lp.open(), 0);
         assert_eq!(hub.stats().waiting, 0);
     }
 

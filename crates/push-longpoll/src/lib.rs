@@ -20,7 +20,7 @@
 //!   once (with anything published before the close, and `Retry-After`), so hyper's graceful
 //!   shutdown completes.
 //!
-//! The JSON is the batch answer of [`push_core::json`]:
+//! The JSON is the batch answer of [`push_http::json`]:
 //!
 //! ```json
 //! {"outcome":"resumed","next":"5f3a9c1e2b4d-42","more":false,
@@ -61,6 +61,8 @@
 
 #[cfg(feature = "client")]
 pub mod client;
+mod error;
 mod handler;
 
+pub use crate::error::Error;
 pub use crate::handler::{LongPoll, LongPollConfig};

@@ -11,8 +11,8 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::TokioExecutor;
-pub use push_core::json::{ReceivedBatch, ReceivedEvent};
 use push_core::Outcome;
+pub use push_http::json::{ReceivedBatch, ReceivedEvent};
 
 use crate::POLL_INTERVAL;
 
@@ -44,7 +44,7 @@ pub enum ClientError {
     },
     /// The answer was not a batch answer.
     #[error(transparent)]
-    Json(#[from] push_core::json::JsonError),
+    Json(#[from] push_http::json::JsonError),
 }
 
 /// A polling client for one topic URL, e.g. `http://127.0.0.1:8080/poll/news`.

@@ -1,16 +1,18 @@
 //! The polling endpoint: request in, one complete JSON answer (or `304`) out.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{
-    HeaderName, HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, ORIGIN,
-    RETRY_AFTER,
+    HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, RETRY_AFTER,
 };
+use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::Full;
-use push_core::{Cors, Cursor, Hub, StartFrom, Topic};
+use push_core::{Cursor, Hub, StartFrom, Topic};
+use push_http::{text, Cors, CorsRules};
 
 use crate::rate::RateTable;
 
@@ -149,9 +151,13 @@ pub struct Poller {
     rate: Option<Arc<RateTable>>,
 }
 
-/// The response headers a page on another origin may read.
-const EXPOSE: &str = "ETag, X-Poll-Interval, Retry-After";
 const METHODS: &str = "GET, HEAD, OPTIONS";
+const CORS_RULES: CorsRules = CorsRules {
+    methods: METHODS,
+    allow_headers: "If-None-Match",
+    // The response headers a page on another origin may read.
+    expose: "ETag, X-Poll-Interval, Retry-After",
+};
 
 impl Poller {
     /// An endpoint with the default [`PollConfig`].
@@ -183,25 +189,24 @@ impl Poller {
     /// cursor, else [`start`](PollConfig::start). A cursor that does not parse is a reset, never
     /// an error.
     #[must_use]
-    pub fn start_from<B>(&self, req: &Request<B>) -> StartFrom {
-        let param =
-            push_core::query_value(req.uri().query().unwrap_or(""), self.config.resume_param);
-        StartFrom::from_client(
-            param.as_deref().filter(|p| !p.is_empty()),
-            self.config.start,
-        )
+    pub fn start_from(&self, parts: &Parts) -> StartFrom {
+        push_http::start_from(parts, None, self.config.resume_param, self.config.start)
     }
 
     /// Answers `req` for `topic` without a rate limit: see [`respond_keyed`](Self::respond_keyed).
-    pub async fn respond<B>(&self, topic: &Topic, req: &Request<B>) -> Response<Full<Bytes>> {
-        self.answer(topic, req, None).await
+    pub fn respond<B>(
+        &self,
+        topic: &Topic,
+        req: Request<B>,
+    ) -> impl Future<Output = Response<Full<Bytes>>> + Send + 'static {
+        self.answer(topic, req, None)
     }
 
     /// Answers `req` for `topic`, applying [`min_interval`](PollConfig::min_interval) to
     /// `client` (whatever identifies a client to the application: a session, a token, an
     /// address).
     ///
-    /// - `GET`: `200` with the [batch answer](push_core::json) of the events after the cursor
+    /// - `GET`: `200` with the [batch answer](push_http::json) of the events after the cursor
     ///   (at most [`max_batch`](PollConfig::max_batch)), `ETag` (the topic's head cursor),
     ///   `Cache-Control: no-cache` and [`POLL_INTERVAL`]; or `304 Not Modified` without a body
     ///   when `If-None-Match` names the current head and the cursor asked from is that head
@@ -210,57 +215,54 @@ impl Poller {
     /// - `OPTIONS`: `204` with `Allow` (and the CORS preflight headers when configured).
     /// - another method: `405`; polling faster than `min_interval`: `429` with `Retry-After`;
     ///   hub closed or unavailable: `503` with `Retry-After`.
-    pub async fn respond_keyed<B>(
+    ///
+    /// The request is taken by value and its body dropped at once, so the returned future is
+    /// `Send` and `'static` whatever the body type.
+    pub fn respond_keyed<B>(
         &self,
         topic: &Topic,
-        req: &Request<B>,
+        req: Request<B>,
         client: &str,
-    ) -> Response<Full<Bytes>> {
-        self.answer(topic, req, Some(client)).await
+    ) -> impl Future<Output = Response<Full<Bytes>>> + Send + 'static {
+        self.answer(topic, req, Some(client))
     }
 
-    async fn answer<B>(
+    fn answer<B>(
         &self,
         topic: &Topic,
-        req: &Request<B>,
+        req: Request<B>,
         client: Option<&str>,
-    ) -> Response<Full<Bytes>> {
-        let origin = req.headers().get(ORIGIN).and_then(|v| v.to_str().ok());
-        let mut res = self.answer_inner(topic, req, client).await;
-        if let (Some(cors), Some(origin)) = (&self.config.cors, origin) {
-            let headers = if req.method() == Method::OPTIONS {
-                cors.preflight(origin, METHODS, "If-None-Match")
-            } else {
-                cors.headers(origin, EXPOSE)
-            };
-            add_headers(res.headers_mut(), headers);
-        }
-        res
-    }
-
-    async fn answer_inner<B>(
-        &self,
-        topic: &Topic,
-        req: &Request<B>,
-        client: Option<&str>,
-    ) -> Response<Full<Bytes>> {
-        match *req.method() {
-            Method::GET | Method::HEAD => {}
-            Method::OPTIONS => {
-                let mut res = text(StatusCode::NO_CONTENT, "");
-                res.headers_mut().remove(CONTENT_TYPE);
-                res.headers_mut()
-                    .insert(ALLOW, HeaderValue::from_static(METHODS));
-                return res;
-            }
-            _ => {
-                let mut res = text(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "polls answer GET, HEAD and OPTIONS\n",
+    ) -> impl Future<Output = Response<Full<Bytes>>> + Send + 'static {
+        let (parts, _) = req.into_parts();
+        let (this, topic, client) = (self.clone(), topic.clone(), client.map(str::to_owned));
+        async move {
+            let mut res = this.answer_inner(&topic, &parts, client.as_deref()).await;
+            if let Some(cors) = &this.config.cors {
+                cors.apply(
+                    &parts.method,
+                    &parts.headers,
+                    &CORS_RULES,
+                    res.headers_mut(),
                 );
-                res.headers_mut()
-                    .insert(ALLOW, HeaderValue::from_static(METHODS));
-                return res;
+            }
+            res
+        }
+    }
+
+    async fn answer_inner(
+        &self,
+        topic: &Topic,
+        parts: &Parts,
+        client: Option<&str>,
+    ) -> Response<Full<Bytes>> {
+        match parts.method {
+            Method::GET | Method::HEAD => {}
+            Method::OPTIONS => return push_http::options(METHODS),
+            _ => {
+                return push_http::method_not_allowed(
+                    METHODS,
+                    "polls answer GET, HEAD and OPTIONS\n",
+                )
             }
         }
         if let (Some(rate), Some(client)) = (&self.rate, client) {
@@ -276,8 +278,8 @@ impl Poller {
                 return self.with_interval(res);
             }
         }
-        let from = self.start_from(req);
-        if let Some(tags) = req.headers().get(IF_NONE_MATCH) {
+        let from = self.start_from(parts);
+        if let Some(tags) = parts.headers.get(IF_NONE_MATCH) {
             match self.hub.head(topic).await {
                 Ok(Some(head)) if nothing_after(from, head) && matches_tag(tags, head) => {
                     let mut res = text(StatusCode::NOT_MODIFIED, "");
@@ -294,7 +296,7 @@ impl Poller {
             .read(
                 topic,
                 from,
-                push_core::json::batch_limit(self.config.max_batch, self.config.max_batch_bytes),
+                push_http::json::batch_limit(self.config.max_batch, self.config.max_batch_bytes),
             )
             .await
         {
@@ -304,9 +306,7 @@ impl Poller {
         let head = self.hub.head(topic).await.ok().flatten();
         let more =
             batch.cut || batch.events.len() >= self.config.max_batch && head != Some(batch.next);
-        let mut res = Response::new(Full::new(push_core::json::batch(&batch, more)));
-        res.headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let mut res = push_http::json::batch_response(&batch, more);
         self.set_cache_headers(res.headers_mut(), head);
         res
     }
@@ -330,10 +330,7 @@ impl Poller {
     }
 
     fn unavailable(&self, reason: &str) -> Response<Full<Bytes>> {
-        let mut res = text(StatusCode::SERVICE_UNAVAILABLE, reason);
-        res.headers_mut()
-            .insert(RETRY_AFTER, seconds_up(self.config.retry_after));
-        res
+        push_http::unavailable(self.config.retry_after, reason)
     }
 }
 
@@ -366,24 +363,6 @@ fn matches_tag(value: &HeaderValue, head: Cursor) -> bool {
 
 fn seconds_up(d: Duration) -> HeaderValue {
     HeaderValue::from(d.as_millis().div_ceil(1000).max(1) as u64)
-}
-
-fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
-    let mut res = Response::new(Full::new(Bytes::copy_from_slice(body.as_bytes())));
-    *res.status_mut() = status;
-    res.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    res
-}
-
-fn add_headers(headers: &mut HeaderMap, add: Vec<push_core::CorsHeader>) {
-    for (name, value) in add {
-        if let Ok(value) = HeaderValue::try_from(value) {
-            headers.append(name, value);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@
 //!   client how often to poll; with [`PollConfig::min_interval`] and a client key
 //!   ([`Poller::respond_keyed`]), a client that polls faster gets `429` with `Retry-After`.
 //!
-//! The JSON is the batch answer of [`push_core::json`]:
+//! The JSON is the batch answer of [`push_http::json`]:
 //!
 //! ```json
 //! {"outcome":"resumed","next":"5f3a9c1e2b4d-42","more":false,
@@ -50,7 +50,7 @@
 //! hub.publish(&news, NewEvent::new("two")).await.unwrap();
 //!
 //! let req = Request::get(format!("/poll/news?since={}", first.id())).body(()).unwrap();
-//! let res = poller.respond(&news, &req).await;
+//! let res = poller.respond(&news, req).await;
 //! assert_eq!(res.status(), 200);
 //! let etag = res.headers()["etag"].clone();
 //!
@@ -60,7 +60,7 @@
 //!     .header("if-none-match", etag)
 //!     .body(())
 //!     .unwrap();
-//! assert_eq!(poller.respond(&news, &req).await.status(), 304);
+//! assert_eq!(poller.respond(&news, req).await.status(), 304);
 //! # }
 //! ```
 //!

@@ -1,17 +1,13 @@
 //! The SSE endpoint: request in, `text/event-stream` response out.
 
-use std::convert::Infallible;
-use std::fmt;
-use std::pin::Pin;
+use std::future::Future;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
-use http::{Method, Request, Response, StatusCode};
-use http_body::{Body, Frame, SizeHint};
-use push_core::{Cursor, Error, Event, Frames, Framing, Hub, Limiter, Outcome, StartFrom, Topic};
+use http::{Request, Response};
+use push_core::{Cursor, Event, Hub, Outcome, StartFrom, Topic};
+use push_http::{FramedBody, Framing, Limiter, StreamSettings};
 
 use crate::encode::{encode_event, outcome_event};
 
@@ -113,6 +109,7 @@ impl SseConfig {
 pub struct Sse {
     hub: Hub,
     config: Arc<SseConfig>,
+    settings: Arc<StreamSettings>,
     limiter: Limiter,
 }
 
@@ -127,16 +124,22 @@ impl Sse {
     #[must_use]
     pub fn with_config(hub: Hub, config: SseConfig) -> Self {
         let limiter = Limiter::new(config.max_streams);
+        let mut settings = StreamSettings::new("text/event-stream; charset=utf-8");
+        settings.cache_control = "no-cache";
+        settings.heartbeat = config.keep_alive;
+        settings.accel_buffering_header = config.accel_buffering_header;
+        settings.retry_after = config.retry_after;
         Self {
             hub,
             config: Arc::new(config),
+            settings: Arc::new(settings),
             limiter,
         }
     }
 
     /// Streams open right now.
     #[must_use]
-    pub fn open_streams(&self) -> usize {
+    pub fn open(&self) -> usize {
         self.limiter.open()
     }
 
@@ -144,23 +147,14 @@ impl Sse {
     /// [`resume_param`](SseConfig::resume_param) query parameter, else only new events. A
     /// cursor that does not parse gives [`StartFrom::Invalid`] (a reset), never an error.
     #[must_use]
-    pub fn start_from<B>(&self, req: &Request<B>) -> StartFrom {
-        let header = req
-            .headers()
-            .get(LAST_EVENT_ID)
-            .map(|v| v.to_str().unwrap_or("\u{fffd}"));
-        match header {
-            // An empty Last-Event-ID is what a browser sends before it saw any id.
-            Some("") | None => {
-                let query = req.uri().query().unwrap_or("");
-                let param = push_core::query_value(query, self.config.resume_param);
-                StartFrom::from_client(
-                    param.as_deref().filter(|p| !p.is_empty()),
-                    StartFrom::Newest,
-                )
-            }
-            Some(id) => StartFrom::from_client(Some(id), StartFrom::Newest),
-        }
+    pub fn start_from(&self, parts: &http::request::Parts) -> StartFrom {
+        // An empty Last-Event-ID is what a browser sends before it saw any id.
+        push_http::start_from(
+            parts,
+            Some(LAST_EVENT_ID),
+            self.config.resume_param,
+            StartFrom::Newest,
+        )
     }
 
     /// Answers `req` with the event stream of `topic`.
@@ -171,76 +165,41 @@ impl Sse {
     /// resume outcome ([`GAP_EVENT`](crate::GAP_EVENT) or [`RESET_EVENT`](crate::RESET_EVENT);
     /// a plain resume sends a `:ok` comment), then carries every event as it is published, and
     /// ends with a `retry:` hint when the hub is closed.
-    pub async fn respond<B>(&self, topic: &Topic, req: &Request<B>) -> Response<SseBody> {
-        if req.method() != Method::GET && req.method() != Method::HEAD {
-            let mut res = plain(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "sse streams answer GET and HEAD only\n",
-            );
-            res.headers_mut()
-                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return res;
+    ///
+    /// The request is taken by value and its body dropped at once, so the returned future is
+    /// `Send` and `'static` whatever the body type (axum's, hyper's `Incoming`, …).
+    pub fn respond<B>(
+        &self,
+        topic: &Topic,
+        req: Request<B>,
+    ) -> impl Future<Output = Response<SseBody>> + Send + 'static {
+        let (parts, _) = req.into_parts();
+        let from = self.start_from(&parts);
+        let (this, topic, method) = (self.clone(), topic.clone(), parts.method);
+        async move {
+            let framing = SseFraming {
+                retry: this.config.retry,
+            };
+            let settings = &this.settings;
+            push_http::open_stream(
+                &this.hub,
+                &this.limiter,
+                &method,
+                &topic,
+                from,
+                framing,
+                settings,
+            )
+            .await
         }
-        let Some(permit) = self.limiter.try_acquire() else {
-            return self.unavailable(&format!(
-                "too many open streams (limit {})\n",
-                self.limiter.max()
-            ));
-        };
-        let sub = match self.hub.subscribe(topic, self.start_from(req)).await {
-            Ok(sub) => sub,
-            Err(e @ (Error::Closed | Error::TooManyTopics { .. } | Error::Backend(_))) => {
-                return self.unavailable(&format!("{e}\n"));
-            }
-            Err(e) => return self.unavailable(&format!("{e}\n")),
-        };
-        let framing = SseFraming {
-            retry: self.config.retry,
-        };
-        let frames = Frames::new(sub, framing, self.config.keep_alive, Some(permit));
-        let mut res = Response::new(SseBody {
-            kind: Kind::Stream(frames),
-        });
-        // Sized for the headers set here: hyper keeps a response's header map, emptied, for
-        // the connection's life (to parse the next request into), so on a held stream its
-        // capacity is resident per connection (about 0.6 KiB at the default growth, 0.3 here).
-        let headers = res.headers_mut();
-        *headers = http::HeaderMap::with_capacity(3);
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream; charset=utf-8"),
-        );
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        if self.config.accel_buffering_header {
-            headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-        }
-        res
-    }
-
-    fn unavailable(&self, reason: &str) -> Response<SseBody> {
-        let mut res = plain(StatusCode::SERVICE_UNAVAILABLE, reason);
-        res.headers_mut().insert(
-            RETRY_AFTER,
-            HeaderValue::from(self.config.retry_after.as_secs().max(1)),
-        );
-        res
     }
 }
 
-fn plain(status: StatusCode, text: &str) -> Response<SseBody> {
-    let mut res = Response::new(SseBody {
-        kind: Kind::Full(Some(Bytes::copy_from_slice(text.as_bytes()))),
-    });
-    *res.status_mut() = status;
-    res.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    res
-}
-
+/// The SSE wire format as a [`Framing`]: the `retry:` hint and the resume outcome first, one
+/// `id:`/`event:`/`data:` block per event (encoded once per event), a comment as heartbeat,
+/// and a `retry:` hint as the goodbye.
 #[derive(Debug)]
-struct SseFraming {
+pub struct SseFraming {
     retry: Option<Duration>,
 }
 
@@ -275,52 +234,4 @@ impl Framing for SseFraming {
 }
 
 /// The response body of [`Sse::respond`]: the event stream, or a short text for an error.
-///
-/// Each event is a frame holding bytes shared with every other stream of the same event; there
-/// is no per-event boxing or copying on this path.
-pub struct SseBody {
-    kind: Kind,
-}
-
-enum Kind {
-    Stream(Frames<SseFraming>),
-    Full(Option<Bytes>),
-}
-
-impl fmt::Debug for SseBody {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
-            Kind::Stream(frames) => f
-                .debug_struct("SseBody")
-                .field("cursor", &frames.cursor())
-                .finish(),
-            Kind::Full(_) => f.debug_struct("SseBody").finish_non_exhaustive(),
-        }
-    }
-}
-
-impl Body for SseBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        match &mut self.get_mut().kind {
-            Kind::Stream(frames) => frames.poll_frame(cx).map(|f| f.map(|b| Ok(Frame::data(b)))),
-            Kind::Full(data) => Poll::Ready(data.take().map(|b| Ok(Frame::data(b)))),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        matches!(&self.kind, Kind::Full(None))
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.kind {
-            Kind::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |b| b.len() as u64)),
-            Kind::Stream(_) => SizeHint::default(),
-        }
-    }
-}
+pub type SseBody = FramedBody<SseFraming>;

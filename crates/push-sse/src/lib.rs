@@ -37,7 +37,7 @@
 //!     // Route /sse/{topic}; a bad name would be the caller's 400.
 //!     let name = req.uri().path().trim_start_matches("/sse/");
 //!     let topic = Topic::new(name).expect("valid topic");
-//!     sse.respond(&topic, &req).await
+//!     sse.respond(&topic, req).await
 //! }
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -63,4 +63,4 @@ mod handler;
 pub mod client;
 
 pub use crate::encode::{encode_event, FieldError, SseEvent, GAP_EVENT, RESET_EVENT};
-pub use crate::handler::{Sse, SseBody, SseConfig, LAST_EVENT_ID};
+pub use crate::handler::{Sse, SseBody, SseConfig, SseFraming, LAST_EVENT_ID};

@@ -1,21 +1,13 @@
 //! The streaming endpoint: request in, one long NDJSON response out.
 
-use std::convert::Infallible;
-use std::fmt;
-use std::pin::Pin;
+use std::future::Future;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
-use http::{Method, Request, Response, StatusCode};
-use http_body::{Body, Frame, SizeHint};
-use push_core::{Cursor, Event, Frames, Framing, Hub, Limiter, Outcome, StartFrom, Topic};
-
-use push_core::json::{end_line, outcome_line};
-
-use crate::line::{event_line, heartbeat_line};
+use http::{Request, Response};
+use push_core::{Hub, StartFrom, Topic};
+use push_http::json::Ndjson;
+use push_http::{FramedBody, Limiter, StreamSettings};
 
 /// Settings of a [`Streamer`] endpoint.
 ///
@@ -96,6 +88,7 @@ impl StreamConfig {
 pub struct Streamer {
     hub: Hub,
     config: Arc<StreamConfig>,
+    settings: Arc<StreamSettings>,
     limiter: Limiter,
 }
 
@@ -110,29 +103,29 @@ impl Streamer {
     #[must_use]
     pub fn with_config(hub: Hub, config: StreamConfig) -> Self {
         let limiter = Limiter::new(config.max_streams);
+        let mut settings = StreamSettings::new("application/x-ndjson");
+        settings.heartbeat = config.heartbeat;
+        settings.accel_buffering_header = config.accel_buffering_header;
+        settings.retry_after = config.retry_after;
         Self {
             hub,
             config: Arc::new(config),
+            settings: Arc::new(settings),
             limiter,
         }
     }
 
     /// Streams open right now.
     #[must_use]
-    pub fn open_streams(&self) -> usize {
+    pub fn open(&self) -> usize {
         self.limiter.open()
     }
 
     /// Where a request asks to start: after the [`resume_param`](StreamConfig::resume_param)
     /// cursor, else only new events. A cursor that does not parse is a reset, never an error.
     #[must_use]
-    pub fn start_from<B>(&self, req: &Request<B>) -> StartFrom {
-        let param =
-            push_core::query_value(req.uri().query().unwrap_or(""), self.config.resume_param);
-        StartFrom::from_client(
-            param.as_deref().filter(|p| !p.is_empty()),
-            StartFrom::Newest,
-        )
+    pub fn start_from(&self, parts: &http::request::Parts) -> StartFrom {
+        push_http::start_from(parts, None, self.config.resume_param, StartFrom::Newest)
     }
 
     /// Answers `req` with the NDJSON stream of `topic`.
@@ -142,140 +135,32 @@ impl Streamer {
     /// `Retry-After`. The first line is the resume outcome, then one line per event as it is
     /// published (each its own chunk or DATA frame, flushed at once), heartbeats when idle, and
     /// an `{"end":"shutdown",…}` line when the hub is closed.
-    pub async fn respond<B>(&self, topic: &Topic, req: &Request<B>) -> Response<StreamBody> {
-        if req.method() != Method::GET && req.method() != Method::HEAD {
-            let mut res = plain(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "streams answer GET and HEAD only\n",
-            );
-            res.headers_mut()
-                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return res;
+    ///
+    /// The request is taken by value and its body dropped at once, so the returned future is
+    /// `Send` and `'static` whatever the body type.
+    pub fn respond<B>(
+        &self,
+        topic: &Topic,
+        req: Request<B>,
+    ) -> impl Future<Output = Response<StreamBody>> + Send + 'static {
+        let (parts, _) = req.into_parts();
+        let from = self.start_from(&parts);
+        let (this, topic, method) = (self.clone(), topic.clone(), parts.method);
+        async move {
+            let settings = &this.settings;
+            push_http::open_stream(
+                &this.hub,
+                &this.limiter,
+                &method,
+                &topic,
+                from,
+                Ndjson,
+                settings,
+            )
+            .await
         }
-        let Some(permit) = self.limiter.try_acquire() else {
-            return self.unavailable(&format!(
-                "too many open streams (limit {})\n",
-                self.limiter.max()
-            ));
-        };
-        let sub = match self.hub.subscribe(topic, self.start_from(req)).await {
-            Ok(sub) => sub,
-            Err(e) => return self.unavailable(&format!("{e}\n")),
-        };
-        let frames = Frames::new(sub, NdjsonFraming, self.config.heartbeat, Some(permit));
-        let mut res = Response::new(StreamBody {
-            kind: Kind::Stream(frames),
-        });
-        // Sized for the headers set here: hyper keeps a response's header map, emptied, for
-        // the connection's life (to parse the next request into), so on a held stream its
-        // capacity is resident per connection (about 0.6 KiB at the default growth, 0.3 here).
-        let headers = res.headers_mut();
-        *headers = http::HeaderMap::with_capacity(3);
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/x-ndjson"),
-        );
-        headers.insert(
-            CACHE_CONTROL,
-            HeaderValue::from_static("no-cache, no-transform"),
-        );
-        if self.config.accel_buffering_header {
-            headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-        }
-        res
-    }
-
-    fn unavailable(&self, reason: &str) -> Response<StreamBody> {
-        let mut res = plain(StatusCode::SERVICE_UNAVAILABLE, reason);
-        res.headers_mut().insert(
-            RETRY_AFTER,
-            HeaderValue::from(self.config.retry_after.as_secs().max(1)),
-        );
-        res
-    }
-}
-
-fn plain(status: StatusCode, text: &str) -> Response<StreamBody> {
-    let mut res = Response::new(StreamBody {
-        kind: Kind::Full(Some(Bytes::copy_from_slice(text.as_bytes()))),
-    });
-    *res.status_mut() = status;
-    res.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    res
-}
-
-#[derive(Debug)]
-struct NdjsonFraming;
-
-impl Framing for NdjsonFraming {
-    fn start(&self, outcome: Outcome, cursor: Cursor) -> Bytes {
-        outcome_line(outcome, cursor)
-    }
-
-    fn event(&self, event: &Event) -> Bytes {
-        event_line(event)
-    }
-
-    fn gap(&self, missed: u64, cursor: Cursor) -> Bytes {
-        outcome_line(Outcome::Gap { missed }, cursor)
-    }
-
-    fn heartbeat(&self) -> Bytes {
-        heartbeat_line()
-    }
-
-    fn end(&self, cursor: Cursor) -> Bytes {
-        end_line(cursor)
     }
 }
 
 /// The response body of [`Streamer::respond`]: the NDJSON stream, or a short text for an error.
-pub struct StreamBody {
-    kind: Kind,
-}
-
-enum Kind {
-    Stream(Frames<NdjsonFraming>),
-    Full(Option<Bytes>),
-}
-
-impl fmt::Debug for StreamBody {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
-            Kind::Stream(frames) => f
-                .debug_struct("StreamBody")
-                .field("cursor", &frames.cursor())
-                .finish(),
-            Kind::Full(_) => f.debug_struct("StreamBody").finish_non_exhaustive(),
-        }
-    }
-}
-
-impl Body for StreamBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        match &mut self.get_mut().kind {
-            Kind::Stream(frames) => frames.poll_frame(cx).map(|f| f.map(|b| Ok(Frame::data(b)))),
-            Kind::Full(data) => Poll::Ready(data.take().map(|b| Ok(Frame::data(b)))),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        matches!(&self.kind, Kind::Full(None))
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.kind {
-            Kind::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |b| b.len() as u64)),
-            Kind::Stream(_) => SizeHint::default(),
-        }
-    }
-}
+pub type StreamBody = FramedBody<Ndjson>;

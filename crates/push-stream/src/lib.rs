@@ -31,7 +31,7 @@
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! let streamer = Streamer::new(Hub::memory());
 //! let req = Request::get("/stream/news?since=abc-3").body(()).unwrap();
-//! let res = streamer.respond(&Topic::new("news").unwrap(), &req).await;
+//! let res = streamer.respond(&Topic::new("news").unwrap(), req).await;
 //! assert_eq!(res.headers()["content-type"], "application/x-ndjson");
 //! assert_eq!(res.headers()["cache-control"], "no-cache, no-transform");
 //! # }
@@ -40,7 +40,6 @@
 //! A complete hyper server is in `examples/stream-server`.
 
 mod handler;
-mod line;
 
 pub use crate::handler::{StreamBody, StreamConfig, Streamer};
-pub use crate::line::event_line;
+pub use push_http::json::{event_line, Ndjson};

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use futures_util::{SinkExt as _, StreamExt as _};
-use push_core::json::ReceivedEvent;
 use push_core::Outcome;
+use push_http::json::ReceivedEvent;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;

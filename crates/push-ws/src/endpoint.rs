@@ -1,14 +1,16 @@
 //! The endpoint: configuration, authorization, the upgrade answer, and shutdown.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONNECTION, CONTENT_TYPE, SEC_WEBSOCKET_PROTOCOL, UPGRADE};
+use http::header::{HeaderValue, CONNECTION, SEC_WEBSOCKET_PROTOCOL, UPGRADE};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
-use push_core::{Hub, Limiter, StartFrom, Topic};
+use push_core::{Hub, StartFrom, Topic};
+use push_http::{text, Limiter};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
@@ -234,7 +236,7 @@ impl fmt::Debug for Ws {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Ws")
             .field("config", &self.config)
-            .field("connections", &self.connections())
+            .field("open", &self.open())
             .field("authorize", &self.authorize.is_some())
             .field("on_message", &self.on_message.is_some())
             .finish_non_exhaustive()
@@ -291,7 +293,7 @@ impl Ws {
 
     /// Connections open right now.
     #[must_use]
-    pub fn connections(&self) -> usize {
+    pub fn open(&self) -> usize {
         self.limiter.open()
     }
 
@@ -312,7 +314,28 @@ impl Ws {
     ///
     /// The server must keep the connection for upgrades: hyper's
     /// `serve_connection_with_upgrades` (HTTP/1.1) and `enable_connect_protocol` (HTTP/2).
-    pub fn respond<B>(&self, mut req: Request<B>, topics: &[Topic]) -> Response<WsBody> {
+    ///
+    /// The request is taken by value; the returned future is ready at once, `Send` and
+    /// `'static` whatever the body type, the same shape as every technique crate's `respond`.
+    pub fn respond<B>(
+        &self,
+        topic: &Topic,
+        req: Request<B>,
+    ) -> impl Future<Output = Response<WsBody>> + Send + 'static {
+        std::future::ready(self.answer(req, std::slice::from_ref(topic)))
+    }
+
+    /// [`respond`](Self::respond) for several topics at once (or none: the client then
+    /// subscribes with messages).
+    pub fn respond_topics<B>(
+        &self,
+        topics: &[Topic],
+        req: Request<B>,
+    ) -> impl Future<Output = Response<WsBody>> + Send + 'static {
+        std::future::ready(self.answer(req, topics))
+    }
+
+    fn answer<B>(&self, mut req: Request<B>, topics: &[Topic]) -> Response<WsBody> {
         let upgrade = match handshake::validate(&req).and_then(|u| {
             self.config.origins.check(&req)?;
             Ok(u)
@@ -357,7 +380,7 @@ impl Ws {
                 self.limiter.max()
             ));
         };
-        let since = push_core::query_value(parts.uri.query().unwrap_or(""), "since");
+        let since = push_http::query_value(parts.uri.query().unwrap_or(""), "since");
         let from = StartFrom::from_client(
             since.as_deref().filter(|s| !s.is_empty()),
             StartFrom::Newest,
@@ -416,7 +439,7 @@ impl Ws {
         self.shutdown.send_replace(true);
         let deadline =
             tokio::time::Instant::now() + self.config.shutdown_grace + Duration::from_secs(1);
-        while self.connections() > 0 {
+        while self.open() > 0 {
             if tokio::time::Instant::now() >= deadline {
                 return false;
             }
@@ -426,23 +449,8 @@ impl Ws {
     }
 
     fn unavailable(&self, reason: &str) -> Response<WsBody> {
-        let mut res = text(StatusCode::SERVICE_UNAVAILABLE, reason);
-        res.headers_mut().insert(
-            http::header::RETRY_AFTER,
-            HeaderValue::from(self.config.retry_after.as_secs().max(1)),
-        );
-        res
+        push_http::unavailable(self.config.retry_after, reason)
     }
-}
-
-fn text(status: StatusCode, body: &str) -> Response<WsBody> {
-    let mut res = Response::new(Full::new(Bytes::copy_from_slice(body.as_bytes())));
-    *res.status_mut() = status;
-    res.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    res
 }
 
 fn accepted(upgrade: Upgrade, protocol: Option<String>) -> Response<WsBody> {

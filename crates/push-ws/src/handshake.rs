@@ -5,7 +5,7 @@ use http::header::{
     SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 use http::{HeaderMap, Method, Request, StatusCode, Version};
-use push_core::Origins;
+use push_http::Origins;
 
 /// Why a request was not upgraded: the status and a readable reason.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -102,7 +102,7 @@
 //!     .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
 //!     .body(())
 //!     .unwrap();
-//! let res = ws.respond(req, &[Topic::new("news").unwrap()]);
+//! let res = ws.respond(&Topic::new("news").unwrap(), req).await;
 //! assert_eq!(res.status(), 101);
 //! assert_eq!(res.headers()["sec-websocket-accept"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 //! # }

@@ -36,7 +36,7 @@ static ENVELOPE_SLOT: EncodingSlot = EncodingSlot::new();
 /// front, encoded once per event and shared by every connection.
 pub(crate) fn event_message(event: &Event) -> Bytes {
     event.encoded(&ENVELOPE_SLOT, |event| {
-        let object = push_core::json::event(event);
+        let object = push_http::json::event(event);
         let topic = event.topic().as_str();
         let mut out = BytesMut::with_capacity(object.len() + topic.len() + 12);
         // Topic names are `[A-Za-z0-9-_.~:]`: nothing to escape.
@@ -89,7 +89,7 @@ pub(crate) fn outcome_message(topic: &str, outcome: Outcome, cursor: Cursor) -> 
     };
     encode(&ServerMessage::Outcome {
         topic,
-        outcome: push_core::json::outcome_name(outcome),
+        outcome: push_http::json::outcome_name(outcome),
         missed,
         cursor: cursor.to_string(),
     })

@@ -22,7 +22,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited};
 use push_core::{Hub, NewEvent, Topic};
-use push_h2::{text_response, Events, H2Body, H2Config, H2Stats, PushPolicy};
+use push_h2::{Events, H2Body, H2Config, H2Stats, PushPolicy};
 use server_kit::ServerArgs;
 use tokio::sync::watch;
 
@@ -35,6 +35,13 @@ const PAGE: &str = "<!doctype html><meta charset=utf-8><title>push-h2</title>\
 <link rel=stylesheet href=/styles.css><script src=/app.js></script><h1>pushed</h1>\n";
 const CSS: &str = "h1 { color: teal }\n";
 const JS: &str = "console.log('pushed with the page');\n";
+
+/// A short plain-text answer.
+fn text_response(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(Bytes::copy_from_slice(text.as_bytes())));
+    *res.status_mut() = status;
+    res
+}
 
 fn file(content_type: &'static str, body: &'static str) -> Response<Body> {
     let mut res = Response::new(Full::new(Bytes::from_static(body.as_bytes())).boxed());
@@ -53,7 +60,7 @@ async fn handle(hub: Hub, events: Events, req: Request<H2Body>) -> Response<Body
     }
     if let Some(name) = path.strip_prefix("/h2/") {
         return match Topic::new(name) {
-            Ok(topic) => events.respond(&topic, &req).await.map(BodyExt::boxed),
+            Ok(topic) => events.respond(&topic, req).await.map(BodyExt::boxed),
             Err(e) => text_response(StatusCode::BAD_REQUEST, &format!("{e}\n")).map(BodyExt::boxed),
         };
     }

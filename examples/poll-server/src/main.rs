@@ -6,7 +6,7 @@
 //!
 //! HTTP/1.1 and HTTP/2 (prior knowledge) on one port; SIGTERM or Ctrl-C waits (at most 5 s) for requests in flight.
 //! To rate-limit clients, set `PollConfig::min_interval` and answer with
-//! `Poller::respond_keyed(&topic, &req, client_key)`.
+//! `Poller::respond_keyed(&topic, req, client_key)`.
 //!
 //! ```sh
 //! cargo run -p poll-server -- --addr 127.0.0.1:8080
@@ -41,7 +41,7 @@ async fn handle(hub: Hub, endpoint: Poller, req: Request<Incoming>) -> Response<
     if let Some(name) = path.strip_prefix("/poll/") {
         return match Topic::new(name) {
             Ok(topic) => endpoint
-                .respond(&topic, &req)
+                .respond(&topic, req)
                 .await
                 .map(BodyExt::boxed_unsync),
             Err(e) => reply(StatusCode::BAD_REQUEST, format!("{e}\n")),

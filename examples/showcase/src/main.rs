@@ -191,7 +191,7 @@ where
             return text(StatusCode::OK, "dropped\n");
         }
         "/admin/ticker" if req.method() == Method::POST => {
-            let rate = push_core::query_value(req.uri().query().unwrap_or(""), "rate")
+            let rate = push_http::query_value(req.uri().query().unwrap_or(""), "rate")
                 .and_then(|r| r.parse::<u64>().ok());
             return match rate {
                 Some(rate) if rate <= 100 => {
@@ -223,7 +223,7 @@ where
     let res = match technique {
         "poll" => state
             .poller
-            .respond(&topic, &req)
+            .respond(&topic, req)
             .await
             .map(BodyExt::boxed_unsync),
         "longpoll" => state
@@ -233,18 +233,22 @@ where
             .map(BodyExt::boxed_unsync),
         "sse" => state
             .sse
-            .respond(&topic, &req)
+            .respond(&topic, req)
             .await
             .map(BodyExt::boxed_unsync),
         "stream" => state
             .streamer
-            .respond(&topic, &req)
+            .respond(&topic, req)
             .await
             .map(BodyExt::boxed_unsync),
-        "ws" => state.ws.respond(req, &[topic]).map(BodyExt::boxed_unsync),
+        "ws" => state
+            .ws
+            .respond(&topic, req)
+            .await
+            .map(BodyExt::boxed_unsync),
         _ => state
             .events
-            .respond(&topic, &req)
+            .respond(&topic, req)
             .await
             .map(BodyExt::boxed_unsync),
     };
@@ -324,7 +328,7 @@ where
         return text(StatusCode::METHOD_NOT_ALLOWED, "publish with POST\n");
     }
     let mut event_type = None;
-    if let Some(t) = push_core::query_value(req.uri().query().unwrap_or(""), "event") {
+    if let Some(t) = push_http::query_value(req.uri().query().unwrap_or(""), "event") {
         match EventType::new(&t) {
             Ok(t) => event_type = Some(t),
             Err(e) => return text(StatusCode::BAD_REQUEST, format!("event: {e}\n")),
@@ -383,17 +387,14 @@ fn metrics(state: &State) -> Response<Body> {
     out += "# HELP push_open Open streams, held requests and sockets per technique.\n# TYPE push_open gauge\n";
     out += &format!(
         "push_open{{technique=\"longpoll\"}} {}\n",
-        state.longpoll.held()
+        state.longpoll.open()
     );
-    out += &format!(
-        "push_open{{technique=\"sse\"}} {}\n",
-        state.sse.open_streams()
-    );
+    out += &format!("push_open{{technique=\"sse\"}} {}\n", state.sse.open());
     out += &format!(
         "push_open{{technique=\"stream\"}} {}\n",
-        state.streamer.open_streams()
+        state.streamer.open()
     );
-    out += &format!("push_open{{technique=\"ws\"}} {}\n", state.ws.connections());
+    out += &format!("push_open{{technique=\"ws\"}} {}\n", state.ws.open());
     out += "# HELP push_events_published_total Events published.\n# TYPE push_events_published_total counter\n";
     out += &format!("push_events_published_total {}\n", stats.published);
     out += "# HELP push_subscribers Subscriptions open.\n# TYPE push_subscribers gauge\n";

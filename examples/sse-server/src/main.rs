@@ -39,7 +39,7 @@ async fn handle(hub: Hub, sse: Sse, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_owned();
     if let Some(name) = path.strip_prefix("/sse/") {
         return match Topic::new(name) {
-            Ok(topic) => sse.respond(&topic, &req).await.map(BodyExt::boxed_unsync),
+            Ok(topic) => sse.respond(&topic, req).await.map(BodyExt::boxed_unsync),
             Err(e) => reply(StatusCode::BAD_REQUEST, format!("{e}\n")),
         };
     }

@@ -39,7 +39,7 @@ async fn handle(hub: Hub, streamer: Streamer, req: Request<Incoming>) -> Respons
     if let Some(name) = path.strip_prefix("/stream/") {
         return match Topic::new(name) {
             Ok(topic) => streamer
-                .respond(&topic, &req)
+                .respond(&topic, req)
                 .await
                 .map(BodyExt::boxed_unsync),
             Err(e) => reply(StatusCode::BAD_REQUEST, format!("{e}\n")),

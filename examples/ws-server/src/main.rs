@@ -40,7 +40,7 @@ async fn handle(hub: Hub, ws: Ws, req: Request<Incoming>) -> Response<Body> {
     }
     if let Some(name) = path.strip_prefix("/ws/") {
         return match Topic::new(name) {
-            Ok(topic) => ws.respond(req, &[topic]).map(BodyExt::boxed_unsync),
+            Ok(topic) => ws.respond(&topic, req).await.map(BodyExt::boxed_unsync),
             Err(e) => reply(StatusCode::BAD_REQUEST, format!("{e}\n")),
         };
     }

@@ -8,7 +8,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::{Interval, MissedTickBehavior};
 
-use crate::{Cursor, Delivery, Event, Outcome, Permit, Subscription};
+use push_core::{Cursor, Delivery, Event, Outcome, Subscription};
+
+use crate::Permit;
 
 /// How a technique writes each part of a long-lived stream. Implementations are small and
 /// stateless; [`Frames`] decides when each part is written.

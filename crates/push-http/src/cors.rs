@@ -1,8 +1,11 @@
 //! Which browser origins may use an endpoint: the `Origin` allow-list that WebSocket endpoints
 //! check and the CORS answers of the request/response endpoints, shared so that every technique
-//! reads the same configuration the same way. Plain strings in and out: no HTTP types here.
+//! reads the same configuration the same way.
 
 use std::time::Duration;
+
+use http::header::{HeaderValue, ORIGIN};
+use http::{HeaderMap, Method};
 
 /// The origins an endpoint accepts, compared with the request's `Origin` header exactly
 /// (scheme, host and port; ASCII case-insensitive), e.g. `https://app.example.com`.
@@ -69,7 +72,18 @@ impl Default for Cors {
 }
 
 /// A CORS header to add to an answer: `(name, value)`.
-pub type CorsHeader = (&'static str, String);
+type CorsHeader = (&'static str, String);
+
+/// What an endpoint declares in its CORS answers.
+#[derive(Debug, Clone, Copy)]
+pub struct CorsRules {
+    /// The methods it answers (e.g. `"GET, HEAD, OPTIONS"`), for preflights.
+    pub methods: &'static str,
+    /// The request headers a page may send (e.g. `"If-None-Match"`), for preflights.
+    pub allow_headers: &'static str,
+    /// The response headers a page may read (e.g. `"ETag, Retry-After"`).
+    pub expose: &'static str,
+}
 
 impl Cors {
     /// CORS for `origins`, other settings as default.
@@ -95,11 +109,37 @@ impl Cors {
         self
     }
 
+    /// Adds the CORS headers for a request (its `method` and `headers`) to an answer's
+    /// `response` headers: the preflight headers for `OPTIONS`, the actual-answer headers
+    /// otherwise, and nothing when the request has no `Origin` or one not allowed (the browser
+    /// then hides the answer from the page).
+    pub fn apply(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+        rules: &CorsRules,
+        response: &mut HeaderMap,
+    ) {
+        let Some(origin) = headers.get(ORIGIN).and_then(|v| v.to_str().ok()) else {
+            return;
+        };
+        let added = if method == Method::OPTIONS {
+            self.preflight(origin, rules.methods, rules.allow_headers)
+        } else {
+            self.headers(origin, rules.expose)
+        };
+        for (name, value) in added {
+            if let Ok(value) = HeaderValue::try_from(value) {
+                response.append(name, value);
+            }
+        }
+    }
+
     /// The headers for an actual (non-preflight) answer to a request from `origin`: empty when
     /// the origin is not allowed, so the browser hides the answer from the page. `expose` lists
     /// the response headers the page may read (e.g. `"ETag, Retry-After"`).
     #[must_use]
-    pub fn headers(&self, origin: &str, expose: &str) -> Vec<CorsHeader> {
+    fn headers(&self, origin: &str, expose: &str) -> Vec<CorsHeader> {
         if !self.origins.allows(origin) {
             return Vec::new();
         }
@@ -114,7 +154,7 @@ impl Cors {
     /// `origin`: empty when the origin is not allowed. `methods` and `allow_headers` are what
     /// the endpoint accepts (e.g. `"GET, HEAD"` and `"If-None-Match"`).
     #[must_use]
-    pub fn preflight(&self, origin: &str, methods: &str, allow_headers: &str) -> Vec<CorsHeader> {
+    fn preflight(&self, origin: &str, methods: &str, allow_headers: &str) -> Vec<CorsHeader> {
         if !self.origins.allows(origin) {
             return Vec::new();
         }

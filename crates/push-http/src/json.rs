@@ -28,7 +28,7 @@ use base64::Engine as _;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
-use crate::{Batch, EncodingSlot, Event, Outcome};
+use push_core::{Batch, EncodingSlot, Event, Outcome};
 
 static EVENT_SLOT: EncodingSlot = EncodingSlot::new();
 
@@ -84,7 +84,7 @@ pub fn outcome_name(outcome: Outcome) -> &'static str {
 /// of a line-delimited stream (push-stream, push-h2's subscription body), and a gap met
 /// mid-stream. `missed` only for a gap; `cursor` is where the stream stands.
 #[must_use]
-pub fn outcome_line(outcome: Outcome, cursor: crate::Cursor) -> Bytes {
+pub fn outcome_line(outcome: Outcome, cursor: push_core::Cursor) -> Bytes {
     let missed = match outcome {
         Outcome::Gap { missed } => format!(",\"missed\":{missed}"),
         Outcome::Resumed | Outcome::Reset => String::new(),
@@ -98,7 +98,7 @@ pub fn outcome_line(outcome: Outcome, cursor: crate::Cursor) -> Bytes {
 
 /// `{"end":"shutdown","cursor":C}` and a newline: the last line of a stream when the hub closes.
 #[must_use]
-pub fn end_line(cursor: crate::Cursor) -> Bytes {
+pub fn end_line(cursor: push_core::Cursor) -> Bytes {
     Bytes::from(format!(
         "{{\"end\":\"shutdown\",\"cursor\":\"{cursor}\"}}\n"
     ))
@@ -130,11 +130,75 @@ pub fn batch(batch: &Batch, more: bool) -> Bytes {
     out.freeze()
 }
 
+/// The answer carrying a batch: `200`, `application/json`, the [`batch`] body.
+#[must_use]
+pub fn batch_response<B: From<Bytes>>(batch: &Batch, more: bool) -> http::Response<B> {
+    let mut res = http::Response::new(B::from(self::batch(batch, more)));
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
 /// A batch bound of `events` events and `bytes` bytes of event objects as [`event`] encodes
 /// them (plus a separator each): what poll and long-poll answers are cut at.
 #[must_use]
-pub fn batch_limit(events: usize, bytes: usize) -> crate::BatchLimit {
-    crate::BatchLimit::new(events, bytes, |e| event(e).len() + 1)
+pub fn batch_limit(events: usize, bytes: usize) -> push_core::BatchLimit {
+    push_core::BatchLimit::new(events, bytes, |e| event(e).len() + 1)
+}
+
+static NDJSON_SLOT: EncodingSlot = EncodingSlot::new();
+
+/// The NDJSON line of an event, computed once per event and shared by every stream: the
+/// event's JSON object ([`event`]) and a newline.
+#[must_use]
+pub fn event_line(event: &Event) -> Bytes {
+    event.encoded(&NDJSON_SLOT, |event| {
+        let object = self::event(event);
+        let mut line = Vec::with_capacity(object.len() + 1);
+        line.extend_from_slice(&object);
+        line.push(b'\n');
+        line.into()
+    })
+}
+
+/// `{"heartbeat":MS}` and a newline: the server's clock, sent after a period of silence.
+#[must_use]
+pub fn heartbeat_line() -> Bytes {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    Bytes::from(format!("{{\"heartbeat\":{now}}}\n"))
+}
+
+/// Newline-delimited JSON as a [`Framing`](crate::Framing): the [`outcome_line`] first, one
+/// [`event_line`] per event, outcome lines for gaps, [`heartbeat_line`]s when silent, and the
+/// [`end_line`] when the hub closes. push-stream's body, and push-h2's event lines.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ndjson;
+
+impl crate::Framing for Ndjson {
+    fn start(&self, outcome: Outcome, cursor: push_core::Cursor) -> Bytes {
+        outcome_line(outcome, cursor)
+    }
+
+    fn event(&self, event: &Event) -> Bytes {
+        event_line(event)
+    }
+
+    fn gap(&self, missed: u64, cursor: push_core::Cursor) -> Bytes {
+        outcome_line(Outcome::Gap { missed }, cursor)
+    }
+
+    fn heartbeat(&self) -> Bytes {
+        heartbeat_line()
+    }
+
+    fn end(&self, cursor: push_core::Cursor) -> Bytes {
+        end_line(cursor)
+    }
 }
 
 /// An event as a client reads it back from JSON.
@@ -257,7 +321,7 @@ impl ReceivedBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{EventType, MemoryHub, NewEvent, StartFrom, Topic};
+    use push_core::{EventType, MemoryHub, NewEvent, StartFrom, Topic};
 
     #[test]
     fn batches_round_trip_text_and_binary() {
@@ -317,5 +381,41 @@ mod tests {
         ] {
             assert!(ReceivedBatch::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn lines_are_single_line_json() {
+        let hub = MemoryHub::default();
+        let t = Topic::new("t").unwrap();
+        let text = hub
+            .publish_now(
+                &t,
+                NewEvent::new("a \"quoted\"\nline").with_type(EventType::new("x").unwrap()),
+            )
+            .unwrap();
+        let line = event_line(&text);
+        assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["data"], "a \"quoted\"\nline");
+        assert_eq!(v["type"], "x");
+        assert_eq!(v["id"], text.id().to_string());
+
+        let binary = hub
+            .publish_now(&t, NewEvent::new(vec![0xff, 0x00, 0x80]))
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&event_line(&binary)).unwrap();
+        assert_eq!(v["data_base64"], "/wCA");
+        assert!(v.get("data").is_none() && v.get("type").is_none());
+
+        let c = text.id();
+        assert_eq!(
+            outcome_line(Outcome::Gap { missed: 2 }, c),
+            format!("{{\"outcome\":\"gap\",\"missed\":2,\"cursor\":\"{c}\"}}\n")
+        );
+        assert_eq!(
+            outcome_line(Outcome::Reset, c),
+            format!("{{\"outcome\":\"reset\",\"cursor\":\"{c}\"}}\n")
+        );
+        assert!(heartbeat_line().starts_with(b"{\"heartbeat\":"));
     }
 }

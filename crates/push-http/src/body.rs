@@ -1,0 +1,170 @@
+//! The long-lived answer SSE and NDJSON streaming share: a body over [`Frames`], and the
+//! request handling around it.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use http::{Method, Response};
+use http_body::{Body, Frame, SizeHint};
+use push_core::{Hub, StartFrom, Topic};
+
+use crate::{method_not_allowed, unavailable, Frames, Framing, Limiter};
+
+/// A response body: a stream of frames, or a short complete answer (an error's text).
+///
+/// Each event is a frame holding bytes shared with every other stream of the same event (when
+/// the [`Framing`] uses [`Event::encoded`](push_core::Event::encoded)); there is no per-event
+/// boxing or copying on this path.
+pub struct FramedBody<F> {
+    kind: Kind<F>,
+}
+
+enum Kind<F> {
+    Stream(Frames<F>),
+    Full(Option<Bytes>),
+}
+
+impl<F> FramedBody<F> {
+    /// A body streaming `frames`.
+    #[must_use]
+    pub fn stream(frames: Frames<F>) -> Self {
+        Self {
+            kind: Kind::Stream(frames),
+        }
+    }
+}
+
+impl<F> From<Bytes> for FramedBody<F> {
+    fn from(bytes: Bytes) -> Self {
+        Self {
+            kind: Kind::Full(Some(bytes)),
+        }
+    }
+}
+
+impl<F: Framing> fmt::Debug for FramedBody<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            Kind::Stream(frames) => f
+                .debug_struct("FramedBody")
+                .field("cursor", &frames.cursor())
+                .finish(),
+            Kind::Full(_) => f.debug_struct("FramedBody").finish_non_exhaustive(),
+        }
+    }
+}
+
+impl<F: Framing> Body for FramedBody<F> {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match &mut self.get_mut().kind {
+            Kind::Stream(frames) => frames.poll_frame(cx).map(|f| f.map(|b| Ok(Frame::data(b)))),
+            Kind::Full(data) => Poll::Ready(data.take().map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(&self.kind, Kind::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |b| b.len() as u64)),
+            Kind::Stream(_) => SizeHint::default(),
+        }
+    }
+}
+
+/// How a long-lived stream endpoint answers, besides its [`Framing`].
+///
+/// | setting | default |
+/// |---|---|
+/// | [`content_type`](Self::content_type) | given to [`new`](Self::new) |
+/// | [`cache_control`](Self::cache_control) | `no-cache, no-transform` |
+/// | [`heartbeat`](Self::heartbeat) | after 15 s of silence |
+/// | [`accel_buffering_header`](Self::accel_buffering_header) | `X-Accel-Buffering: no` sent |
+/// | [`retry_after`](Self::retry_after) | `Retry-After: 5` on `503` |
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StreamSettings {
+    /// The `Content-Type` of the stream.
+    pub content_type: &'static str,
+    /// The `Cache-Control` of the stream (`no-transform` keeps proxies from recompressing or
+    /// buffering it).
+    pub cache_control: &'static str,
+    /// The silence after which [`Framing::heartbeat`] is written; `None` sends none.
+    pub heartbeat: Option<Duration>,
+    /// Whether to send `X-Accel-Buffering: no`, which stops nginx from buffering the stream.
+    pub accel_buffering_header: bool,
+    /// The `Retry-After` sent with `503`.
+    pub retry_after: Duration,
+}
+
+impl StreamSettings {
+    /// The defaults, with `content_type`.
+    #[must_use]
+    pub fn new(content_type: &'static str) -> Self {
+        Self {
+            content_type,
+            cache_control: "no-cache, no-transform",
+            heartbeat: Some(Duration::from_secs(15)),
+            accel_buffering_header: true,
+            retry_after: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Answers a stream request: `405` (with `Allow: GET, HEAD`) for another method than `GET` or
+/// `HEAD`, `503` with `Retry-After` at the `limiter`'s cap or when the hub refuses the
+/// subscription (closed, at its topic cap, unreachable), else `200` with a [`FramedBody`] over
+/// the subscription from `from`, holding the limiter's permit until the body is dropped.
+pub async fn open_stream<F: Framing>(
+    hub: &Hub,
+    limiter: &Limiter,
+    method: &Method,
+    topic: &Topic,
+    from: StartFrom,
+    framing: F,
+    settings: &StreamSettings,
+) -> Response<FramedBody<F>> {
+    if method != Method::GET && method != Method::HEAD {
+        return method_not_allowed("GET, HEAD", "streams answer GET and HEAD only\n");
+    }
+    let Some(permit) = limiter.try_acquire() else {
+        let reason = format!("too many open streams (limit {})\n", limiter.max());
+        return unavailable(settings.retry_after, &reason);
+    };
+    let sub = match hub.subscribe(topic, from).await {
+        Ok(sub) => sub,
+        Err(e) => return unavailable(settings.retry_after, &format!("{e}\n")),
+    };
+    let frames = Frames::new(sub, framing, settings.heartbeat, Some(permit));
+    let mut res = Response::new(FramedBody::stream(frames));
+    // Sized for the headers set here: hyper keeps a response's header map, emptied, for the
+    // connection's life (to parse the next request into), so on a held stream its capacity is
+    // resident per connection (about 0.6 KiB at the default growth, 0.3 here).
+    let headers = res.headers_mut();
+    *headers = http::HeaderMap::with_capacity(3);
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(settings.content_type),
+    );
+    headers.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static(settings.cache_control),
+    );
+    if settings.accel_buffering_header {
+        headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    }
+    res
+}

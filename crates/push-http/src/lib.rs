@@ -1,0 +1,91 @@
+//! What the **push** technique crates share on the HTTP side, written once.
+//!
+//! `push-core` holds the model (topics, cursors, subscriptions, retention) and nothing
+//! HTTP-shaped; each technique crate (`push-sse`, `push-stream`, `push-poll`, `push-longpoll`,
+//! `push-ws`, `push-h2`) turns it into one way the web delivers news. What they have in common
+//! on the HTTP side lives here, the way `http-body-util` sits beside `http-body`: technique
+//! crates depend on this crate and on `push-core`, never on each other.
+//!
+//! - [`Frames`] and [`FramedBody`]: a subscription as an [`http_body::Body`] of encoded
+//!   frames, given a [`Framing`] (the wire format): the start outcome, events and gaps as they
+//!   come, heartbeats when silent, and a goodbye when the hub closes.
+//! - [`open_stream`]: the whole long-lived answer that SSE and NDJSON streaming share (method
+//!   check, stream limit, subscription, headers), configured by [`StreamSettings`].
+//! - The common answers: [`text`], [`method_not_allowed`], [`options`], [`unavailable`].
+//! - [`start_from`]: a client's cursor from a header or a query parameter ([`query_value`]).
+//! - [`Cors`] and [`Origins`]: CORS answers applied to an [`http::HeaderMap`], and the origin
+//!   allow-list WebSocket handshakes check.
+//! - [`Limiter`]: a non-waiting cap on open streams or held requests; its [`Permit`] lives in
+//!   the body, so the count drops the moment the server drops the response.
+//! - [`json`] (feature `json`): the JSON forms shared by poll, long-poll, streaming, WebSocket
+//!   and HTTP/2 event lines.
+//!
+//! # Example
+//!
+//! A technique in a few lines: a stream of one line per event, with a heartbeat.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use push_core::{Cursor, Event, Hub, Outcome, StartFrom, Topic};
+//! use push_http::{open_stream, Framing, Limiter, StreamSettings};
+//!
+//! struct Lines;
+//!
+//! impl Framing for Lines {
+//!     fn start(&self, _: Outcome, cursor: Cursor) -> Bytes {
+//!         format!("start {cursor}\n").into()
+//!     }
+//!     fn event(&self, event: &Event) -> Bytes {
+//!         [event.data().as_ref(), b"\n"].concat().into()
+//!     }
+//!     fn gap(&self, missed: u64, _: Cursor) -> Bytes {
+//!         format!("missed {missed}\n").into()
+//!     }
+//!     fn heartbeat(&self) -> Bytes {
+//!         Bytes::from_static(b"\n")
+//!     }
+//!     fn end(&self, _: Cursor) -> Bytes {
+//!         Bytes::from_static(b"bye\n")
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let hub = Hub::memory();
+//! let limiter = Limiter::new(100);
+//! let settings = StreamSettings::new("text/plain; charset=utf-8");
+//! let topic = Topic::new("news").unwrap();
+//! let res = open_stream(
+//!     &hub,
+//!     &limiter,
+//!     &http::Method::GET,
+//!     &topic,
+//!     StartFrom::Newest,
+//!     Lines,
+//!     &settings,
+//! )
+//! .await;
+//! assert_eq!(res.status(), 200);
+//! assert_eq!(limiter.open(), 1);
+//! drop(res);
+//! assert_eq!(limiter.open(), 0);
+//! # }
+//! ```
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod answer;
+mod body;
+mod cors;
+mod frames;
+#[cfg(feature = "json")]
+#[cfg_attr(docsrs, doc(cfg(feature = "json")))]
+pub mod json;
+mod limit;
+mod query;
+
+pub use crate::answer::{method_not_allowed, options, text, unavailable};
+pub use crate::body::{open_stream, FramedBody, StreamSettings};
+pub use crate::cors::{Cors, CorsRules, Origins};
+pub use crate::frames::{Frames, Framing};
+pub use crate::limit::{Limiter, Permit};
+pub use crate::query::{query_value, start_from};
