@@ -89,6 +89,8 @@ pub struct HubStats {
 #[derive(Clone, Debug)]
 pub struct Hub {
     backend: Arc<dyn Backend>,
+    /// Turns true when [`Hub::close`] is called, for [`Hub::closed`].
+    closing: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Default for Hub {
@@ -109,6 +111,7 @@ impl Hub {
     pub fn new(backend: impl Backend) -> Self {
         Self {
             backend: Arc::new(backend),
+            closing: Arc::new(tokio::sync::watch::Sender::new(false)),
         }
     }
 
@@ -164,9 +167,23 @@ impl Hub {
         self.backend.head(topic).await
     }
 
-    /// Closes the hub: every subscription ends cleanly, so servers can drain.
+    /// Closes the hub: every subscription ends cleanly, so servers can drain, and every
+    /// [`closed`](Self::closed) future resolves. This is the one call a server's graceful stop
+    /// needs: every technique crate ends its open streams with its goodbye when it happens.
     pub fn close(&self) {
         self.backend.close();
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once [`close`](Self::close) was called on this hub or a clone of it (at once if
+    /// it already was). What a long-lived connection that holds no subscription (a WebSocket
+    /// waiting for its client's first subscribe) waits on to say goodbye.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.closing.subscribe();
+        async move {
+            // An error means every sender is gone: no hub is left to close.
+            let _ = rx.wait_for(|closed| *closed).await;
+        }
     }
 
     /// Whether the hub was closed.

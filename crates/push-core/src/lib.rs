@@ -59,6 +59,8 @@
 //! backend that shares topics between processes keeps cursors meaningful across them and feeds
 //! the same in-process logs ([`ReplicaLog`]), so technique crates work unchanged over it.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod backend;
 mod config;
 mod cursor;

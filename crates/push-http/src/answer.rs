@@ -47,3 +47,19 @@ pub fn options<B: From<Bytes>>(allow: &'static str) -> Response<B> {
         .insert(ALLOW, HeaderValue::from_static(allow));
     res
 }
+
+/// The answer for a hub error: `503` with `Retry-After` when the hub is closed, at its topic
+/// cap or its backend is unreachable (worth retrying later), `413` for an event over the size
+/// limit, each with the error's text.
+#[must_use]
+pub fn error_response<B: From<Bytes>>(
+    error: &push_core::Error,
+    retry_after: Duration,
+) -> Response<B> {
+    match error {
+        push_core::Error::EventTooLarge { .. } => {
+            text(StatusCode::PAYLOAD_TOO_LARGE, &format!("{error}\n"))
+        }
+        _ => unavailable(retry_after, &format!("{error}\n")),
+    }
+}

@@ -11,7 +11,8 @@
 //!   come, heartbeats when silent, and a goodbye when the hub closes.
 //! - [`open_stream`]: the whole long-lived answer that SSE and NDJSON streaming share (method
 //!   check, stream limit, subscription, headers), configured by [`StreamSettings`].
-//! - The common answers: [`text`], [`method_not_allowed`], [`options`], [`unavailable`].
+//! - The common answers: [`text`], [`method_not_allowed`], [`options`], [`unavailable`], and
+//!   [`error_response`] for a hub error.
 //! - [`start_from`]: a client's cursor from a header or a query parameter ([`query_value`]).
 //! - [`Cors`] and [`Origins`]: CORS answers applied to an [`http::HeaderMap`], and the origin
 //!   allow-list WebSocket handshakes check.
@@ -83,7 +84,7 @@ pub mod json;
 mod limit;
 mod query;
 
-pub use crate::answer::{method_not_allowed, options, text, unavailable};
+pub use crate::answer::{error_response, method_not_allowed, options, text, unavailable};
 pub use crate::body::{open_stream, FramedBody, StreamSettings};
 pub use crate::cors::{Cors, CorsRules, Origins};
 pub use crate::frames::{Frames, Framing};

@@ -126,6 +126,10 @@ async fn run(
     let mut ping = tokio::time::interval_at(Instant::now() + period, period);
     // When the last ping went out without any frame heard since.
     let mut ping_outstanding: Option<Instant> = None;
+    // Closing the hub is the one call a graceful stop needs: it closes this connection too,
+    // even when it holds no subscription.
+    let hub_closed = state.ws.hub.closed();
+    tokio::pin!(hub_closed);
     loop {
         if *shutdown.borrow() {
             return Some(Closing(CloseCode::Away, "server shutting down"));
@@ -134,6 +138,9 @@ async fn run(
         tokio::select! {
             biased;
             _ = shutdown.changed() => {}
+            () = &mut hub_closed => {
+                return Some(Closing(CloseCode::Away, "server shutting down"));
+            }
             _ = restart.changed() => {
                 return Some(Closing(CloseCode::Restart, "service restart: reconnect"));
             }

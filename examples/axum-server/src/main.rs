@@ -1,0 +1,152 @@
+//! push in an axum 0.8 app: each technique is an ordinary axum handler that passes axum's
+//! `Request` straight to the crate's `respond`.
+//!
+//! | route | technique |
+//! |---|---|
+//! | `GET /poll/{topic}?since=C` (and `OPTIONS`, for CORS preflights) | push-poll |
+//! | `GET /longpoll/{topic}?since=C&timeout=S` (and `OPTIONS`) | push-longpoll |
+//! | `GET /sse/{topic}` | push-sse |
+//! | `GET /stream/{topic}?since=C` | push-stream |
+//! | `GET /ws/{topic}?since=C` | push-ws (HTTP/1.1 upgrade) |
+//! | `POST /topics/{topic}` | publishes the body, answers `{"id":"CURSOR"}` |
+//!
+//! `{topic}` is a `push_core::Topic` extracted by axum's `Path` (push-core's `serde` feature):
+//! an invalid name is answered `400` before any handler runs. SIGTERM or Ctrl-C closes the hub,
+//! which is the one call a graceful stop needs: every SSE stream ends with a `retry:` hint,
+//! every stream with its end line, every held long-poll is answered and every WebSocket is
+//! closed with 1001, so `axum::serve(..).with_graceful_shutdown(..)` completes.
+//!
+//! HTTP/2 server push needs push-h2's own connection driver, which axum's server does not use;
+//! see `examples/h2-server`.
+//!
+//! ```sh
+//! cargo run -p axum-server -- --addr 127.0.0.1:3000
+//! curl -N http://127.0.0.1:3000/sse/news &
+//! curl -d 'hello' http://127.0.0.1:3000/topics/news
+//! ```
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::Router;
+use push_core::{Hub, NewEvent, Topic};
+use push_http::{Cors, Origins};
+use push_longpoll::{LongPoll, LongPollConfig};
+use push_poll::{PollConfig, Poller};
+use push_sse::Sse;
+use push_stream::Streamer;
+use push_ws::Ws;
+
+/// Every endpoint, cheap to clone (each is a few reference counts).
+#[derive(Clone)]
+struct App {
+    hub: Hub,
+    poll: Poller,
+    longpoll: LongPoll,
+    sse: Sse,
+    stream: Streamer,
+    ws: Ws,
+}
+
+async fn poll(State(app): State<App>, Path(topic): Path<Topic>, req: Request) -> impl IntoResponse {
+    app.poll.respond(&topic, req).await
+}
+
+async fn longpoll(
+    State(app): State<App>,
+    Path(topic): Path<Topic>,
+    req: Request,
+) -> impl IntoResponse {
+    app.longpoll.respond(&topic, req).await
+}
+
+async fn sse(State(app): State<App>, Path(topic): Path<Topic>, req: Request) -> impl IntoResponse {
+    app.sse.respond(&topic, req).await
+}
+
+async fn stream(
+    State(app): State<App>,
+    Path(topic): Path<Topic>,
+    req: Request,
+) -> impl IntoResponse {
+    app.stream.respond(&topic, req).await
+}
+
+async fn ws(State(app): State<App>, Path(topic): Path<Topic>, req: Request) -> impl IntoResponse {
+    app.ws.respond(&topic, req).await
+}
+
+async fn publish(State(app): State<App>, Path(topic): Path<Topic>, body: Bytes) -> Response {
+    match app.hub.publish(&topic, NewEvent::new(body)).await {
+        Ok(event) => format!("{{\"id\":\"{}\"}}\n", event.id()).into_response(),
+        Err(e) => push_http::error_response::<Body>(&e, std::time::Duration::from_secs(5)),
+    }
+}
+
+fn router(hub: Hub) -> Router {
+    // Pages on this origin may poll from a browser on another port (a dev server, say).
+    let cors = Cors::new(Origins::list(["http://localhost:5173"]));
+    let app = App {
+        poll: Poller::with_config(hub.clone(), PollConfig::default().cors(Some(cors.clone()))),
+        longpoll: LongPoll::with_config(hub.clone(), LongPollConfig::default().cors(Some(cors))),
+        sse: Sse::new(hub.clone()),
+        stream: Streamer::new(hub.clone()),
+        ws: Ws::new(hub.clone()),
+        hub,
+    };
+    Router::new()
+        // `any`: OPTIONS reaches the crates, which answer preflights with their CORS headers.
+        .route("/poll/{topic}", any(poll))
+        .route("/longpoll/{topic}", any(longpoll))
+        .route("/sse/{topic}", get(sse))
+        .route("/stream/{topic}", get(stream))
+        .route("/ws/{topic}", get(ws))
+        .route("/topics/{topic}", post(publish))
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "no such route\n") })
+        .with_state(app)
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn stop_signal() {
+    let term = async {
+        #[cfg(unix)]
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            term.recv().await;
+            return;
+        }
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+/// The command line.
+#[derive(Debug, clap::Parser)]
+struct Args {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    addr: std::net::SocketAddr,
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let args = <Args as clap::Parser>::parse();
+    let listener = tokio::net::TcpListener::bind(args.addr).await?;
+    println!("listening on http://{}/", listener.local_addr()?);
+    let hub = Hub::memory();
+    let app = router(hub.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            stop_signal().await;
+            // The one call: every technique says goodbye, so every connection can finish.
+            hub.close();
+        })
+        .await
+}
