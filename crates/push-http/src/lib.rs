@@ -20,6 +20,7 @@
 //!   the body, so the count drops the moment the server drops the response.
 //! - [`json`] (feature `json`): the JSON forms shared by poll, long-poll, streaming, WebSocket
 //!   and HTTP/2 event lines.
+//! - [`client`] (feature `client`): the HTTP side of the poll and long-poll clients.
 //!
 //! # Example
 //!
@@ -76,6 +77,9 @@
 
 mod answer;
 mod body;
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+pub mod client;
 mod cors;
 mod frames;
 #[cfg(feature = "json")]
