@@ -3,8 +3,6 @@
 //! and GOAWAY on shutdown.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,7 +10,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use push_core::{Hub, HubConfig, MemoryHub, NewEvent, Retention, Topic};
 use push_h2::client::Client;
-use push_h2::{Events, H2Body, H2Config, H2Stats, Push, PushPolicy};
+use push_h2::{Builder, Events, H2Body, H2Config, Push, PushPolicy};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -22,7 +20,7 @@ type Body = BoxBody<Bytes, std::convert::Infallible>;
 
 struct Server {
     addr: SocketAddr,
-    stats: Arc<H2Stats>,
+    builder: Builder,
     shutdown: watch::Sender<bool>,
     done: tokio::sync::mpsc::UnboundedReceiver<()>,
 }
@@ -38,13 +36,13 @@ async fn server(hub: &Hub) -> Server {
 async fn server_with(hub: &Hub, config: H2Config) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let stats = Arc::new(H2Stats::default());
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (done_tx, done) = tokio::sync::mpsc::unbounded_channel();
     let events = Events::new(hub.clone());
     let sse = push_sse::Sse::new(hub.clone());
     let policy = PushPolicy::new().push("/index.html", &["/styles.css", "/app.js"]);
-    let st = stats.clone();
+    let builder = Builder::new().config(config).push_policy(policy);
+    let h2 = builder.clone();
     tokio::spawn(async move {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
@@ -73,24 +71,25 @@ async fn server_with(hub: &Hub, config: H2Config) -> Server {
                     }
                 }
             };
-            let conn = push_h2::serve_connection(
-                stream,
-                service,
-                policy.clone(),
-                config.clone(),
-                shutdown_rx.clone(),
-                st.clone(),
-            );
+            let conn = h2.serve_connection(stream, service);
+            let mut shutdown_rx = shutdown_rx.clone();
             let done_tx = done_tx.clone();
             tokio::spawn(async move {
-                let _ = conn.await;
+                let mut conn = std::pin::pin!(conn);
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    () = async { let _ = shutdown_rx.wait_for(|s| *s).await; } => {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = conn.await;
+                    }
+                }
                 let _ = done_tx.send(());
             });
         }
     });
     Server {
         addr,
-        stats,
+        builder,
         shutdown,
         done,
     }
@@ -125,7 +124,7 @@ async fn pushes_promised_assets_after_103_and_falls_back_to_link_without_push() 
             ("/styles.css".to_owned(), Bytes::from("h1 {}"))
         ]
     );
-    assert_eq!(server.stats.promised.load(Ordering::Relaxed), 2);
+    assert_eq!(server.builder.stats().promised, 2);
 
     // A handler names a push with its response.
     let (_, main, pushed) = client.get("/named").await.unwrap();
@@ -144,7 +143,7 @@ async fn pushes_promised_assets_after_103_and_falls_back_to_link_without_push() 
         link.contains("</styles.css>") && link.contains("</app.js>"),
         "{link}"
     );
-    assert_eq!(server.stats.refused.load(Ordering::Relaxed), 2);
+    assert_eq!(server.builder.stats().refused, 2);
 }
 
 #[tokio::test]
@@ -276,8 +275,8 @@ async fn a_client_that_never_reads_costs_a_bounded_amount() {
             .unwrap();
     }
     // Wait until pushing started, rather than for a fixed time.
-    let promised = || server.stats.promised.load(Ordering::Relaxed);
-    let pushed = || server.stats.pushed_bytes.load(Ordering::Relaxed);
+    let promised = || server.builder.stats().promised;
+    let pushed = || server.builder.stats().pushed_bytes;
     let deadline = tokio::time::Instant::now() + BOUND;
     while promised() == 0 {
         assert!(

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use push_core::{Hub, NewEvent, Topic};
-use push_h2::{Events, H2Body, H2Config, H2Stats, PushPolicy};
+use push_h2::{Builder, Events, H2Body, PushPolicy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -35,9 +35,8 @@ async fn start_server(hub: Hub) -> Result<SocketAddr, String> {
     let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
     let policy = PushPolicy::new().push("/page", &refs);
     let events = Events::new(hub);
-    let (_keep, shutdown) = tokio::sync::watch::channel(false);
+    let h2 = Builder::new().push_policy(policy);
     tokio::spawn(async move {
-        let _keep = _keep;
         while let Ok((stream, _)) = listener.accept().await {
             let _ = stream.set_nodelay(true);
             let events = events.clone();
@@ -58,15 +57,7 @@ async fn start_server(hub: Hub) -> Result<SocketAddr, String> {
                     events.respond(&topic, req).await.map(BodyExt::boxed)
                 }
             };
-            let conn = push_h2::serve_connection(
-                stream,
-                service,
-                policy.clone(),
-                H2Config::default(),
-                shutdown.clone(),
-                Arc::new(H2Stats::default()),
-            );
-            tokio::spawn(conn);
+            tokio::spawn(h2.serve_connection(stream, service));
         }
     });
     Ok(addr)

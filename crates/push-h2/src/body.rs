@@ -35,12 +35,12 @@ impl H2Body {
 
 impl Body for H2Body {
     type Data = Bytes;
-    type Error = h2::Error;
+    type Error = crate::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, crate::Error>>> {
         let this = self.get_mut();
         let Some(recv) = this.recv.as_mut() else {
             return Poll::Ready(None);
@@ -51,7 +51,7 @@ impl Body for H2Body {
                     let _ = recv.flow_control().release_capacity(data.len());
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(crate::Error::h2(e)))),
                 Poll::Ready(None) => this.trailers = true,
                 Poll::Pending => return Poll::Pending,
             }
@@ -65,7 +65,7 @@ impl Body for H2Body {
                 this.recv = None;
                 Poll::Ready(None)
             }
-            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(crate::Error::h2(e)))),
             Poll::Pending => Poll::Pending,
         }
     }

@@ -8,20 +8,7 @@ use h2::client::{PushPromises, ResponseFuture, SendRequest};
 use http::{HeaderMap, Request, Response, StatusCode};
 use tokio::net::{TcpStream, ToSocketAddrs};
 
-/// What can go wrong.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ClientError {
-    /// Connecting failed.
-    #[error("connect: {0}")]
-    Io(#[from] std::io::Error),
-    /// The HTTP/2 layer failed.
-    #[error("http/2: {0}")]
-    H2(#[from] h2::Error),
-    /// A request could not be built.
-    #[error("request: {0}")]
-    Request(#[from] http::Error),
-}
+use crate::Error;
 
 /// A response received in full.
 #[derive(Debug, Clone)]
@@ -49,24 +36,27 @@ impl Client {
     /// # Errors
     ///
     /// When the connection or the handshake fails.
-    pub async fn connect(addr: impl ToSocketAddrs, push: bool) -> Result<Self, ClientError> {
-        let tcp = TcpStream::connect(addr).await?;
-        let authority = tcp.peer_addr()?.to_string();
+    pub async fn connect(addr: impl ToSocketAddrs, push: bool) -> Result<Self, Error> {
+        let tcp = TcpStream::connect(addr).await.map_err(Error::io)?;
+        let authority = tcp.peer_addr().map_err(Error::io)?.to_string();
         let _ = tcp.set_nodelay(true);
         let (send, conn) = h2::client::Builder::new()
             .enable_push(push)
             .handshake::<_, Bytes>(tcp)
-            .await?;
+            .await
+            .map_err(Error::h2)?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
         Ok(Self { send, authority })
     }
 
-    async fn request(&mut self, path: &str) -> Result<ResponseFuture, ClientError> {
-        let req = Request::get(format!("http://{}{path}", self.authority)).body(())?;
-        let mut send = self.send.clone().ready().await?;
-        let (response, _) = send.send_request(req, true)?;
+    async fn request(&mut self, path: &str) -> Result<ResponseFuture, Error> {
+        let req = Request::get(format!("http://{}{path}", self.authority))
+            .body(())
+            .map_err(Error::request)?;
+        let mut send = self.send.clone().ready().await.map_err(Error::h2)?;
+        let (response, _) = send.send_request(req, true).map_err(Error::h2)?;
         Ok(response)
     }
 
@@ -79,19 +69,19 @@ impl Client {
     pub async fn get(
         &mut self,
         path: &str,
-    ) -> Result<(Vec<Response<()>>, Received, Vec<Received>), ClientError> {
+    ) -> Result<(Vec<Response<()>>, Received, Vec<Received>), Error> {
         let mut response = self.request(path).await?;
         let mut promises = response.push_promises();
         let mut informational = Vec::new();
         while let Some(info) = std::future::poll_fn(|cx| response.poll_informational(cx)).await {
-            informational.push(info?);
+            informational.push(info.map_err(Error::h2)?);
         }
-        let main = read(path.to_owned(), response.await?).await?;
+        let main = read(path.to_owned(), response.await.map_err(Error::h2)?).await?;
         let mut pushed = Vec::new();
         while let Some(promise) = promises.push_promise().await {
-            let (req, response) = promise?.into_parts();
+            let (req, response) = promise.map_err(Error::h2)?.into_parts();
             let path = req.uri().path().to_owned();
-            pushed.push(read(path, response.await?).await?);
+            pushed.push(read(path, response.await.map_err(Error::h2)?).await?);
         }
         Ok((informational, main, pushed))
     }
@@ -101,10 +91,10 @@ impl Client {
     /// # Errors
     ///
     /// When the request fails.
-    pub async fn subscribe(&mut self, path: &str) -> Result<Subscription, ClientError> {
+    pub async fn subscribe(&mut self, path: &str) -> Result<Subscription, Error> {
         let mut response = self.request(path).await?;
         let promises = response.push_promises();
-        let response = response.await?;
+        let response = response.await.map_err(Error::h2)?;
         let (head, body) = response.into_parts();
         Ok(Subscription {
             head: Response::from_parts(head, ()),
@@ -115,11 +105,11 @@ impl Client {
     }
 }
 
-async fn read(path: String, response: Response<h2::RecvStream>) -> Result<Received, ClientError> {
+async fn read(path: String, response: Response<h2::RecvStream>) -> Result<Received, Error> {
     let (head, mut body) = response.into_parts();
     let mut data = BytesMut::new();
     while let Some(chunk) = body.data().await {
-        let chunk = chunk?;
+        let chunk = chunk.map_err(Error::h2)?;
         let _ = body.flow_control().release_capacity(chunk.len());
         data.extend_from_slice(&chunk);
     }
@@ -160,12 +150,13 @@ impl Subscription {
     /// # Errors
     ///
     /// When a pushed stream fails.
-    pub async fn next_event(&mut self) -> Result<Option<PushedEvent>, ClientError> {
+    pub async fn next_event(&mut self) -> Result<Option<PushedEvent>, Error> {
         let Some(promise) = self.promises.push_promise().await else {
             return Ok(None);
         };
-        let (req, response) = promise?.into_parts();
-        let received = read(req.uri().path().to_owned(), response.await?).await?;
+        let (req, response) = promise.map_err(Error::h2)?.into_parts();
+        let response = response.await.map_err(Error::h2)?;
+        let received = read(req.uri().path().to_owned(), response).await?;
         let id = received
             .headers
             .get(crate::EVENT_ID)
@@ -186,7 +177,7 @@ impl Subscription {
     /// # Errors
     ///
     /// When the stream fails.
-    pub async fn next_line(&mut self) -> Result<Option<Bytes>, ClientError> {
+    pub async fn next_line(&mut self) -> Result<Option<Bytes>, Error> {
         loop {
             if let Some(nl) = self.lines.iter().position(|&b| b == b'\n') {
                 let line = self.lines.split_to(nl + 1);
@@ -194,7 +185,7 @@ impl Subscription {
             }
             match self.body.data().await {
                 Some(chunk) => {
-                    let chunk = chunk?;
+                    let chunk = chunk.map_err(Error::h2)?;
                     let _ = self.body.flow_control().release_capacity(chunk.len());
                     self.lines.extend_from_slice(&chunk);
                 }

@@ -45,7 +45,7 @@ impl Events {
     }
 
     /// Answers a subscription request for `topic`. Served by
-    /// [`serve_connection`](crate::serve_connection), which does the pushing; another server
+    /// [`Builder::serve_connection`](crate::Builder::serve_connection), which does the pushing; another server
     /// sends the headers and an empty body.
     ///
     /// The request is taken by value and its body dropped at once, so the returned future is

@@ -17,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{watch, Semaphore};
 
 use crate::body::{send_body, send_data, H2Body};
+use crate::Error;
 
 /// Settings of the driver.
 ///
@@ -137,37 +138,148 @@ impl PushEvents {
     }
 }
 
-/// What the connection has done, for tests and metrics.
-#[derive(Debug, Default)]
+/// What the connections of a [`Builder`] have done so far: a snapshot, for metrics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct H2Stats {
     /// PUSH_PROMISEs sent.
-    pub promised: AtomicU64,
+    pub promised: u64,
     /// Pushes the client refused or disabled (answered with a `Link` fallback instead).
-    pub refused: AtomicU64,
+    pub refused: u64,
     /// Body bytes pushed.
-    pub pushed_bytes: AtomicU64,
+    pub pushed_bytes: u64,
 }
 
-/// Serves one HTTP/2 connection (h2c with prior knowledge, or TLS after ALPN `h2`) with
-/// `service`, until the client goes away or `shutdown` turns true (then GOAWAY, and the
-/// streams in progress finish within [`H2Config::drain_timeout`]).
+/// The counters behind [`H2Stats`], shared by the connections of one builder.
+#[derive(Debug, Default)]
+struct Counters {
+    promised: AtomicU64,
+    refused: AtomicU64,
+    pushed_bytes: AtomicU64,
+}
+
+/// Serves HTTP/2 connections with server push, as hyper's builders do: configure once, then
+/// [`serve_connection`](Self::serve_connection) for each accepted connection (h2c with prior
+/// knowledge on TCP, or TLS after ALPN `h2`).
 ///
-/// Every stream's handler and body watch the stream: when the client resets it (RST_STREAM)
-/// or the connection ends, they are dropped at once, and with them the subscriptions and
-/// permits they held. `stats` may be shared by many connections (it only counts); the push
-/// budget ([`H2Config::max_pushed_bytes`]) is counted per connection.
+/// ```
+/// use push_h2::{Builder, H2Config, PushPolicy};
 ///
-/// # Errors
-///
-/// The connection's error, if it did not end cleanly.
-pub async fn serve_connection<I, S, F, B>(
+/// let builder = Builder::new()
+///     .config(H2Config::default())
+///     .push_policy(PushPolicy::new().push("/", &["/app.js"]));
+/// assert_eq!(builder.stats().promised, 0);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Builder {
+    config: H2Config,
+    policy: PushPolicy,
+    counters: Arc<Counters>,
+}
+
+impl Builder {
+    /// A builder with the default [`H2Config`] and an empty [`PushPolicy`].
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the connection settings.
+    #[must_use]
+    pub fn config(mut self, config: H2Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets which resources are pushed with which page.
+    #[must_use]
+    pub fn push_policy(mut self, policy: PushPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// What every connection this builder served has done so far.
+    #[must_use]
+    pub fn stats(&self) -> H2Stats {
+        H2Stats {
+            promised: self.counters.promised.load(Ordering::Relaxed),
+            refused: self.counters.refused.load(Ordering::Relaxed),
+            pushed_bytes: self.counters.pushed_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Serves one connection with `service` until the client goes away, or until
+    /// [`Connection::graceful_shutdown`] (then GOAWAY, and the streams in progress finish
+    /// within [`H2Config::drain_timeout`]).
+    ///
+    /// Every stream's handler and body watch the stream: when the client resets it
+    /// (RST_STREAM) or the connection ends, they are dropped at once, and with them the
+    /// subscriptions and permits they held. The push budget
+    /// ([`H2Config::max_pushed_bytes`]) is counted per connection.
+    pub fn serve_connection<I, S, F, B>(&self, io: I, service: S) -> Connection
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: Fn(Request<H2Body>) -> F + Clone + Send + Sync + 'static,
+        F: Future<Output = Response<B>> + Send + 'static,
+        B: Body<Data = Bytes> + Send + 'static,
+    {
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let run = run(
+            io,
+            service,
+            self.policy.clone(),
+            self.config.clone(),
+            shutdown_rx,
+            self.counters.clone(),
+        );
+        Connection {
+            inner: Box::pin(run),
+            shutdown,
+        }
+    }
+}
+
+/// One connection being served: a future that completes when the connection ends.
+#[must_use = "a connection does nothing unless polled"]
+pub struct Connection {
+    inner: std::pin::Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection").finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// Starts the graceful shutdown: GOAWAY, no new streams, the streams in progress finish
+    /// within [`H2Config::drain_timeout`], then the future completes.
+    pub fn graceful_shutdown(self: std::pin::Pin<&mut Self>) {
+        self.shutdown.send_replace(true);
+    }
+}
+
+impl Future for Connection {
+    type Output = Result<(), Error>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+/// The connection's task: see [`Builder::serve_connection`].
+async fn run<I, S, F, B>(
     io: I,
     service: S,
     policy: PushPolicy,
     config: H2Config,
     mut shutdown: watch::Receiver<bool>,
-    stats: Arc<H2Stats>,
-) -> Result<(), h2::Error>
+    stats: Arc<Counters>,
+) -> Result<(), Error>
 where
     I: AsyncRead + AsyncWrite + Unpin,
     S: Fn(Request<H2Body>) -> F + Clone + Send + Sync + 'static,
@@ -186,7 +298,7 @@ where
     else {
         return Ok(());
     };
-    let mut conn = handshake?;
+    let mut conn = handshake.map_err(Error::h2)?;
     let shared = Arc::new(Shared {
         policy,
         config: config.clone(),
@@ -210,7 +322,7 @@ where
                     let (service, shared) = (service.clone(), shared.clone());
                     tokio::spawn(handle(req, respond, service, shared));
                 }
-                Some(Err(e)) => return if e.is_go_away() || e.is_io() { Ok(()) } else { Err(e) },
+                Some(Err(e)) => return if e.is_go_away() || e.is_io() { Ok(()) } else { Err(Error::h2(e)) },
                 None => return Ok(()),
             },
             _ = shutdown.changed(), if !closing => {
@@ -259,7 +371,7 @@ struct Shared {
     pushes: Arc<Semaphore>,
     /// Body bytes pushed on this connection: the push budget.
     pushed_bytes: AtomicU64,
-    stats: Arc<H2Stats>,
+    stats: Arc<Counters>,
 }
 
 impl Shared {

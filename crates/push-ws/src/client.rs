@@ -20,7 +20,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 pub enum ClientError {
     /// The WebSocket layer failed (connect, handshake, I/O).
     #[error("websocket: {0}")]
-    Ws(#[from] tokio_tungstenite::tungstenite::Error),
+    Ws(String),
     /// The server closed the connection.
     #[error("closed by the server: {code:?} {reason}")]
     Closed {
@@ -161,11 +161,14 @@ impl Client {
     ///
     /// When the message cannot be sent.
     pub async fn send_raw(&mut self, message: Message) -> Result<(), ClientError> {
-        Ok(self.socket.send(message).await?)
+        self.socket.send(message).await.map_err(ws)
     }
 
     async fn send(&mut self, op: Value) -> Result<(), ClientError> {
-        Ok(self.socket.send(Message::text(op.to_string())).await?)
+        self.socket
+            .send(Message::text(op.to_string()))
+            .await
+            .map_err(ws)
     }
 
     /// The next message from the server, keeping cursors up to date.
@@ -183,7 +186,7 @@ impl Client {
                         reason: String::new(),
                     })
                 }
-                Some(Err(e)) => return Err(e.into()),
+                Some(Err(e)) => return Err(ws(e)),
                 Some(Ok(message)) => message,
             };
             let text = match message {
@@ -267,16 +270,21 @@ impl Client {
     ///
     /// When the close frame cannot be sent.
     pub async fn close(mut self) -> Result<(), ClientError> {
-        Ok(self.socket.close(None).await?)
+        self.socket.close(None).await.map_err(ws)
     }
 }
 
 async fn open(url: &str) -> Result<Socket, ClientError> {
-    let mut req = url.into_client_request()?;
+    let mut req = url.into_client_request().map_err(ws)?;
     req.headers_mut().insert(
         "sec-websocket-protocol",
         HeaderValue::from_static(crate::SUBPROTOCOL),
     );
-    let (socket, _) = tokio_tungstenite::connect_async(req).await?;
+    let (socket, _) = tokio_tungstenite::connect_async(req).await.map_err(ws)?;
     Ok(socket)
+}
+
+/// A WebSocket-layer failure, as text: the client's errors name no dependency's type.
+fn ws(error: tokio_tungstenite::tungstenite::Error) -> ClientError {
+    ClientError::Ws(error.to_string())
 }

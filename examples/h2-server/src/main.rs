@@ -22,9 +22,8 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited};
 use push_core::{Hub, NewEvent, Topic};
-use push_h2::{Events, H2Body, H2Config, H2Stats, PushPolicy};
+use push_h2::{Builder, Events, H2Body, H2Config, PushPolicy};
 use server_kit::ServerArgs;
-use tokio::sync::watch;
 
 type Body = BoxBody<Bytes, std::convert::Infallible>;
 
@@ -123,39 +122,32 @@ async fn main() -> std::io::Result<()> {
     let policy = PushPolicy::new()
         .push("/", &["/styles.css", "/app.js"])
         .push("/index.html", &["/styles.css", "/app.js"]);
-    let shutdown = watch::channel(false).0;
-    let stats = Arc::new(H2Stats::default());
+    let mut config = H2Config::default();
+    config.handshake_timeout = args.server.handshake_timeout;
+    let h2 = Builder::new().config(config).push_policy(policy);
+    // Every event stream ends; every connection gets GOAWAY (below) and drains.
     let on_stop = {
-        let (hub, shutdown) = (hub.clone(), shutdown.clone());
-        async move {
-            // Every event stream ends; every connection gets GOAWAY and drains.
-            hub.close();
-            shutdown.send_replace(true);
-        }
+        let hub = hub.clone();
+        async move { hub.close() }
     };
     server_kit::run(listener, &args.server, on_stop, move |conn| {
-        let (hub, events) = (hub.clone(), events.clone());
+        let (hub, events, h2) = (hub.clone(), events.clone(), h2.clone());
         let service = move |req| handle(hub.clone(), events.clone(), req);
-        let (policy, shutdown, stats) = (policy.clone(), shutdown.subscribe(), stats.clone());
         let acceptor = acceptor.clone();
         async move {
-            let mut config = H2Config::default();
-            config.handshake_timeout = conn.ctx.limits().handshake_timeout;
-            let result = match acceptor {
-                Some(acceptor) => match conn.ctx.handshake(acceptor.accept(conn.stream)).await {
-                    Some(Ok(tls)) => {
-                        push_h2::serve_connection(tls, service, policy, config, shutdown, stats)
-                            .await
+            let ctx = conn.ctx;
+            ctx.mark_served();
+            match acceptor {
+                Some(acceptor) => {
+                    if let Some(Ok(tls)) = ctx.handshake(acceptor.accept(conn.stream)).await {
+                        let conn = h2.serve_connection(tls, service);
+                        server_kit::drive(conn, &ctx, |c| c.graceful_shutdown()).await;
                     }
-                    _ => return,
-                },
-                None => {
-                    push_h2::serve_connection(conn.stream, service, policy, config, shutdown, stats)
-                        .await
                 }
-            };
-            if let Err(e) = result {
-                eprintln!("connection: {e}");
+                None => {
+                    let conn = h2.serve_connection(conn.stream, service);
+                    server_kit::drive(conn, &ctx, |c| c.graceful_shutdown()).await;
+                }
             }
         }
     })

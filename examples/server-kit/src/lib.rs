@@ -184,6 +184,13 @@ impl Ctx {
         }
     }
 
+    /// Records that the connection got a request, for a server that does not go through
+    /// [`track`](Self::track) (HTTP/2 served by another driver): at the stop it is then given
+    /// its graceful shutdown instead of being cut.
+    pub fn mark_served(&self) {
+        self.served.store(true, Ordering::Relaxed);
+    }
+
     /// Fires when the server stops: the connection should finish gracefully.
     #[must_use]
     pub fn stop_token(&self) -> &CancellationToken {

@@ -39,7 +39,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use push_core::{EventType, Hub, HubConfig, MemoryHub, NewEvent, Topic};
-use push_h2::{Events, H2Config, H2Stats, PushPolicy};
+use push_h2::{Events, H2Config, PushPolicy};
 use push_longpoll::LongPoll;
 use push_poll::Poller;
 use push_redis::{RedisConfig, RedisHub};
@@ -47,7 +47,6 @@ use push_sse::Sse;
 use push_stream::Streamer;
 use push_ws::Ws;
 use server_kit::{Conn, Ctx, Protocol, ServerArgs, StopToken};
-use tokio::sync::watch;
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -131,9 +130,8 @@ struct State {
     ws: Ws,
     events: Events,
     metrics: Metrics,
-    h2: Arc<H2Stats>,
-    /// Tells push-h2's connections to send GOAWAY.
-    h2_shutdown: watch::Sender<bool>,
+    /// push-h2's driver for every HTTP/2 connection (its stats sum over them).
+    h2: push_h2::Builder,
     ticker_rate: AtomicU64,
     /// Cancelled (and replaced) by `/admin/drop`: every connection then ends.
     dropper: Mutex<StopToken>,
@@ -404,14 +402,11 @@ fn metrics(state: &State) -> Response<Body> {
     out += "# HELP push_retained_bytes Bytes retained over all topics (cached encodings included).\n# TYPE push_retained_bytes gauge\n";
     out += &format!("push_retained_bytes {}\n", stats.retained_bytes);
     out += "# HELP push_h2_promised_total PUSH_PROMISEs sent.\n# TYPE push_h2_promised_total counter\n";
-    out += &format!(
-        "push_h2_promised_total {}\n",
-        state.h2.promised.load(Ordering::Relaxed)
-    );
+    out += &format!("push_h2_promised_total {}\n", state.h2.stats().promised);
     out += "# HELP push_h2_pushed_bytes_total Body bytes pushed.\n# TYPE push_h2_pushed_bytes_total counter\n";
     out += &format!(
         "push_h2_pushed_bytes_total {}\n",
-        state.h2.pushed_bytes.load(Ordering::Relaxed)
+        state.h2.stats().pushed_bytes
     );
     if let Some(redis) = &state.redis {
         let h = redis.health();
@@ -466,6 +461,12 @@ async fn ticker(state: Arc<State>) {
     }
 }
 
+fn h2_config(server: &ServerArgs) -> H2Config {
+    let mut config = H2Config::default();
+    config.handshake_timeout = server.handshake_timeout;
+    config
+}
+
 fn push_policy() -> PushPolicy {
     PushPolicy::new()
         .push("/", &["/style.css", "/app.js"])
@@ -505,14 +506,14 @@ async fn serve_conn(state: Arc<State>, conn: Conn, tls: Option<tokio_rustls::Tls
 
 async fn serve_h2<I>(state: Arc<State>, io: I, ctx: &Ctx)
 where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let h2 = state.h2.clone();
-    let shutdown = state.h2_shutdown.subscribe();
-    let mut config = H2Config::default();
-    config.handshake_timeout = ctx.limits().handshake_timeout;
     let service = move |req| route(state.clone(), req);
-    let _ = push_h2::serve_connection(io, service, push_policy(), config, shutdown, h2).await;
+    // GOAWAY at the stop: an HTTP/2 connection without streams then closes at once.
+    ctx.mark_served();
+    let conn = h2.serve_connection(io, service);
+    server_kit::drive(conn, ctx, |c| c.graceful_shutdown()).await;
 }
 
 async fn serve_http1<I>(state: Arc<State>, io: I, ctx: &Ctx)
@@ -597,8 +598,9 @@ async fn main() -> std::io::Result<()> {
         events: Events::new(hub.clone()),
         hub,
         metrics: Metrics::default(),
-        h2: Arc::new(H2Stats::default()),
-        h2_shutdown: watch::channel(false).0,
+        h2: push_h2::Builder::new()
+            .config(h2_config(&args.server))
+            .push_policy(push_policy()),
         ticker_rate: AtomicU64::new(u64::from(!args.no_ticker)),
         dropper: Mutex::new(StopToken::new()),
         token: args.token.clone(),
@@ -609,7 +611,6 @@ async fn main() -> std::io::Result<()> {
         async move {
             // WebSockets are told 1001 first; then the hub closes, which ends every SSE, stream
             // and push-h2 body with its goodbye and answers every held long-poll.
-            state.h2_shutdown.send_replace(true);
             tokio::join!(state.ws.shutdown(), async {
                 tokio::task::yield_now().await;
                 state.hub.close();
