@@ -62,8 +62,11 @@
 //! at start and ALPN `h2`); with the `client` feature, [`client::Client`]
 //! receives pushed resources and events.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod body;
 #[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
 mod error;
 mod events;

@@ -13,7 +13,7 @@
 //!   cursor: `resumed`, `gap` with the count missed, or `reset`.
 //! - **A client that goes away costs nothing.** The held request is a future the server drops
 //!   when the connection closes (HTTP/1.1) or the stream is reset (HTTP/2); that frees its
-//!   subscription and its place at once. [`LongPoll::held`] is the gauge.
+//!   subscription and its place at once. [`LongPoll::open`] is the gauge.
 //! - **Bounded.** At [`LongPollConfig::max_held`] (10,000) held requests, new ones get `503`
 //!   with `Retry-After`.
 //! - **Graceful shutdown.** [`Hub::close`](push_core::Hub::close) answers every held request at
@@ -59,7 +59,10 @@
 //! A complete hyper server is in `examples/longpoll-server`. With the `client` feature,
 //! [`client::LongPollClient`] follows one request with the next, cursor handled.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 #[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
 mod error;
 mod handler;

@@ -67,7 +67,10 @@
 //! A complete hyper server is in `examples/poll-server`. With the `client` feature,
 //! [`client::PollClient`] polls with the cursor and ETag handled.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 #[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
 mod handler;
 mod rate;

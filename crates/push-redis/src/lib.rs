@@ -79,6 +79,8 @@
 //! | [`RedisConfig::response_timeout`] | 2 s |
 //! | [`RedisConfig::backoff_min`] / [`backoff_max`](RedisConfig::backoff_max) | 50 ms / 2 s |
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod stream;
 
 use std::collections::HashMap;

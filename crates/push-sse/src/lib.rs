@@ -56,10 +56,13 @@
 //! With the `client` feature, [`client::Client`] reads a stream, reconnects with backoff and
 //! `Last-Event-ID`, and honours `retry:`.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod encode;
 mod handler;
 
 #[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
 
 pub use crate::encode::{encode_event, FieldError, SseEvent, GAP_EVENT, RESET_EVENT};

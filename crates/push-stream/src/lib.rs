@@ -39,6 +39,8 @@
 //!
 //! A complete hyper server is in `examples/stream-server`.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod handler;
 
 pub use crate::handler::{StreamBody, StreamConfig, Streamer};

@@ -69,12 +69,10 @@
 //! The defaults are chosen for many mostly idle clients: a 2 KiB read buffer (tungstenite's
 //! default, 128 KiB, stays allocated for the life of every connection; a client sends small
 //! control messages, and a larger one is simply read in several chunks), no write buffering,
-//! and a 256 KiB bound on what may queue for one client. Measured with `cargo xtask bench` on a
-//! 2-core VM, 5,000 idle connections in one server process: **6.8 KiB per idle connection**
-//! (hyper's upgraded connection, the socket, the task and the read buffer), against 10.3 KiB
-//! for Nchan's WebSocket and 134.9 KiB for a tokio-tungstenite server with its default
-//! configuration. With a 4 KiB read buffer it was 9.0 KiB.
-//! A connection that receives events also holds, while a write is in flight, at most
+//! and a 256 KiB bound on what may queue for one client. What an idle connection costs with
+//! these defaults, against Nchan and a default tokio-tungstenite server, is measured by
+//! `cargo xtask bench --only idle` and kept current in the repository README's benchmark
+//! section. A connection that receives events also holds, while a write is in flight, at most
 //! [`WsConfig::max_write_buffer`].
 //!
 //! # Slow clients
@@ -111,7 +109,10 @@
 //! A complete hyper server is in `examples/ws-server`; with the `client` feature,
 //! [`client::Client`] resubscribes with its cursors after a reconnect.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 #[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
 mod connection;
 mod endpoint;
