@@ -5,7 +5,7 @@
 //! use push_core::Hub;
 //! use push_redis::{RedisConfig, RedisHub};
 //!
-//! # async fn run() -> Result<(), push_redis::ConnectError> {
+//! # async fn run() -> Result<(), push_redis::RedisError> {
 //! let hub = Hub::new(RedisHub::connect("redis://127.0.0.1:6379", RedisConfig::default()).await?);
 //! // Hand `hub` to push-sse, push-ws, push-poll … exactly as an in-memory hub.
 //! # Ok(()) }
@@ -164,23 +164,35 @@ impl RedisConfig {
     }
 }
 
-/// Connecting to Redis failed.
+/// What can go wrong with Redis. A failed command reaches callers inside
+/// [`push_core::Error::Backend`]; its text says which operation failed and why. No type of the
+/// `redis` crate is part of this API.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot connect to redis: {0}")]
-pub struct ConnectError(#[from] redis::RedisError);
-
-/// A Redis command failed; carried inside [`push_core::Error::Backend`].
-#[derive(Debug, thiserror::Error)]
-#[error("redis {op} failed: {source}")]
-pub struct RedisError {
-    op: &'static str,
-    #[source]
-    source: redis::RedisError,
+#[non_exhaustive]
+pub enum RedisError {
+    /// The URL is invalid or the server cannot be reached.
+    #[error("cannot connect to redis: {0}")]
+    Connect(String),
+    /// A command failed.
+    #[error("redis {op} failed: {reason}")]
+    Command {
+        /// The operation (`publish`, `read`, …).
+        op: &'static str,
+        /// What Redis or the connection said.
+        reason: String,
+    },
 }
 
 impl RedisError {
     fn boxed(op: &'static str, source: redis::RedisError) -> Error {
-        Error::Backend(Box::new(Self { op, source }))
+        Error::Backend(Box::new(Self::Command {
+            op,
+            reason: source.to_string(),
+        }))
+    }
+
+    fn connect(source: redis::RedisError) -> Self {
+        Self::Connect(source.to_string())
     }
 }
 
@@ -315,16 +327,18 @@ impl RedisHub {
     ///
     /// # Errors
     ///
-    /// [`ConnectError`] when the URL is invalid or the server cannot be reached.
-    pub async fn connect(url: &str, config: RedisConfig) -> Result<Self, ConnectError> {
-        let client = redis::Client::open(url)?;
+    /// [`RedisError::Connect`] when the URL is invalid or the server cannot be reached.
+    pub async fn connect(url: &str, config: RedisConfig) -> Result<Self, RedisError> {
+        let client = redis::Client::open(url).map_err(RedisError::connect)?;
         let manager = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.response_timeout))
             .set_min_delay(config.backoff_min)
             .set_max_delay(config.backoff_max)
             .set_number_of_retries(2);
-        let commands = ConnectionManager::new_with_config(client.clone(), manager).await?;
+        let commands = ConnectionManager::new_with_config(client.clone(), manager)
+            .await
+            .map_err(RedisError::connect)?;
         let (shutdown, _) = watch::channel(false);
         Ok(Self {
             inner: Arc::new(Inner {
