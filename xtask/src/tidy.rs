@@ -131,6 +131,72 @@ fn technique_crates_depend_only_on_the_shared_crates_and_core_on_no_http_crate()
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
 }
 
+/// The crates that each turn push-core into one technique.
+const TECHNIQUES: [(&str, &str); 6] = [
+    ("push-poll", "Poller"),
+    ("push-longpoll", "LongPoll"),
+    ("push-sse", "Sse"),
+    ("push-ws", "Ws"),
+    ("push-stream", "Streamer"),
+    ("push-h2", "Events"),
+];
+
+#[test]
+fn every_technique_crate_has_the_same_shape() {
+    let mut problems = Vec::new();
+    for (crate_name, endpoint) in TECHNIQUES {
+        let dir = root().join("crates").join(crate_name);
+        for file in ["src/lib.rs", "src/endpoint.rs", "src/client.rs"] {
+            if !dir.join(file).exists() {
+                problems.push(format!("{crate_name}: no {file}"));
+            }
+        }
+        let manifest = read(&dir.join("Cargo.toml"));
+        if !manifest.lines().any(|l| l.starts_with("client = [")) {
+            problems.push(format!("{crate_name}: no `client` feature"));
+        }
+        let lib = read(&dir.join("src/lib.rs"));
+        if !lib.contains("#[cfg(feature = \"client\")]\n#[cfg_attr(docsrs, doc(cfg(feature = \"client\")))]\npub mod client;") {
+            problems.push(format!("{crate_name}: `pub mod client` behind the `client` feature"));
+        }
+        let endpoint_rs = read(&dir.join("src/endpoint.rs"));
+        // One naming scheme: the endpoint, `{Technique}Config` (push-h2: `H2Config`), a body
+        // type, the `open()` gauge and a `respond` that takes the request by value.
+        let body = format!("pub type {}Body", endpoint.trim_end_matches("er"));
+        let checks = [
+            (format!("pub struct {endpoint}"), "the endpoint type"),
+            ("pub fn respond<B>(".to_owned(), "respond<B>"),
+            (
+                "req: Request<B>,".to_owned(),
+                "respond taking the request by value",
+            ),
+            ("+ Send + 'static".to_owned(), "a Send + 'static future"),
+        ];
+        for (needle, what) in checks {
+            if !endpoint_rs.contains(&needle) {
+                problems.push(format!(
+                    "{crate_name}: src/endpoint.rs lacks {what} (`{needle}`)"
+                ));
+            }
+        }
+        if !endpoint_rs.contains(&body)
+            && !endpoint_rs.contains(&format!("pub struct {endpoint}Body"))
+        {
+            let ws = crate_name == "push-ws" && endpoint_rs.contains("pub type WsBody");
+            if !ws {
+                problems.push(format!("{crate_name}: no body type (`{body}`)"));
+            }
+        }
+        // A poll is answered at once and push-h2's streams are counted by its driver: neither
+        // has anything open to count.
+        let has_gauge = !["push-poll", "push-h2"].contains(&crate_name);
+        if has_gauge && !endpoint_rs.contains("pub fn open(&self) -> usize") {
+            problems.push(format!("{crate_name}: no `open()` gauge"));
+        }
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
+
 #[test]
 fn no_trailing_whitespace_or_tabs_in_tracked_text() {
     let output = Command::new("git")

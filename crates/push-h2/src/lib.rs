@@ -68,11 +68,11 @@ mod body;
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
+mod endpoint;
 mod error;
-mod events;
 mod server;
 
 pub use crate::body::H2Body;
+pub use crate::endpoint::{Events, EventsBody, EVENT_ID, EVENT_TIME, EVENT_TYPE};
 pub use crate::error::Error;
-pub use crate::events::{Events, EVENT_ID, EVENT_TIME, EVENT_TYPE};
 pub use crate::server::{Builder, Connection, H2Config, H2Stats, Push, PushEvents, PushPolicy};

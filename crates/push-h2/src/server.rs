@@ -611,7 +611,7 @@ async fn deliver_events(
                 .and_then(|req| respond.push_request(req).ok());
             if let Some(mut pushed) = promised {
                 shared.stats.promised.fetch_add(1, Ordering::Relaxed);
-                let res = crate::events::pushed_response(&event);
+                let res = crate::endpoint::pushed_response(&event);
                 if let Ok(mut body) = pushed.send_response(res, false) {
                     let data = event.data().clone();
                     let shared = shared.clone();

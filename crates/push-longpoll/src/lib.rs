@@ -64,8 +64,8 @@
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
+mod endpoint;
 mod error;
-mod handler;
 
+pub use crate::endpoint::{LongPoll, LongPollBody, LongPollConfig};
 pub use crate::error::Error;
-pub use crate::handler::{LongPoll, LongPollConfig};

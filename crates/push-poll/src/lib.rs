@@ -72,7 +72,7 @@
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
-mod handler;
+mod endpoint;
 mod rate;
 
-pub use crate::handler::{PollConfig, Poller, POLL_INTERVAL};
+pub use crate::endpoint::{PollBody, PollConfig, Poller, POLL_INTERVAL};

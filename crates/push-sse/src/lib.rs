@@ -59,11 +59,11 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod encode;
-mod handler;
+mod endpoint;
 
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
 
 pub use crate::encode::{encode_event, FieldError, SseEvent, GAP_EVENT, RESET_EVENT};
-pub use crate::handler::{Sse, SseBody, SseConfig, SseFraming, LAST_EVENT_ID};
+pub use crate::endpoint::{Sse, SseBody, SseConfig, SseFraming, LAST_EVENT_ID};

@@ -37,11 +37,15 @@
 //! # }
 //! ```
 //!
-//! A complete hyper server is in `examples/stream-server`.
+//! A complete hyper server is in `examples/stream-server`; with the `client` feature,
+//! [`client::StreamClient`] follows a stream and resumes it after a cut.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod handler;
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+pub mod client;
+mod endpoint;
 
-pub use crate::handler::{StreamBody, StreamConfig, Streamer};
+pub use crate::endpoint::{StreamBody, StreamConfig, Streamer};
 pub use push_http::json::{event_line, Ndjson};

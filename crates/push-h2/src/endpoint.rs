@@ -54,7 +54,7 @@ impl Events {
         &self,
         topic: &Topic,
         req: Request<B>,
-    ) -> impl Future<Output = Response<Full<Bytes>>> + Send + 'static {
+    ) -> impl Future<Output = Response<EventsBody>> + Send + 'static {
         let (parts, _) = req.into_parts();
         let from = push_http::start_from(&parts, None, &self.resume_param, StartFrom::Newest);
         let base = parts.uri.path().trim_end_matches('/').to_owned();
@@ -67,7 +67,7 @@ impl Events {
         topic: &Topic,
         from: StartFrom,
         base: String,
-    ) -> Response<Full<Bytes>> {
+    ) -> Response<EventsBody> {
         let sub = match hub.subscribe(topic, from).await {
             Ok(sub) => sub,
             Err(e) => {
@@ -109,3 +109,6 @@ pub(crate) fn pushed_response(event: &Event) -> Response<()> {
     h.insert(EVENT_TIME, HeaderValue::from(event.published_at_millis()));
     res
 }
+
+/// The response body of [`Events::respond`](crate::Events::respond): one complete answer.
+pub type EventsBody = Full<Bytes>;

@@ -248,7 +248,7 @@ impl LongPoll {
         &self,
         topic: &Topic,
         req: Request<B>,
-    ) -> impl Future<Output = Response<Full<Bytes>>> + Send + 'static {
+    ) -> impl Future<Output = Response<LongPollBody>> + Send + 'static {
         let (parts, _) = req.into_parts();
         let hold = self.hold_for(&parts);
         let from = self.start_from(&parts);
@@ -273,7 +273,7 @@ impl LongPoll {
         method: &Method,
         hold: Result<Duration, Error>,
         from: StartFrom,
-    ) -> Response<Full<Bytes>> {
+    ) -> Response<LongPollBody> {
         let hold = match *method {
             Method::GET => match hold {
                 Ok(hold) => hold,
@@ -345,10 +345,13 @@ impl LongPoll {
         );
     }
 
-    fn unavailable(&self, reason: &str) -> Response<Full<Bytes>> {
+    fn unavailable(&self, reason: &str) -> Response<LongPollBody> {
         push_http::unavailable(self.config.retry_after, reason)
     }
 }
+
+/// The response body of [`LongPoll::respond`](crate::LongPoll::respond): one complete answer.
+pub type LongPollBody = Full<Bytes>;
 
 #[cfg(test)]
 mod tests {

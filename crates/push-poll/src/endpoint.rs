@@ -198,7 +198,7 @@ impl Poller {
         &self,
         topic: &Topic,
         req: Request<B>,
-    ) -> impl Future<Output = Response<Full<Bytes>>> + Send + 'static {
+    ) -> impl Future<Output = Response<PollBody>> + Send + 'static {
         self.answer(topic, req, None)
     }
 
@@ -223,7 +223,7 @@ impl Poller {
         topic: &Topic,
         req: Request<B>,
         client: &str,
-    ) -> impl Future<Output = Response<Full<Bytes>>> + Send + 'static {
+    ) -> impl Future<Output = Response<PollBody>> + Send + 'static {
         self.answer(topic, req, Some(client))
     }
 
@@ -232,7 +232,7 @@ impl Poller {
         topic: &Topic,
         req: Request<B>,
         client: Option<&str>,
-    ) -> impl Future<Output = Response<Full<Bytes>>> + Send + 'static {
+    ) -> impl Future<Output = Response<PollBody>> + Send + 'static {
         let (parts, _) = req.into_parts();
         let (this, topic, client) = (self.clone(), topic.clone(), client.map(str::to_owned));
         async move {
@@ -254,7 +254,7 @@ impl Poller {
         topic: &Topic,
         parts: &Parts,
         client: Option<&str>,
-    ) -> Response<Full<Bytes>> {
+    ) -> Response<PollBody> {
         match parts.method {
             Method::GET | Method::HEAD => {}
             Method::OPTIONS => return push_http::options(METHODS),
@@ -323,13 +323,13 @@ impl Poller {
         headers.insert(POLL_INTERVAL, seconds_up(self.config.interval));
     }
 
-    fn with_interval(&self, mut res: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    fn with_interval(&self, mut res: Response<PollBody>) -> Response<PollBody> {
         res.headers_mut()
             .insert(POLL_INTERVAL, seconds_up(self.config.interval));
         res
     }
 
-    fn unavailable(&self, reason: &str) -> Response<Full<Bytes>> {
+    fn unavailable(&self, reason: &str) -> Response<PollBody> {
         push_http::unavailable(self.config.retry_after, reason)
     }
 }
@@ -364,6 +364,9 @@ fn matches_tag(value: &HeaderValue, head: Cursor) -> bool {
 fn seconds_up(d: Duration) -> HeaderValue {
     HeaderValue::from(d.as_millis().div_ceil(1000).max(1) as u64)
 }
+
+/// The response body of [`Poller::respond`](crate::Poller::respond): one complete answer.
+pub type PollBody = Full<Bytes>;
 
 #[cfg(test)]
 mod tests {
