@@ -17,6 +17,19 @@ use tokio::sync::{broadcast, mpsc};
 const CAPACITY: usize = 1024;
 const PAYLOAD: &[u8] = &[b'x'; 64];
 
+/// The parts of the bench, in the order they run.
+const PARTS: [&str; 9] = [
+    "core",
+    "http",
+    "ws",
+    "saturation",
+    "idle",
+    "topics",
+    "h2",
+    "churn",
+    "redis",
+];
+
 pub(crate) fn main(args: &[String]) -> Result<(), String> {
     if cfg!(debug_assertions) {
         // Figures from an unoptimized build mean nothing: run again as a release build.
@@ -47,15 +60,20 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
                 let list = args
                     .next()
                     .ok_or("--servers needs a comma-separated list")?;
-                crate::bench_http::only_servers(list);
+                crate::bench_http::only_servers(list)?;
             }
             "--no-core" => core = false,
             "--only" => {
-                only = Some(
-                    args.next()
-                        .ok_or("--only needs core|http|ws|saturation|idle|topics|h2|churn|redis")?
-                        .clone(),
-                );
+                let part = args
+                    .next()
+                    .ok_or(format!("--only needs one of {}", PARTS.join("|")))?;
+                if !PARTS.contains(&part.as_str()) {
+                    return Err(format!(
+                        "--only: unknown part {part:?}; parts: {}",
+                        PARTS.join(", ")
+                    ));
+                }
+                only = Some(part.clone());
             }
             "--json" => json_path = args.next().ok_or("--json needs a path")?.into(),
             "--ws-clients" => {

@@ -37,9 +37,36 @@ pub(crate) const WS_KINDS: [&str; 3] = ["push-ws", "nchan-ws", "tungstenite"];
 
 static SERVERS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
 
+/// Every server name the bench knows, in every part.
+pub(crate) fn known_servers() -> Vec<&'static str> {
+    let mut all: Vec<&'static str> = KINDS
+        .iter()
+        .chain(&WS_KINDS)
+        .chain(&crate::bench_peers::IDLE_KINDS)
+        .chain(&crate::bench_peers::MANY_TOPICS_KINDS)
+        .copied()
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
 /// Restricts every part of the bench to these servers (`--servers push-sse,nchan-sse`).
-pub(crate) fn only_servers(list: &str) {
-    let _ = SERVERS.set(list.split(',').map(|s| s.trim().to_owned()).collect());
+///
+/// # Errors
+///
+/// A name the bench does not know: a typo must not silently benchmark another server.
+pub(crate) fn only_servers(list: &str) -> Result<(), String> {
+    let known = known_servers();
+    let names: Vec<String> = list.split(',').map(|s| s.trim().to_owned()).collect();
+    if let Some(unknown) = names.iter().find(|n| !known.contains(&n.as_str())) {
+        return Err(format!(
+            "--servers: unknown server {unknown:?}; known: {}",
+            known.join(", ")
+        ));
+    }
+    let _ = SERVERS.set(names);
+    Ok(())
 }
 
 /// Whether `kind` is measured in this run.
@@ -1212,4 +1239,15 @@ async fn publish_ws(addr: std::net::SocketAddr, rate: u64, seconds: u64) -> Resu
             .map_err(|e| format!("tungstenite: publish {i}: {e}"))?;
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod servers_tests {
+    #[test]
+    fn an_unknown_server_name_is_refused() {
+        let known = super::known_servers();
+        assert!(known.contains(&"push-sse") && known.contains(&"hyper-bare"));
+        let err = super::only_servers("push-sse,push-ssee").unwrap_err();
+        assert!(err.contains("\"push-ssee\""), "{err}");
+    }
 }

@@ -50,19 +50,28 @@ commands:
                  installs the Debian packages the tests and the bench need (as root, with
                  apt-get), or with --check (or without root) lists what is missing and the one
                  apt-get line that installs it
-  ci             setup, then fmt check, clippy -D warnings, every test (nextest when installed), doc tests,
-                 docs with broken intra-doc links denied, the tidy checks, and autobahn
+  ci             setup, then fmt check, clippy -D warnings, cargo package of every crate, doc
+                 tests, every test (nextest when installed, the tidy checks among them), docs with
+                 and without features with broken intra-doc links denied, autobahn, and
+                 bench --quick as a smoke test of the harness
   compare [--clients N] [--rate R] [--seconds S]
                  the showcase binary under one workload per technique: requests, bytes, latency
                  and server CPU per delivered event
   autobahn       Autobahn|Testsuite case groups 1-7 and 10 (kosoku, in a virtualenv under
                  target/) against push-ws's echo endpoint; fails unless every case passes
-  bench [--quick] [--only core|http|ws|h2] [--no-core] [--clients N] [--ws-clients N] [--json PATH]
-                 push-core against tokio::sync::broadcast; the HTTP techniques against axum's Sse
-                 (N clients, default 1,000); push-ws against tokio-tungstenite (default 10,000);
-                 HTTP/2 page loads (push, 103, plain) and pushed events; churn (RSS after 50,000
-                 sequential short connections: showcase, push, Nchan); all in one run, printing
-                 markdown tables and writing JSON under target/bench/";
+  bench [--quick] [--only PART] [--servers NAME,NAME] [--no-core] [--clients N] [--ws-clients N]
+        [--json PATH]
+                 the benchmark, every part in one run, printing markdown tables and writing JSON
+                 under target/bench/ (and the fan-out chart). PART is one of: core (push-core
+                 against tokio::sync::broadcast), http (the HTTP techniques against Nchan, axum's
+                 Sse and the raw-socket ceiling, N clients, default 1,000), ws (push-ws against
+                 Nchan and tokio-tungstenite, default 10,000), saturation (flat-out fan-out versus
+                 N, with the chart), idle (memory per idle connection), topics (one subscriber per
+                 topic), h2 (page loads with push, 103 and plain; pushed events), churn (RSS after
+                 50,000 sequential short connections), redis (push-redis against the in-memory
+                 hub). --servers keeps only the named servers (an unknown name is refused);
+                 --quick is the small run CI uses as a smoke test.
+  serve KIND     internal: one benchmark server process (started by bench)";
 
 /// The workspace root.
 pub(crate) fn root() -> PathBuf {
