@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 const KOSOKU: &str = "kosoku==0.1.0";
 const GROUPS: [&str; 8] = ["1", "2", "3", "4", "5", "6", "7", "10"];
 
-pub(crate) fn main(_args: &[String]) -> Result<(), String> {
+pub(crate) fn main() -> Result<(), String> {
     let root = crate::root();
     let venv = root.join("target/kosoku-venv");
     let kosoku = venv.join("bin/kosoku");

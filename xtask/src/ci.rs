@@ -4,14 +4,22 @@ use std::process::{Command, Stdio};
 
 use crate::cmd;
 
-pub(crate) fn main(args: &[String]) -> Result<(), String> {
-    if let Some(arg) = args.first() {
-        return Err(format!("ci takes no arguments, got {arg:?}"));
-    }
+pub(crate) fn main() -> Result<(), String> {
     // The system packages first: without them half the tests would fail naming packages.
-    crate::setup::main(&[])?;
+    crate::setup::main(false)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let cargo = cargo.as_str();
+    lint(cargo)?;
+    package(cargo)?;
+    test(cargo)?;
+    docs(cargo)?;
+    crate::autobahn::main()?;
+    bench_smoke(cargo)?;
+    eprintln!("xtask ci: all checks passed");
+    Ok(())
+}
+
+fn lint(cargo: &str) -> Result<(), String> {
     cmd(cargo, &["fmt", "--all", "--check"], &[])?;
     cmd(
         cargo,
@@ -25,8 +33,11 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
             "warnings",
         ],
         &[],
-    )?;
-    // Every published crate must package (and its packaged copy build) on its own.
+    )
+}
+
+/// Every published crate must package (and its packaged copy build) on its own.
+fn package(cargo: &str) -> Result<(), String> {
     let mut package = vec!["package", "--allow-dirty", "--quiet"];
     let crates = published_crates()?;
     for name in &crates {
@@ -40,7 +51,10 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         clean.extend(["--package", name.as_str()]);
     }
     cmd(cargo, &clean, &[])?;
-    cmd(cargo, &package, &[])?;
+    cmd(cargo, &package, &[])
+}
+
+fn test(cargo: &str) -> Result<(), String> {
     // nextest does not run doc tests; they run first so the test summary closes the log.
     cmd(
         cargo,
@@ -74,8 +88,12 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
             &[],
         )?;
     }
-    // Docs as docs.rs builds them (every feature) and as a user without features sees them:
-    // no link may be broken in either.
+    Ok(())
+}
+
+/// Docs as docs.rs builds them (every feature) and as a user without features sees them: no
+/// link may be broken in either.
+fn docs(cargo: &str) -> Result<(), String> {
     for features in [&["--all-features"][..], &[]] {
         let mut doc = vec!["doc", "--workspace", "--no-deps"];
         doc.extend_from_slice(features);
@@ -88,9 +106,12 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
             )],
         )?;
     }
-    crate::autobahn::main(&[])?;
-    // A smoke run of the benchmark harness: every server and peer starts, every workload runs
-    // and the tables, JSON and chart are written. It asserts nothing about speed.
+    Ok(())
+}
+
+/// A smoke run of the benchmark harness: every server and peer starts, every workload runs and
+/// the tables, JSON and chart are written. It asserts nothing about speed.
+fn bench_smoke(cargo: &str) -> Result<(), String> {
     let json = crate::root().join("target/bench/ci-quick.json");
     cmd(
         cargo,
@@ -107,9 +128,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
             &json.display().to_string(),
         ],
         &[],
-    )?;
-    eprintln!("xtask ci: all checks passed");
-    Ok(())
+    )
 }
 
 /// The directory names under `crates/`, which are the published crates.

@@ -1,34 +1,35 @@
 //! `cargo xtask compare`: the showcase binary under one fixed workload, technique by technique,
 //! measured by the bench's load generator: what each technique costs per delivered event.
 
-use crate::bench::fmt_num;
+use crate::bench::http::measure_server;
+use crate::bench::{fmt_num, ServerKind};
 
 /// The techniques the load generator speaks (push-h2's events need an HTTP/2 client and are
 /// measured by `cargo xtask bench --only h2`).
-const KINDS: [&str; 5] = [
-    "push-poll",
-    "push-longpoll",
-    "push-sse",
-    "push-ws",
-    "push-stream",
+const KINDS: [ServerKind; 5] = [
+    ServerKind::PushPoll,
+    ServerKind::PushLongpoll,
+    ServerKind::PushSse,
+    ServerKind::PushWs,
+    ServerKind::PushStream,
 ];
 
-pub(crate) fn main(args: &[String]) -> Result<(), String> {
-    let mut clients = 100usize;
-    let (mut rate, mut seconds) = (20u64, 5u64);
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| -> Result<u64, String> {
-            let v = args.next().ok_or(format!("{name} needs a number"))?;
-            v.parse().map_err(|e| format!("{name} {v}: {e}"))
-        };
-        match arg.as_str() {
-            "--clients" => clients = value("--clients")? as usize,
-            "--rate" => rate = value("--rate")?,
-            "--seconds" => seconds = value("--seconds")?,
-            other => return Err(format!("unknown compare option {other:?}")),
-        }
-    }
+/// `cargo xtask compare` options.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct CompareArgs {
+    /// Clients per technique, on one topic.
+    #[arg(long, default_value_t = 100)]
+    clients: usize,
+    /// Events per second.
+    #[arg(long, default_value_t = 20)]
+    rate: u64,
+    /// Seconds of publishing.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+}
+
+pub(crate) fn main(args: &CompareArgs) -> Result<(), String> {
+    let (clients, rate, seconds) = (args.clients, args.rate, args.seconds);
     let showcase = crate::release_showcase()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -41,9 +42,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         for kind in KINDS {
             let mut command = tokio::process::Command::new(&showcase);
             command.args(["--addr", "127.0.0.1:0", "--no-ticker"]);
-            rows.push(
-                crate::bench_http::measure_server(kind, command, clients, rate, seconds).await?,
-            );
+            rows.push(measure_server(kind, command, clients, rate, seconds).await?);
         }
         Ok::<_, String>(rows)
     })?;

@@ -21,12 +21,7 @@ pub(crate) const PACKAGES: &[(&str, &str)] = &[
     ("python3-pip", "Autobahn|Testsuite's virtualenv"),
 ];
 
-pub(crate) fn main(args: &[String]) -> Result<(), String> {
-    let check_only = match args.first().map(String::as_str) {
-        None => false,
-        Some("--check") => true,
-        Some(other) => return Err(format!("setup takes only --check, got {other:?}")),
-    };
+pub(crate) fn main(check_only: bool) -> Result<(), String> {
     let missing = missing();
     if missing.is_empty() {
         eprintln!("xtask setup: every system package is installed");

@@ -197,6 +197,54 @@ fn every_technique_crate_has_the_same_shape() {
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
 }
 
+/// The xtask's functions stay short enough to read at once.
+#[test]
+fn xtask_functions_stay_under_80_lines() {
+    let mut problems = Vec::new();
+    let mut files = vec![root().join("xtask/src")];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            for entry in fs::read_dir(&path).expect("read xtask/src") {
+                files.push(entry.expect("entry").path());
+            }
+            continue;
+        }
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let text = read(&path);
+        let lines: Vec<&str> = text.lines().collect();
+        let mut i = 0;
+        while i < lines.len() {
+            let line = lines[i];
+            let body = line.trim_start();
+            let is_fn = ["fn ", "pub(crate) fn ", "async fn ", "pub(crate) async fn "]
+                .iter()
+                .any(|p| body.starts_with(p));
+            if !is_fn {
+                i += 1;
+                continue;
+            }
+            let indent = &line[..line.len() - body.len()];
+            let end = format!("{indent}}}");
+            let close = (i + 1..lines.len()).find(|&j| lines[j] == end);
+            if let Some(j) = close {
+                if j - i + 1 > 80 {
+                    problems.push(format!(
+                        "{}:{}: a function of {} lines",
+                        path.display(),
+                        i + 1,
+                        j - i + 1
+                    ));
+                }
+                i = j;
+            }
+            i += 1;
+        }
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
+
 #[test]
 fn no_trailing_whitespace_or_tabs_in_tracked_text() {
     let output = Command::new("git")

@@ -8,6 +8,8 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::Error;
+
 /// The longest text form of a [`Cursor`]: 16 hex digits, a dash and 20 decimal digits.
 pub const MAX_CURSOR_LEN: usize = 16 + 1 + 20;
 
@@ -104,37 +106,37 @@ impl Cursor {
     ///
     /// # Errors
     ///
-    /// Returns [`CursorError`] for anything that [`Display`](fmt::Display) would not produce:
+    /// Returns [`Error::Cursor`] for anything that [`Display`](fmt::Display) would not produce:
     /// empty parts, uppercase or non-hex epoch digits, leading zeros, a zero epoch, overflow, or
     /// text longer than [`MAX_CURSOR_LEN`]. Never panics.
-    pub fn parse(text: &str) -> Result<Self, CursorError> {
+    pub fn parse(text: &str) -> Result<Self, Error> {
         if text.len() > MAX_CURSOR_LEN {
-            return Err(CursorError("too long"));
+            return Err(Error::Cursor("too long"));
         }
-        let (epoch, seq) = text.split_once('-').ok_or(CursorError("missing '-'"))?;
+        let (epoch, seq) = text.split_once('-').ok_or(Error::Cursor("missing '-'"))?;
         if epoch.is_empty() || epoch.len() > 16 {
-            return Err(CursorError("epoch must have 1 to 16 hex digits"));
+            return Err(Error::Cursor("epoch must have 1 to 16 hex digits"));
         }
         if !epoch
             .bytes()
             .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
         {
-            return Err(CursorError("epoch must be lowercase hex"));
+            return Err(Error::Cursor("epoch must be lowercase hex"));
         }
         if epoch.starts_with('0') {
-            return Err(CursorError("epoch must not start with 0"));
+            return Err(Error::Cursor("epoch must not start with 0"));
         }
         if seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(CursorError("sequence must be decimal digits"));
+            return Err(Error::Cursor("sequence must be decimal digits"));
         }
         if seq.len() > 1 && seq.starts_with('0') {
-            return Err(CursorError("sequence must not have leading zeros"));
+            return Err(Error::Cursor("sequence must not have leading zeros"));
         }
-        let epoch = u64::from_str_radix(epoch, 16).map_err(|_| CursorError("epoch overflows"))?;
-        let epoch = Epoch::new(epoch).ok_or(CursorError("epoch must not be zero"))?;
+        let epoch = u64::from_str_radix(epoch, 16).map_err(|_| Error::Cursor("epoch overflows"))?;
+        let epoch = Epoch::new(epoch).ok_or(Error::Cursor("epoch must not be zero"))?;
         let seq = seq
             .parse::<u64>()
-            .map_err(|_| CursorError("sequence overflows"))?;
+            .map_err(|_| Error::Cursor("sequence overflows"))?;
         Ok(Self { epoch, seq })
     }
 }
@@ -152,17 +154,12 @@ impl fmt::Debug for Cursor {
 }
 
 impl FromStr for Cursor {
-    type Err = CursorError;
+    type Err = Error;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::parse(s)
     }
 }
-
-/// A string that is not the text form of a [`Cursor`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid cursor: {0}")]
-pub struct CursorError(&'static str);
 
 #[cfg(test)]
 mod tests {
@@ -177,7 +174,7 @@ mod tests {
         for (e, s) in [(1, 0), (0xabc, 42), (u64::MAX, u64::MAX), (0x10, 7)] {
             let c = Cursor::new(epoch(e), s);
             let text = c.to_string();
-            assert_eq!(Cursor::parse(&text), Ok(c), "{text}");
+            assert_eq!(Cursor::parse(&text).ok(), Some(c), "{text}");
         }
         assert_eq!(Cursor::new(epoch(0xabc), 42).to_string(), "abc-42");
         assert_eq!(

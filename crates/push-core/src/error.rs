@@ -1,9 +1,36 @@
 //! The crate's error type.
 
-/// Why a hub operation failed.
+/// Why an operation failed: push-core's one error type, for hub operations and for the
+/// validation of names and cursors a client sends.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// A topic name is empty or longer than [`MAX_TOPIC_LEN`](crate::MAX_TOPIC_LEN).
+    #[error("topic name must be 1 to {max} bytes long, got {len}")]
+    TopicLength {
+        /// The length of the rejected name.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A topic name has a character outside the allowed set.
+    #[error("topic name has the character {0:?}; allowed are ASCII letters, digits and - _ . ~ :")]
+    TopicChar(char),
+    /// An event type is empty or longer than
+    /// [`MAX_EVENT_TYPE_LEN`](crate::MAX_EVENT_TYPE_LEN).
+    #[error("event type must be 1 to {max} bytes long, got {len}")]
+    EventTypeLength {
+        /// The length of the rejected type.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// An event type has a character outside the allowed set.
+    #[error("event type has the character {0:?}; allowed are ASCII letters, digits and - _ . :")]
+    EventTypeChar(char),
+    /// Text that is not a cursor's text form; says what is wrong with it.
+    #[error("invalid cursor: {0}")]
+    Cursor(&'static str),
     /// The hub was closed; no more publishing or subscribing.
     #[error("hub is closed")]
     Closed,

@@ -271,21 +271,20 @@ impl EventType {
     ///
     /// # Errors
     ///
-    /// [`EventTypeError`] when it is empty, too long, or has a character outside the set.
-    pub fn new(name: &str) -> Result<Self, EventTypeError> {
+    /// [`Error::EventTypeLength`] when it is empty or too long, [`Error::EventTypeChar`] when
+    /// it has a character outside the set.
+    pub fn new(name: &str) -> Result<Self, crate::Error> {
         if name.is_empty() || name.len() > MAX_EVENT_TYPE_LEN {
-            return Err(EventTypeError(format!(
-                "event type must be 1 to {MAX_EVENT_TYPE_LEN} bytes long, got {}",
-                name.len()
-            )));
+            return Err(crate::Error::EventTypeLength {
+                len: name.len(),
+                max: MAX_EVENT_TYPE_LEN,
+            });
         }
         if let Some(c) = name
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
         {
-            return Err(EventTypeError(format!(
-                "event type has the character {c:?}; allowed are ASCII letters, digits and - _ . :"
-            )));
+            return Err(crate::Error::EventTypeChar(c));
         }
         Ok(Self(name.into()))
     }
@@ -308,11 +307,6 @@ impl fmt::Display for EventType {
         f.write_str(&self.0)
     }
 }
-
-/// An invalid event type.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct EventTypeError(String);
 
 /// What a publisher hands to [`Hub::publish`](crate::Hub::publish): payload and optional type.
 #[derive(Debug, Clone)]

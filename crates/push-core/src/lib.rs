@@ -73,14 +73,14 @@ mod topic;
 
 pub use crate::backend::{Backend, BoxFuture, Hub, HubStats};
 pub use crate::config::{HubConfig, ResetPolicy, Retention};
-pub use crate::cursor::{Cursor, CursorError, Epoch, MAX_CURSOR_LEN};
+pub use crate::cursor::{Cursor, Epoch, MAX_CURSOR_LEN};
 pub use crate::error::Error;
 pub use crate::event::{
-    EncodingSlot, Event, EventType, EventTypeError, NewEvent, EVENT_OVERHEAD, MAX_EVENT_TYPE_LEN,
+    EncodingSlot, Event, EventType, NewEvent, EVENT_OVERHEAD, MAX_EVENT_TYPE_LEN,
 };
 pub use crate::log::{Batch, BatchLimit, Delivery, Outcome, StartFrom, Subscription};
 pub use crate::memory::MemoryHub;
 pub use crate::replica::{Appended, ReplicaLog, ReplicaStats};
-pub use crate::topic::{Topic, TopicError, MAX_TOPIC_LEN};
+pub use crate::topic::{Topic, MAX_TOPIC_LEN};
 
 pub use bytes::Bytes;

@@ -4,6 +4,8 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::Error;
+
 /// The longest accepted topic name, in bytes.
 pub const MAX_TOPIC_LEN: usize = 128;
 
@@ -21,13 +23,11 @@ impl Topic {
     ///
     /// # Errors
     ///
-    /// [`TopicError`] when the name is empty, too long or has a character outside the charset.
-    pub fn new(name: &str) -> Result<Self, TopicError> {
-        if name.is_empty() {
-            return Err(TopicError::Empty);
-        }
-        if name.len() > MAX_TOPIC_LEN {
-            return Err(TopicError::TooLong {
+    /// [`Error::TopicLength`] when the name is empty or too long, [`Error::TopicChar`] when it
+    /// has a character outside the charset.
+    pub fn new(name: &str) -> Result<Self, Error> {
+        if name.is_empty() || name.len() > MAX_TOPIC_LEN {
+            return Err(Error::TopicLength {
                 len: name.len(),
                 max: MAX_TOPIC_LEN,
             });
@@ -36,7 +36,7 @@ impl Topic {
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~' | ':')))
         {
-            return Err(TopicError::BadChar(c));
+            return Err(Error::TopicChar(c));
         }
         Ok(Self(Arc::from(name)))
     }
@@ -73,31 +73,11 @@ impl AsRef<str> for Topic {
 }
 
 impl std::str::FromStr for Topic {
-    type Err = TopicError;
+    type Err = Error;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::new(s)
     }
-}
-
-/// Why a topic name was rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum TopicError {
-    /// The name is empty.
-    #[error("topic name is empty")]
-    Empty,
-    /// The name is longer than [`MAX_TOPIC_LEN`].
-    #[error("topic name is {len} bytes long, the limit is {max}")]
-    TooLong {
-        /// The length of the rejected name.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// The name has a character outside the allowed set.
-    #[error("topic name has the character {0:?}; allowed are ASCII letters, digits and - _ . ~ :")]
-    BadChar(char),
 }
 
 #[cfg(feature = "serde")]
@@ -127,14 +107,17 @@ mod tests {
             Topic::new("chat:room-1.a_b~").unwrap().as_str(),
             "chat:room-1.a_b~"
         );
-        assert_eq!(Topic::new(""), Err(TopicError::Empty));
-        assert_eq!(Topic::new("a/b"), Err(TopicError::BadChar('/')));
-        assert_eq!(Topic::new("a b"), Err(TopicError::BadChar(' ')));
-        assert_eq!(Topic::new("é"), Err(TopicError::BadChar('é')));
+        assert!(matches!(
+            Topic::new(""),
+            Err(Error::TopicLength { len: 0, .. })
+        ));
+        assert!(matches!(Topic::new("a/b"), Err(Error::TopicChar('/'))));
+        assert!(matches!(Topic::new("a b"), Err(Error::TopicChar(' '))));
+        assert!(matches!(Topic::new("é"), Err(Error::TopicChar('é'))));
         assert!(Topic::new(&"x".repeat(MAX_TOPIC_LEN)).is_ok());
         assert!(matches!(
             Topic::new(&"x".repeat(MAX_TOPIC_LEN + 1)),
-            Err(TopicError::TooLong { .. })
+            Err(Error::TopicLength { .. })
         ));
     }
 }

@@ -3,109 +3,21 @@
 //! flat-out fan-out versus N, and many topics; the tables with ratios against each peer and the
 //! raw-socket ceiling; the SVG chart.
 
-use std::time::Duration;
-
-use crate::bench::fmt_num;
-use crate::bench_http::{Load, Measured, Server};
-
-const NCHAN_MODULE: &str = "/usr/lib/nginx/modules/ngx_nchan_module.so";
-
-/// Starts nginx with Nchan on a free loopback port, in a temp dir; measures its one worker.
-pub(crate) async fn start_nchan() -> Result<Server, String> {
-    let nginx_found = std::process::Command::new("nginx")
-        .arg("-v")
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok();
-    if !nginx_found || !std::path::Path::new(NCHAN_MODULE).exists() {
-        return Err(
-            "the Nchan peer needs nginx with Nchan: install the Debian packages nginx and \
-             libnginx-mod-nchan (.ci/run does)"
-                .to_owned(),
-        );
-    }
-    let dir = push_tests::TempDir::new("nchan");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| format!("no free port: {e}"))?
-        .port();
-    let conf = include_str!("../nchan/nginx.conf")
-        .replace("@PREFIX@", &dir.0.display().to_string())
-        .replace("@PORT@", &port.to_string());
-    let path = dir.0.join("nginx.conf");
-    std::fs::write(&path, conf).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    let child = tokio::process::Command::new("nginx")
-        .arg("-p")
-        .arg(&dir.0)
-        .arg("-e")
-        .arg(dir.0.join("error.log"))
-        .arg("-c")
-        .arg(&path)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot start nginx: {e}"))?;
-    let master = child.id().ok_or("nginx exited at once")?;
-    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let worker = loop {
-        let children = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
-            .unwrap_or_default();
-        let worker = children
-            .split_whitespace()
-            .next()
-            .and_then(|p| p.parse::<u32>().ok());
-        if let Some(worker) = worker {
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                break worker;
-            }
-        }
-        if std::time::Instant::now() >= deadline {
-            let log = std::fs::read_to_string(dir.0.join("error.log")).unwrap_or_default();
-            return Err(format!("nginx with Nchan did not start within 10 s: {log}"));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    Ok(Server::new(child, worker, addr, dir))
-}
-
-/// The servers of the flat-out fan-out, measured at every N.
-pub(crate) const SATURATION_KINDS: [&str; 5] =
-    ["push-sse", "push-stream", "nchan-sse", "axum-sse", "raw"];
-
-/// The servers of the many-topics workload.
-pub(crate) const MANY_TOPICS_KINDS: [&str; 4] = ["push-sse", "nchan-sse", "axum-sse", "raw"];
-
-/// The servers of the idle-memory table: every technique, its peers, the ceiling, and
-/// `hyper-bare` (a hyper HTTP/1.1 connection holding a response body that never yields: the
-/// floor of any technique built on hyper).
-pub(crate) const IDLE_KINDS: [&str; 11] = [
-    "push-sse",
-    "push-stream",
-    "push-longpoll",
-    "push-ws",
-    "nchan-sse",
-    "nchan-longpoll",
-    "nchan-ws",
-    "axum-sse",
-    "tungstenite",
-    "raw",
-    "hyper-bare",
-];
+use super::http::{measure, Load, Measured};
+use super::report::fmt_num;
+use super::server::{ServerKind, SATURATION};
 
 /// N idle connections per server: memory per connection = (RSS with N − RSS with 0) / N.
-pub(crate) async fn idle(clients: usize) -> Result<Vec<Measured>, String> {
+pub(crate) async fn idle(kinds: &[ServerKind], clients: usize) -> Result<Vec<Measured>, String> {
     let mut out = Vec::new();
-    for kind in IDLE_KINDS
-        .into_iter()
-        .filter(|k| crate::bench_http::selected(k))
-    {
+    for &kind in kinds {
         let load = Load {
             clients,
             topics: 1,
             rate: Some(1),
             seconds: 0,
         };
-        out.push(crate::bench_http::measure(kind, load).await?);
+        out.push(measure(kind, load).await?);
     }
     Ok(out)
 }
@@ -145,20 +57,21 @@ pub(crate) fn idle_markdown(rows: &[Measured]) -> String {
 }
 
 /// The flat-out fan-out at each N in `sizes`.
-pub(crate) async fn saturation(sizes: &[usize], seconds: u64) -> Result<Vec<Measured>, String> {
+pub(crate) async fn saturation(
+    kinds: &[ServerKind],
+    sizes: &[usize],
+    seconds: u64,
+) -> Result<Vec<Measured>, String> {
     let mut out = Vec::new();
     for &n in sizes {
-        for kind in SATURATION_KINDS
-            .into_iter()
-            .filter(|k| crate::bench_http::selected(k))
-        {
+        for &kind in kinds {
             let load = Load {
                 clients: n,
                 topics: 1,
                 rate: None,
                 seconds,
             };
-            out.push(crate::bench_http::measure(kind, load).await?);
+            out.push(measure(kind, load).await?);
         }
     }
     Ok(out)
@@ -166,22 +79,20 @@ pub(crate) async fn saturation(sizes: &[usize], seconds: u64) -> Result<Vec<Meas
 
 /// N clients, each on its own topic; the publisher goes round the topics at `rate`.
 pub(crate) async fn many_topics(
+    kinds: &[ServerKind],
     clients: usize,
     rate: u64,
     seconds: u64,
 ) -> Result<Vec<Measured>, String> {
     let mut out = Vec::new();
-    for kind in MANY_TOPICS_KINDS
-        .into_iter()
-        .filter(|k| crate::bench_http::selected(k))
-    {
+    for &kind in kinds {
         let load = Load {
             clients,
             topics: clients,
             rate: Some(rate),
             seconds,
         };
-        out.push(crate::bench_http::measure(kind, load).await?);
+        out.push(measure(kind, load).await?);
     }
     Ok(out)
 }
@@ -312,7 +223,7 @@ pub(crate) fn chart(
             .y_label_formatter(&|v| fmt_num(*v))
             .draw()
             .map_err(|e| e.to_string())?;
-        for (i, kind) in crate::bench_peers::SATURATION_KINDS.iter().enumerate() {
+        for (i, kind) in SATURATION.iter().map(|k| k.name()).enumerate() {
             let color = colors[i % colors.len()];
             let points: Vec<(f64, f64)> = sizes
                 .iter()
@@ -322,7 +233,7 @@ pub(crate) fn chart(
             chart
                 .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
                 .map_err(|e| e.to_string())?
-                .label(*kind)
+                .label(kind)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
             chart
                 .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
@@ -337,17 +248,4 @@ pub(crate) fn chart(
             .map_err(|e| e.to_string())?;
     }
     root.present().map_err(|e| e.to_string())
-}
-
-/// What the machine is, for the tables and the chart: CPU model, cores, kernel.
-pub(crate) fn machine() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')))
-        .map_or("unknown CPU", |(_, m)| m.trim())
-        .to_owned();
-    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!("{model}, {cores} cores, Linux {}", kernel.trim())
 }

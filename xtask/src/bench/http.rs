@@ -11,79 +11,22 @@
 //! how many empty polls (`304`) per second the server answers.
 
 use std::convert::Infallible;
-use std::process::Stdio;
+
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-/// The HTTP servers of the fan-out table, in table order: each push technique next to its
-/// peers, and the raw-socket ceiling.
-pub(crate) const KINDS: [&str; 9] = [
-    "push-sse",
-    "nchan-sse",
-    "axum-sse",
-    "push-stream",
-    "nchan-stream",
-    "raw",
-    "push-longpoll",
-    "nchan-longpoll",
-    "push-poll",
-];
-
-/// The WebSocket servers measured (at their own, larger N).
-pub(crate) const WS_KINDS: [&str; 3] = ["push-ws", "nchan-ws", "tungstenite"];
-
-static SERVERS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-
-/// Every server name the bench knows, in every part.
-pub(crate) fn known_servers() -> Vec<&'static str> {
-    let mut all: Vec<&'static str> = KINDS
-        .iter()
-        .chain(&WS_KINDS)
-        .chain(&crate::bench_peers::IDLE_KINDS)
-        .chain(&crate::bench_peers::MANY_TOPICS_KINDS)
-        .copied()
-        .collect();
-    all.sort_unstable();
-    all.dedup();
-    all
-}
-
-/// Restricts every part of the bench to these servers (`--servers push-sse,nchan-sse`).
-///
-/// # Errors
-///
-/// A name the bench does not know: a typo must not silently benchmark another server.
-pub(crate) fn only_servers(list: &str) -> Result<(), String> {
-    let known = known_servers();
-    let names: Vec<String> = list.split(',').map(|s| s.trim().to_owned()).collect();
-    if let Some(unknown) = names.iter().find(|n| !known.contains(&n.as_str())) {
-        return Err(format!(
-            "--servers: unknown server {unknown:?}; known: {}",
-            known.join(", ")
-        ));
-    }
-    let _ = SERVERS.set(names);
-    Ok(())
-}
-
-/// Whether `kind` is measured in this run.
-pub(crate) fn selected(kind: &str) -> bool {
-    SERVERS
-        .get()
-        .is_none_or(|list| list.iter().any(|k| k == kind))
-}
+use super::server::{cpu_ticks, proc_kib, start, start_command, Process, Server, ServerKind};
 
 /// How often a poller polls while events are published.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// How long pollers poll back to back, after the publishing, to measure `304`s per second.
 const FLOOD: Duration = Duration::from_secs(2);
 
-/// `xtask serve KIND`: a benchmark server on a free loopback port; prints its address first.
-pub(crate) fn serve(args: &[String]) -> Result<(), String> {
-    let kind = args.first().cloned().ok_or("serve needs a kind")?;
+/// `xtask serve PROCESS`: a benchmark server on a free loopback port; prints its address first.
+pub(crate) fn serve(process: Process) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -98,95 +41,107 @@ pub(crate) fn serve(args: &[String]) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         let listener = socket.listen(1024).map_err(|e| e.to_string())?;
         println!("{}", listener.local_addr().map_err(|e| e.to_string())?);
-        match kind.as_str() {
-            "push" => serve_push(listener).await,
-            "axum-sse" => serve_axum(listener).await,
-            "tungstenite" => serve_tungstenite(listener).await,
-            "raw" => serve_raw(listener).await,
-            "hyper-bare" => serve_hyper_bare(listener).await,
-            other => Err(format!("unknown server kind {other:?}")),
+        match process {
+            Process::Push => serve_push(listener).await,
+            Process::AxumSse => serve_axum(listener).await,
+            Process::Tungstenite => serve_tungstenite(listener).await,
+            Process::Raw => serve_raw(listener).await,
+            Process::HyperBare => serve_hyper_bare(listener).await,
         }
     })
 }
 
+/// Every push technique over one hub, as the bench's push server routes them.
+#[derive(Clone)]
+struct PushEndpoints {
+    hub: push_core::Hub,
+    sse: push_sse::Sse,
+    streamer: push_stream::Streamer,
+    longpoll: push_longpoll::LongPoll,
+    poller: push_poll::Poller,
+    ws: push_ws::Ws,
+}
+
+type PushBody = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
+
+impl PushEndpoints {
+    fn new() -> Self {
+        let hub = push_core::Hub::memory();
+        Self {
+            sse: push_sse::Sse::new(hub.clone()),
+            streamer: push_stream::Streamer::new(hub.clone()),
+            longpoll: push_longpoll::LongPoll::new(hub.clone()),
+            poller: push_poll::Poller::new(hub.clone()),
+            ws: push_ws::Ws::new(hub.clone()),
+            hub,
+        }
+    }
+
+    async fn route(self, req: http::Request<hyper::body::Incoming>) -> http::Response<PushBody> {
+        use http_body_util::{BodyExt, Full};
+        let path = req.uri().path().to_owned();
+        let name = path.rsplit('/').next().unwrap_or_default();
+        let Ok(topic) = push_core::Topic::new(name) else {
+            let mut res =
+                http::Response::new(Full::new(Bytes::from_static(b"bad topic")).boxed_unsync());
+            *res.status_mut() = http::StatusCode::BAD_REQUEST;
+            return res;
+        };
+        if req.method() == http::Method::POST {
+            // hyper keeps the in-flight service future's box for the connection's life: the
+            // rare, large publish branch is boxed on its own so that every held stream does not
+            // pay for its size.
+            return Box::pin(async move {
+                let body = req.into_body().collect().await;
+                let body = body.map(|b| b.to_bytes()).unwrap_or_default();
+                let _ = self
+                    .hub
+                    .publish(&topic, push_core::NewEvent::new(body))
+                    .await;
+                http::Response::new(Full::new(Bytes::from_static(b"ok")).boxed_unsync())
+            })
+            .await;
+        }
+        match path.split('/').nth(1).unwrap_or_default() {
+            "sse" => self
+                .sse
+                .respond(&topic, req)
+                .await
+                .map(BodyExt::boxed_unsync),
+            "stream" => self
+                .streamer
+                .respond(&topic, req)
+                .await
+                .map(BodyExt::boxed_unsync),
+            "ws" => self
+                .ws
+                .respond(&topic, req)
+                .await
+                .map(BodyExt::boxed_unsync),
+            "longpoll" => self
+                .longpoll
+                .respond(&topic, req)
+                .await
+                .map(BodyExt::boxed_unsync),
+            _ => self
+                .poller
+                .respond(&topic, req)
+                .await
+                .map(BodyExt::boxed_unsync),
+        }
+    }
+}
+
 async fn serve_push(listener: TcpListener) -> Result<(), String> {
-    use http_body_util::{BodyExt, Full};
-    use push_core::{Hub, NewEvent, Topic};
-    let hub = Hub::memory();
-    let sse = push_sse::Sse::new(hub.clone());
-    let streamer = push_stream::Streamer::new(hub.clone());
-    let longpoll = push_longpoll::LongPoll::new(hub.clone());
-    let poller = push_poll::Poller::new(hub.clone());
-    let ws = push_ws::Ws::new(hub.clone());
+    let endpoints = PushEndpoints::new();
     loop {
         let (stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
         let _ = stream.set_nodelay(true);
-        let (hub, sse, streamer, longpoll, poller, ws) = (
-            hub.clone(),
-            sse.clone(),
-            streamer.clone(),
-            longpoll.clone(),
-            poller.clone(),
-            ws.clone(),
-        );
-        let service =
-            hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                let (hub, sse, streamer, longpoll, poller, ws) = (
-                    hub.clone(),
-                    sse.clone(),
-                    streamer.clone(),
-                    longpoll.clone(),
-                    poller.clone(),
-                    ws.clone(),
-                );
-                async move {
-                    let path = req.uri().path();
-                    let name = path.rsplit('/').next().unwrap_or_default();
-                    let Ok(topic) = Topic::new(name) else {
-                        let mut res = http::Response::new(
-                            Full::new(Bytes::from_static(b"bad topic")).boxed_unsync(),
-                        );
-                        *res.status_mut() = http::StatusCode::BAD_REQUEST;
-                        return Ok::<_, Infallible>(res);
-                    };
-                    // hyper keeps the in-flight service future's box for the connection's life:
-                    // the rare, large publish branch is boxed on its own so that every held
-                    // stream does not pay for its size.
-                    let res = if req.method() == http::Method::POST {
-                        Box::pin(async move {
-                            let body = req
-                                .into_body()
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            let _ = hub.publish(&topic, NewEvent::new(body)).await;
-                            http::Response::new(Full::new(Bytes::from_static(b"ok")).boxed_unsync())
-                        })
-                        .await
-                    } else if path.starts_with("/sse/") {
-                        sse.respond(&topic, req).await.map(BodyExt::boxed_unsync)
-                    } else if path.starts_with("/stream/") {
-                        streamer
-                            .respond(&topic, req)
-                            .await
-                            .map(BodyExt::boxed_unsync)
-                    } else if path.starts_with("/ws/") {
-                        let topics = [topic.clone()];
-                        ws.respond_topics(&topics, req)
-                            .await
-                            .map(BodyExt::boxed_unsync)
-                    } else if path.starts_with("/longpoll/") {
-                        longpoll
-                            .respond(&topic, req)
-                            .await
-                            .map(BodyExt::boxed_unsync)
-                    } else {
-                        poller.respond(&topic, req).await.map(BodyExt::boxed_unsync)
-                    };
-                    Ok::<_, Infallible>(res)
-                }
-            });
+        let endpoints = endpoints.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let endpoints = endpoints.clone();
+            async move { Ok::<_, Infallible>(endpoints.route(req).await) }
+        });
         tokio::spawn(async move {
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
@@ -471,22 +426,28 @@ fn now_nanos() -> u128 {
         .unwrap_or(0)
 }
 
-pub(crate) fn proc_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Latency samples of one run, shared by every client: each buffers a few and records them in
 /// one HdrHistogram (1 µs to 10 min, 3 significant digits).
 #[derive(Clone)]
 struct Latencies(std::sync::Arc<std::sync::Mutex<hdrhistogram::Histogram<u64>>>);
 
 impl Latencies {
+    /// How many samples, and the latencies at `qs` (µs; NaN without samples).
+    fn quantiles<const N: usize>(&self, qs: [f64; N]) -> (u64, [f64; N]) {
+        let histogram = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = histogram.len();
+        let at = |q: f64| {
+            if n == 0 {
+                f64::NAN
+            } else {
+                histogram.value_at_quantile(q) as f64
+            }
+        };
+        (n, qs.map(at))
+    }
     fn new() -> Self {
         Self(std::sync::Arc::new(std::sync::Mutex::new(
             hdrhistogram::Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid bounds"),
@@ -871,129 +832,27 @@ impl Load {
     }
 }
 
-/// A server under test.
-pub(crate) struct Server {
-    child: tokio::process::Child,
-    /// The child's pid, kept after it is reaped.
-    child_pid: u32,
-    /// The process whose memory and CPU are measured (Nchan: the nginx worker).
-    pub(crate) pid: u32,
-    pub(crate) addr: std::net::SocketAddr,
-    _dir: Option<push_tests::TempDir>,
-}
-
-/// Starts the server for `kind`.
-pub(crate) async fn start(kind: &str) -> Result<Server, String> {
-    if kind.starts_with("nchan") {
-        return crate::bench_peers::start_nchan().await;
-    }
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let server = match kind {
-        "axum-sse" | "tungstenite" | "raw" | "hyper-bare" => kind,
-        _ => "push",
-    };
-    let mut command = tokio::process::Command::new(exe);
-    command.args(["serve", server]);
-    start_command(kind, command).await
-}
-
-/// Starts a server that prints its address first (`ADDR`, or `listening on http://ADDR/`).
-pub(crate) async fn start_command(
-    kind: &str,
-    mut command: tokio::process::Command,
-) -> Result<Server, String> {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| format!("cannot start {kind} server: {e}"))?;
-    let pid = child.id().ok_or("server exited")?;
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().ok_or("no stdout")?)
-        .read_line(&mut first)
-        .await
-        .map_err(|e| e.to_string())?;
-    let addr: std::net::SocketAddr = first
-        .trim()
-        .trim_start_matches("listening on http://")
-        .trim_end_matches('/')
-        .parse()
-        .map_err(|e| format!("{kind} printed {first:?}: {e}"))?;
-    Ok(Server {
-        child,
-        child_pid: pid,
-        pid,
-        addr,
-        _dir: None,
-    })
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // nginx's worker outlives a killed master: kill the measured process too.
-        if self.child_pid != self.pid {
-            let _ = std::process::Command::new("kill")
-                .args(["-9", &self.pid.to_string()])
-                .status();
-        }
-    }
-}
-
-impl Server {
-    pub(crate) fn new(
-        child: tokio::process::Child,
-        pid: u32,
-        addr: std::net::SocketAddr,
-        dir: push_tests::TempDir,
-    ) -> Self {
-        let child_pid = child.id().unwrap_or(pid);
-        Self {
-            child,
-            child_pid,
-            pid,
-            addr,
-            _dir: Some(dir),
-        }
-    }
-}
-
 /// Runs the workload against one server kind, in a fresh server process.
-pub(crate) async fn measure(kind: &'static str, load: Load) -> Result<Measured, String> {
+pub(crate) async fn measure(kind: ServerKind, load: Load) -> Result<Measured, String> {
     let server = start(kind).await?;
     measure_load(kind, server, load).await
-}
-
-/// Reads a process's CPU time (user + system) in clock ticks from `/proc`.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which is in parentheses and may hold spaces).
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after ")".
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(11) + field(12)
 }
 
 /// Runs the fixed-rate fan-out against a server started by `command`, which prints its address
 /// first.
 pub(crate) async fn measure_server(
-    kind: &'static str,
+    kind: ServerKind,
     command: tokio::process::Command,
     clients: usize,
     rate: u64,
     seconds: u64,
 ) -> Result<Measured, String> {
-    let server = start_command(kind, command).await?;
+    let server = start_command(kind.name(), command).await?;
     measure_load(kind, server, Load::fan_out(clients, rate, seconds)).await
 }
 
 /// The client task for `kind` on topic `topic`.
-fn spawn_client(kind: &str, c: Client) -> tokio::task::JoinHandle<Option<Seen>> {
+fn spawn_client(kind: ServerKind, c: Client) -> tokio::task::JoinHandle<Option<Seen>> {
     const SSE: &str = "Accept: text/event-stream\r\n";
     let topic = c.path.clone();
     let c = |prefix: &str| Client {
@@ -1001,152 +860,197 @@ fn spawn_client(kind: &str, c: Client) -> tokio::task::JoinHandle<Option<Seen>> 
         ..c
     };
     match kind {
-        "push-stream" => tokio::spawn(stream_client(c("/stream/"), "")),
-        "nchan-stream" => tokio::spawn(stream_client(c("/stream/"), "TE: chunked\r\n")),
-        "push-longpoll" => tokio::spawn(longpoll_client(c("/longpoll/"), false)),
-        "nchan-longpoll" => tokio::spawn(longpoll_client(c("/longpoll/"), true)),
-        "push-poll" => tokio::spawn(poll_client(c("/poll/"))),
-        "push-ws" | "nchan-ws" => tokio::spawn(ws_client(c("/ws/"))),
-        "tungstenite" => tokio::spawn(ws_client(c("/"))),
-        _ => tokio::spawn(stream_client(c("/sse/"), SSE)),
+        ServerKind::PushStream => tokio::spawn(stream_client(c("/stream/"), "")),
+        ServerKind::NchanStream => tokio::spawn(stream_client(c("/stream/"), "TE: chunked\r\n")),
+        ServerKind::PushLongpoll => tokio::spawn(longpoll_client(c("/longpoll/"), false)),
+        ServerKind::NchanLongpoll => tokio::spawn(longpoll_client(c("/longpoll/"), true)),
+        ServerKind::PushPoll => tokio::spawn(poll_client(c("/poll/"))),
+        ServerKind::PushWs | ServerKind::NchanWs => tokio::spawn(ws_client(c("/ws/"))),
+        ServerKind::Tungstenite => tokio::spawn(ws_client(c("/"))),
+        ServerKind::PushSse
+        | ServerKind::NchanSse
+        | ServerKind::AxumSse
+        | ServerKind::Raw
+        | ServerKind::HyperBare => tokio::spawn(stream_client(c("/sse/"), SSE)),
     }
 }
 
-/// Runs `load` against `server`.
-pub(crate) async fn measure_load(
-    kind: &'static str,
-    mut server: Server,
-    load: Load,
-) -> Result<Measured, String> {
-    let Load {
-        clients,
-        topics,
-        rate,
-        seconds,
-    } = load;
+/// The clients of one run, connected, and what the server held before and after.
+struct Connected {
+    tasks: Vec<tokio::task::JoinHandle<Option<Seen>>>,
+    phase: tokio::sync::watch::Sender<u8>,
+    latencies: Latencies,
+    rss_empty: u64,
+    rss_idle: u64,
+}
+
+/// Starts every client and waits (bounded) until all are connected, then a moment to settle.
+async fn connect_clients(
+    kind: ServerKind,
+    server: &Server,
+    load: &Load,
+) -> Result<Connected, String> {
     let (pid, addr) = (server.pid, server.addr);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let rss_empty = proc_kib(pid, "VmRSS:");
     let (phase_tx, phase) = tokio::sync::watch::channel(SETTLE);
     let ready: Ready = Ready::default();
     let latencies = Latencies::new();
-    let mut tasks = Vec::with_capacity(clients);
-    for i in 0..clients {
-        tasks.push(spawn_client(
-            kind,
-            Client {
-                addr,
-                path: format!("t{}", i % topics.max(1)),
-                ready: ready.clone(),
-                phase: phase.clone(),
-                seen: Seen::new(&latencies),
-            },
-        ));
-    }
-    // Every client connected (bounded), then a moment to settle, then the idle cost.
+    let tasks = (0..load.clients)
+        .map(|i| {
+            spawn_client(
+                kind,
+                Client {
+                    addr,
+                    path: format!("t{}", i % load.topics.max(1)),
+                    ready: ready.clone(),
+                    phase: phase.clone(),
+                    seen: Seen::new(&latencies),
+                },
+            )
+        })
+        .collect();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while ready.load(std::sync::atomic::Ordering::Relaxed) < clients {
+    while ready.load(std::sync::atomic::Ordering::Relaxed) < load.clients {
         if tokio::time::Instant::now() >= deadline {
             return Err(format!(
-                "{kind}: only {} of {clients} clients connected within 60 s",
-                ready.load(std::sync::atomic::Ordering::Relaxed)
+                "{}: only {} of {} clients connected within 60 s",
+                kind.name(),
+                ready.load(std::sync::atomic::Ordering::Relaxed),
+                load.clients
             ));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_idle = proc_kib(pid, "VmRSS:");
+    Ok(Connected {
+        tasks,
+        phase: phase_tx,
+        latencies,
+        rss_empty,
+        rss_idle: proc_kib(pid, "VmRSS:"),
+    })
+}
+
+/// What the clients counted, summed.
+#[derive(Default)]
+struct Totals {
+    requests: u64,
+    bytes_in: u64,
+    flood_304: u64,
+    errors: u64,
+    last_receipt: Option<Instant>,
+    connect: Option<hdrhistogram::Histogram<u64>>,
+}
+
+impl Totals {
+    /// A quantile of the connect times, in ms.
+    fn connect_ms(&self, q: f64) -> f64 {
+        self.connect
+            .as_ref()
+            .map_or(f64::NAN, |h| h.value_at_quantile(q) as f64 / 1e3)
+    }
+}
+
+async fn collect(tasks: Vec<tokio::task::JoinHandle<Option<Seen>>>) -> Totals {
+    let mut t = Totals {
+        connect: hdrhistogram::Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).ok(),
+        ..Totals::default()
+    };
+    for task in tasks {
+        let Ok(Some(seen)) = task.await else {
+            t.errors += 1;
+            continue;
+        };
+        t.requests += seen.requests;
+        t.bytes_in += seen.bytes_in;
+        t.flood_304 += seen.flood_304;
+        if let Some(h) = t.connect.as_mut() {
+            h.saturating_record(seen.connect_us.max(1));
+        }
+        t.last_receipt = t.last_receipt.max(seen.last_receipt);
+    }
+    t
+}
+
+/// Runs `load` against `server`.
+pub(crate) async fn measure_load(
+    kind: ServerKind,
+    mut server: Server,
+    load: Load,
+) -> Result<Measured, String> {
+    let (pid, addr) = (server.pid, server.addr);
+    let Connected {
+        tasks,
+        phase,
+        latencies,
+        rss_empty,
+        rss_idle,
+    } = connect_clients(kind, &server, &load).await?;
     let cpu_before = cpu_ticks(pid);
     let start = Instant::now();
-    let published = if kind == "tungstenite" {
-        publish_ws(addr, rate.unwrap_or(1000), seconds).await?
+    let topics = load.topics.max(1);
+    let published = if kind == ServerKind::Tungstenite {
+        publish_ws(addr, load.rate.unwrap_or(1000), load.seconds).await?
     } else {
-        publish_http(kind, addr, topics.max(1), rate, seconds, &mut server.child).await?
+        let child = &mut server.child;
+        publish_http(kind.name(), addr, topics, load.rate, load.seconds, child).await?
     };
     let elapsed = start.elapsed();
     let steady = proc_kib(pid, "VmRSS:");
     // Let the last events arrive; pollers then poll back to back for the flood.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let cpu = cpu_ticks(pid).saturating_sub(cpu_before);
-    if kind == "push-poll" {
-        phase_tx.send_replace(FLOOD_PHASE);
+    let polls = kind == ServerKind::PushPoll;
+    if polls {
+        phase.send_replace(FLOOD_PHASE);
         tokio::time::sleep(FLOOD).await;
     }
-    phase_tx.send_replace(STOP);
-    let poll_span = start.elapsed().as_secs_f64()
-        - if kind == "push-poll" {
-            FLOOD.as_secs_f64()
-        } else {
-            0.0
-        };
-    let (mut requests, mut bytes_in, mut flood_304, mut errors) = (0, 0, 0, 0);
-    let mut last_receipt = start;
-    let mut connect =
-        hdrhistogram::Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("valid bounds");
-    for t in tasks {
-        match t.await {
-            Ok(Some(seen)) => {
-                requests += seen.requests;
-                bytes_in += seen.bytes_in;
-                flood_304 += seen.flood_304;
-                connect.saturating_record(seen.connect_us.max(1));
-                if let Some(at) = seen.last_receipt {
-                    last_receipt = last_receipt.max(at);
-                }
-            }
-            _ => errors += 1,
-        }
-    }
+    phase.send_replace(STOP);
+    let flood = if polls { FLOOD.as_secs_f64() } else { 0.0 };
+    let poll_span = start.elapsed().as_secs_f64() - flood;
+    let totals = collect(tasks).await;
     let peak = proc_kib(pid, "VmHWM:");
     let _ = server.child.kill().await;
-    let histogram = latencies
-        .0
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let delivered = histogram.len();
-    let at = |q: f64| {
-        if delivered == 0 {
-            f64::NAN
-        } else {
-            histogram.value_at_quantile(q) as f64
-        }
-    };
+    let (delivered, [p50_us, p99_us, p999_us]) = latencies.quantiles([0.5, 0.99, 0.999]);
     // At a fixed rate, deliveries are spread over the publishing; flat out, over the time until
     // the last one arrived.
-    let span = if rate.is_some() {
+    let last = totals.last_receipt.unwrap_or(start);
+    let span = if load.rate.is_some() {
         elapsed
     } else {
-        last_receipt.duration_since(start).max(elapsed)
+        last.duration_since(start).max(elapsed)
     };
-    let expected = published * clients as u64 / topics.max(1) as u64;
+    let connect = |q: f64| totals.connect_ms(q);
+    // Long-polls cycle while events are published; pollers poll from the start to the flood.
+    let request_span = if polls {
+        poll_span
+    } else {
+        elapsed.as_secs_f64()
+    };
     Ok(Measured {
-        kind,
-        clients,
-        topics,
-        flat_out: rate.is_none(),
+        kind: kind.name(),
+        clients: load.clients,
+        topics: load.topics,
+        flat_out: load.rate.is_none(),
         published,
         delivered_per_sec: delivered as f64 / span.as_secs_f64(),
-        expected,
+        expected: published * load.clients as u64 / topics as u64,
         delivered,
-        p50_us: at(0.50),
-        p99_us: at(0.99),
-        p999_us: at(0.999),
-        connect_p50_ms: connect.value_at_quantile(0.5) as f64 / 1e3,
-        connect_p99_ms: connect.value_at_quantile(0.99) as f64 / 1e3,
-        errors,
-        idle_kib_per_conn: rss_idle.saturating_sub(rss_empty) as f64 / clients as f64,
+        p50_us,
+        p99_us,
+        p999_us,
+        connect_p50_ms: connect(0.5),
+        connect_p99_ms: connect(0.99),
+        errors: totals.errors,
+        idle_kib_per_conn: rss_idle.saturating_sub(rss_empty) as f64 / load.clients as f64,
         peak_rss_mib: peak as f64 / 1024.0,
         steady_rss_mib: steady as f64 / 1024.0,
-        requests,
-        bytes_in,
-        // Long-polls cycle while events are published; pollers poll from the start to the flood.
-        requests_per_sec: requests as f64
-            / match kind {
-                "push-poll" => poll_span,
-                _ => elapsed.as_secs_f64(),
-            },
+        requests: totals.requests,
+        bytes_in: totals.bytes_in,
+        requests_per_sec: totals.requests as f64 / request_span,
         cpu_ticks: cpu,
-        not_modified_per_sec: (kind == "push-poll").then(|| flood_304 as f64 / FLOOD.as_secs_f64()),
+        not_modified_per_sec: polls.then(|| totals.flood_304 as f64 / FLOOD.as_secs_f64()),
     })
 }
 
@@ -1239,15 +1143,4 @@ async fn publish_ws(addr: std::net::SocketAddr, rate: u64, seconds: u64) -> Resu
             .map_err(|e| format!("tungstenite: publish {i}: {e}"))?;
     }
     Ok(total)
-}
-
-#[cfg(test)]
-mod servers_tests {
-    #[test]
-    fn an_unknown_server_name_is_refused() {
-        let known = super::known_servers();
-        assert!(known.contains(&"push-sse") && known.contains(&"hyper-bare"));
-        let err = super::only_servers("push-sse,push-ssee").unwrap_err();
-        assert!(err.contains("\"push-ssee\""), "{err}");
-    }
 }

@@ -222,7 +222,7 @@ pub(crate) fn markdown(rows: &[Figures], subscribers: usize, rate: u64, seconds:
         return String::new();
     };
     let ms = |us: f64| format!("{:.2} ms", us / 1e3);
-    let num = crate::bench::fmt_num;
+    let num = super::report::fmt_num;
     let mut out = String::from(
         "## push-redis vs in-memory (one process, redis-server on loopback)\n\n\
          | workload | in-memory | Redis Streams | Redis / in-memory |\n|---|---:|---:|---:|\n",

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::bench_http::{proc_kib, start, start_command, Server};
+use super::server::{proc_kib, start, start_command, Server, ServerKind};
 
 /// One server's figures.
 #[derive(Debug)]
@@ -35,8 +35,8 @@ pub(crate) async fn measure(connections: usize) -> Result<Vec<Churn>, String> {
                 command.args(["--addr", "127.0.0.1:0", "--no-ticker"]);
                 start_command(server, command).await?
             }
-            "push" => start("push-sse").await?,
-            _ => start("nchan-sse").await?,
+            "push" => start(ServerKind::PushSse).await?,
+            _ => start(ServerKind::NchanSse).await?,
         };
         rows.push(run(server, &started, connections).await);
     }
@@ -91,7 +91,7 @@ pub(crate) fn markdown(rows: &[Churn]) -> String {
         "## Churn: {} sequential short connections (`Connection: close`) per server\n\n\
          | server | RSS before KiB | RSS after KiB | growth KiB | bytes per connection | connections/s | errors |\n\
          |---|---:|---:|---:|---:|---:|---:|\n",
-        crate::bench::fmt_num(n as f64)
+        super::report::fmt_num(n as f64)
     );
     for r in rows {
         let growth = r.rss_after_kib.saturating_sub(r.rss_before_kib);

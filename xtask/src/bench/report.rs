@@ -1,0 +1,170 @@
+//! The tables every part prints, and the helpers they share.
+
+use super::h2::{EventRate, PageLoad};
+use super::http::Measured;
+
+pub(crate) fn fmt_num(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.2} M", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{:.1} k", v / 1e3)
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+pub(crate) fn h2_markdown(
+    pages: &[PageLoad],
+    rate: &EventRate,
+    rtt: std::time::Duration,
+    loads: usize,
+) -> String {
+    let plain = pages
+        .iter()
+        .find(|p| p.mode.round_trips() == 2)
+        .map_or(f64::NAN, |p| p.median_ms);
+    let mut out = format!(
+        "## HTTP/2: a page with 8 linked 4 KiB assets, {} ms round trip (delaying proxy), handler think time 30 ms, fresh connection, median of {loads}\n\n\
+         | how the assets come | round trips after connect | page load ms | vs plain |\n\
+         |---|---:|---:|---:|\n",
+        rtt.as_millis()
+    );
+    for p in pages {
+        out += &format!(
+            "| {} | {} | {:.1} | {:.2}x |\n",
+            p.mode.name(),
+            p.mode.round_trips(),
+            p.median_ms,
+            p.median_ms / plain
+        );
+    }
+    out += &format!(
+        "\nEvent push, one client, {} events on loopback: {} events/s as pushed responses, {} events/s as lines on the subscription body (the fallback), {:.2}x.\n",
+        rate.events,
+        fmt_num(rate.pushed_per_sec),
+        fmt_num(rate.body_per_sec),
+        rate.pushed_per_sec / rate.body_per_sec
+    );
+    out
+}
+
+pub(crate) fn ws_markdown(rows: &[Measured], rate: u64, seconds: u64) -> String {
+    let find = |k: &str| rows.iter().find(|m| m.kind == k);
+    let (nchan, base) = (find("nchan-ws"), find("tungstenite"));
+    let ratio = |a: f64, b: Option<f64>| match b {
+        Some(b) if b > 0.0 && a.is_finite() => format!("{:.2}x", a / b),
+        _ => "–".to_owned(),
+    };
+    let mut out = format!(
+        "## WebSocket, {} idle then broadcast clients on one topic, {rate} events/s for {seconds} s (one server process per row, 1 worker thread)\n\n\
+         | server | idle KiB/conn | idle vs nchan-ws | idle vs tungstenite | delivered / expected | p50 ms | p99 ms | p99.9 ms | connect p50 / p99 ms | errors | peak RSS MiB | server CPU µs/event | bytes/event |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        rows.first().map_or(0, |m| m.clients)
+    );
+    for m in rows {
+        out += &format!(
+            "| {} | {:.1} | {} | {} | {} / {} | {:.1} | {:.1} | {:.1} | {:.1} / {:.1} | {} | {:.1} | {:.2} | {:.0} |\n",
+            m.kind,
+            m.idle_kib_per_conn,
+            ratio(m.idle_kib_per_conn, nchan.map(|b| b.idle_kib_per_conn)),
+            ratio(m.idle_kib_per_conn, base.map(|b| b.idle_kib_per_conn)),
+            m.delivered,
+            m.expected,
+            m.p50_us / 1e3,
+            m.p99_us / 1e3,
+            m.p999_us / 1e3,
+            m.connect_p50_ms,
+            m.connect_p99_ms,
+            m.errors,
+            m.peak_rss_mib,
+            m.cpu_us_per_event(),
+            if m.delivered == 0 {
+                f64::NAN
+            } else {
+                m.bytes_in as f64 / m.delivered as f64
+            },
+        );
+    }
+    out +=
+        "\n`tungstenite` is a plain tokio-tungstenite server with default settings (128 KiB read \
+            buffer) forwarding a `tokio::sync::broadcast`; push-ws runs its defaults (4 KiB read \
+            buffer); `nchan-ws` is nginx 1.22 with Nchan 1.3.6, one worker. Idle cost = (RSS with \
+            N connections − RSS with none) / N, of the one server process (Nchan: the worker).\n";
+    out
+}
+
+pub(crate) fn http_markdown(rows: &[Measured], rate: u64, seconds: u64) -> String {
+    let find = |k: &str| rows.iter().find(|m| m.kind == k);
+    // Each push technique against its Nchan counterpart.
+    let peer = |kind: &str| match kind {
+        "push-sse" | "axum-sse" | "raw" => find("nchan-sse"),
+        "push-stream" => find("nchan-stream"),
+        "push-longpoll" => find("nchan-longpoll"),
+        _ => None,
+    };
+    let ratio = |a: f64, b: Option<f64>| match b {
+        Some(b) if b > 0.0 && a.is_finite() => format!("{:.2}x", a / b),
+        _ => "–".to_owned(),
+    };
+    let mut out = format!(
+        "## HTTP techniques, {} clients on one topic, {rate} events/s for {seconds} s (one server process per row, 1 worker thread)\n\n\
+         | server | delivered / expected | p50 ms | p99 ms | p99.9 ms | connect p50 / p99 ms | errors | idle KiB/client | idle vs Nchan | peak / steady RSS MiB | server CPU µs/event | CPU vs Nchan | requests/event | bytes/event | requests/s | 304/s |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        rows.first().map_or(0, |m| m.clients)
+    );
+    for m in rows {
+        let per_event = |x: u64| {
+            if m.delivered == 0 {
+                f64::NAN
+            } else {
+                x as f64 / m.delivered as f64
+            }
+        };
+        let nchan = peer(m.kind).filter(|p| p.kind != m.kind);
+        out += &format!(
+            "| {} | {} / {} | {:.1} | {:.1} | {:.1} | {:.1} / {:.1} | {} | {:.1} | {} | {:.1} / {:.1} | {:.2} | {} | {:.3} | {:.0} | {} | {} |\n",
+            m.kind,
+            m.delivered,
+            m.expected,
+            m.p50_us / 1e3,
+            m.p99_us / 1e3,
+            m.p999_us / 1e3,
+            m.connect_p50_ms,
+            m.connect_p99_ms,
+            m.errors,
+            m.idle_kib_per_conn,
+            ratio(m.idle_kib_per_conn, nchan.map(|p| p.idle_kib_per_conn)),
+            m.peak_rss_mib,
+            m.steady_rss_mib,
+            m.cpu_us_per_event(),
+            ratio(m.cpu_us_per_event(), nchan.map(Measured::cpu_us_per_event)),
+            per_event(m.requests),
+            per_event(m.bytes_in),
+            if m.kind.ends_with("poll") {
+                fmt_num(m.requests_per_sec)
+            } else {
+                "–".to_owned()
+            },
+            m.not_modified_per_sec.map_or("–".to_owned(), fmt_num),
+        );
+    }
+    out += "\n`nchan-*` is nginx 1.22 with Nchan 1.3.6 (Debian's packages), one worker, retention 1,000 \
+            messages, measured on its worker process; `axum-sse` is axum's `Sse` over \
+            `tokio::sync::broadcast`; `raw` is the ceiling (no HTTP framework, no hub, the same \
+            bytes written to each socket). Idle cost = (RSS with N clients − RSS with none) / N. \
+            Ratios below 1 mean less memory or CPU than Nchan.\n";
+    out
+}
+
+/// What the machine is, for the tables and the chart: CPU model, cores, kernel.
+pub(crate) fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')))
+        .map_or("unknown CPU", |(_, m)| m.trim())
+        .to_owned();
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{model}, {cores} cores, Linux {}", kernel.trim())
+}

@@ -1,0 +1,335 @@
+//! The servers under test: every kind the bench knows (an enum, so that an unknown name is
+//! refused where it is typed), starting each in its own process (Nchan: nginx with its one
+//! worker measured), and reading their memory and CPU time from `/proc`.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// Every server the bench measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+pub(crate) enum ServerKind {
+    /// push-sse on the bench's push server.
+    #[value(name = "push-sse")]
+    PushSse,
+    /// push-stream.
+    #[value(name = "push-stream")]
+    PushStream,
+    /// push-longpoll.
+    #[value(name = "push-longpoll")]
+    PushLongpoll,
+    /// push-poll.
+    #[value(name = "push-poll")]
+    PushPoll,
+    /// push-ws.
+    #[value(name = "push-ws")]
+    PushWs,
+    /// Nchan's EventSource.
+    #[value(name = "nchan-sse")]
+    NchanSse,
+    /// Nchan's chunked stream.
+    #[value(name = "nchan-stream")]
+    NchanStream,
+    /// Nchan's long-poll.
+    #[value(name = "nchan-longpoll")]
+    NchanLongpoll,
+    /// Nchan's WebSocket.
+    #[value(name = "nchan-ws")]
+    NchanWs,
+    /// axum's `Sse` over `tokio::sync::broadcast`.
+    #[value(name = "axum-sse")]
+    AxumSse,
+    /// A default tokio-tungstenite broadcast server.
+    #[value(name = "tungstenite")]
+    Tungstenite,
+    /// The ceiling: the same bytes written to each socket, no HTTP framework.
+    #[value(name = "raw")]
+    Raw,
+    /// hyper's own floor: a connection holding a body that never yields.
+    #[value(name = "hyper-bare")]
+    HyperBare,
+}
+
+/// The process a kind runs in (`cargo xtask serve PROCESS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Process {
+    /// Every push technique on one hyper server.
+    Push,
+    /// axum's `Sse`.
+    #[value(name = "axum-sse")]
+    AxumSse,
+    /// tokio-tungstenite.
+    Tungstenite,
+    /// The raw-socket ceiling.
+    Raw,
+    /// hyper's floor.
+    #[value(name = "hyper-bare")]
+    HyperBare,
+}
+
+impl Process {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Process::Push => "push",
+            Process::AxumSse => "axum-sse",
+            Process::Tungstenite => "tungstenite",
+            Process::Raw => "raw",
+            Process::HyperBare => "hyper-bare",
+        }
+    }
+}
+
+impl ServerKind {
+    /// The name in tables, JSON and `--servers`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ServerKind::PushSse => "push-sse",
+            ServerKind::PushStream => "push-stream",
+            ServerKind::PushLongpoll => "push-longpoll",
+            ServerKind::PushPoll => "push-poll",
+            ServerKind::PushWs => "push-ws",
+            ServerKind::NchanSse => "nchan-sse",
+            ServerKind::NchanStream => "nchan-stream",
+            ServerKind::NchanLongpoll => "nchan-longpoll",
+            ServerKind::NchanWs => "nchan-ws",
+            ServerKind::AxumSse => "axum-sse",
+            ServerKind::Tungstenite => "tungstenite",
+            ServerKind::Raw => "raw",
+            ServerKind::HyperBare => "hyper-bare",
+        }
+    }
+
+    /// The process serving it; `None` for Nchan (nginx).
+    pub(crate) fn process(self) -> Option<Process> {
+        match self {
+            ServerKind::PushSse
+            | ServerKind::PushStream
+            | ServerKind::PushLongpoll
+            | ServerKind::PushPoll
+            | ServerKind::PushWs => Some(Process::Push),
+            ServerKind::NchanSse
+            | ServerKind::NchanStream
+            | ServerKind::NchanLongpoll
+            | ServerKind::NchanWs => None,
+            ServerKind::AxumSse => Some(Process::AxumSse),
+            ServerKind::Tungstenite => Some(Process::Tungstenite),
+            ServerKind::Raw => Some(Process::Raw),
+            ServerKind::HyperBare => Some(Process::HyperBare),
+        }
+    }
+}
+
+use ServerKind::{
+    AxumSse, HyperBare, NchanLongpoll, NchanSse, NchanStream, NchanWs, PushLongpoll, PushPoll,
+    PushSse, PushStream, PushWs, Raw, Tungstenite,
+};
+
+/// The HTTP servers of the fan-out table, in table order: each push technique next to its
+/// peers, and the raw-socket ceiling.
+pub(crate) const HTTP: [ServerKind; 9] = [
+    PushSse,
+    NchanSse,
+    AxumSse,
+    PushStream,
+    NchanStream,
+    Raw,
+    PushLongpoll,
+    NchanLongpoll,
+    PushPoll,
+];
+
+/// The WebSocket servers measured (at their own, larger N).
+pub(crate) const WS: [ServerKind; 3] = [PushWs, NchanWs, Tungstenite];
+
+/// The servers of the flat-out fan-out, measured at every N.
+pub(crate) const SATURATION: [ServerKind; 5] = [PushSse, PushStream, NchanSse, AxumSse, Raw];
+
+/// The servers of the many-topics workload.
+pub(crate) const MANY_TOPICS: [ServerKind; 4] = [PushSse, NchanSse, AxumSse, Raw];
+
+/// The servers of the idle-memory table: every technique, its peers, the ceiling, and
+/// `hyper-bare` (a hyper HTTP/1.1 connection holding a response body that never yields: the
+/// floor of any technique built on hyper).
+pub(crate) const IDLE: [ServerKind; 11] = [
+    PushSse,
+    PushStream,
+    PushLongpoll,
+    PushWs,
+    NchanSse,
+    NchanLongpoll,
+    NchanWs,
+    AxumSse,
+    Tungstenite,
+    Raw,
+    HyperBare,
+];
+
+/// A `/proc/PID/status` field in KiB.
+pub(crate) fn proc_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Reads a process's CPU time (user + system) in clock ticks from `/proc`.
+pub(crate) fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after ")".
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
+/// A server under test.
+pub(crate) struct Server {
+    pub(crate) child: tokio::process::Child,
+    /// The child's pid, kept after it is reaped.
+    child_pid: u32,
+    /// The process whose memory and CPU are measured (Nchan: the nginx worker).
+    pub(crate) pid: u32,
+    pub(crate) addr: std::net::SocketAddr,
+    _dir: Option<push_tests::TempDir>,
+}
+
+/// Starts the server for `kind` in its own process.
+pub(crate) async fn start(kind: ServerKind) -> Result<Server, String> {
+    let Some(process) = kind.process() else {
+        return start_nchan().await;
+    };
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut command = tokio::process::Command::new(exe);
+    command.args(["serve", process.name()]);
+    start_command(kind.name(), command).await
+}
+
+/// Starts a server that prints its address first (`ADDR`, or `listening on http://ADDR/`).
+pub(crate) async fn start_command(
+    kind: &str,
+    mut command: tokio::process::Command,
+) -> Result<Server, String> {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start {kind} server: {e}"))?;
+    let pid = child.id().ok_or("server exited")?;
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().ok_or("no stdout")?)
+        .read_line(&mut first)
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr: std::net::SocketAddr = first
+        .trim()
+        .trim_start_matches("listening on http://")
+        .trim_end_matches('/')
+        .parse()
+        .map_err(|e| format!("{kind} printed {first:?}: {e}"))?;
+    Ok(Server {
+        child,
+        child_pid: pid,
+        pid,
+        addr,
+        _dir: None,
+    })
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // nginx's worker outlives a killed master: kill the measured process too.
+        if self.child_pid != self.pid {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &self.pid.to_string()])
+                .status();
+        }
+    }
+}
+
+impl Server {
+    pub(crate) fn new(
+        child: tokio::process::Child,
+        pid: u32,
+        addr: std::net::SocketAddr,
+        dir: push_tests::TempDir,
+    ) -> Self {
+        let child_pid = child.id().unwrap_or(pid);
+        Self {
+            child,
+            child_pid,
+            pid,
+            addr,
+            _dir: Some(dir),
+        }
+    }
+}
+
+const NCHAN_MODULE: &str = "/usr/lib/nginx/modules/ngx_nchan_module.so";
+
+/// Starts nginx with Nchan on a free loopback port, in a temp dir; measures its one worker.
+async fn start_nchan() -> Result<Server, String> {
+    let nginx_found = std::process::Command::new("nginx")
+        .arg("-v")
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    if !nginx_found || !std::path::Path::new(NCHAN_MODULE).exists() {
+        return Err(
+            "the Nchan peer needs nginx with Nchan: install the Debian packages nginx and \
+             libnginx-mod-nchan (.ci/run does)"
+                .to_owned(),
+        );
+    }
+    let dir = push_tests::TempDir::new("nchan");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("no free port: {e}"))?
+        .port();
+    let conf = include_str!("../../nchan/nginx.conf")
+        .replace("@PREFIX@", &dir.0.display().to_string())
+        .replace("@PORT@", &port.to_string());
+    let path = dir.0.join("nginx.conf");
+    std::fs::write(&path, conf).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let child = tokio::process::Command::new("nginx")
+        .arg("-p")
+        .arg(&dir.0)
+        .arg("-e")
+        .arg(dir.0.join("error.log"))
+        .arg("-c")
+        .arg(&path)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start nginx: {e}"))?;
+    let master = child.id().ok_or("nginx exited at once")?;
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let worker = loop {
+        let children = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
+            .unwrap_or_default();
+        let worker = children
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(worker) = worker {
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                break worker;
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            let log = std::fs::read_to_string(dir.0.join("error.log")).unwrap_or_default();
+            return Err(format!("nginx with Nchan did not start within 10 s: {log}"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    Ok(Server::new(child, worker, addr, dir))
+}
