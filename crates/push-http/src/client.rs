@@ -71,13 +71,9 @@ impl BatchClient {
     ///
     /// [`ClientError::Url`] when `url` is not an `http://` URL.
     pub fn new(url: &str) -> Result<Self, ClientError> {
-        let url: Uri = url.parse().map_err(|e| ClientError::Url(format!("{e}")))?;
-        if url.scheme_str() != Some("http") || url.host().is_none() {
-            return Err(ClientError::Url(format!("{url} is not an http:// URL")));
-        }
         Ok(Self {
-            http: HttpClient::builder(TokioExecutor::new()).build(HttpConnector::new()),
-            url,
+            http: pooled(),
+            url: http_url(url)?,
             requests: 0,
         })
     }
@@ -138,6 +134,29 @@ impl BatchClient {
         text.push_str(&pairs.finish());
         text.parse().map_err(|e| ClientError::Url(format!("{e}")))
     }
+}
+
+/// Parses an `http://` URL with a host, as every push client takes.
+///
+/// # Errors
+///
+/// [`ClientError::Url`] for anything else.
+pub fn http_url(url: &str) -> Result<Uri, ClientError> {
+    let url: Uri = url.parse().map_err(|e| ClientError::Url(format!("{e}")))?;
+    if url.scheme_str() != Some("http") || url.host().is_none() {
+        return Err(ClientError::Url(format!("{url} is not an http:// URL")));
+    }
+    Ok(url)
+}
+
+/// hyper-util's pooled HTTP/1.1 client, as every push client uses it.
+#[must_use]
+pub fn pooled<B>() -> HttpClient<HttpConnector, B>
+where
+    B: http_body::Body + Send,
+    B::Data: Send,
+{
+    HttpClient::builder(TokioExecutor::new()).build(HttpConnector::new())
 }
 
 impl Answer {

@@ -10,7 +10,6 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HttpClient;
-use hyper_util::rt::TokioExecutor;
 use push_core::Outcome;
 pub use push_http::client::ClientError;
 pub use push_http::json::ReceivedEvent;
@@ -58,13 +57,9 @@ impl StreamClient {
     ///
     /// [`ClientError::Url`] when `url` is not an `http://` URL.
     pub fn new(url: &str) -> Result<Self, ClientError> {
-        let url: Uri = url.parse().map_err(|e| ClientError::Url(format!("{e}")))?;
-        if url.scheme_str() != Some("http") || url.host().is_none() {
-            return Err(ClientError::Url(format!("{url} is not an http:// URL")));
-        }
         Ok(Self {
-            http: HttpClient::builder(TokioExecutor::new()).build(HttpConnector::new()),
-            url,
+            http: push_http::client::pooled(),
+            url: push_http::client::http_url(url)?,
             cursor: None,
             body: None,
             buf: BytesMut::new(),
