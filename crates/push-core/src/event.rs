@@ -271,8 +271,9 @@ impl EventType {
     ///
     /// # Errors
     ///
-    /// [`Error::EventTypeLength`] when it is empty or too long, [`Error::EventTypeChar`] when
-    /// it has a character outside the set.
+    /// [`Error::EventTypeLength`](crate::Error::EventTypeLength) when it is empty or too long,
+    /// [`Error::EventTypeChar`](crate::Error::EventTypeChar) when it has a character outside
+    /// the set.
     pub fn new(name: &str) -> Result<Self, crate::Error> {
         if name.is_empty() || name.len() > MAX_EVENT_TYPE_LEN {
             return Err(crate::Error::EventTypeLength {
