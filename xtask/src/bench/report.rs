@@ -87,7 +87,7 @@ pub(crate) fn ws_markdown(rows: &[Measured], rate: u64, seconds: u64) -> String 
     }
     out +=
         "\n`tungstenite` is a plain tokio-tungstenite server with default settings (128 KiB read \
-            buffer) forwarding a `tokio::sync::broadcast`; push-ws runs its defaults (4 KiB read \
+            buffer) forwarding a `tokio::sync::broadcast`; push-ws runs its defaults (2 KiB read \
             buffer); `nchan-ws` is nginx 1.22 with Nchan 1.3.6, one worker. Idle cost = (RSS with \
             N connections − RSS with none) / N, of the one server process (Nchan: the worker).\n";
     out
