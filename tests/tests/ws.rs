@@ -7,10 +7,10 @@ use std::time::Duration;
 use futures_util::{SinkExt as _, StreamExt as _};
 use http::StatusCode;
 use push_core::{Hub, HubConfig, MemoryHub, NewEvent, Outcome, Retention, Topic};
-use push_http::Origins;
+use push_http::{Allow, Authorizer, Grant, Origins, Refusal};
 use push_tests::{boxed, get, http1, TestServer};
 use push_ws::client::{Client, ClientError, Received};
-use push_ws::{Access, Allow, OriginPolicy, Ws, WsConfig};
+use push_ws::{OriginPolicy, Ws, WsConfig};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
@@ -319,14 +319,18 @@ async fn gap_and_reset_outcomes_and_the_topic_limit() {
 async fn publishing_follows_the_authorization_hook_and_app_messages_get_replies() {
     let hub = Hub::memory();
     let ws = Ws::new(hub.clone())
-        .authorize(|parts| match parts.headers.get("authorization") {
-            Some(v) if v == "Bearer alice" => Ok(Access {
-                read: Allow::All,
-                publish: Allow::Prefixes(vec!["alice.".into()]),
-            }),
-            Some(_) => Err((StatusCode::UNAUTHORIZED, "bad token".into())),
-            None => Ok(Access::default()),
-        })
+        .authorize(Authorizer::new(|parts| {
+            let token = parts.headers.get("authorization").cloned();
+            async move {
+                match token {
+                    Some(v) if v == "Bearer alice" => {
+                        Ok(Grant::new(Allow::All, Allow::patterns(["alice.*"])))
+                    }
+                    Some(_) => Err(Refusal::Unauthorized("bad token".into())),
+                    None => Ok(Grant::default()),
+                }
+            }
+        }))
         .on_message(|text| Some(text.to_uppercase()));
     let server = server(&ws).await;
     let res = http1(

@@ -8,6 +8,7 @@ use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use http::{Request, Response};
 use http_body_util::Full;
 use push_core::{Event, Hub, StartFrom, Topic};
+use push_http::Authorizer;
 
 use crate::server::PushEvents;
 
@@ -32,6 +33,7 @@ pub const EVENT_TIME: &str = "push-event-time";
 pub struct Events {
     hub: Hub,
     resume_param: Arc<str>,
+    authorizer: Option<Authorizer>,
 }
 
 impl Events {
@@ -41,7 +43,16 @@ impl Events {
         Self {
             hub,
             resume_param: Arc::from("since"),
+            authorizer: None,
         }
+    }
+
+    /// Runs `authorizer` before every subscription: a client it refuses, or one whose grant
+    /// does not cover the topic, gets `401` or `403`.
+    #[must_use]
+    pub fn authorize(mut self, authorizer: Authorizer) -> Self {
+        self.authorizer = Some(authorizer);
+        self
     }
 
     /// Answers a subscription request for `topic`. Served by
@@ -58,8 +69,13 @@ impl Events {
         let (parts, _) = req.into_parts();
         let from = push_http::start_from(&parts, None, &self.resume_param, StartFrom::Newest);
         let base = parts.uri.path().trim_end_matches('/').to_owned();
-        let (hub, topic) = (self.hub.clone(), topic.clone());
-        async move { Self::subscribe(&hub, &topic, from, base).await }
+        let (hub, topic, auth) = (self.hub.clone(), topic.clone(), self.authorizer.clone());
+        async move {
+            if let Some(refusal) = push_http::check_read(auth.as_ref(), &parts, &topic).await {
+                return refusal;
+            }
+            Self::subscribe(&hub, &topic, from, base).await
+        }
     }
 
     async fn subscribe(

@@ -16,6 +16,8 @@
 //! - [`start_from`]: a client's cursor from a header or a query parameter ([`query_value`]).
 //! - [`Cors`] and [`Origins`]: CORS answers applied to an [`http::HeaderMap`], and the origin
 //!   allow-list WebSocket handshakes check.
+//! - [`Authorizer`]: the one access hook every technique takes (a [`Grant`] of topics to read
+//!   and publish, or a [`Refusal`]: `401` or `403`), run before any subscription.
 //! - [`Limiter`]: a non-waiting cap on open streams or held requests; its [`Permit`] lives in
 //!   the body, so the count drops the moment the server drops the response.
 //! - [`json`] (feature `json`): the JSON forms shared by poll, long-poll, streaming, WebSocket
@@ -75,6 +77,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod access;
 mod answer;
 mod body;
 #[cfg(feature = "client")]
@@ -88,6 +91,7 @@ pub mod json;
 mod limit;
 mod query;
 
+pub use crate::access::{check_read, Allow, Authorizer, Grant, Refusal};
 pub use crate::answer::{error_response, method_not_allowed, options, text, unavailable};
 pub use crate::body::{open_stream, FramedBody, StreamSettings};
 pub use crate::cors::{Cors, CorsRules, Origins};

@@ -11,7 +11,7 @@ use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use push_core::{Batch, Hub, Outcome, StartFrom, Topic};
-use push_http::{text, Cors, CorsRules, Limiter};
+use push_http::{text, Authorizer, Cors, CorsRules, Limiter};
 
 use crate::Error;
 
@@ -154,6 +154,7 @@ pub struct LongPoll {
     hub: Hub,
     config: Arc<LongPollConfig>,
     limiter: Limiter,
+    authorizer: Option<Authorizer>,
 }
 
 const METHODS: &str = "GET, HEAD, OPTIONS";
@@ -178,6 +179,7 @@ impl LongPoll {
             hub,
             config: Arc::new(config),
             limiter,
+            authorizer: None,
         }
     }
 
@@ -252,19 +254,37 @@ impl LongPoll {
         let (parts, _) = req.into_parts();
         let hold = self.hold_for(&parts);
         let from = self.start_from(&parts);
+        // The CORS headers are decided now, so that the request's headers are not held.
+        let mut cors = HeaderMap::new();
+        if let Some(rules) = &self.config.cors {
+            rules.apply(&parts.method, &parts.headers, &CORS_RULES, &mut cors);
+        }
         let (this, topic) = (self.clone(), topic.clone());
         async move {
-            let mut res = this.answer(&topic, &parts.method, hold, from).await;
-            if let Some(cors) = &this.config.cors {
-                cors.apply(
-                    &parts.method,
-                    &parts.headers,
-                    &CORS_RULES,
-                    res.headers_mut(),
-                );
+            // A CORS preflight never carries credentials: it is answered without the check.
+            let auth = this
+                .authorizer
+                .as_ref()
+                .filter(|_| parts.method != Method::OPTIONS);
+            if let Some(refusal) = push_http::check_read(auth, &parts, &topic).await {
+                return refusal;
             }
+            // Dropped before the hold: under hyper a request's headers point into the
+            // connection's read buffer, which a held request would otherwise keep.
+            let method = parts.method.clone();
+            drop(parts);
+            let mut res = this.answer(&topic, &method, hold, from).await;
+            res.headers_mut().extend(cors);
             res
         }
+    }
+
+    /// Runs `authorizer` before every request: a client it refuses, or one whose grant does
+    /// not cover the topic, gets `401` or `403` and is not held.
+    #[must_use]
+    pub fn authorize(mut self, authorizer: Authorizer) -> Self {
+        self.authorizer = Some(authorizer);
+        self
     }
 
     async fn answer(

@@ -12,7 +12,7 @@ use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use push_core::{Cursor, Hub, StartFrom, Topic};
-use push_http::{text, Cors, CorsRules};
+use push_http::{text, Authorizer, Cors, CorsRules};
 
 use crate::rate::RateTable;
 
@@ -149,6 +149,7 @@ pub struct Poller {
     hub: Hub,
     config: Arc<PollConfig>,
     rate: Option<Arc<RateTable>>,
+    authorizer: Option<Authorizer>,
 }
 
 const METHODS: &str = "GET, HEAD, OPTIONS";
@@ -176,7 +177,16 @@ impl Poller {
             hub,
             config: Arc::new(config),
             rate,
+            authorizer: None,
         }
+    }
+
+    /// Runs `authorizer` before every poll: a client it refuses, or one whose grant does not
+    /// cover the topic, gets `401` or `403`.
+    #[must_use]
+    pub fn authorize(mut self, authorizer: Authorizer) -> Self {
+        self.authorizer = Some(authorizer);
+        self
     }
 
     /// The settings.
@@ -236,6 +246,14 @@ impl Poller {
         let (parts, _) = req.into_parts();
         let (this, topic, client) = (self.clone(), topic.clone(), client.map(str::to_owned));
         async move {
+            // A CORS preflight never carries credentials: it is answered without the check.
+            let auth = this
+                .authorizer
+                .as_ref()
+                .filter(|_| parts.method != Method::OPTIONS);
+            if let Some(refusal) = push_http::check_read(auth, &parts, &topic).await {
+                return refusal;
+            }
             let mut res = this.answer_inner(&topic, &parts, client.as_deref()).await;
             if let Some(cors) = &this.config.cors {
                 cors.apply(

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use push_core::{Cursor, Event, Hub, Outcome, StartFrom, Topic};
-use push_http::{FramedBody, Framing, Limiter, StreamSettings};
+use push_http::{Authorizer, FramedBody, Framing, Limiter, StreamSettings};
 
 use crate::encode::{encode_event, outcome_event};
 
@@ -111,6 +111,7 @@ pub struct Sse {
     config: Arc<SseConfig>,
     settings: Arc<StreamSettings>,
     limiter: Limiter,
+    authorizer: Option<Authorizer>,
 }
 
 impl Sse {
@@ -134,7 +135,16 @@ impl Sse {
             config: Arc::new(config),
             settings: Arc::new(settings),
             limiter,
+            authorizer: None,
         }
+    }
+
+    /// Runs `authorizer` before every stream: a client it refuses, or one whose grant does not
+    /// cover the topic, gets `401` or `403` and no subscription.
+    #[must_use]
+    pub fn authorize(mut self, authorizer: Authorizer) -> Self {
+        self.authorizer = Some(authorizer);
+        self
     }
 
     /// Streams open right now.
@@ -175,16 +185,20 @@ impl Sse {
     ) -> impl Future<Output = Response<SseBody>> + Send + 'static {
         let (parts, _) = req.into_parts();
         let from = self.start_from(&parts);
-        let (this, topic, method) = (self.clone(), topic.clone(), parts.method);
+        let (this, topic) = (self.clone(), topic.clone());
         async move {
+            let auth = this.authorizer.as_ref();
+            if let Some(refusal) = push_http::check_read(auth, &parts, &topic).await {
+                return refusal;
+            }
             let framing = SseFraming {
                 retry: this.config.retry,
             };
-            let settings = &this.settings;
+            let (settings, method) = (&this.settings, &parts.method);
             push_http::open_stream(
                 &this.hub,
                 &this.limiter,
-                &method,
+                method,
                 &topic,
                 from,
                 framing,

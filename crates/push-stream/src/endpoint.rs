@@ -7,7 +7,7 @@ use std::time::Duration;
 use http::{Request, Response};
 use push_core::{Hub, StartFrom, Topic};
 use push_http::json::Ndjson;
-use push_http::{FramedBody, Limiter, StreamSettings};
+use push_http::{Authorizer, FramedBody, Limiter, StreamSettings};
 
 /// Settings of a [`Streamer`] endpoint.
 ///
@@ -90,6 +90,7 @@ pub struct Streamer {
     config: Arc<StreamConfig>,
     settings: Arc<StreamSettings>,
     limiter: Limiter,
+    authorizer: Option<Authorizer>,
 }
 
 impl Streamer {
@@ -112,7 +113,16 @@ impl Streamer {
             config: Arc::new(config),
             settings: Arc::new(settings),
             limiter,
+            authorizer: None,
         }
+    }
+
+    /// Runs `authorizer` before every stream: a client it refuses, or one whose grant does not
+    /// cover the topic, gets `401` or `403` and no subscription.
+    #[must_use]
+    pub fn authorize(mut self, authorizer: Authorizer) -> Self {
+        self.authorizer = Some(authorizer);
+        self
     }
 
     /// Streams open right now.
@@ -145,13 +155,17 @@ impl Streamer {
     ) -> impl Future<Output = Response<StreamBody>> + Send + 'static {
         let (parts, _) = req.into_parts();
         let from = self.start_from(&parts);
-        let (this, topic, method) = (self.clone(), topic.clone(), parts.method);
+        let (this, topic) = (self.clone(), topic.clone());
         async move {
-            let settings = &this.settings;
+            let auth = this.authorizer.as_ref();
+            if let Some(refusal) = push_http::check_read(auth, &parts, &topic).await {
+                return refusal;
+            }
+            let (settings, method) = (&this.settings, &parts.method);
             push_http::open_stream(
                 &this.hub,
                 &this.limiter,
-                &method,
+                method,
                 &topic,
                 from,
                 Ndjson,

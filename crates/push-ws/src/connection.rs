@@ -16,7 +16,9 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use crate::endpoint::{Access, SlowClient, Ws};
+use push_http::Grant;
+
+use crate::endpoint::{SlowClient, Ws};
 use crate::protocol::{self, ClientOp};
 
 type Socket = WebSocketStream<TokioIo<Upgraded>>;
@@ -26,7 +28,7 @@ const BATCH: usize = 64;
 
 pub(crate) struct Connection {
     pub(crate) ws: Ws,
-    pub(crate) access: Access,
+    pub(crate) access: Grant,
     pub(crate) initial: Vec<(Topic, StartFrom)>,
     pub(crate) permit: Permit,
     pub(crate) shutdown: watch::Receiver<bool>,
@@ -104,7 +106,7 @@ pub(crate) async fn serve(conn: Connection, upgraded: Upgraded) {
 
 struct State<'a> {
     ws: &'a Ws,
-    access: Access,
+    access: Grant,
     subs: StreamMap<String, Subscription>,
 }
 

@@ -10,7 +10,7 @@ use http::header::{HeaderValue, CONNECTION, SEC_WEBSOCKET_PROTOCOL, UPGRADE};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use push_core::{Hub, StartFrom, Topic};
-use push_http::{text, Limiter};
+use push_http::{text, Authorizer, Grant, Limiter};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
@@ -162,59 +162,6 @@ impl WsConfig {
     }
 }
 
-/// Which topics a connection may read or publish to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Allow {
-    /// Every topic.
-    All,
-    /// No topic.
-    Nothing,
-    /// These topics exactly.
-    Topics(Vec<String>),
-    /// Topics whose name starts with one of these prefixes (e.g. `user.42.`).
-    Prefixes(Vec<String>),
-}
-
-impl Allow {
-    /// Whether `topic` is allowed.
-    #[must_use]
-    pub fn allows(&self, topic: &Topic) -> bool {
-        let name = topic.as_str();
-        match self {
-            Allow::All => true,
-            Allow::Nothing => false,
-            Allow::Topics(list) => list.iter().any(|t| t == name),
-            Allow::Prefixes(list) => list.iter().any(|p| name.starts_with(p.as_str())),
-        }
-    }
-}
-
-/// What the authorization hook grants a connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Access {
-    /// Topics the client may subscribe to.
-    pub read: Allow,
-    /// Topics the client may publish to.
-    pub publish: Allow,
-}
-
-impl Default for Access {
-    /// Read every topic, publish to none: the grant when no hook is set.
-    fn default() -> Self {
-        Self {
-            read: Allow::All,
-            publish: Allow::Nothing,
-        }
-    }
-}
-
-/// The authorization hook: sees the handshake request (headers, URI, extensions such as a
-/// session the application's middleware put there) and grants [`Access`], or refuses with a
-/// status and a reason.
-pub type Authorize =
-    dyn Fn(&http::request::Parts) -> Result<Access, (StatusCode, String)> + Send + Sync;
-
 /// The application-message handler: gets the `data` of a client's `{"op":"message"}` and may
 /// answer with a `{"reply":…}`.
 pub type OnMessage = dyn Fn(&str) -> Option<String> + Send + Sync;
@@ -226,7 +173,7 @@ pub struct Ws {
     pub(crate) hub: Hub,
     pub(crate) config: Arc<WsConfig>,
     limiter: Limiter,
-    authorize: Option<Arc<Authorize>>,
+    authorizer: Option<Authorizer>,
     pub(crate) on_message: Option<Arc<OnMessage>>,
     shutdown: Arc<watch::Sender<bool>>,
     restart: Arc<watch::Sender<u64>>,
@@ -237,7 +184,7 @@ impl fmt::Debug for Ws {
         f.debug_struct("Ws")
             .field("config", &self.config)
             .field("open", &self.open())
-            .field("authorize", &self.authorize.is_some())
+            .field("authorizer", &self.authorizer.is_some())
             .field("on_message", &self.on_message.is_some())
             .finish_non_exhaustive()
     }
@@ -261,23 +208,20 @@ impl Ws {
             hub,
             config: Arc::new(config),
             limiter,
-            authorize: None,
+            authorizer: None,
             on_message: None,
             shutdown: Arc::new(watch::channel(false).0),
             restart: Arc::new(watch::channel(0).0),
         }
     }
 
-    /// Sets the authorization hook (without one, every connection gets [`Access::default`]).
+    /// Runs `authorizer` on every handshake: a client it refuses gets its `401` or `403` as the
+    /// handshake's answer; its [`Grant`] then decides which topics the connection may subscribe
+    /// and publish to (a later subscribe or publish outside it gets an error message on the
+    /// connection). Without one, every topic is readable and none publishable.
     #[must_use]
-    pub fn authorize(
-        mut self,
-        hook: impl Fn(&http::request::Parts) -> Result<Access, (StatusCode, String)>
-            + Send
-            + Sync
-            + 'static,
-    ) -> Self {
-        self.authorize = Some(Arc::new(hook));
+    pub fn authorize(mut self, authorizer: Authorizer) -> Self {
+        self.authorizer = Some(authorizer);
         self
     }
 
@@ -315,14 +259,14 @@ impl Ws {
     /// The server must keep the connection for upgrades: hyper's
     /// `serve_connection_with_upgrades` (HTTP/1.1) and `enable_connect_protocol` (HTTP/2).
     ///
-    /// The request is taken by value; the returned future is ready at once, `Send` and
-    /// `'static` whatever the body type, the same shape as every technique crate's `respond`.
+    /// The request is taken by value; the returned future is `Send` and `'static` whatever the
+    /// body type, the same shape as every technique crate's `respond`.
     pub fn respond<B>(
         &self,
         topic: &Topic,
         req: Request<B>,
     ) -> impl Future<Output = Response<WsBody>> + Send + 'static {
-        std::future::ready(self.answer(req, std::slice::from_ref(topic)))
+        self.answer(req, std::slice::from_ref(topic))
     }
 
     /// [`respond`](Self::respond) for several topics at once (or none: the client then
@@ -332,45 +276,48 @@ impl Ws {
         topics: &[Topic],
         req: Request<B>,
     ) -> impl Future<Output = Response<WsBody>> + Send + 'static {
-        std::future::ready(self.answer(req, topics))
+        self.answer(req, topics)
     }
 
-    fn answer<B>(&self, mut req: Request<B>, topics: &[Topic]) -> Response<WsBody> {
-        let upgrade = match handshake::validate(&req).and_then(|u| {
+    fn answer<B>(
+        &self,
+        mut req: Request<B>,
+        topics: &[Topic],
+    ) -> impl Future<Output = Response<WsBody>> + Send + 'static {
+        let validated = handshake::validate(&req).and_then(|u| {
             self.config.origins.check(&req)?;
             Ok(u)
-        }) {
-            Ok(upgrade) => upgrade,
-            Err(refusal) => {
-                let mut res = text(refusal.status, &format!("{}\n", refusal.reason));
-                if refusal.status == StatusCode::UPGRADE_REQUIRED {
-                    res.headers_mut()
-                        .insert("sec-websocket-version", HeaderValue::from_static("13"));
-                    res.headers_mut()
-                        .insert(UPGRADE, HeaderValue::from_static("websocket"));
-                }
-                return res;
-            }
-        };
-        // Taken now: if the answer below is a refusal, hyper simply does not upgrade.
-        let on_upgrade = hyper::upgrade::on(&mut req);
+        });
+        // Taken now: if the answer is a refusal, hyper simply does not upgrade.
+        let on_upgrade = validated.is_ok().then(|| hyper::upgrade::on(&mut req));
         let (parts, _body) = req.into_parts();
-        let access = match &self.authorize {
-            Some(hook) => match hook(&parts) {
-                Ok(access) => access,
-                Err((status, reason)) => return text(status, &format!("{reason}\n")),
-            },
-            None => Access::default(),
-        };
-        if let Some(topic) = topics.iter().find(|t| !access.read.allows(t)) {
-            return text(
-                StatusCode::FORBIDDEN,
-                &format!(
-                    "topic {:?} is not readable with these credentials\n",
-                    topic.as_str()
-                ),
-            );
+        let (this, topics) = (self.clone(), topics.to_vec());
+        async move {
+            let (upgrade, on_upgrade) = match (validated, on_upgrade) {
+                (Ok(upgrade), Some(on_upgrade)) => (upgrade, on_upgrade),
+                (Err(refusal), _) => return refused(&refusal),
+                (Ok(_), None) => return text(StatusCode::INTERNAL_SERVER_ERROR, "no upgrade\n"),
+            };
+            let grant = match &this.authorizer {
+                Some(authorizer) => match authorizer.read(&parts, &topics).await {
+                    Ok(grant) => grant,
+                    Err(refusal) => return refusal.response(),
+                },
+                None => Grant::default(),
+            };
+            this.accept(upgrade, on_upgrade, &parts, grant, topics)
         }
+    }
+
+    /// Accepts a valid, authorized handshake: `101`/`200`, and the connection's task.
+    fn accept(
+        &self,
+        upgrade: Upgrade,
+        on_upgrade: hyper::upgrade::OnUpgrade,
+        parts: &http::request::Parts,
+        grant: Grant,
+        topics: Vec<Topic>,
+    ) -> Response<WsBody> {
         if *self.shutdown.borrow() || self.hub.is_closed() {
             return self.unavailable("shutting down\n");
         }
@@ -380,17 +327,13 @@ impl Ws {
                 self.limiter.max()
             ));
         };
-        let since = push_http::query_value(parts.uri.query().unwrap_or(""), "since");
-        let from = StartFrom::from_client(
-            since.as_deref().filter(|s| !s.is_empty()),
-            StartFrom::Newest,
-        );
+        let from = push_http::start_from(parts, None, "since", StartFrom::Newest);
         let protocol =
             handshake::negotiate(&parts.headers, &self.config.subprotocols).map(str::to_owned);
         let conn = Connection {
             ws: self.clone(),
-            access,
-            initial: topics.iter().map(|t| (t.clone(), from)).collect(),
+            access: grant,
+            initial: topics.into_iter().map(|t| (t, from)).collect(),
             permit,
             shutdown: self.shutdown.subscribe(),
             restart: self.restart.subscribe(),
@@ -451,6 +394,18 @@ impl Ws {
     fn unavailable(&self, reason: &str) -> Response<WsBody> {
         push_http::unavailable(self.config.retry_after, reason)
     }
+}
+
+/// The answer to an invalid handshake, with `Sec-WebSocket-Version` on `426`.
+fn refused(refusal: &handshake::Refusal) -> Response<WsBody> {
+    let mut res = text(refusal.status, &format!("{}\n", refusal.reason));
+    if refusal.status == StatusCode::UPGRADE_REQUIRED {
+        res.headers_mut()
+            .insert("sec-websocket-version", HeaderValue::from_static("13"));
+        res.headers_mut()
+            .insert(UPGRADE, HeaderValue::from_static("websocket"));
+    }
+    res
 }
 
 fn accepted(upgrade: Upgrade, protocol: Option<String>) -> Response<WsBody> {

@@ -119,7 +119,7 @@ mod endpoint;
 mod handshake;
 mod protocol;
 
-pub use crate::endpoint::{Access, Allow, Authorize, OnMessage, SlowClient, Ws, WsBody, WsConfig};
+pub use crate::endpoint::{OnMessage, SlowClient, Ws, WsBody, WsConfig};
 pub use crate::handshake::OriginPolicy;
 
 /// The subprotocol name of the JSON protocol above.
