@@ -261,11 +261,7 @@ impl LongPoll {
         }
         let (this, topic) = (self.clone(), topic.clone());
         async move {
-            // A CORS preflight never carries credentials: it is answered without the check.
-            let auth = this
-                .authorizer
-                .as_ref()
-                .filter(|_| parts.method != Method::OPTIONS);
+            let auth = this.authorizer.as_ref();
             if let Some(refusal) = push_http::check_read(auth, &parts, &topic).await {
                 return refusal;
             }

@@ -246,11 +246,7 @@ impl Poller {
         let (parts, _) = req.into_parts();
         let (this, topic, client) = (self.clone(), topic.clone(), client.map(str::to_owned));
         async move {
-            // A CORS preflight never carries credentials: it is answered without the check.
-            let auth = this
-                .authorizer
-                .as_ref()
-                .filter(|_| parts.method != Method::OPTIONS);
+            let auth = this.authorizer.as_ref();
             if let Some(refusal) = push_http::check_read(auth, &parts, &topic).await {
                 return refusal;
             }
