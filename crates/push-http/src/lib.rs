@@ -18,6 +18,8 @@
 //!   allow-list WebSocket handshakes check.
 //! - [`Authorizer`]: the one access hook every technique takes (a [`Grant`] of topics to read
 //!   and publish, or a [`Refusal`]: `401` or `403`), run before any subscription.
+//! - [`Publisher`]: the publish endpoint (`POST` body → event, body limit, event type, the
+//!   access check, cross-site requests refused, `{"id":CURSOR}` answer).
 //! - [`Limiter`]: a non-waiting cap on open streams or held requests; its [`Permit`] lives in
 //!   the body, so the count drops the moment the server drops the response.
 //! - [`json`] (feature `json`): the JSON forms shared by poll, long-poll, streaming, WebSocket
@@ -89,6 +91,7 @@ mod frames;
 #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
 pub mod json;
 mod limit;
+mod publish;
 mod query;
 
 pub use crate::access::{check_read, Allow, Authorizer, Grant, Refusal};
@@ -97,4 +100,5 @@ pub use crate::body::{open_stream, FramedBody, StreamSettings};
 pub use crate::cors::{Cors, CorsRules, Origins};
 pub use crate::frames::{Frames, Framing};
 pub use crate::limit::{Limiter, Permit};
+pub use crate::publish::{PublishBody, PublishConfig, Publisher, EVENT_TYPE_HEADER};
 pub use crate::query::{query_value, start_from};

@@ -8,7 +8,7 @@
 //! | `GET /sse/{topic}` | push-sse |
 //! | `GET /stream/{topic}?since=C` | push-stream |
 //! | `GET /ws/{topic}?since=C` | push-ws (HTTP/1.1 upgrade) |
-//! | `POST /topics/{topic}` | publishes the body, answers `{"id":"CURSOR"}` |
+//! | `POST /topics/{topic}` | push-http's `Publisher`: publishes the body, answers `{"id":"CURSOR"}` |
 //!
 //! `{topic}` is a `push_core::Topic` extracted by axum's `Path` (push-core's `serde` feature):
 //! an invalid name is answered `400` before any handler runs. SIGTERM or Ctrl-C closes the hub,
@@ -25,14 +25,13 @@
 //! curl -d 'hello' http://127.0.0.1:3000/topics/news
 //! ```
 
-use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::{any, get, post};
 use axum::Router;
-use push_core::{Hub, NewEvent, Topic};
-use push_http::{Cors, Origins};
+use push_core::{Hub, Topic};
+use push_http::{Cors, Origins, Publisher};
 use push_longpoll::{LongPoll, LongPollConfig};
 use push_poll::{PollConfig, Poller};
 use push_sse::Sse;
@@ -42,7 +41,7 @@ use push_ws::Ws;
 /// Every endpoint, cheap to clone (each is a few reference counts).
 #[derive(Clone)]
 struct App {
-    hub: Hub,
+    publish: Publisher,
     poll: Poller,
     longpoll: LongPoll,
     sse: Sse,
@@ -78,11 +77,12 @@ async fn ws(State(app): State<App>, Path(topic): Path<Topic>, req: Request) -> i
     app.ws.respond(&topic, req).await
 }
 
-async fn publish(State(app): State<App>, Path(topic): Path<Topic>, body: Bytes) -> Response {
-    match app.hub.publish(&topic, NewEvent::new(body)).await {
-        Ok(event) => format!("{{\"id\":\"{}\"}}\n", event.id()).into_response(),
-        Err(e) => push_http::error_response::<Body>(&e, std::time::Duration::from_secs(5)),
-    }
+async fn publish(
+    State(app): State<App>,
+    Path(topic): Path<Topic>,
+    req: Request,
+) -> impl IntoResponse {
+    app.publish.respond(&topic, req).await
 }
 
 fn router(hub: Hub) -> Router {
@@ -94,7 +94,7 @@ fn router(hub: Hub) -> Router {
         sse: Sse::new(hub.clone()),
         stream: Streamer::new(hub.clone()),
         ws: Ws::new(hub.clone()),
-        hub,
+        publish: Publisher::new(hub),
     };
     Router::new()
         // `any`: OPTIONS reaches the crates, which answer preflights with their CORS headers.
@@ -104,7 +104,6 @@ fn router(hub: Hub) -> Router {
         .route("/stream/{topic}", get(stream))
         .route("/ws/{topic}", get(ws))
         .route("/topics/{topic}", post(publish))
-        .layer(DefaultBodyLimit::max(64 * 1024))
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such route\n") })
         .with_state(app)
 }

@@ -1,0 +1,198 @@
+//! The publish endpoint: a `POST` body becomes one event.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_TYPE, HOST, ORIGIN};
+use http::request::Parts;
+use http::{Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::{BodyExt, Full, Limited};
+use push_core::{EventType, Hub, NewEvent, Topic};
+
+use crate::{Authorizer, Refusal};
+
+/// The request header naming the event's type (`event` in the query works too).
+pub const EVENT_TYPE_HEADER: &str = "push-event-type";
+
+/// Settings of a [`Publisher`].
+///
+/// | setting | default |
+/// |---|---|
+/// | [`max_body`](Self::max_body) | 64 KiB, then `413` |
+/// | [`retry_after`](Self::retry_after) | `Retry-After: 5` on `503` |
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PublishConfig {
+    /// The largest body accepted.
+    pub max_body: usize,
+    /// The `Retry-After` sent with `503`.
+    pub retry_after: Duration,
+}
+
+impl Default for PublishConfig {
+    fn default() -> Self {
+        Self {
+            max_body: 64 * 1024,
+            retry_after: Duration::from_secs(5),
+        }
+    }
+}
+
+impl PublishConfig {
+    /// Sets [`max_body`](Self::max_body).
+    #[must_use]
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
+    }
+}
+
+/// The publish endpoint: `POST /topics/{topic}` with the payload as body, answered
+/// `{"id":"CURSOR"}`.
+///
+/// | answer | when |
+/// |---|---|
+/// | `200` `{"id":"CURSOR"}` | published |
+/// | `405` + `Allow: POST` | another method |
+/// | `400` | an invalid event type ([`EVENT_TYPE_HEADER`] or `?event=`) |
+/// | `401` / `403` | the [`Authorizer`] refused, or its grant does not cover publishing to the topic |
+/// | `403` | a cross-site browser request (`Origin` of another host, or `Sec-Fetch-Site` not `same-origin`/`none`) that no authorizer vouched for |
+/// | `413` | a body over [`max_body`](PublishConfig::max_body) |
+/// | `503` + `Retry-After` | the hub is closed, at its topic cap, or unreachable |
+///
+/// Without an authorizer anyone who can reach the endpoint may publish (fine on loopback or
+/// behind the application's own checks), but a page on another site cannot make a visitor's
+/// browser do it: such requests are refused. With one, the grant's `publish` patterns decide.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    hub: Hub,
+    config: Arc<PublishConfig>,
+    authorizer: Option<Authorizer>,
+}
+
+/// The response body of [`Publisher::respond`].
+pub type PublishBody = Full<Bytes>;
+
+impl Publisher {
+    /// An endpoint with the default [`PublishConfig`].
+    #[must_use]
+    pub fn new(hub: Hub) -> Self {
+        Self::with_config(hub, PublishConfig::default())
+    }
+
+    /// An endpoint with `config`.
+    #[must_use]
+    pub fn with_config(hub: Hub, config: PublishConfig) -> Self {
+        Self {
+            hub,
+            config: Arc::new(config),
+            authorizer: None,
+        }
+    }
+
+    /// Publishing needs a grant from `authorizer` whose `publish` patterns cover the topic.
+    #[must_use]
+    pub fn authorize(mut self, authorizer: Authorizer) -> Self {
+        self.authorizer = Some(authorizer);
+        self
+    }
+
+    /// Answers a publish request for `topic`; see [`Publisher`] for the answers.
+    pub fn respond<B>(
+        &self,
+        topic: &Topic,
+        req: Request<B>,
+    ) -> impl Future<Output = Response<PublishBody>> + Send + 'static
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (this, topic) = (self.clone(), topic.clone());
+        async move {
+            let (parts, body) = req.into_parts();
+            if let Err(res) = this.admit(&parts, &topic).await {
+                return res;
+            }
+            let event_type = match event_type(&parts) {
+                Ok(t) => t,
+                Err(e) => return crate::text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
+            };
+            drop(parts);
+            let Ok(body) = Limited::new(body, this.config.max_body).collect().await else {
+                let limit = this.config.max_body;
+                let reason = format!("body over {limit} bytes, or unreadable\n");
+                return crate::text(StatusCode::PAYLOAD_TOO_LARGE, &reason);
+            };
+            let mut event = NewEvent::new(body.to_bytes());
+            if let Some(t) = event_type {
+                event = event.with_type(t);
+            }
+            match this.hub.publish(&topic, event).await {
+                Ok(event) => {
+                    let mut res = Response::new(Full::new(Bytes::from(format!(
+                        "{{\"id\":\"{}\"}}\n",
+                        event.id()
+                    ))));
+                    res.headers_mut()
+                        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                    res
+                }
+                Err(e) => crate::error_response(&e, this.config.retry_after),
+            }
+        }
+    }
+
+    /// The method, the authorizer's grant, and the cross-site rule.
+    async fn admit(&self, parts: &Parts, topic: &Topic) -> Result<(), Response<PublishBody>> {
+        if parts.method != http::Method::POST {
+            return Err(crate::method_not_allowed("POST", "publish with POST\n"));
+        }
+        let Some(authorizer) = &self.authorizer else {
+            if cross_site(parts) {
+                let reason = "a cross-site request may not publish without credentials";
+                return Err(Refusal::Forbidden(reason.into()).response());
+            }
+            return Ok(());
+        };
+        let grant = authorizer.grant(parts).await.map_err(|r| r.response())?;
+        if !grant.publish.allows(topic) {
+            let reason = format!("publishing to {:?} is not granted", topic.as_str());
+            return Err(Refusal::Forbidden(reason).response());
+        }
+        Ok(())
+    }
+}
+
+/// Whether a browser sent this from another site: `Sec-Fetch-Site` other than `same-origin`
+/// or `none`, or an `Origin` whose host is not the request's.
+fn cross_site(parts: &Parts) -> bool {
+    if let Some(site) = parts.headers.get("sec-fetch-site") {
+        return !matches!(site.as_bytes(), b"same-origin" | b"none");
+    }
+    let Some(origin) = parts.headers.get(ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return false;
+    };
+    let host = parts
+        .headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.authority().map(http::uri::Authority::as_str));
+    let origin_host = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    !matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
+}
+
+/// The event type from [`EVENT_TYPE_HEADER`] or the `event` query parameter.
+fn event_type(parts: &Parts) -> Result<Option<EventType>, push_core::Error> {
+    let header = parts
+        .headers
+        .get(EVENT_TYPE_HEADER)
+        .map(|v| v.to_str().unwrap_or("\u{fffd}").to_owned());
+    let query =
+        crate::query_value(parts.uri.query().unwrap_or(""), "event").map(|v| v.into_owned());
+    header.or(query).map(|t| EventType::new(&t)).transpose()
+}

@@ -1,0 +1,146 @@
+//! push-http's publish endpoint through real sockets: the answer and its cursor, the limits,
+//! cross-site requests refused, and the access hook's publish grant.
+
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use push_core::{Hub, StartFrom, Topic};
+use push_http::{Allow, Authorizer, Grant, PublishConfig, Publisher, Refusal};
+use push_tests::{boxed, TestServer};
+
+async fn server(publisher: Publisher) -> TestServer {
+    TestServer::start(move |req| {
+        let publisher = publisher.clone();
+        Box::pin(async move {
+            let topic = Topic::new(req.uri().path().trim_start_matches("/topics/")).unwrap();
+            publisher.respond(&topic, req).await.map(boxed)
+        })
+    })
+    .await
+}
+
+async fn send(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (StatusCode, String) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", server.addr.to_string());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req
+        .body(Full::new(bytes::Bytes::from(body.to_owned())))
+        .unwrap();
+    let res = push_tests::http1(server.addr, req).await;
+    let status = res.status();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn a_post_becomes_an_event_and_bad_requests_get_their_status() {
+    let hub = Hub::memory();
+    let publisher = Publisher::with_config(hub.clone(), PublishConfig::default().max_body(1024));
+    let server = server(publisher).await;
+    let (status, body) = send(
+        &server,
+        "POST",
+        "/topics/news",
+        &[("push-event-type", "greeting")],
+        "hello",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = body
+        .trim()
+        .strip_prefix("{\"id\":\"")
+        .and_then(|s| s.strip_suffix("\"}"))
+        .unwrap()
+        .to_owned();
+    let batch = hub
+        .read(&Topic::new("news").unwrap(), StartFrom::Oldest, 10)
+        .await
+        .unwrap();
+    assert_eq!(batch.events.len(), 1);
+    assert_eq!(batch.events[0].id().to_string(), id);
+    assert_eq!(batch.events[0].data(), "hello");
+    assert_eq!(batch.events[0].event_type().unwrap().as_str(), "greeting");
+
+    let (status, _) = send(&server, "GET", "/topics/news", &[], "").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    let (status, _) = send(&server, "POST", "/topics/news", &[], &"x".repeat(2000)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let (status, body) = send(&server, "POST", "/topics/news?event=bad%20type", &[], "x").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // A form on another site, or a fetch from one: refused without credentials.
+    let cross = [
+        ("origin", "http://evil.example"),
+        ("content-type", "text/plain"),
+    ];
+    let (status, _) = send(&server, "POST", "/topics/news", &cross, "x").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = send(
+        &server,
+        "POST",
+        "/topics/news",
+        &[("sec-fetch-site", "cross-site")],
+        "x",
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let same = format!("http://{}", server.addr);
+    let (status, _) = send(
+        &server,
+        "POST",
+        "/topics/news",
+        &[("origin", same.as_str())],
+        "x",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        hub.read(&Topic::new("news").unwrap(), StartFrom::Oldest, 10)
+            .await
+            .unwrap()
+            .events
+            .len(),
+        2,
+        "refused requests published nothing"
+    );
+}
+
+#[tokio::test]
+async fn publishing_follows_the_grant() {
+    let hub = Hub::memory();
+    let auth = Authorizer::new(|parts| {
+        let token = parts.headers.get("authorization").cloned();
+        async move {
+            match token.as_ref().and_then(|v| v.to_str().ok()) {
+                Some("Bearer writer") => Ok(Grant::new(Allow::All, Allow::patterns(["chat:*"]))),
+                _ => Err(Refusal::Unauthorized("a bearer token is required".into())),
+            }
+        }
+    });
+    let server = server(Publisher::new(hub.clone()).authorize(auth)).await;
+    let (status, _) = send(&server, "POST", "/topics/chat:1", &[], "x").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let token = ("authorization", "Bearer writer");
+    let (status, _) = send(&server, "POST", "/topics/admin", &[token], "x").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = send(&server, "POST", "/topics/chat:1", &[token], "x").await;
+    assert_eq!(status, StatusCode::OK);
+    // A credential vouches for a cross-site request (a token is not sent by a forged form).
+    let (status, _) = send(
+        &server,
+        "POST",
+        "/topics/chat:1",
+        &[token, ("origin", "http://app.example")],
+        "x",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
