@@ -356,6 +356,15 @@ impl Drop for RedisServer {
     }
 }
 
+/// Runs `curl` with `args` and returns what it wrote to stdout.
+pub fn curl(args: &[&str]) -> String {
+    let out = Command::new("curl")
+        .args(args)
+        .output()
+        .expect("curl is installed (Debian package curl)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// An example's binary running on a free loopback port, killed on drop.
 #[derive(Debug)]
 pub struct Example {

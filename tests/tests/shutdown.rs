@@ -22,6 +22,7 @@ async fn closing_the_hub_lets_hyper_util_graceful_shutdown_complete() {
         LongPoll::new(hub.clone()),
         Ws::new(hub.clone()),
     );
+    let ws_open = ws.clone();
     let topic = Topic::new("t").unwrap();
     let server = TestServer::start(move |req| {
         let (sse, stream, longpoll, ws, topic) = (
@@ -63,7 +64,15 @@ async fn closing_the_hub_lets_hyper_util_graceful_shutdown_complete() {
             }
         }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every client attached: three subscriptions (SSE, stream, the held long-poll) and the socket.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while hub.stats().subscribers < 3 || ws_open.open() < 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "clients did not attach"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     // The one call.
     hub.close();
     assert!(

@@ -5,20 +5,32 @@
 use std::process::Command;
 use std::time::Duration;
 
-use push_tests::Example;
+use push_tests::{curl, Example};
 use push_ws::client::{Client, ClientError, Received};
-
-fn curl(args: &[&str]) -> String {
-    let out = Command::new("curl")
-        .args(args)
-        .output()
-        .expect("curl is installed (Debian package curl)");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// `curl` in the background, reading a long answer until the server ends it.
 fn curl_until_end(url: String) -> tokio::task::JoinHandle<String> {
     tokio::task::spawn_blocking(move || curl(&["-sN", "--max-time", "20", &url]))
+}
+
+/// Whether the server has at least `n` connections on `port` and has read everything its
+/// clients sent on them (`ss`: every server-side socket's Recv-Q is 0).
+fn all_read(port: u16, n: usize) -> bool {
+    let out = Command::new("ss")
+        .args([
+            "-tnH",
+            "state",
+            "established",
+            &format!("( sport = :{port} )"),
+        ])
+        .output()
+        .expect("ss is installed (Debian package iproute2)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let queues: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    queues.len() >= n && queues.iter().all(|q| *q == "0")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,7 +107,17 @@ async fn every_route_answers_and_sigterm_tells_every_client() {
         curl_until_end(format!("{base}stream/news?since={second}")),
         curl_until_end(format!("{base}longpoll/news?since={second}&timeout=30")),
     ];
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Wait until the server has read every request (no bytes left in its sockets' receive
+    // queues), so that each client is attached when the stop begins.
+    let port = example.addr().port();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !all_read(port, 4) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the clients did not attach"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     example.signal("TERM");
     let status = example
         .wait_exit(Duration::from_secs(10))

@@ -19,16 +19,14 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited};
-use push_core::{Hub, NewEvent, Topic};
+use http::{Request, Response, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use push_core::{Hub, Topic};
 use push_h2::{Builder, Events, H2Body, H2Config, PushPolicy};
+use push_http::Publisher;
 use server_kit::ServerArgs;
 
 type Body = BoxBody<Bytes, std::convert::Infallible>;
-
-/// The largest request body accepted for a publish.
-const MAX_PUBLISH: usize = 64 * 1024;
 
 const PAGE: &str = "<!doctype html><meta charset=utf-8><title>push-h2</title>\
 <link rel=stylesheet href=/styles.css><script src=/app.js></script><h1>pushed</h1>\n";
@@ -49,7 +47,7 @@ fn file(content_type: &'static str, body: &'static str) -> Response<Body> {
     res
 }
 
-async fn handle(hub: Hub, events: Events, req: Request<H2Body>) -> Response<Body> {
+async fn handle(publisher: Publisher, events: Events, req: Request<H2Body>) -> Response<Body> {
     let path = req.uri().path().to_owned();
     match path.as_str() {
         "/" | "/index.html" => return file("text/html; charset=utf-8", PAGE),
@@ -64,29 +62,10 @@ async fn handle(hub: Hub, events: Events, req: Request<H2Body>) -> Response<Body
         };
     }
     if let Some(name) = path.strip_prefix("/topics/") {
-        if req.method() != Method::POST {
-            return text_response(StatusCode::METHOD_NOT_ALLOWED, "publish with POST\n")
-                .map(BodyExt::boxed);
-        }
-        let topic = match Topic::new(name) {
-            Ok(topic) => topic,
-            Err(e) => {
-                return text_response(StatusCode::BAD_REQUEST, &format!("{e}\n"))
-                    .map(BodyExt::boxed)
-            }
-        };
-        let body = match Limited::new(req.into_body(), MAX_PUBLISH).collect().await {
-            Ok(body) => body.to_bytes(),
-            Err(_) => {
-                return text_response(StatusCode::PAYLOAD_TOO_LARGE, "body over 64 KiB\n")
-                    .map(BodyExt::boxed)
-            }
-        };
-        return match hub.publish(&topic, NewEvent::new(body)).await {
-            Ok(event) => text_response(StatusCode::OK, &format!("{{\"id\":\"{}\"}}\n", event.id()))
-                .map(BodyExt::boxed),
-            Err(e) => text_response(StatusCode::SERVICE_UNAVAILABLE, &format!("{e}\n"))
-                .map(BodyExt::boxed),
+        // push-http's publish endpoint: POST only, a 64 KiB body limit, `{"id":"CURSOR"}`.
+        return match Topic::new(name) {
+            Ok(topic) => publisher.respond(&topic, req).await.map(BodyExt::boxed),
+            Err(e) => text_response(StatusCode::BAD_REQUEST, &format!("{e}\n")).map(BodyExt::boxed),
         };
     }
     text_response(
@@ -119,6 +98,7 @@ async fn main() -> std::io::Result<()> {
     println!("listening on {scheme}://{}/", listener.local_addr()?);
     let hub = Hub::memory();
     let events = Events::new(hub.clone());
+    let publisher = Publisher::new(hub.clone());
     let policy = PushPolicy::new()
         .push("/", &["/styles.css", "/app.js"])
         .push("/index.html", &["/styles.css", "/app.js"]);
@@ -131,8 +111,8 @@ async fn main() -> std::io::Result<()> {
         async move { hub.close() }
     };
     server_kit::run(listener, &args.server, on_stop, move |conn| {
-        let (hub, events, h2) = (hub.clone(), events.clone(), h2.clone());
-        let service = move |req| handle(hub.clone(), events.clone(), req);
+        let (publisher, events, h2) = (publisher.clone(), events.clone(), h2.clone());
+        let service = move |req| handle(publisher.clone(), events.clone(), req);
         let acceptor = acceptor.clone();
         async move {
             let ctx = conn.ctx;

@@ -17,18 +17,16 @@
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, Limited};
+use http::{Request, Response, StatusCode};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use push_core::{Hub, NewEvent, Topic};
+use push_core::{Hub, Topic};
+use push_http::Publisher;
 use push_poll::Poller;
 use server_kit::ServerArgs;
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
-
-/// The largest request body accepted for a publish.
-const MAX_PUBLISH: usize = 64 * 1024;
 
 fn reply(status: StatusCode, text: impl Into<Bytes>) -> Response<Body> {
     let mut res = Response::new(Full::new(text.into()).boxed_unsync());
@@ -36,7 +34,7 @@ fn reply(status: StatusCode, text: impl Into<Bytes>) -> Response<Body> {
     res
 }
 
-async fn handle(hub: Hub, endpoint: Poller, req: Request<Incoming>) -> Response<Body> {
+async fn handle(publisher: Publisher, endpoint: Poller, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_owned();
     if let Some(name) = path.strip_prefix("/poll/") {
         return match Topic::new(name) {
@@ -48,20 +46,14 @@ async fn handle(hub: Hub, endpoint: Poller, req: Request<Incoming>) -> Response<
         };
     }
     if let Some(name) = path.strip_prefix("/topics/") {
-        if req.method() != Method::POST {
-            return reply(StatusCode::METHOD_NOT_ALLOWED, "publish with POST\n");
-        }
-        let topic = match Topic::new(name) {
-            Ok(topic) => topic,
-            Err(e) => return reply(StatusCode::BAD_REQUEST, format!("{e}\n")),
-        };
-        let body = match Limited::new(req.into_body(), MAX_PUBLISH).collect().await {
-            Ok(body) => body.to_bytes(),
-            Err(_) => return reply(StatusCode::PAYLOAD_TOO_LARGE, "body over 64 KiB\n"),
-        };
-        return match hub.publish(&topic, NewEvent::new(body)).await {
-            Ok(event) => reply(StatusCode::OK, format!("{{\"id\":\"{}\"}}\n", event.id())),
-            Err(e) => reply(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
+        // push-http's publish endpoint: POST only, a 64 KiB body limit, cross-site requests
+        // refused, `{"id":"CURSOR"}`.
+        return match Topic::new(name) {
+            Ok(topic) => publisher
+                .respond(&topic, req)
+                .await
+                .map(BodyExt::boxed_unsync),
+            Err(e) => reply(StatusCode::BAD_REQUEST, format!("{e}\n")),
         };
     }
     reply(
@@ -84,15 +76,16 @@ async fn main() -> std::io::Result<()> {
     println!("listening on http://{}/", listener.local_addr()?);
     let hub = Hub::memory();
     let endpoint = Poller::new(hub.clone());
+    let publisher = Publisher::new(hub.clone());
     let on_stop = {
         let hub = hub.clone();
         async move { hub.close() }
     };
     server_kit::run(listener, &args.server, on_stop, move |conn| {
-        let (hub, endpoint) = (hub.clone(), endpoint.clone());
+        let (publisher, endpoint) = (publisher.clone(), endpoint.clone());
         let service = service_fn(move |req| {
-            let (hub, endpoint) = (hub.clone(), endpoint.clone());
-            async move { Ok::<_, Infallible>(handle(hub, endpoint, req).await) }
+            let (publisher, endpoint) = (publisher.clone(), endpoint.clone());
+            async move { Ok::<_, Infallible>(handle(publisher, endpoint, req).await) }
         });
         conn.serve(None, service)
     })

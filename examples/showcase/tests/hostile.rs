@@ -63,9 +63,8 @@ async fn served_within(addr: SocketAddr, bound: Duration) {
     }
 }
 
-/// Opens `n` connections that each send `GET path` and then never read; gives the server a
-/// moment to take them.
-async fn open_requests(addr: SocketAddr, n: usize, path: &str) -> Vec<TcpStream> {
+/// Opens `n` connections that each send `GET path` and then never read.
+async fn open_requests_unchecked(addr: SocketAddr, n: usize, path: &str) -> Vec<TcpStream> {
     let mut streams = Vec::new();
     for _ in 0..n {
         let mut stream = TcpStream::connect(addr).await.expect("connect");
@@ -73,7 +72,22 @@ async fn open_requests(addr: SocketAddr, n: usize, path: &str) -> Vec<TcpStream>
         stream.write_all(head.as_bytes()).await.expect("write");
         streams.push(stream);
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    streams
+}
+
+/// [`open_requests_unchecked`], then waits until the server holds all of them (its
+/// `push_open` gauge for `technique`).
+async fn open_requests(addr: SocketAddr, n: usize, path: &str, technique: &str) -> Vec<TcpStream> {
+    let streams = open_requests_unchecked(addr, n, path).await;
+    let gauge = format!("push_open{{technique=\"{technique}\"}}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(addr, &gauge).await < n as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "the server did not take {n} requests"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     streams
 }
 
@@ -103,7 +117,6 @@ async fn twenty_thousand_sequential_connections_do_not_grow_memory() {
     for _ in 0..20_000 {
         request(addr, get).await;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let after = example.rss_kib();
     let growth = after.saturating_sub(before);
     eprintln!("RSS {before} -> {after} KiB over 20,000 connections");
@@ -363,10 +376,20 @@ async fn expect_statuses(addr: SocketAddr, cases: &[(&str, &str, &str)]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_cap_get_503_and_the_cap_recovers() {
-    let example = showcase(&["--max-connections", "20"]);
+    let example = showcase(&["--max-connections", "21"]);
     let addr = example.addr();
-    let held = open_requests(addr, 20, "/longpoll/demo?timeout=30").await;
-    let over = request(addr, "GET /poll/demo HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    // 20 held (the 21st slot stays free for the gauge's own request), then one more.
+    let mut held = open_requests(addr, 20, "/longpoll/demo?timeout=30", "longpoll").await;
+    held.extend(open_requests_unchecked(addr, 1, "/longpoll/demo?timeout=30").await);
+    // Until the server has taken the 21st, a request may still find a free slot: ask again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let over = loop {
+        let answer = request(addr, "GET /poll/demo HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        if answer.starts_with("HTTP/1.1 503") || Instant::now() >= deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     assert!(over.starts_with("HTTP/1.1 503"), "{over}");
     assert!(over.contains("Retry-After: 1"), "{over}");
     drop(held);
@@ -415,21 +438,39 @@ async fn clients_that_never_read_are_bounded_by_the_send_buffer() {
     }
     let example = showcase(&[]);
     let addr = example.addr();
-    let clients = open_requests(addr, 20, "/sse/slow").await;
+    let clients = open_requests(addr, 20, "/sse/slow", "sse").await;
     let payload = "y".repeat(60_000);
     for _ in 0..60 {
         request(addr, &post("/topics/slow", "", &payload)).await;
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let out = Command::new("ss")
-        .args([
-            "-tmnH",
-            "state",
-            "established",
-            &format!("( sport = :{} )", addr.port()),
-        ])
-        .output()
-        .expect("ss");
+    // Wait until the server has filled what it may of every socket (each has bytes queued).
+    let ss = || {
+        Command::new("ss")
+            .args([
+                "-tmnH",
+                "state",
+                "established",
+                &format!("( sport = :{} )", addr.port()),
+            ])
+            .output()
+            .expect("ss")
+    };
+    let queued = |text: &str| {
+        text.lines()
+            .filter(|l| !l.starts_with(char::is_whitespace))
+            .filter(|l| l.split_whitespace().nth(1).is_some_and(|q| q != "0"))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut out = ss();
+    while queued(&String::from_utf8_lossy(&out.stdout)) < 20 {
+        assert!(
+            Instant::now() < deadline,
+            "the non-reading sockets never filled"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        out = ss();
+    }
     let text = String::from_utf8_lossy(&out.stdout);
     let buffers: Vec<u64> = text
         .split("tb")

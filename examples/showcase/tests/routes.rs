@@ -4,16 +4,8 @@
 use std::process::Command;
 use std::time::Duration;
 
-use push_tests::{require, Example};
+use push_tests::{curl, require, Example};
 use push_ws::client::{Client, Received};
-
-fn curl(args: &[&str]) -> String {
-    let out = Command::new("curl")
-        .args(args)
-        .output()
-        .expect("curl is installed (Debian package curl)");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn nghttp(args: &[&str]) -> String {
     let out = Command::new("nghttp")
