@@ -384,7 +384,8 @@ async fn connections_over_the_cap_get_503_and_the_cap_recovers() {
     // Until the server has taken the 21st, a request may still find a free slot: ask again.
     let deadline = Instant::now() + Duration::from_secs(10);
     let over = loop {
-        let answer = request(addr, "GET /poll/demo HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        let get = "GET /poll/demo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        let answer = request(addr, get).await;
         if answer.starts_with("HTTP/1.1 503") || Instant::now() >= deadline {
             break answer;
         }
