@@ -28,7 +28,8 @@ pub const EVENT_TIME: &str = "push-event-time";
 /// client library receives events as independent responses. A client that disables push (or
 /// refuses a pushed stream) gets the events on the open body instead, one JSON object per line:
 /// nothing is lost either way. When the hub closes, the body ends with
-/// `{"end":"shutdown","cursor":…}`.
+/// `{"end":"shutdown","cursor":…}`; when the authorizer's grant expires, with
+/// `{"end":"expired","cursor":…}`.
 #[derive(Debug, Clone)]
 pub struct Events {
     hub: Hub,
@@ -71,10 +72,11 @@ impl Events {
         let base = parts.uri.path().trim_end_matches('/').to_owned();
         let (hub, topic, auth) = (self.hub.clone(), topic.clone(), self.authorizer.clone());
         async move {
-            if let Some(refusal) = push_http::check_read(auth.as_ref(), &parts, &topic).await {
-                return refusal;
-            }
-            Self::subscribe(&hub, &topic, from, base).await
+            let grant = match push_http::check_read(auth.as_ref(), &parts, &topic).await {
+                Ok(grant) => grant,
+                Err(refusal) => return refusal,
+            };
+            Self::subscribe(&hub, &topic, from, base, grant.deadline()).await
         }
     }
 
@@ -83,6 +85,7 @@ impl Events {
         topic: &Topic,
         from: StartFrom,
         base: String,
+        expires: Option<tokio::time::Instant>,
     ) -> Response<EventsBody> {
         let sub = match hub.subscribe(topic, from).await {
             Ok(sub) => sub,
@@ -97,7 +100,8 @@ impl Events {
         );
         res.headers_mut()
             .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        res.extensions_mut().insert(PushEvents::new(sub, base));
+        res.extensions_mut()
+            .insert(PushEvents::new(sub, base, expires));
         res
     }
 }

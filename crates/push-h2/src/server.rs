@@ -120,17 +120,25 @@ pub struct Push(pub Vec<String>);
 #[derive(Debug, Clone)]
 pub struct PushEvents {
     // Response extensions must be `Clone`: the subscription is taken out once by the driver.
-    pub(crate) inner: Arc<std::sync::Mutex<Option<(Subscription, String)>>>,
+    pub(crate) inner: Arc<std::sync::Mutex<Option<Subscribed>>>,
 }
 
+/// What the driver takes out of [`PushEvents`]: the subscription, the path events are promised
+/// under, and when the client's credentials end.
+pub(crate) type Subscribed = (Subscription, String, Option<tokio::time::Instant>);
+
 impl PushEvents {
-    pub(crate) fn new(sub: Subscription, base: String) -> Self {
+    pub(crate) fn new(
+        sub: Subscription,
+        base: String,
+        expires: Option<tokio::time::Instant>,
+    ) -> Self {
         Self {
-            inner: Arc::new(std::sync::Mutex::new(Some((sub, base)))),
+            inner: Arc::new(std::sync::Mutex::new(Some((sub, base, expires)))),
         }
     }
 
-    fn take(&self) -> Option<(Subscription, String)> {
+    fn take(&self) -> Option<Subscribed> {
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -565,27 +573,37 @@ impl<B: Body<Data = Bytes>> Body for CountingBody<'_, B> {
 /// client does not accept pushes, the events go on the subscription's own body instead, one
 /// JSON object per line, so nothing is lost.
 async fn deliver_events(
-    events: (Subscription, String),
+    events: Subscribed,
     mut respond: SendResponse<Bytes>,
     mut stream: h2::SendStream<Bytes>,
     scheme: Option<http::uri::Scheme>,
     authority: Option<http::uri::Authority>,
     shared: Arc<Shared>,
 ) {
-    let (mut sub, base) = events;
+    let (mut sub, base, expires) = events;
     let first = push_http::json::outcome_line(sub.outcome(), sub.cursor());
     if send_data(&mut stream, first, false).await.is_err() {
         return;
     }
+    // Never fires without credentials that end (a year is as good as never here).
+    let expiry = tokio::time::sleep_until(
+        expires.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(365 * 86_400)),
+    );
+    tokio::pin!(expiry);
     let mut pushing = true;
     loop {
         let delivery = tokio::select! {
             d = sub.recv() => d,
             _ = std::future::poll_fn(|cx| stream.poll_reset(cx)) => return,
+            () = &mut expiry, if expires.is_some() => {
+                let end = push_http::json::end_line(push_http::End::Expired, sub.cursor());
+                let _ = send_data(&mut stream, end, true).await;
+                return;
+            }
         };
         let event = match delivery {
             None => {
-                let end = push_http::json::end_line(sub.cursor());
+                let end = push_http::json::end_line(push_http::End::Shutdown, sub.cursor());
                 let _ = send_data(&mut stream, end, true).await;
                 return;
             }

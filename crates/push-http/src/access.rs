@@ -8,6 +8,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, WWW_AUTHENTICATE};
@@ -54,7 +55,7 @@ impl Allow {
     }
 }
 
-/// What a client may do.
+/// What a client may do, and until when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Grant {
@@ -62,23 +63,46 @@ pub struct Grant {
     pub read: Allow,
     /// Topics the client may publish to.
     pub publish: Allow,
+    /// When the credentials stop being valid (a token's `exp`): long-lived connections end
+    /// then (SSE and streams with an `expired` end, a WebSocket with close code
+    /// `4401`, a held long-poll with its empty answer), and a grant already past it is
+    /// refused with `401`. `None`: no end.
+    pub expires: Option<SystemTime>,
 }
 
 impl Grant {
-    /// A grant of `read` and `publish`.
+    /// A grant of `read` and `publish`, with no end.
     #[must_use]
     pub fn new(read: Allow, publish: Allow) -> Self {
-        Self { read, publish }
+        Self {
+            read,
+            publish,
+            expires: None,
+        }
+    }
+
+    /// The same grant, ending at `expires`.
+    #[must_use]
+    pub fn until(mut self, expires: SystemTime) -> Self {
+        self.expires = Some(expires);
+        self
+    }
+
+    /// When the grant ends, on tokio's clock (`None`: never). A time already past gives now.
+    #[must_use]
+    pub fn deadline(&self) -> Option<tokio::time::Instant> {
+        let expires = self.expires?;
+        let left = expires
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        Some(tokio::time::Instant::now() + left)
     }
 }
 
 impl Default for Grant {
-    /// Read every topic, publish to none: the grant when no authorizer is set.
+    /// Read every topic, publish to none, no end: the grant when no authorizer is set.
     fn default() -> Self {
-        Self {
-            read: Allow::All,
-            publish: Allow::Nothing,
-        }
+        Self::new(Allow::All, Allow::Nothing)
     }
 }
 
@@ -93,6 +117,14 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// The reason given, as text.
+    #[must_use]
+    pub fn reason(&self) -> &str {
+        match self {
+            Refusal::Unauthorized(reason) | Refusal::Forbidden(reason) => reason,
+        }
+    }
+
     /// The answer: `401` with `WWW-Authenticate: Bearer`, or `403`, with the reason as text.
     #[must_use]
     pub fn response<B: From<Bytes>>(&self) -> Response<B> {
@@ -158,9 +190,14 @@ impl Authorizer {
     ///
     /// # Errors
     ///
-    /// The hook's refusal.
+    /// The hook's refusal, or [`Refusal::Unauthorized`] for a grant whose
+    /// [`expires`](Grant::expires) has passed.
     pub async fn grant(&self, parts: &Parts) -> Result<Grant, Refusal> {
-        (self.hook)(parts).await
+        let grant = (self.hook)(parts).await?;
+        if grant.expires.is_some_and(|t| t <= SystemTime::now()) {
+            return Err(Refusal::Unauthorized("the credentials expired".into()));
+        }
+        Ok(grant)
     }
 
     /// The grant for a request that reads `topics`: a [`Refusal::Forbidden`] when any of them is
@@ -181,19 +218,25 @@ impl Authorizer {
     }
 }
 
-/// Runs `authorizer` (when set) for a request reading `topic`; the refusal's answer, if any.
-/// `OPTIONS` is not checked: a CORS preflight carries no credentials, and it answers no data.
+/// Runs `authorizer` (when set) for a request reading `topic`: its grant, or the refusal's
+/// answer. Without an authorizer, and for `OPTIONS` (a CORS preflight carries no credentials
+/// and answers no data), the grant is [`Grant::default`].
+///
+/// # Errors
+///
+/// The refusal's `401` or `403` answer.
 pub async fn check_read<B: From<Bytes>>(
     authorizer: Option<&Authorizer>,
     parts: &Parts,
     topic: &Topic,
-) -> Option<Response<B>> {
-    let authorizer = authorizer.filter(|_| parts.method != http::Method::OPTIONS)?;
-    let refusal = authorizer
+) -> Result<Grant, Response<B>> {
+    let Some(authorizer) = authorizer.filter(|_| parts.method != http::Method::OPTIONS) else {
+        return Ok(Grant::default());
+    };
+    authorizer
         .read(parts, std::slice::from_ref(topic))
         .await
-        .err()?;
-    Some(refusal.response())
+        .map_err(|refusal| refusal.response())
 }
 
 #[cfg(test)]

@@ -39,6 +39,16 @@ impl<F> FramedBody<F> {
     }
 }
 
+impl<F: Framing> FramedBody<F> {
+    /// Ends a streaming body at `deadline` with [`End::Expired`](crate::End::Expired); a
+    /// complete answer is left as it is. See [`Frames::expire_at`].
+    pub fn expire_at(&mut self, deadline: Option<tokio::time::Instant>) {
+        if let Kind::Stream(frames) = &mut self.kind {
+            frames.expire_at(deadline);
+        }
+    }
+}
+
 impl<F> From<Bytes> for FramedBody<F> {
     fn from(bytes: Bytes) -> Self {
         Self {

@@ -1,12 +1,13 @@
 //! Turning a subscription into a stream of encoded frames: the engine shared by the techniques
 //! that keep one response open (SSE, HTTP streaming, HTTP/2 push).
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::time::{Interval, MissedTickBehavior};
+use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
 
 use push_core::{Cursor, Delivery, Event, Outcome, Subscription};
 
@@ -24,12 +25,35 @@ pub trait Framing: Send + Unpin + 'static {
     fn gap(&self, missed: u64, cursor: Cursor) -> Bytes;
     /// A heartbeat, written when nothing else was written for the heartbeat period.
     fn heartbeat(&self) -> Bytes;
-    /// The goodbye written when the hub closes (graceful shutdown), before the stream ends.
-    fn end(&self, cursor: Cursor) -> Bytes;
+    /// The goodbye written before the stream ends, for `reason`.
+    fn end(&self, reason: End, cursor: Cursor) -> Bytes;
+}
+
+/// Why the server ends a long-lived stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum End {
+    /// The hub closed (graceful shutdown): reconnect, to this server or another, and resume.
+    Shutdown,
+    /// The client's credentials expired ([`Grant::expires`](crate::Grant::expires)):
+    /// reconnecting needs fresh ones.
+    Expired,
+}
+
+impl End {
+    /// `"shutdown"` or `"expired"`: the name JSON end lines carry.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            End::Shutdown => "shutdown",
+            End::Expired => "expired",
+        }
+    }
 }
 
 /// A [`Subscription`] as a stream of encoded frames: the start outcome, then events and gaps as
-/// they come, heartbeats when idle, and a goodbye when the hub closes.
+/// they come, heartbeats when idle, and a goodbye when the hub closes or the client's grant
+/// expires ([`expire_at`](Self::expire_at)).
 ///
 /// Each event's bytes come from [`Framing::event`], shared between all streams when the framing
 /// uses [`Event::encoded`]; nothing is buffered beyond the frame being handed out, so a client
@@ -43,6 +67,8 @@ pub struct Frames<F> {
     heartbeat: Option<Interval>,
     /// Whether a frame was handed out since the last tick.
     active: bool,
+    /// When the client's credentials expire; boxed, as only authorized streams have one.
+    expiry: Option<Pin<Box<Sleep>>>,
     state: State,
     _permit: Option<Permit>,
 }
@@ -84,9 +110,19 @@ impl<F: Framing> Frames<F> {
             framing,
             heartbeat,
             active: true,
+            expiry: None,
             state: State::Start,
             _permit: permit,
         }
+    }
+
+    /// Ends the stream at `deadline` with [`End::Expired`] (`None`: no end).
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, when `deadline` is set.
+    pub fn expire_at(&mut self, deadline: Option<Instant>) {
+        self.expiry = deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
     }
 
     /// The subscription's position: the cursor of the last event handed out.
@@ -107,6 +143,13 @@ impl<F: Framing> Frames<F> {
             }
             State::Streaming => {}
         }
+        if let Some(expiry) = &mut self.expiry {
+            if expiry.as_mut().poll(cx).is_ready() {
+                self.state = State::Done;
+                let end = self.framing.end(End::Expired, self.sub.cursor());
+                return Poll::Ready(Some(end));
+            }
+        }
         let frame = match self.sub.poll_recv(cx) {
             Poll::Ready(Some(Delivery::Event(event))) => self.framing.event(&event),
             Poll::Ready(Some(Delivery::Gap { missed })) => {
@@ -114,7 +157,8 @@ impl<F: Framing> Frames<F> {
             }
             Poll::Ready(None) => {
                 self.state = State::Done;
-                return Poll::Ready(Some(self.framing.end(self.sub.cursor())));
+                let end = self.framing.end(End::Shutdown, self.sub.cursor());
+                return Poll::Ready(Some(end));
             }
             Poll::Pending => {
                 let Some(interval) = &mut self.heartbeat else {

@@ -96,11 +96,13 @@ pub fn outcome_line(outcome: Outcome, cursor: push_core::Cursor) -> Bytes {
     ))
 }
 
-/// `{"end":"shutdown","cursor":C}` and a newline: the last line of a stream when the hub closes.
+/// `{"end":"shutdown"|"expired","cursor":C}` and a newline: the last line of a stream when the
+/// hub closes or the client's credentials expire.
 #[must_use]
-pub fn end_line(cursor: push_core::Cursor) -> Bytes {
+pub fn end_line(reason: crate::End, cursor: push_core::Cursor) -> Bytes {
     Bytes::from(format!(
-        "{{\"end\":\"shutdown\",\"cursor\":\"{cursor}\"}}\n"
+        "{{\"end\":\"{}\",\"cursor\":\"{cursor}\"}}\n",
+        reason.as_str()
     ))
 }
 
@@ -175,7 +177,7 @@ pub fn heartbeat_line() -> Bytes {
 
 /// Newline-delimited JSON as a [`Framing`](crate::Framing): the [`outcome_line`] first, one
 /// [`event_line`] per event, outcome lines for gaps, [`heartbeat_line`]s when silent, and the
-/// [`end_line`] when the hub closes. push-stream's body, and push-h2's event lines.
+/// [`end_line`] at the end. push-stream's body, and push-h2's event lines.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Ndjson;
 
@@ -196,8 +198,8 @@ impl crate::Framing for Ndjson {
         heartbeat_line()
     }
 
-    fn end(&self, cursor: push_core::Cursor) -> Bytes {
-        end_line(cursor)
+    fn end(&self, reason: crate::End, cursor: push_core::Cursor) -> Bytes {
+        end_line(reason, cursor)
     }
 }
 

@@ -18,6 +18,9 @@
 //!   allow-list WebSocket handshakes check.
 //! - [`Authorizer`]: the one access hook every technique takes (a [`Grant`] of topics to read
 //!   and publish, or a [`Refusal`]: `401` or `403`), run before any subscription.
+//! - [`jwt`] (feature `jwt`): JSON Web Tokens as an [`Authorizer`] (HS256, RS256, ES256; `exp`,
+//!   `nbf`, `aud`; a `push` claim of topic patterns; from `Authorization`, a cookie or
+//!   `?access_token=`).
 //! - [`Publisher`]: the publish endpoint (`POST` body → event, body limit, event type, the
 //!   access check, cross-site requests refused, `{"id":CURSOR}` answer).
 //! - [`Limiter`]: a non-waiting cap on open streams or held requests; its [`Permit`] lives in
@@ -33,7 +36,7 @@
 //! ```
 //! use bytes::Bytes;
 //! use push_core::{Cursor, Event, Hub, Outcome, StartFrom, Topic};
-//! use push_http::{open_stream, Framing, Limiter, StreamSettings};
+//! use push_http::{open_stream, End, Framing, Limiter, StreamSettings};
 //!
 //! struct Lines;
 //!
@@ -50,7 +53,7 @@
 //!     fn heartbeat(&self) -> Bytes {
 //!         Bytes::from_static(b"\n")
 //!     }
-//!     fn end(&self, _: Cursor) -> Bytes {
+//!     fn end(&self, _: End, _: Cursor) -> Bytes {
 //!         Bytes::from_static(b"bye\n")
 //!     }
 //! }
@@ -90,6 +93,9 @@ mod frames;
 #[cfg(feature = "json")]
 #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
 pub mod json;
+#[cfg(feature = "jwt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+pub mod jwt;
 mod limit;
 mod publish;
 mod query;
@@ -98,7 +104,7 @@ pub use crate::access::{check_read, Allow, Authorizer, Grant, Refusal};
 pub use crate::answer::{error_response, method_not_allowed, options, text, unavailable};
 pub use crate::body::{open_stream, FramedBody, StreamSettings};
 pub use crate::cors::{Cors, CorsRules, Origins};
-pub use crate::frames::{Frames, Framing};
+pub use crate::frames::{End, Frames, Framing};
 pub use crate::limit::{Limiter, Permit};
 pub use crate::publish::{PublishBody, PublishConfig, Publisher, EVENT_TYPE_HEADER};
 pub use crate::query::{query_value, start_from};

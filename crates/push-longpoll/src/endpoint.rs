@@ -262,9 +262,15 @@ impl LongPoll {
         let (this, topic) = (self.clone(), topic.clone());
         async move {
             let auth = this.authorizer.as_ref();
-            if let Some(refusal) = push_http::check_read(auth, &parts, &topic).await {
-                return refusal;
-            }
+            let grant = match push_http::check_read(auth, &parts, &topic).await {
+                Ok(grant) => grant,
+                Err(refusal) => return refusal,
+            };
+            // A request is not held past its credentials' end: it answers empty then.
+            let hold = hold.map(|hold| match grant.deadline() {
+                Some(end) => hold.min(end.saturating_duration_since(tokio::time::Instant::now())),
+                None => hold,
+            });
             // Dropped before the hold: under hyper a request's headers point into the
             // connection's read buffer, which a held request would otherwise keep.
             let method = parts.method.clone();

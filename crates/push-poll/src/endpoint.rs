@@ -247,7 +247,7 @@ impl Poller {
         let (this, topic, client) = (self.clone(), topic.clone(), client.map(str::to_owned));
         async move {
             let auth = this.authorizer.as_ref();
-            if let Some(refusal) = push_http::check_read(auth, &parts, &topic).await {
+            if let Err(refusal) = push_http::check_read(auth, &parts, &topic).await {
                 return refusal;
             }
             let mut res = this.answer_inner(&topic, &parts, client.as_deref()).await;

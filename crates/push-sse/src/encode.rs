@@ -12,6 +12,11 @@ use push_core::{Cursor, EncodingSlot, Event, Outcome};
 pub const GAP_EVENT: &str = "push-gap";
 /// The event type of the first event of a stream whose cursor was reset. Its data is `{}`.
 pub const RESET_EVENT: &str = "push-reset";
+/// The event type of the last event of a stream ended because the client's credentials
+/// expired. Its data is `{"end":"expired"}`. A browser's `EventSource` then reconnects with
+/// the same URL, is refused with `401` and stops (`readyState` `CLOSED`): open a new one with a
+/// fresh token and `?lastEventId=` the last id seen.
+pub const EXPIRED_EVENT: &str = "push-expired";
 
 /// A field value that would break the framing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -7,9 +7,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use push_core::{Cursor, Event, Hub, Outcome, StartFrom, Topic};
-use push_http::{Authorizer, FramedBody, Framing, Limiter, StreamSettings};
+use push_http::{Authorizer, End, FramedBody, Framing, Limiter, StreamSettings};
 
-use crate::encode::{encode_event, outcome_event};
+use crate::encode::{encode_event, outcome_event, EXPIRED_EVENT};
 
 /// The request header a reconnecting `EventSource` sends.
 pub const LAST_EVENT_ID: &str = "last-event-id";
@@ -174,7 +174,8 @@ impl Sse {
     /// `Retry-After` and a one-line reason. The stream starts with the `retry:` hint and the
     /// resume outcome ([`GAP_EVENT`](crate::GAP_EVENT) or [`RESET_EVENT`](crate::RESET_EVENT);
     /// a plain resume sends a `:ok` comment), then carries every event as it is published, and
-    /// ends with a `retry:` hint when the hub is closed.
+    /// ends with a `retry:` hint when the hub is closed, or with an
+    /// [`EXPIRED_EVENT`](crate::EXPIRED_EVENT) when the authorizer's grant expires.
     ///
     /// The request is taken by value and its body dropped at once, so the returned future is
     /// `Send` and `'static` whatever the body type (axum's, hyper's `Incoming`, …).
@@ -188,14 +189,15 @@ impl Sse {
         let (this, topic) = (self.clone(), topic.clone());
         async move {
             let auth = this.authorizer.as_ref();
-            if let Some(refusal) = push_http::check_read(auth, &parts, &topic).await {
-                return refusal;
-            }
+            let grant = match push_http::check_read(auth, &parts, &topic).await {
+                Ok(grant) => grant,
+                Err(refusal) => return refusal,
+            };
             let framing = SseFraming {
                 retry: this.config.retry,
             };
             let (settings, method) = (&this.settings, &parts.method);
-            push_http::open_stream(
+            let mut res = push_http::open_stream(
                 &this.hub,
                 &this.limiter,
                 method,
@@ -204,7 +206,9 @@ impl Sse {
                 framing,
                 settings,
             )
-            .await
+            .await;
+            res.body_mut().expire_at(grant.deadline());
+            res
         }
     }
 }
@@ -240,10 +244,16 @@ impl Framing for SseFraming {
         Bytes::from_static(b":\n\n")
     }
 
-    fn end(&self, _cursor: Cursor) -> Bytes {
-        self.retry
-            .map(|r| format!("retry: {}\n\n", r.as_millis()).into())
-            .unwrap_or_default()
+    fn end(&self, reason: End, _cursor: Cursor) -> Bytes {
+        match reason {
+            End::Expired => {
+                format!("event: {EXPIRED_EVENT}\ndata: {{\"end\":\"expired\"}}\n\n").into()
+            }
+            _ => self
+                .retry
+                .map(|r| format!("retry: {}\n\n", r.as_millis()).into())
+                .unwrap_or_default(),
+        }
     }
 }
 

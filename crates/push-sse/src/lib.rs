@@ -65,5 +65,7 @@ mod endpoint;
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
 
-pub use crate::encode::{encode_event, FieldError, SseEvent, GAP_EVENT, RESET_EVENT};
+pub use crate::encode::{
+    encode_event, FieldError, SseEvent, EXPIRED_EVENT, GAP_EVENT, RESET_EVENT,
+};
 pub use crate::endpoint::{Sse, SseBody, SseConfig, SseFraming, LAST_EVENT_ID};

@@ -144,7 +144,8 @@ impl Streamer {
     /// stream limit, or when the hub is closed or unavailable, the answer is `503` with
     /// `Retry-After`. The first line is the resume outcome, then one line per event as it is
     /// published (each its own chunk or DATA frame, flushed at once), heartbeats when idle, and
-    /// an `{"end":"shutdown",…}` line when the hub is closed.
+    /// an `{"end":"shutdown",…}` line when the hub is closed, or `{"end":"expired",…}` when the
+    /// authorizer's grant expires.
     ///
     /// The request is taken by value and its body dropped at once, so the returned future is
     /// `Send` and `'static` whatever the body type.
@@ -158,11 +159,12 @@ impl Streamer {
         let (this, topic) = (self.clone(), topic.clone());
         async move {
             let auth = this.authorizer.as_ref();
-            if let Some(refusal) = push_http::check_read(auth, &parts, &topic).await {
-                return refusal;
-            }
+            let grant = match push_http::check_read(auth, &parts, &topic).await {
+                Ok(grant) => grant,
+                Err(refusal) => return refusal,
+            };
             let (settings, method) = (&this.settings, &parts.method);
-            push_http::open_stream(
+            let mut res = push_http::open_stream(
                 &this.hub,
                 &this.limiter,
                 method,
@@ -171,7 +173,9 @@ impl Streamer {
                 Ndjson,
                 settings,
             )
-            .await
+            .await;
+            res.body_mut().expire_at(grant.deadline());
+            res
         }
     }
 }

@@ -16,7 +16,8 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use push_http::Grant;
+use http::header::{HeaderValue, AUTHORIZATION, HOST, ORIGIN};
+use push_http::{Authorizer, Grant};
 
 use crate::endpoint::{SlowClient, Ws};
 use crate::protocol::{self, ClientOp};
@@ -29,6 +30,7 @@ const BATCH: usize = 64;
 pub(crate) struct Connection {
     pub(crate) ws: Ws,
     pub(crate) access: Grant,
+    pub(crate) reauth: Option<Reauth>,
     pub(crate) initial: Vec<(Topic, StartFrom)>,
     pub(crate) permit: Permit,
     pub(crate) shutdown: watch::Receiver<bool>,
@@ -37,6 +39,56 @@ pub(crate) struct Connection {
 
 /// Why the server ends a connection: the close code and reason sent.
 struct Closing(CloseCode, &'static str);
+
+/// The close code when the connection's credentials expire.
+pub(crate) const EXPIRED: u16 = 4401;
+
+/// What a token refresh (`{"op":"auth"}`) needs: the authorizer, and the parts of the handshake
+/// it may read besides the token, copied so that the connection does not keep the handshake's
+/// buffers. Only connections with an authorizer carry one.
+pub(crate) struct Reauth {
+    authorizer: Authorizer,
+    uri: http::Uri,
+    host: Option<HeaderValue>,
+    origin: Option<HeaderValue>,
+}
+
+impl Reauth {
+    pub(crate) fn new(authorizer: Authorizer, parts: &http::request::Parts) -> Self {
+        let copy = |name| {
+            let value = parts.headers.get(name)?;
+            HeaderValue::from_bytes(value.as_bytes()).ok()
+        };
+        Self {
+            authorizer,
+            uri: parts.uri.to_string().parse().unwrap_or_default(),
+            host: copy(HOST),
+            origin: copy(ORIGIN),
+        }
+    }
+
+    /// The request the authorizer sees for a refresh: the handshake's URI, `Host` and `Origin`,
+    /// with `Authorization: Bearer TOKEN`.
+    fn parts(&self, token: &str) -> Option<http::request::Parts> {
+        let mut req = http::Request::get(self.uri.clone()).body(()).ok()?;
+        let headers = req.headers_mut();
+        for (name, value) in [(HOST, &self.host), (ORIGIN, &self.origin)] {
+            if let Some(value) = value {
+                headers.insert(name, value.clone());
+            }
+        }
+        let bearer = HeaderValue::try_from(format!("Bearer {token}")).ok()?;
+        headers.insert(AUTHORIZATION, bearer);
+        Some(req.into_parts().0)
+    }
+}
+
+/// A deadline to wait for: the grant's end, or far enough away to be never.
+fn deadline(grant: &Grant) -> Instant {
+    grant
+        .deadline()
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 86_400))
+}
 
 /// The close code for an error met while reading the client's frames, or `None` when the
 /// connection is simply gone.
@@ -71,6 +123,7 @@ pub(crate) async fn serve(conn: Connection, upgraded: Upgraded) {
     let Connection {
         ws,
         access,
+        reauth,
         initial,
         permit,
         mut shutdown,
@@ -86,6 +139,8 @@ pub(crate) async fn serve(conn: Connection, upgraded: Upgraded) {
     let mut state = State {
         ws: &ws,
         access,
+        reauth,
+        renewed: false,
         subs: StreamMap::new(),
     };
     restart.mark_unchanged();
@@ -107,6 +162,9 @@ pub(crate) async fn serve(conn: Connection, upgraded: Upgraded) {
 struct State<'a> {
     ws: &'a Ws,
     access: Grant,
+    reauth: Option<Reauth>,
+    /// Set when a refresh replaced `access`, so the loop moves its expiry.
+    renewed: bool,
     subs: StreamMap<String, Subscription>,
 }
 
@@ -132,6 +190,8 @@ async fn run(
     // even when it holds no subscription.
     let hub_closed = state.ws.hub.closed();
     tokio::pin!(hub_closed);
+    let expiry = tokio::time::sleep_until(deadline(&state.access));
+    tokio::pin!(expiry);
     loop {
         if *shutdown.borrow() {
             return Some(Closing(CloseCode::Away, "server shutting down"));
@@ -146,6 +206,9 @@ async fn run(
             _ = restart.changed() => {
                 return Some(Closing(CloseCode::Restart, "service restart: reconnect"));
             }
+            () = &mut expiry, if state.access.expires.is_some() => {
+                return Some(Closing(CloseCode::Library(EXPIRED), "credentials expired"));
+            }
             incoming = socket.next() => {
                 let message = match incoming {
                     None => return None,
@@ -159,6 +222,9 @@ async fn run(
                             if let Err(closing) = send(socket, Message::text(reply), &config).await {
                                 return closing;
                             }
+                        }
+                        if std::mem::take(&mut state.renewed) {
+                            expiry.as_mut().reset(deadline(&state.access));
                         }
                     }
                     Message::Binary(_) => {
@@ -349,7 +415,39 @@ impl State<'_> {
                 Some(handler) => return handler(&data).map(|r| protocol::reply_message(&r)),
                 None => protocol::error_message("this server takes no application messages", None),
             }),
+            ClientOp::Auth { token } => Some(self.reauthorize(&token).await),
         }
+    }
+
+    /// A fresh token: the authorizer's new grant replaces the connection's (with its end), and
+    /// subscriptions it no longer covers end. A refused token changes nothing.
+    async fn reauthorize(&mut self, token: &str) -> String {
+        let Some(reauth) = &self.reauth else {
+            return protocol::error_message("this server takes no tokens", None);
+        };
+        let Some(parts) = reauth.parts(token) else {
+            return protocol::error_message("token refused: not a valid header value", None);
+        };
+        let grant = match reauth.authorizer.grant(&parts).await {
+            Ok(grant) => grant,
+            Err(refusal) => {
+                let reason = format!("token refused: {}", refusal.reason());
+                return protocol::error_message(&reason, None);
+            }
+        };
+        let dropped: Vec<String> = self
+            .subs
+            .keys()
+            .filter(|name| Topic::new(name.as_str()).map_or(true, |t| !grant.read.allows(&t)))
+            .cloned()
+            .collect();
+        for name in &dropped {
+            self.subs.remove(name);
+        }
+        let reply = protocol::authorized_message(grant.expires, &dropped);
+        self.access = grant;
+        self.renewed = true;
+        reply
     }
 
     async fn publish(

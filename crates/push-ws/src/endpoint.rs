@@ -330,9 +330,14 @@ impl Ws {
         let from = push_http::start_from(parts, None, "since", StartFrom::Newest);
         let protocol =
             handshake::negotiate(&parts.headers, &self.config.subprotocols).map(str::to_owned);
+        let reauth = self
+            .authorizer
+            .clone()
+            .map(|authorizer| connection::Reauth::new(authorizer, parts));
         let conn = Connection {
             ws: self.clone(),
             access: grant,
+            reauth,
             initial: topics.into_iter().map(|t| (t, from)).collect(),
             permit,
             shutdown: self.shutdown.subscribe(),

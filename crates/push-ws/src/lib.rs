@@ -17,6 +17,7 @@
 //! | `{"op":"unsubscribe","topic":T}` | stop receiving `T` |
 //! | `{"op":"publish","topic":T,"data":TEXT,"type":TYPE}` | publish (`data_base64` instead of `data` for bytes; `type` optional), if granted |
 //! | `{"op":"message","data":TEXT}` | an application message for the [`Ws::on_message`] handler |
+//! | `{"op":"auth","token":TOKEN}` | a fresh token before the current one expires (see below) |
 //!
 //! Server to client:
 //!
@@ -27,7 +28,15 @@
 //! | `{"topic":T,"published":C}` | a publish was accepted, with its cursor |
 //! | `{"topic":T,"unsubscribed":true}` | after an unsubscribe |
 //! | `{"reply":TEXT}` | the application handler's answer |
+//! | `{"auth":"ok","expires":S,"unsubscribed":[T…]}` | a fresh token was accepted: its end (Unix seconds, `null` for none), and the topics it no longer covers, now unsubscribed |
 //! | `{"error":TEXT,"topic":T}` | a refused or malformed request; the connection stays open |
+//!
+//! With an [`Authorizer`](push_http::Authorizer) ([`Ws::authorize`]), the handshake's grant
+//! decides what the connection may subscribe and publish to, and the connection closes with
+//! code 4401 when the grant [expires](push_http::Grant::expires). To stay connected, the client
+//! sends `{"op":"auth","token":…}` before then: the authorizer runs again on the handshake's
+//! URI, `Host` and `Origin` with `Authorization: Bearer TOKEN`, and its grant replaces the old
+//! one. A refused token gets an `error` message and changes nothing.
 //!
 //! To resume after a reconnect, the client subscribes to each topic again with the last `id`
 //! (or outcome `cursor`) it saw for it and receives exactly the events it missed.
@@ -43,6 +52,7 @@
 //! | 1008 | a slow client under [`SlowClient::Close`] |
 //! | 1009 | a message or frame over [`WsConfig::max_message`] / [`WsConfig::max_frame`] |
 //! | 1012 | [`Ws::restart_all`]: reconnect (and resume) |
+//! | 4401 | the credentials expired: reconnect with a fresh token (and resume) |
 //!
 //! # Conformance
 //!

@@ -28,6 +28,9 @@ pub(crate) enum ClientOp {
     Message {
         data: String,
     },
+    Auth {
+        token: String,
+    },
 }
 
 static ENVELOPE_SLOT: EncodingSlot = EncodingSlot::new();
@@ -68,6 +71,12 @@ enum ServerMessage<'a> {
     },
     Reply {
         reply: &'a str,
+    },
+    Authorized {
+        auth: &'static str,
+        expires: Option<u64>,
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        unsubscribed: &'a [String],
     },
     Error {
         error: &'a str,
@@ -114,6 +123,24 @@ pub(crate) fn published_message(topic: &str, id: Cursor) -> String {
 /// `{"reply":TEXT}`: the application handler's answer to a `message`.
 pub(crate) fn reply_message(reply: &str) -> String {
     encode(&ServerMessage::Reply { reply })
+}
+
+/// `{"auth":"ok","expires":SECONDS,"unsubscribed":[T…]}`: a fresh token was accepted; its end
+/// in seconds since the Unix epoch (`null`: none), and the topics it no longer covers, which
+/// were unsubscribed.
+pub(crate) fn authorized_message(
+    expires: Option<std::time::SystemTime>,
+    dropped: &[String],
+) -> String {
+    let expires = expires.map(|t| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    });
+    encode(&ServerMessage::Authorized {
+        auth: "ok",
+        expires,
+        unsubscribed: dropped,
+    })
 }
 
 /// `{"error":TEXT,"topic":T}`: a request that was refused; the connection stays open.

@@ -1,0 +1,432 @@
+//! JSON Web Tokens as an [`Authorizer`]: which topics a client may read and publish to, signed
+//! by whoever issues the tokens (an application's login, an identity provider).
+//!
+//! A token is a JWT (RFC 7519) signed with HS256, RS256 or ES256, carrying:
+//!
+//! | claim | meaning |
+//! |---|---|
+//! | `exp` | required: the end of the token, in seconds since the Unix epoch. Long-lived connections end then |
+//! | `nbf` | optional: not valid before |
+//! | `aud` | checked against [`Jwt::audience`]; a token naming an audience is refused when none is set (RFC 7519 §4.1.3) |
+//! | `push` | `{"subscribe":[PATTERN…],"publish":[PATTERN…]}`: topic patterns, each an exact name or a prefix ending in `*` (`chat:*`); a missing list grants nothing |
+//!
+//! The token is read from, in this order: `Authorization: Bearer TOKEN`, the cookie named by
+//! [`Jwt::cookie`] (none by default), and the `access_token` query parameter
+//! ([`Jwt::query_param`]), which is how a browser's `EventSource` and `WebSocket` pass it
+//! (they cannot set headers). Query strings end up in access logs: keep such tokens short-lived.
+//!
+//! ```
+//! use push_core::{Hub, Topic};
+//! use push_http::jwt::Jwt;
+//! use push_http::{Authorizer, Publisher};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let hub = Hub::memory();
+//! let auth: Authorizer = Jwt::hs256(b"a secret of at least 32 bytes, please").into();
+//! // The same authorizer for every endpoint: `push_sse::Sse::new(hub.clone())
+//! // .authorize(auth.clone())`, `push_ws::Ws::new(hub.clone()).authorize(auth.clone())`, …
+//! let publisher = Publisher::new(hub.clone()).authorize(auth);
+//!
+//! let req = http::Request::post("/topics/news").body(String::from("hi")).unwrap();
+//! let res = publisher.respond(&Topic::new("news").unwrap(), req).await;
+//! assert_eq!(res.status(), 401); // no token
+//! # }
+//! ```
+//!
+//! Expiry is exact: no leeway unless [`Jwt::leeway`] sets one, so a token is refused from its
+//! `exp` second on, and a connection admitted with it ends then.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use http::header::{AUTHORIZATION, COOKIE};
+use http::request::Parts;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+
+use crate::{Allow, Authorizer, Grant, Refusal};
+
+/// The claims read from a token.
+#[derive(Debug, Deserialize)]
+struct Claims {
+    // Required: validation refuses a token without it; optional here so that the refusal
+    // names the missing claim.
+    #[serde(default)]
+    exp: Option<u64>,
+    #[serde(default)]
+    push: Option<PushClaim>,
+}
+
+/// The `push` claim: topic patterns the token grants.
+#[derive(Debug, Default, Deserialize)]
+struct PushClaim {
+    #[serde(default)]
+    subscribe: Vec<String>,
+    #[serde(default)]
+    publish: Vec<String>,
+}
+
+/// A key that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("the JWT key could not be read: {0}")]
+pub struct KeyError(#[source] jsonwebtoken::errors::Error);
+
+/// A JWT authorizer's settings. Turn it into an [`Authorizer`] with `.into()` (or
+/// [`Jwt::authorizer`]) and hand that to every endpoint and the [`Publisher`](crate::Publisher).
+///
+/// | setting | default |
+/// |---|---|
+/// | algorithm | fixed by the constructor: [`hs256`](Self::hs256), [`rs256_pem`](Self::rs256_pem), [`es256_pem`](Self::es256_pem) |
+/// | [`audience`](Self::audience) | none (a token with an `aud` claim is refused) |
+/// | [`leeway`](Self::leeway) | 0 s |
+/// | [`cookie`](Self::cookie) | not read |
+/// | [`query_param`](Self::query_param) | `access_token` |
+/// | [`max_token`](Self::max_token) | 8 KiB, then `401` |
+#[derive(Clone)]
+pub struct Jwt {
+    key: DecodingKey,
+    validation: Validation,
+    cookie: Option<String>,
+    query_param: Option<String>,
+    max_token: usize,
+}
+
+impl fmt::Debug for Jwt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Jwt")
+            .field("algorithms", &self.validation.algorithms)
+            .field("audience", &self.validation.aud)
+            .field("leeway", &self.validation.leeway)
+            .field("cookie", &self.cookie)
+            .field("query_param", &self.query_param)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Jwt {
+    fn with_key(key: DecodingKey, algorithm: Algorithm) -> Self {
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = 0;
+        validation.validate_nbf = true;
+        Self {
+            key,
+            validation,
+            cookie: None,
+            query_param: Some("access_token".to_owned()),
+            max_token: 8 * 1024,
+        }
+    }
+
+    /// Tokens signed with HMAC-SHA256 and `secret` (RFC 7518 asks for at least 32 bytes).
+    #[must_use]
+    pub fn hs256(secret: &[u8]) -> Self {
+        Self::with_key(DecodingKey::from_secret(secret), Algorithm::HS256)
+    }
+
+    /// Tokens signed with RSASSA-PKCS1-v1_5 SHA-256, checked with this PEM public key.
+    ///
+    /// # Errors
+    ///
+    /// A PEM that holds no RSA public key.
+    pub fn rs256_pem(pem: &[u8]) -> Result<Self, KeyError> {
+        let key = DecodingKey::from_rsa_pem(pem).map_err(KeyError)?;
+        Ok(Self::with_key(key, Algorithm::RS256))
+    }
+
+    /// Tokens signed with ECDSA P-256 SHA-256, checked with this PEM public key.
+    ///
+    /// # Errors
+    ///
+    /// A PEM that holds no EC public key.
+    pub fn es256_pem(pem: &[u8]) -> Result<Self, KeyError> {
+        let key = DecodingKey::from_ec_pem(pem).map_err(KeyError)?;
+        Ok(Self::with_key(key, Algorithm::ES256))
+    }
+
+    /// Accepts only tokens whose `aud` names one of `audience`.
+    #[must_use]
+    pub fn audience<S: AsRef<str>>(mut self, audience: &[S]) -> Self {
+        let set: HashSet<String> = audience.iter().map(|a| a.as_ref().to_owned()).collect();
+        self.validation.aud = Some(set);
+        self
+    }
+
+    /// Tolerates clocks that differ by up to `leeway` when checking `exp` and `nbf`; the
+    /// connection's end stays the token's `exp`.
+    #[must_use]
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.validation.leeway = leeway.as_secs();
+        self
+    }
+
+    /// Also reads the token from the cookie `name` (after `Authorization`).
+    #[must_use]
+    pub fn cookie(mut self, name: impl Into<String>) -> Self {
+        self.cookie = Some(name.into());
+        self
+    }
+
+    /// The query parameter read last (`None`: none).
+    #[must_use]
+    pub fn query_param(mut self, name: Option<&str>) -> Self {
+        self.query_param = name.map(str::to_owned);
+        self
+    }
+
+    /// The longest token read; a longer one is refused without being decoded.
+    #[must_use]
+    pub fn max_token(mut self, bytes: usize) -> Self {
+        self.max_token = bytes;
+        self
+    }
+
+    /// The token a request carries, from the first place that has one.
+    fn token(&self, parts: &Parts) -> Option<String> {
+        let header = parts.headers.get(AUTHORIZATION).and_then(|v| {
+            let v = v.to_str().ok()?;
+            let (scheme, token) = v.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_owned())
+        });
+        if header.is_some() {
+            return header;
+        }
+        let cookie = self.cookie.as_deref().and_then(|name| {
+            parts
+                .headers
+                .get_all(COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .filter_map(|pair| pair.trim().split_once('='))
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.to_owned())
+        });
+        if cookie.is_some() {
+            return cookie;
+        }
+        let (param, query) = (self.query_param.as_deref()?, parts.uri.query()?);
+        crate::query_value(query, param).map(std::borrow::Cow::into_owned)
+    }
+
+    /// The grant a request's token carries.
+    ///
+    /// # Errors
+    ///
+    /// [`Refusal::Unauthorized`] with the reason: no token, too long, malformed, a bad
+    /// signature, another algorithm, expired, not yet valid, or the wrong audience.
+    pub fn grant(&self, parts: &Parts) -> Result<Grant, Refusal> {
+        let token = self.token(parts).ok_or_else(|| {
+            Refusal::Unauthorized(
+                "a token is required (Authorization: Bearer, or ?access_token=)".into(),
+            )
+        })?;
+        if token.len() > self.max_token {
+            return Err(Refusal::Unauthorized(format!(
+                "the token is longer than {} bytes",
+                self.max_token
+            )));
+        }
+        let data = jsonwebtoken::decode::<Claims>(&token, &self.key, &self.validation)
+            .map_err(|e| Refusal::Unauthorized(reason(e.kind())))?;
+        let exp = data
+            .claims
+            .exp
+            .ok_or_else(|| Refusal::Unauthorized("the token has no exp claim".into()))?;
+        let push = data.claims.push.unwrap_or_default();
+        let expires = UNIX_EPOCH + Duration::from_secs(exp);
+        Ok(Grant::new(allow(push.subscribe), allow(push.publish)).until(expires))
+    }
+
+    /// This as an [`Authorizer`].
+    #[must_use]
+    pub fn authorizer(self) -> Authorizer {
+        let jwt = Arc::new(self);
+        Authorizer::new(move |parts| std::future::ready(jwt.grant(parts)))
+    }
+}
+
+impl From<Jwt> for Authorizer {
+    fn from(jwt: Jwt) -> Self {
+        jwt.authorizer()
+    }
+}
+
+fn allow(patterns: Vec<String>) -> Allow {
+    if patterns.is_empty() {
+        Allow::Nothing
+    } else {
+        Allow::Patterns(patterns)
+    }
+}
+
+/// A refusal's reason: what is wrong, without echoing the token.
+fn reason(kind: &ErrorKind) -> String {
+    match kind {
+        ErrorKind::ExpiredSignature => "the token expired".into(),
+        ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)".into(),
+        ErrorKind::InvalidAudience => "the token is for another audience".into(),
+        ErrorKind::InvalidSignature => "the token's signature is not valid".into(),
+        ErrorKind::InvalidAlgorithm => "the token is signed with another algorithm".into(),
+        ErrorKind::MissingRequiredClaim(claim) => format!("the token has no {claim} claim"),
+        ErrorKind::InvalidClaimFormat(claim) => format!("the token's {claim} claim is malformed"),
+        ErrorKind::Json(_) => "the token's claims are malformed".into(),
+        _ => "the token is malformed".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unix_now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    use push_core::Topic;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn token(claims: &serde_json::Value) -> String {
+        encode(
+            &Header::default(),
+            claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap()
+    }
+
+    fn parts(uri: &str, headers: &[(&str, &str)]) -> Parts {
+        let mut req = http::Request::get(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn reads_patterns_and_expiry_from_every_place() {
+        let exp = unix_now() + 60;
+        let t = token(&serde_json::json!({"exp": exp, "push": {"subscribe": ["chat:*"]}}));
+        let jwt = Jwt::hs256(SECRET).cookie("push_token");
+        let bearer = format!("Bearer {t}");
+        let cookie = format!("a=b; push_token={t}");
+        let query = format!("/sse/chat:1?access_token={t}");
+        for p in [
+            parts("/", &[("authorization", &bearer)]),
+            parts("/", &[("cookie", &cookie)]),
+            parts(&query, &[]),
+        ] {
+            let grant = jwt.grant(&p).unwrap();
+            assert!(grant.read.allows(&Topic::new("chat:1").unwrap()));
+            assert!(!grant.read.allows(&Topic::new("admin").unwrap()));
+            assert_eq!(grant.publish, Allow::Nothing);
+            assert_eq!(grant.expires, Some(UNIX_EPOCH + Duration::from_secs(exp)));
+        }
+    }
+
+    #[test]
+    fn refuses_with_a_reason() {
+        let jwt = Jwt::hs256(SECRET);
+        let now = unix_now();
+        let cases = [
+            (None, "a token is required"),
+            (Some("nonsense".to_owned()), "malformed"),
+            (Some(token(&serde_json::json!({"exp": now - 1}))), "expired"),
+            (
+                Some(token(
+                    &serde_json::json!({"exp": now + 60, "nbf": now + 30}),
+                )),
+                "not valid yet",
+            ),
+            (Some(token(&serde_json::json!({"push": {}}))), "no exp"),
+            (
+                Some(token(&serde_json::json!({"exp": now + 60, "aud": "other"}))),
+                "audience",
+            ),
+        ];
+        for (t, want) in cases {
+            let headers: Vec<(&str, String)> = t
+                .iter()
+                .map(|t| ("authorization", format!("Bearer {t}")))
+                .collect();
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let err = jwt.grant(&parts("/", &headers)).unwrap_err();
+            assert!(matches!(err, Refusal::Unauthorized(_)), "{want}");
+            assert!(err.reason().contains(want), "{} !~ {want}", err.reason());
+        }
+        let other = encode(
+            &Header::default(),
+            &serde_json::json!({"exp": now + 60}),
+            &EncodingKey::from_secret(b"another secret, also 32 bytes!!!"),
+        )
+        .unwrap();
+        let err = jwt
+            .grant(&parts(
+                "/",
+                &[("authorization", &format!("Bearer {other}"))],
+            ))
+            .unwrap_err();
+        assert!(err.reason().contains("signature"), "{}", err.reason());
+    }
+
+    #[test]
+    fn rs256_and_es256_keys_check_their_signatures() {
+        let claims = serde_json::json!({"exp": unix_now() + 60, "push": {"publish": ["news"]}});
+        let cases = [
+            (
+                Algorithm::RS256,
+                EncodingKey::from_rsa_pem(include_bytes!("../testdata/rsa-private.pem")),
+                Jwt::rs256_pem(include_bytes!("../testdata/rsa-public.pem")),
+            ),
+            (
+                Algorithm::ES256,
+                EncodingKey::from_ec_pem(include_bytes!("../testdata/ec-private.pem")),
+                Jwt::es256_pem(include_bytes!("../testdata/ec-public.pem")),
+            ),
+        ];
+        for (algorithm, key, jwt) in cases {
+            let (key, jwt) = (key.unwrap(), jwt.unwrap());
+            let t = encode(&Header::new(algorithm), &claims, &key).unwrap();
+            let grant = jwt
+                .grant(&parts("/", &[("authorization", &format!("Bearer {t}"))]))
+                .unwrap();
+            assert!(grant.publish.allows(&Topic::new("news").unwrap()));
+            assert_eq!(grant.read, Allow::Nothing);
+            // An HS256 token signed with the public key as secret (the classic confusion) is
+            // refused: the algorithm is fixed by the key.
+            let pem: &[u8] = match algorithm {
+                Algorithm::RS256 => include_bytes!("../testdata/rsa-public.pem"),
+                _ => include_bytes!("../testdata/ec-public.pem"),
+            };
+            let forged = encode(&Header::default(), &claims, &EncodingKey::from_secret(pem));
+            let forged = forged.unwrap();
+            let err = jwt
+                .grant(&parts(
+                    "/",
+                    &[("authorization", &format!("Bearer {forged}"))],
+                ))
+                .unwrap_err();
+            assert!(err.reason().contains("algorithm"), "{}", err.reason());
+        }
+        assert!(Jwt::rs256_pem(b"not a key").is_err());
+    }
+
+    #[test]
+    fn audience_is_checked_when_set() {
+        let jwt = Jwt::hs256(SECRET).audience(&["push"]);
+        let exp = unix_now() + 60;
+        let good = token(&serde_json::json!({"exp": exp, "aud": "push"}));
+        let bad = token(&serde_json::json!({"exp": exp, "aud": "billing"}));
+        let auth = |t: &str| parts("/", &[("authorization", &format!("Bearer {t}"))]);
+        assert!(jwt.grant(&auth(&good)).is_ok());
+        assert!(jwt.grant(&auth(&bad)).is_err());
+    }
+}
