@@ -8,6 +8,25 @@ const TOPIC = "demo";
 const panels = {};
 window.pushPanels = panels;
 
+// With a server started with --jwt-secret, open this page as /?access_token=TOKEN. EventSource
+// and WebSocket cannot set headers, so their URLs carry the token as ?access_token=; fetch()
+// sends it as Authorization: Bearer, which keeps it out of access logs.
+const TOKEN = new URLSearchParams(location.search).get("access_token");
+const withToken = (url) =>
+  TOKEN ? url + (url.includes("?") ? "&" : "?") + "access_token=" + encodeURIComponent(TOKEN) : url;
+const authHeaders = TOKEN ? { Authorization: `Bearer ${TOKEN}` } : {};
+const authFetch = (url, init = {}) => fetch(url, { ...init, headers: { ...authHeaders, ...(init.headers || {}) } });
+
+// Tells the reader, once, why a panel stopped: the server wants a token, or the token expired.
+function authNote(status) {
+  const note = document.getElementById("auth");
+  note.hidden = false;
+  note.textContent = status === 401 && TOKEN
+    ? "The token was refused or expired (401). Make a new one and reload with ?access_token=."
+    : "This server requires a token (401): start it with --jwt-secret SECRET, make a token with " +
+      "`showcase token --jwt-secret SECRET`, and open this page as /?access_token=TOKEN.";
+}
+
 function panel(id, title, how) {
   const section = document.createElement("section");
   section.id = id;
@@ -54,8 +73,9 @@ async function poll() {
   let since = null;
   for (;;) {
     try {
-      const res = await fetch(`/poll/${TOPIC}` + (since ? `?since=${encodeURIComponent(since)}` : ""));
+      const res = await authFetch(`/poll/${TOPIC}` + (since ? `?since=${encodeURIComponent(since)}` : ""));
       p.requests += 1;
+      if (res.status === 401 || res.status === 403) { authNote(res.status); return; }
       const body = await res.text();
       p.bytes += body.length;
       const answer = JSON.parse(body);
@@ -76,8 +96,9 @@ async function longpoll() {
   for (;;) {
     try {
       const url = `/longpoll/${TOPIC}?timeout=25` + (since ? `&since=${encodeURIComponent(since)}` : "");
-      const res = await fetch(url);
+      const res = await authFetch(url);
       p.requests += 1;
+      if (res.status === 401 || res.status === 403) { authNote(res.status); return; }
       const body = await res.text();
       p.bytes += body.length;
       const answer = JSON.parse(body);
@@ -93,7 +114,10 @@ async function longpoll() {
 function sse() {
   const p = panel("sse", "Server-Sent Events", "one response that never ends; EventSource resumes");
   let opens = 0;
-  const source = new EventSource(`/sse/${TOPIC}`);
+  // A token's end arrives as a push-expired event; the reconnect then gets 401 and the
+  // EventSource stops (readyState CLOSED).
+  const source = new EventSource(withToken(`/sse/${TOPIC}`));
+  source.onerror = () => { if (source.readyState === EventSource.CLOSED) authNote(401); };
   source.onopen = () => { opens += 1; p.requests = opens; p.reconnects = opens - 1; show(p); };
   source.onmessage = (e) => { p.bytes += e.data.length; received(p, e.data); };
   source.addEventListener("push-gap", () => { p.gaps += 1; show(p); });
@@ -102,11 +126,11 @@ function sse() {
 // WebSocket: one connection; after a close, reconnect and resubscribe from the cursor.
 function ws() {
   const p = panel("ws", "WebSocket", "one full-duplex connection; resubscribes from its cursor");
-  let cursor = null, opens = 0;
+  let cursor = null, opens = 0, failures = 0;
   const connect = () => {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const since = cursor ? `?since=${encodeURIComponent(cursor)}` : "";
-    const socket = new WebSocket(`${scheme}://${location.host}/ws/${TOPIC}${since}`, "push.v1");
+    const socket = new WebSocket(withToken(`${scheme}://${location.host}/ws/${TOPIC}${since}`), "push.v1");
     socket.onopen = () => { opens += 1; p.requests = opens; p.reconnects = opens - 1; show(p); };
     socket.onmessage = (m) => {
       p.bytes += m.data.length;
@@ -115,7 +139,15 @@ function ws() {
       if ("outcome" in msg) { cursor = msg.cursor; if (msg.outcome === "gap") p.gaps += 1; show(p); return; }
       if ("id" in msg) { cursor = msg.id; received(p, msg.data ?? ""); }
     };
-    socket.onclose = () => setTimeout(connect, 300);
+    let opened = false;
+    socket.addEventListener("open", () => { opened = true; failures = 0; });
+    // 4401: the token expired. A refused handshake (401, 403) closes with 1006 before any open:
+    // back off, up to 10 s between tries.
+    socket.onclose = (e) => {
+      if (e.code === 4401) { authNote(401); return; }
+      if (!opened) failures += 1;
+      setTimeout(connect, Math.min(300 * 2 ** failures, 10000));
+    };
   };
   connect();
 }
@@ -126,8 +158,9 @@ async function stream() {
   let since = null;
   for (;;) {
     try {
-      const res = await fetch(`/stream/${TOPIC}` + (since ? `?since=${encodeURIComponent(since)}` : ""));
+      const res = await authFetch(`/stream/${TOPIC}` + (since ? `?since=${encodeURIComponent(since)}` : ""));
       p.requests += 1;
+      if (res.status === 401 || res.status === 403) { authNote(res.status); return; }
       if (p.requests > 1) p.reconnects += 1;
       show(p);
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -168,7 +201,7 @@ function h2() {
 document.getElementById("publish").addEventListener("submit", async (e) => {
   e.preventDefault();
   const input = e.target.elements.text;
-  await fetch(`/topics/${TOPIC}`, { method: "POST", body: JSON.stringify({ text: input.value, t: Date.now() }) });
+  await authFetch(`/topics/${TOPIC}`, { method: "POST", body: JSON.stringify({ text: input.value, t: Date.now() }) });
   input.value = "";
 });
 document.getElementById("drop").addEventListener("click", () => fetch("/admin/drop", { method: "POST" }));

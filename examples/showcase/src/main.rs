@@ -22,6 +22,11 @@
 //! self-signed certificate generated at start, and ALPN picks HTTP/2 (`h2`, push-h2's driver)
 //! or HTTP/1.1, which is how a browser gets HTTP/2.
 //!
+//! With `--jwt-secret SECRET` every technique and publishing take HS256 JSON Web Tokens
+//! (push-http's `jwt` feature), from `Authorization: Bearer` or `?access_token=`: the token's
+//! `push` claim says which topics it may subscribe and publish to (`showcase token` prints one),
+//! and connections end when it expires. Open the page as `/?access_token=TOKEN`.
+//!
 //! With `--redis redis://127.0.0.1:6379` topics live in Redis Streams (push-redis) instead of
 //! this process's memory, so several showcase processes on one Redis share them: publish on
 //! one, subscribe or resume with a cursor on another. `/metrics` then shows the Redis
@@ -40,6 +45,8 @@ use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use push_core::{EventType, Hub, HubConfig, MemoryHub, NewEvent, Topic};
 use push_h2::{Events, H2Config, PushPolicy};
+use push_http::jwt::Jwt;
+use push_http::Authorizer;
 use push_longpoll::LongPoll;
 use push_poll::Poller;
 use push_redis::{RedisConfig, RedisHub};
@@ -137,6 +144,8 @@ struct State {
     dropper: Mutex<StopToken>,
     /// `--token`: the bearer token publishing and `/admin/*` require.
     token: Option<String>,
+    /// `--jwt-secret`: the JWT authorizer every technique and publishing use.
+    authorizer: Option<Authorizer>,
 }
 
 impl State {
@@ -286,6 +295,10 @@ fn guard<B>(state: &State, req: &Request<B>) -> Option<Response<Body>> {
             "cross-site requests may not publish or use /admin\n",
         ));
     }
+    // With tokens, a publish is checked against the token's publish claim instead.
+    if state.authorizer.is_some() && req.uri().path().starts_with("/topics/") {
+        return None;
+    }
     let token = state.token.as_deref()?;
     let given = headers
         .get(http::header::AUTHORIZATION)
@@ -325,6 +338,15 @@ where
     if req.method() != Method::POST {
         return text(StatusCode::METHOD_NOT_ALLOWED, "publish with POST\n");
     }
+    let (parts, body) = req.into_parts();
+    if let Some(authorizer) = &state.authorizer {
+        match authorizer.grant(&parts).await {
+            Ok(grant) if grant.publish.allows(topic) => {}
+            Ok(_) => return text(StatusCode::FORBIDDEN, "the token may not publish here\n"),
+            Err(refusal) => return refusal.response::<Full<Bytes>>().map(BodyExt::boxed_unsync),
+        }
+    }
+    let req = Request::from_parts(parts, body);
     let mut event_type = None;
     if let Some(t) = push_http::query_value(req.uri().query().unwrap_or(""), "event") {
         match EventType::new(&t) {
@@ -535,7 +557,10 @@ where
 /// The showcase's command line.
 #[derive(Debug, clap::Parser)]
 #[command(about = "All six push techniques side by side on one port, live in a browser")]
+#[command(args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     #[command(flatten)]
     server: ServerArgs,
     /// Do not start the built-in publisher (one event per second to `demo`).
@@ -555,11 +580,66 @@ struct Args {
     /// Require `Authorization: Bearer TOKEN` to publish and for /admin/*.
     #[arg(long, env = "PUSH_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Require HS256 JSON Web Tokens signed with SECRET for every technique and for publishing
+    /// (from `Authorization: Bearer` or `?access_token=`; `showcase token` makes one).
+    #[arg(
+        long,
+        env = "PUSH_JWT_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    jwt_secret: Option<String>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Print an HS256 token for a server started with --jwt-secret.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TokenArgs {
+    /// The server's secret.
+    #[arg(
+        long,
+        env = "PUSH_JWT_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    jwt_secret: String,
+    /// A topic pattern the token may read: a name, or a prefix ending in `*` (repeatable).
+    #[arg(long, value_name = "PATTERN", default_value = "demo")]
+    subscribe: Vec<String>,
+    /// A topic pattern the token may publish to (repeatable; none by default).
+    #[arg(long, value_name = "PATTERN")]
+    publish: Vec<String>,
+    /// How long the token is valid, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    ttl: u64,
+}
+
+/// The token `showcase token` prints: `exp` and the `push` claim, signed with HS256.
+fn mint(args: &TokenArgs) -> std::io::Result<String> {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        .saturating_add(args.ttl);
+    let claims = serde_json::json!({
+        "exp": exp,
+        "push": {"subscribe": args.subscribe, "publish": args.publish},
+    });
+    let key = jsonwebtoken::EncodingKey::from_secret(args.jwt_secret.as_bytes());
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key)
+        .map_err(std::io::Error::other)
 }
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let args = <Args as clap::Parser>::parse();
+    if let Some(Command::Token(token)) = &args.command {
+        println!("{}", mint(token)?);
+        return Ok(());
+    }
     let acceptor = if args.tls {
         Some(tls_acceptor()?)
     } else {
@@ -588,14 +668,36 @@ async fn main() -> std::io::Result<()> {
     let hub = redis.clone().map_or_else(memory, Hub::new);
     let scheme = if args.tls { "https" } else { "http" };
     println!("listening on {scheme}://{}/", listener.local_addr()?);
+    let authorizer: Option<Authorizer> = args
+        .jwt_secret
+        .as_deref()
+        .map(|secret| Jwt::hs256(secret.as_bytes()).into());
+    let (mut poller, mut longpoll, mut sse) = (
+        Poller::new(hub.clone()),
+        LongPoll::new(hub.clone()),
+        Sse::new(hub.clone()),
+    );
+    let (mut streamer, mut ws, mut events) = (
+        Streamer::new(hub.clone()),
+        Ws::new(hub.clone()),
+        Events::new(hub.clone()),
+    );
+    if let Some(auth) = &authorizer {
+        poller = poller.authorize(auth.clone());
+        longpoll = longpoll.authorize(auth.clone());
+        sse = sse.authorize(auth.clone());
+        streamer = streamer.authorize(auth.clone());
+        ws = ws.authorize(auth.clone());
+        events = events.authorize(auth.clone());
+    }
     let state = Arc::new(State {
         redis,
-        poller: Poller::new(hub.clone()),
-        longpoll: LongPoll::new(hub.clone()),
-        sse: Sse::new(hub.clone()),
-        streamer: Streamer::new(hub.clone()),
-        ws: Ws::new(hub.clone()),
-        events: Events::new(hub.clone()),
+        poller,
+        longpoll,
+        sse,
+        streamer,
+        ws,
+        events,
         hub,
         metrics: Metrics::default(),
         h2: push_h2::Builder::new()
@@ -604,6 +706,7 @@ async fn main() -> std::io::Result<()> {
         ticker_rate: AtomicU64::new(u64::from(!args.no_ticker)),
         dropper: Mutex::new(StopToken::new()),
         token: args.token.clone(),
+        authorizer,
     });
     tokio::spawn(ticker(state.clone()));
     let on_stop = {
