@@ -15,6 +15,7 @@ use push_h2::{Builder, Events, H2Body};
 use push_http::jwt::Jwt;
 use push_http::Authorizer;
 use push_tests::{boxed, get, http1, http2, read_until, TestServer};
+use push_ws::client::Received;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -371,4 +372,29 @@ async fn a_websocket_refreshes_its_token_and_stays() {
         refused["error"].as_str().unwrap().contains("not allowed"),
         "{refused}"
     );
+
+    // The Rust client's side of the same: `auth`, then `Authorized`.
+    let url = format!(
+        "ws://{}/ws/chat:1?access_token={}",
+        server.addr,
+        token(&["chat:*"], &[], unix_now() + 60)
+    );
+    let mut client = push_ws::client::Client::connect(&url).await.unwrap();
+    let first = tokio::time::timeout(BOUND, client.next()).await.unwrap();
+    assert!(matches!(first, Ok(Received::Outcome { .. })), "{first:?}");
+    client
+        .auth(&token(&["news"], &[], fresh_exp))
+        .await
+        .unwrap();
+    let answer = tokio::time::timeout(BOUND, client.next()).await.unwrap();
+    match answer {
+        Ok(Received::Authorized {
+            expires,
+            unsubscribed,
+        }) => {
+            assert_eq!(expires, Some(fresh_exp));
+            assert_eq!(unsubscribed, ["chat:1"]);
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -31,10 +31,14 @@ pub enum Received {
     },
     /// An event.
     Event(ReceivedEvent),
-    /// The server is shutting down; the next call reconnects from the cursor.
+    /// The server ended the stream; the next call reconnects from the cursor.
     End {
         /// Where the stream stood.
         cursor: String,
+        /// Why: `"shutdown"` (reconnecting resumes, here or on another server) or `"expired"`
+        /// (the credentials ended: the reconnect is refused with `401` unless the URL or
+        /// headers now carry fresh ones).
+        reason: String,
     },
 }
 
@@ -170,10 +174,10 @@ impl StreamClient {
         }
         if let Some(cursor) = text("cursor") {
             self.cursor = Some(cursor.clone());
-            if value.get("end").is_some() {
+            if let Some(reason) = text("end") {
                 self.body = None;
                 self.buf.clear();
-                return Ok(Some(Received::End { cursor }));
+                return Ok(Some(Received::End { cursor, reason }));
             }
             let outcome = match (text("outcome").as_deref(), value.get("missed")) {
                 (Some("gap"), Some(missed)) => Outcome::Gap {

@@ -68,6 +68,13 @@ pub enum Received {
     },
     /// The application handler's reply.
     Reply(String),
+    /// A fresh token ([`Client::auth`]) was accepted.
+    Authorized {
+        /// Its end, in seconds since the Unix epoch (`None`: none).
+        expires: Option<u64>,
+        /// Subscribed topics it does not cover, which the server unsubscribed.
+        unsubscribed: Vec<String>,
+    },
     /// A refused or malformed request.
     Error {
         /// The reason.
@@ -146,6 +153,17 @@ impl Client {
             .await
     }
 
+    /// Sends a fresh token before the connection's expires (the server closes with 4401 at
+    /// the end of the one it was opened with); the answer is [`Received::Authorized`], or
+    /// [`Received::Error`] for a refused token.
+    ///
+    /// # Errors
+    ///
+    /// When the message cannot be sent.
+    pub async fn auth(&mut self, token: &str) -> Result<(), ClientError> {
+        self.send(json!({"op": "auth", "token": token})).await
+    }
+
     /// Sends an application message.
     ///
     /// # Errors
@@ -213,6 +231,25 @@ impl Client {
         }
         if let Some(reply) = s("reply") {
             return Ok(Received::Reply(reply));
+        }
+        if v.get("auth").is_some() {
+            let unsubscribed: Vec<String> = v
+                .get("unsubscribed")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|t| t.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for topic in &unsubscribed {
+                self.cursors.remove(topic);
+            }
+            let expires = v.get("expires").and_then(Value::as_u64);
+            return Ok(Received::Authorized {
+                expires,
+                unsubscribed,
+            });
         }
         let topic = topic.ok_or_else(|| ClientError::Protocol(text.to_owned()))?;
         if let Some(outcome) = s("outcome") {
