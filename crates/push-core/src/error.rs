@@ -48,6 +48,15 @@ pub enum Error {
         /// The limit.
         limit: usize,
     },
+    /// A payload that is not what its kind says: text that is not UTF-8, JSON that does not
+    /// parse.
+    #[error("payload is not valid {kind}: {reason}")]
+    Payload {
+        /// The kind the payload was given.
+        kind: crate::PayloadKind,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A backend failed (for instance its server is unreachable).
     #[error("backend unavailable: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),

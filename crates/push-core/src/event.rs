@@ -15,14 +15,63 @@ pub const MAX_EVENT_TYPE_LEN: usize = 64;
 /// How many encodings an event caches (see [`EncodingSlot`]).
 const SLOTS: usize = 4;
 
+/// What an event's payload is, chosen at publish and validated once then: every JSON envelope
+/// marks it, so a client never guesses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum PayloadKind {
+    /// UTF-8 text (carried as a JSON string).
+    #[default]
+    Text,
+    /// One JSON value (carried as that value, not as a string holding it).
+    Json,
+    /// Bytes (carried as base64 where the format is text).
+    Binary,
+}
+
+impl PayloadKind {
+    /// `"text"`, `"json"` or `"binary"`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayloadKind::Text => "text",
+            PayloadKind::Json => "json",
+            PayloadKind::Binary => "binary",
+        }
+    }
+
+    /// The kind named `name` ([`as_str`](Self::as_str)'s names).
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "text" => Some(PayloadKind::Text),
+            "json" => Some(PayloadKind::Json),
+            "binary" => Some(PayloadKind::Binary),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for PayloadKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PayloadKind::Text => "UTF-8 text",
+            PayloadKind::Json => "JSON",
+            PayloadKind::Binary => "binary",
+        })
+    }
+}
+
 /// One published event, shared by every subscriber through an `Arc`.
 ///
-/// The payload is [`Bytes`] and binary-safe; each technique crate says how it carries bytes that
-/// are not UTF-8.
+/// The payload is [`Bytes`] of a [`PayloadKind`]: text is valid UTF-8 and JSON one valid JSON
+/// value (both checked when the [`NewEvent`] was made); each technique crate says how it
+/// carries each kind.
 pub struct Event {
     id: Cursor,
     topic: Topic,
     event_type: Option<EventType>,
+    kind: PayloadKind,
     data: Bytes,
     published_at: SystemTime,
     pub(crate) published_instant: Instant,
@@ -74,6 +123,7 @@ impl Event {
             id,
             topic,
             event_type: new.event_type,
+            kind: new.kind,
             data: new.data,
             published_at: SystemTime::now(),
             published_instant: Instant::now(),
@@ -96,6 +146,7 @@ impl Event {
             id,
             topic,
             event_type: new.event_type,
+            kind: new.kind,
             data: new.data,
             published_at,
             published_instant: instant.checked_sub(age).unwrap_or(instant),
@@ -127,6 +178,12 @@ impl Event {
     #[must_use]
     pub fn data(&self) -> &Bytes {
         &self.data
+    }
+
+    /// The payload's kind.
+    #[must_use]
+    pub fn kind(&self) -> PayloadKind {
+        self.kind
     }
 
     /// When it was published (wall clock), for latency measurements by clients.
@@ -309,21 +366,99 @@ impl fmt::Display for EventType {
     }
 }
 
-/// What a publisher hands to [`Hub::publish`](crate::Hub::publish): payload and optional type.
+/// What a publisher hands to [`Hub::publish`](crate::Hub::publish): payload, its kind and an
+/// optional type.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     pub(crate) event_type: Option<EventType>,
+    pub(crate) kind: PayloadKind,
     pub(crate) data: Bytes,
 }
 
 impl NewEvent {
-    /// An untyped event carrying `data`.
+    /// An untyped event carrying `data`: [`PayloadKind::Text`] when it is valid UTF-8, else
+    /// [`PayloadKind::Binary`].
     #[must_use]
     pub fn new(data: impl Into<Bytes>) -> Self {
+        let data = data.into();
+        let kind = if std::str::from_utf8(&data).is_ok() {
+            PayloadKind::Text
+        } else {
+            PayloadKind::Binary
+        };
         Self {
             event_type: None,
+            kind,
+            data,
+        }
+    }
+
+    /// A text event.
+    #[must_use]
+    pub fn text(text: impl Into<String>) -> Self {
+        Self {
+            event_type: None,
+            kind: PayloadKind::Text,
+            data: Bytes::from(text.into()),
+        }
+    }
+
+    /// A binary event: carried as bytes (base64 in JSON envelopes) even when it happens to be
+    /// valid UTF-8.
+    #[must_use]
+    pub fn binary(data: impl Into<Bytes>) -> Self {
+        Self {
+            event_type: None,
+            kind: PayloadKind::Binary,
             data: data.into(),
         }
+    }
+
+    /// A JSON event: `json` must hold exactly one JSON value (RFC 8259), checked now.
+    ///
+    /// ```
+    /// use push_core::{NewEvent, PayloadKind};
+    /// let e = NewEvent::json(r#"{"text":"hello"}"#).unwrap();
+    /// assert_eq!(e.kind(), PayloadKind::Json);
+    /// assert!(NewEvent::json("{oops").is_err());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Payload`](crate::Error::Payload) when it does not parse.
+    pub fn json(json: impl Into<Bytes>) -> Result<Self, crate::Error> {
+        Self::of_kind(PayloadKind::Json, json)
+    }
+
+    /// An event of `kind`, checked: text must be UTF-8, JSON one JSON value.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Payload`](crate::Error::Payload) when `data` is not of `kind`.
+    pub fn of_kind(kind: PayloadKind, data: impl Into<Bytes>) -> Result<Self, crate::Error> {
+        let data = data.into();
+        let invalid = |reason: String| crate::Error::Payload { kind, reason };
+        match kind {
+            PayloadKind::Text => {
+                std::str::from_utf8(&data).map_err(|e| invalid(e.to_string()))?;
+            }
+            PayloadKind::Json => {
+                serde_json::from_slice::<serde::de::IgnoredAny>(&data)
+                    .map_err(|e| invalid(e.to_string()))?;
+            }
+            PayloadKind::Binary => {}
+        }
+        Ok(Self {
+            event_type: None,
+            kind,
+            data,
+        })
+    }
+
+    /// The payload's kind.
+    #[must_use]
+    pub fn kind(&self) -> PayloadKind {
+        self.kind
     }
 
     /// Sets the event type.

@@ -14,6 +14,9 @@
 //! - Subscribers read the shared log at their own position: a publish is O(1) plus waking the
 //!   subscribers that wait, there is no per-subscriber queue, and a subscriber that falls behind
 //!   retention receives [`Delivery::Gap`] rather than a silent skip.
+//! - An event's payload has a [`PayloadKind`] (text, JSON or binary), chosen and checked once
+//!   at publish ([`NewEvent::text`], [`NewEvent::json`], [`NewEvent::binary`]), so that every
+//!   JSON form carries a JSON payload as a value and a client never guesses.
 //! - [`Retention`] bounds every topic by count, age and bytes; [`HubConfig`] caps the number of
 //!   topics and the event size, and reclaims idle topics.
 //!
@@ -76,7 +79,7 @@ pub use crate::config::{HubConfig, ResetPolicy, Retention};
 pub use crate::cursor::{Cursor, Epoch, MAX_CURSOR_LEN};
 pub use crate::error::Error;
 pub use crate::event::{
-    EncodingSlot, Event, EventType, NewEvent, EVENT_OVERHEAD, MAX_EVENT_TYPE_LEN,
+    EncodingSlot, Event, EventType, NewEvent, PayloadKind, EVENT_OVERHEAD, MAX_EVENT_TYPE_LEN,
 };
 pub use crate::log::{Batch, BatchLimit, Delivery, Outcome, StartFrom, Subscription};
 pub use crate::memory::MemoryHub;

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use http::{Request, Response};
 use http_body_util::Full;
-use push_core::{Event, Hub, StartFrom, Topic};
+use push_core::{Event, Hub, PayloadKind, StartFrom, Topic};
 use push_http::Authorizer;
 
 use crate::server::PushEvents;
@@ -110,10 +110,10 @@ impl Events {
 pub(crate) fn pushed_response(event: &Event) -> Response<()> {
     let mut res = Response::new(());
     let h = res.headers_mut();
-    let content_type = if std::str::from_utf8(event.data()).is_ok() {
-        "text/plain; charset=utf-8"
-    } else {
-        "application/octet-stream"
+    let content_type = match event.kind() {
+        PayloadKind::Json => "application/json",
+        PayloadKind::Binary => "application/octet-stream",
+        _ => "text/plain; charset=utf-8",
     };
     h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));

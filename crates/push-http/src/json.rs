@@ -8,8 +8,14 @@
 //! ```
 //!
 //! `type` is left out for untyped events. `time` is the publish time in milliseconds since the
-//! Unix epoch. A payload that is valid UTF-8 is carried as the string `data`; any other payload
-//! is carried exactly as standard base64 (RFC 4648, with padding) in `data_base64` instead.
+//! Unix epoch. The payload's key says its [kind](push_core::PayloadKind), so a client never
+//! guesses:
+//!
+//! | kind | carried as |
+//! |---|---|
+//! | text | `"data":"TEXT"`, a JSON string |
+//! | JSON | `"json":VALUE`, the value itself (`{"json":{"text":"hello"}}`), decoded once |
+//! | binary | `"data_base64":"…"`, standard base64 (RFC 4648, with padding) |
 //!
 //! # A batch answer
 //!
@@ -28,7 +34,7 @@ use base64::Engine as _;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
-use push_core::{Batch, EncodingSlot, Event, Outcome};
+use push_core::{Batch, EncodingSlot, Event, Outcome, PayloadKind};
 
 static EVENT_SLOT: EncodingSlot = EncodingSlot::new();
 
@@ -41,6 +47,8 @@ struct EventOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    json: Option<&'a serde_json::value::RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     data_base64: Option<String>,
 }
 
@@ -49,18 +57,27 @@ struct EventOut<'a> {
 #[must_use]
 pub fn event(event: &Event) -> Bytes {
     event.encoded(&EVENT_SLOT, |event| {
-        let (data, data_base64) = match std::str::from_utf8(event.data()) {
-            Ok(text) => (Some(text), None),
-            Err(_) => (
-                None,
-                Some(base64::engine::general_purpose::STANDARD.encode(event.data())),
-            ),
+        let bytes = event.data();
+        let base64 = || Some(base64::engine::general_purpose::STANDARD.encode(bytes));
+        // Text and JSON were checked when the event was made; a check failing here still
+        // yields a well-formed object, with the payload as bytes.
+        let (data, json, data_base64) = match event.kind() {
+            PayloadKind::Json => match serde_json::from_slice(bytes) {
+                Ok(raw) => (None, Some(raw), None),
+                Err(_) => (None, None, base64()),
+            },
+            PayloadKind::Binary => (None, None, base64()),
+            _ => match std::str::from_utf8(bytes) {
+                Ok(text) => (Some(text), None, None),
+                Err(_) => (None, None, base64()),
+            },
         };
         let out = EventOut {
             id: event.id().to_string(),
             event_type: event.event_type().map(|t| t.as_str()),
             time: event.published_at_millis(),
             data,
+            json,
             data_base64,
         };
         // Serializing this struct cannot fail: every field is a string or an integer.
@@ -212,7 +229,10 @@ pub struct ReceivedEvent {
     pub event_type: Option<String>,
     /// The publish time, in milliseconds since the Unix epoch.
     pub time: u64,
-    /// The payload, decoded from `data` or `data_base64`.
+    /// The payload's kind: which key carried it.
+    pub kind: PayloadKind,
+    /// The payload: the text of `data`, the JSON text of `json` exactly as sent (decode it once
+    /// with [`ReceivedEvent::json`]), or the bytes of `data_base64`.
     pub data: Bytes,
 }
 
@@ -241,6 +261,7 @@ struct EventIn {
     event_type: Option<String>,
     time: u64,
     data: Option<String>,
+    json: Option<Box<serde_json::value::RawValue>>,
     data_base64: Option<String>,
 }
 
@@ -264,19 +285,38 @@ impl ReceivedEvent {
         let event: EventIn = serde_json::from_slice(json).map_err(|e| JsonError(e.to_string()))?;
         event.into_received()
     }
+
+    /// A JSON payload decoded as `T`.
+    ///
+    /// # Errors
+    ///
+    /// When the payload is not JSON, or not a `T`.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, JsonError> {
+        if self.kind != PayloadKind::Json {
+            return Err(JsonError(format!("the payload is {}, not JSON", self.kind)));
+        }
+        serde_json::from_slice(&self.data).map_err(|e| JsonError(e.to_string()))
+    }
 }
 
 impl EventIn {
     fn into_received(self) -> Result<ReceivedEvent, JsonError> {
-        let data = match (self.data, self.data_base64) {
-            (Some(text), None) => Bytes::from(text),
-            (None, Some(b64)) => base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .map(Bytes::from)
-                .map_err(|e| JsonError(format!("data_base64: {e}")))?,
+        let (kind, data) = match (self.data, self.json, self.data_base64) {
+            (Some(text), None, None) => (PayloadKind::Text, Bytes::from(text)),
+            (None, Some(raw), None) => (
+                PayloadKind::Json,
+                Bytes::from(String::from(Box::<str>::from(raw))),
+            ),
+            (None, None, Some(b64)) => (
+                PayloadKind::Binary,
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .map(Bytes::from)
+                    .map_err(|e| JsonError(format!("data_base64: {e}")))?,
+            ),
             _ => {
                 return Err(JsonError(
-                    "an event carries exactly one of data and data_base64".into(),
+                    "an event carries exactly one of data, json and data_base64".into(),
                 ))
             }
         };
@@ -284,6 +324,7 @@ impl EventIn {
             id: self.id,
             event_type: self.event_type,
             time: self.time,
+            kind,
             data,
         })
     }

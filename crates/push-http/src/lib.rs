@@ -106,5 +106,5 @@ pub use crate::body::{open_stream, FramedBody, StreamSettings};
 pub use crate::cors::{Cors, CorsRules, Origins};
 pub use crate::frames::{End, Frames, Framing};
 pub use crate::limit::{Limiter, Permit};
-pub use crate::publish::{PublishBody, PublishConfig, Publisher, EVENT_TYPE_HEADER};
+pub use crate::publish::{payload_kind, PublishBody, PublishConfig, Publisher, EVENT_TYPE_HEADER};
 pub use crate::query::{query_value, start_from};

@@ -10,7 +10,7 @@ use http::request::Parts;
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
-use push_core::{EventType, Hub, NewEvent, Topic};
+use push_core::{EventType, Hub, NewEvent, PayloadKind, Topic};
 
 use crate::{Authorizer, Refusal};
 
@@ -51,13 +51,14 @@ impl PublishConfig {
 }
 
 /// The publish endpoint: `POST /topics/{topic}` with the payload as body, answered
-/// `{"id":"CURSOR"}`.
+/// `{"id":"CURSOR"}`. The payload's kind comes from `Content-Type` ([`payload_kind`]):
+/// `application/json` publishes JSON that every JSON envelope carries as a value.
 ///
 /// | answer | when |
 /// |---|---|
 /// | `200` `{"id":"CURSOR"}` | published |
 /// | `405` + `Allow: POST` | another method |
-/// | `400` | an invalid event type ([`EVENT_TYPE_HEADER`] or `?event=`) |
+/// | `400` | an invalid event type ([`EVENT_TYPE_HEADER`] or `?event=`), or a body that is not what its `Content-Type` says (JSON that does not parse, `text/*` that is not UTF-8; see [`payload_kind`]) |
 /// | `401` / `403` | the [`Authorizer`] refused, or its grant does not cover publishing to the topic |
 /// | `403` | a cross-site browser request (`Origin` of another host, or `Sec-Fetch-Site` not `same-origin`/`none`) that no authorizer vouched for |
 /// | `413` | a body over [`max_body`](PublishConfig::max_body) |
@@ -120,13 +121,22 @@ impl Publisher {
                 Ok(t) => t,
                 Err(e) => return crate::text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
             };
+            let kind = payload_kind(&parts.headers);
             drop(parts);
             let Ok(body) = Limited::new(body, this.config.max_body).collect().await else {
                 let limit = this.config.max_body;
                 let reason = format!("body over {limit} bytes, or unreadable\n");
                 return crate::text(StatusCode::PAYLOAD_TOO_LARGE, &reason);
             };
-            let mut event = NewEvent::new(body.to_bytes());
+            let body = body.to_bytes();
+            let event = match kind {
+                Some(kind) => NewEvent::of_kind(kind, body),
+                None => Ok(NewEvent::new(body)),
+            };
+            let mut event = match event {
+                Ok(event) => event,
+                Err(e) => return crate::text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
+            };
             if let Some(t) = event_type {
                 event = event.with_type(t);
             }
@@ -184,6 +194,31 @@ fn cross_site(parts: &Parts) -> bool {
         .strip_prefix("https://")
         .or_else(|| origin.strip_prefix("http://"));
     !matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
+}
+
+/// The payload kind a publish request's `Content-Type` names: `application/json` or any
+/// `+json` type → JSON, `application/octet-stream` → binary, `text/*` → text; any other type,
+/// or none (`curl -d` sends a form type), leaves it to the payload: text when it is UTF-8,
+/// else binary. Check the body with [`NewEvent::of_kind`].
+///
+/// ```
+/// use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+/// use push_core::PayloadKind;
+/// let mut headers = HeaderMap::new();
+/// headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+/// assert_eq!(push_http::payload_kind(&headers), Some(PayloadKind::Json));
+/// ```
+#[must_use]
+pub fn payload_kind(headers: &http::HeaderMap) -> Option<PayloadKind> {
+    let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    let essence = value.split(';').next()?.trim().to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" => Some(PayloadKind::Json),
+        "application/octet-stream" => Some(PayloadKind::Binary),
+        t if t.ends_with("+json") => Some(PayloadKind::Json),
+        t if t.starts_with("text/") => Some(PayloadKind::Text),
+        _ => None,
+    }
 }
 
 /// The event type from [`EVENT_TYPE_HEADER`] or the `event` query parameter.

@@ -27,7 +27,8 @@
 //!  "events":[{"id":"5f3a9c1e2b4d-42","time":1700000000000,"data":"hello"}]}
 //! ```
 //!
-//! Binary-safe: a payload that is not UTF-8 comes as `data_base64` instead of `data`.
+//! The payload's key says its kind: `data` for text, `json` for a JSON payload (the value
+//! itself, decoded once), `data_base64` for binary (carried exactly).
 //! `Cache-Control: no-store`. `HEAD` answers at once (timeout 0); `OPTIONS` answers `204` with
 //! `Allow` and, when [`LongPollConfig::cors`] is set, the CORS preflight headers.
 //!

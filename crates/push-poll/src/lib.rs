@@ -24,7 +24,8 @@
 //!  "events":[{"id":"5f3a9c1e2b4d-42","type":"price","time":1700000000000,"data":"{\"eur\":3}"}]}
 //! ```
 //!
-//! Binary-safe: a payload that is not UTF-8 comes as `data_base64` instead of `data`.
+//! The payload's key says its kind: `data` for text, `json` for a JSON payload (the value
+//! itself, decoded once), `data_base64` for binary (carried exactly).
 //!
 //! | status | when |
 //! |---|---|

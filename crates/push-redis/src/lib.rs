@@ -15,7 +15,8 @@
 //!
 //! Topic `t` is the stream `{key_prefix}t` (`push:t` by default). Each entry has the fields
 //! `data` (the payload, binary-safe), `time` (publish time in milliseconds since the Unix
-//! epoch) and, when set, `type`.
+//! epoch) and, when set, `type`, and `kind` (`json` or `binary`) when the payload is not text;
+//! a JSON payload read back is checked again.
 //!
 //! A cursor **is** the entry's stream id: every entry of a stream has the same milliseconds part,
 //! which is the topic's [`Epoch`](push_core::Epoch), and sequence numbers 1, 2, 3 … so that the

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use push_core::{Bytes, Cursor, Epoch, Event, EventType, NewEvent, Topic};
+use push_core::{Bytes, Cursor, Epoch, Event, EventType, NewEvent, PayloadKind, Topic};
 use redis::Value;
 
 /// Entry field holding the payload.
@@ -12,6 +12,8 @@ pub(crate) const DATA: &str = "data";
 pub(crate) const TYPE: &str = "type";
 /// Entry field holding the publish time, in milliseconds since the Unix epoch.
 pub(crate) const TIME: &str = "time";
+/// Entry field holding the payload kind when it is not text (`json`, `binary`).
+pub(crate) const KIND: &str = "kind";
 
 /// The Lua that finds a stream's epoch: the milliseconds part of its ids. Every entry of a
 /// stream written by this crate has the same milliseconds part, so the stream id `E-S` is the
@@ -104,6 +106,10 @@ pub(crate) fn fields(event: &NewEvent, published_at: SystemTime) -> Vec<Vec<u8>>
         fields.push(TYPE.as_bytes().to_vec());
         fields.push(t.as_str().as_bytes().to_vec());
     }
+    if event.kind() != PayloadKind::Text {
+        fields.push(KIND.as_bytes().to_vec());
+        fields.push(event.kind().as_str().as_bytes().to_vec());
+    }
     fields
 }
 
@@ -166,6 +172,7 @@ fn build(topic: &Topic, cursor: Cursor, body: Value) -> Option<Arc<Event>> {
     let mut data = Bytes::new();
     let mut event_type = None;
     let mut time = None;
+    let mut kind = None;
     for (key, value) in pairs {
         let (Value::BulkString(key), Value::BulkString(value)) = (key, value) else {
             continue;
@@ -183,10 +190,21 @@ fn build(topic: &Topic, cursor: Cursor, body: Value) -> Option<Arc<Event>> {
                     .and_then(|t| t.parse::<u64>().ok())
                     .map(|ms| UNIX_EPOCH + Duration::from_millis(ms));
             }
+            k if k == KIND.as_bytes() => {
+                kind = std::str::from_utf8(&value)
+                    .ok()
+                    .and_then(PayloadKind::from_name);
+            }
             _ => {}
         }
     }
-    let mut new = NewEvent::new(data);
+    // The kind is checked again: an entry written by something else than this crate must not
+    // put invalid JSON into every client's envelope. What does not check out is carried as
+    // bytes.
+    let mut new = match kind {
+        Some(kind) => NewEvent::of_kind(kind, data.clone()).unwrap_or_else(|_| NewEvent::new(data)),
+        None => NewEvent::new(data),
+    };
     if let Some(t) = event_type {
         new = new.with_type(t);
     }

@@ -14,9 +14,11 @@
 //! | `{"outcome":"gap","missed":N,"cursor":C}` | first, when events after `since` left retention; or mid-stream when the client fell behind |
 //! | `{"outcome":"reset","cursor":C}` | first, when `since` belongs to another epoch or is garbage: drop local state |
 //! | `{"id":C,"type":T,"time":MS,"data":TEXT}` | each event; `type` only when set; `time` is the publish time (ms since the Unix epoch) |
-//! | `{"id":C,…,"data_base64":B64}` | an event whose payload is not UTF-8, carried exactly in standard base64 |
+//! | `{"id":C,…,"json":VALUE}` | an event with a JSON payload, carried as the value itself |
+//! | `{"id":C,…,"data_base64":B64}` | an event with a binary payload, carried exactly in standard base64 |
 //! | `{"heartbeat":MS}` | after 15 s (configurable) of silence |
 //! | `{"end":"shutdown","cursor":C}` | last, when the hub is closed (graceful shutdown) |
+//! | `{"end":"expired","cursor":C}` | last, when the authorizer's grant expired |
 //!
 //! To resume, a client requests `?since=C` with the last `id` (or outcome `cursor`) it saw and
 //! receives exactly the events after it.

@@ -381,7 +381,7 @@ impl State<'_> {
 
     /// Handles one client message; returns the reply, if any.
     async fn handle(&mut self, text: &str) -> Option<String> {
-        let op = match serde_json::from_str::<ClientOp>(text) {
+        let op = match ClientOp::parse(text) {
             Ok(op) => op,
             Err(e) => {
                 return Some(protocol::error_message(
@@ -409,8 +409,16 @@ impl State<'_> {
                 topic,
                 data,
                 data_base64,
+                json,
                 event_type,
-            } => Some(self.publish(&topic, data, data_base64, event_type).await),
+            } => {
+                let payload = Payload {
+                    data,
+                    data_base64,
+                    json,
+                };
+                Some(self.publish(&topic, payload, event_type).await)
+            }
             ClientOp::Message { data } => Some(match &self.ws.on_message {
                 Some(handler) => return handler(&data).map(|r| protocol::reply_message(&r)),
                 None => protocol::error_message("this server takes no application messages", None),
@@ -453,8 +461,7 @@ impl State<'_> {
     async fn publish(
         &mut self,
         name: &str,
-        data: Option<String>,
-        data_base64: Option<String>,
+        payload: Payload,
         event_type: Option<String>,
     ) -> String {
         let topic = match Topic::new(name) {
@@ -464,20 +471,10 @@ impl State<'_> {
         if !self.access.publish.allows(&topic) {
             return protocol::error_message("not allowed to publish to this topic", Some(name));
         }
-        let data = match (data, data_base64) {
-            (Some(text), None) => bytes::Bytes::from(text),
-            (None, Some(b64)) => match base64::engine::general_purpose::STANDARD.decode(b64) {
-                Ok(bytes) => bytes.into(),
-                Err(e) => return protocol::error_message(&format!("data_base64: {e}"), Some(name)),
-            },
-            _ => {
-                return protocol::error_message(
-                    "a publish carries exactly one of data and data_base64",
-                    Some(name),
-                )
-            }
+        let mut event = match payload.into_event() {
+            Ok(event) => event,
+            Err(e) => return protocol::error_message(&e, Some(name)),
         };
-        let mut event = NewEvent::new(data);
         if let Some(t) = event_type {
             match EventType::new(&t) {
                 Ok(t) => event = event.with_type(t),
@@ -487,6 +484,31 @@ impl State<'_> {
         match self.ws.hub.publish(&topic, event).await {
             Ok(event) => protocol::published_message(name, event.id()),
             Err(e) => protocol::error_message(&e.to_string(), Some(name)),
+        }
+    }
+}
+
+/// The payload of a `publish` message: exactly one of `data` (text), `json` (a JSON value) and
+/// `data_base64` (bytes).
+struct Payload {
+    data: Option<String>,
+    data_base64: Option<String>,
+    json: Option<Box<serde_json::value::RawValue>>,
+}
+
+impl Payload {
+    fn into_event(self) -> Result<NewEvent, String> {
+        match (self.data, self.json, self.data_base64) {
+            (Some(text), None, None) => Ok(NewEvent::text(text)),
+            // Parsed as part of the message: valid JSON, kept as its exact text.
+            (None, Some(raw), None) => {
+                NewEvent::json(String::from(Box::<str>::from(raw))).map_err(|e| e.to_string())
+            }
+            (None, None, Some(b64)) => base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map(NewEvent::binary)
+                .map_err(|e| format!("data_base64: {e}")),
+            _ => Err("a publish carries exactly one of data, json and data_base64".into()),
         }
     }
 }

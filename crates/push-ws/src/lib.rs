@@ -15,7 +15,7 @@
 //! |---|---|
 //! | `{"op":"subscribe","topic":T,"since":C}` | subscribe to `T` after cursor `C` (`since` optional: only new events) |
 //! | `{"op":"unsubscribe","topic":T}` | stop receiving `T` |
-//! | `{"op":"publish","topic":T,"data":TEXT,"type":TYPE}` | publish (`data_base64` instead of `data` for bytes; `type` optional), if granted |
+//! | `{"op":"publish","topic":T,"data":TEXT,"type":TYPE}` | publish (`json` with a JSON value, or `data_base64` with bytes, instead of `data`; `type` optional), if granted |
 //! | `{"op":"message","data":TEXT}` | an application message for the [`Ws::on_message`] handler |
 //! | `{"op":"auth","token":TOKEN}` | a fresh token before the current one expires (see below) |
 //!
@@ -24,7 +24,7 @@
 //! | message | when |
 //! |---|---|
 //! | `{"topic":T,"outcome":"resumed"\|"gap"\|"reset","missed":N,"cursor":C}` | after each subscribe; `gap` also mid-stream when the client fell behind retention |
-//! | `{"topic":T,"id":C,"type":TYPE,"time":MS,"data":TEXT}` | each event (`data_base64` for a payload that is not UTF-8) |
+//! | `{"topic":T,"id":C,"type":TYPE,"time":MS,"data":TEXT}` | each event: `data` for text, `json` holding the value for JSON, `data_base64` for binary |
 //! | `{"topic":T,"published":C}` | a publish was accepted, with its cursor |
 //! | `{"topic":T,"unsubscribed":true}` | after an unsubscribe |
 //! | `{"reply":TEXT}` | the application handler's answer |

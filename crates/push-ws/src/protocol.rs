@@ -4,13 +4,12 @@ use bytes::{BufMut, Bytes, BytesMut};
 use push_core::{Cursor, EncodingSlot, Event, Outcome};
 use serde::{Deserialize, Serialize};
 
-/// A message from the client (a text frame holding one JSON object).
-#[derive(Debug, Deserialize)]
-#[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
+/// A message from the client (a text frame holding one JSON object), read by
+/// [`ClientOp::parse`].
+#[derive(Debug)]
 pub(crate) enum ClientOp {
     Subscribe {
         topic: String,
-        #[serde(default)]
         since: Option<String>,
     },
     Unsubscribe {
@@ -18,11 +17,9 @@ pub(crate) enum ClientOp {
     },
     Publish {
         topic: String,
-        #[serde(default)]
         data: Option<String>,
-        #[serde(default)]
         data_base64: Option<String>,
-        #[serde(rename = "type", default)]
+        json: Option<Box<serde_json::value::RawValue>>,
         event_type: Option<String>,
     },
     Message {
@@ -31,6 +28,78 @@ pub(crate) enum ClientOp {
     Auth {
         token: String,
     },
+}
+
+/// Every field a client message may have. Read flat, then checked per `op`: a tagged enum
+/// would buffer the message and could not keep a JSON payload's exact text.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fields {
+    op: String,
+    topic: Option<String>,
+    since: Option<String>,
+    data: Option<String>,
+    data_base64: Option<String>,
+    json: Option<Box<serde_json::value::RawValue>>,
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    token: Option<String>,
+}
+
+impl ClientOp {
+    /// Reads one client message; the error says what is wrong.
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+        let f: Fields = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        // Which fields each op takes besides `op`; any other present is an error.
+        let allowed: &[&str] = match f.op.as_str() {
+            "subscribe" => &["topic", "since"],
+            "unsubscribe" => &["topic"],
+            "publish" => &["topic", "data", "data_base64", "json", "type"],
+            "message" => &["data"],
+            "auth" => &["token"],
+            other => return Err(format!("unknown op {other:?}")),
+        };
+        let present = [
+            ("topic", f.topic.is_some()),
+            ("since", f.since.is_some()),
+            ("data", f.data.is_some()),
+            ("data_base64", f.data_base64.is_some()),
+            ("json", f.json.is_some()),
+            ("type", f.event_type.is_some()),
+            ("token", f.token.is_some()),
+        ];
+        if let Some((name, _)) = present
+            .iter()
+            .find(|(name, set)| *set && !allowed.contains(name))
+        {
+            return Err(format!("{:?} takes no field {name:?}", f.op));
+        }
+        let need = |value: Option<String>, name: &str| {
+            value.ok_or_else(|| format!("{:?} needs the field {name:?}", f.op))
+        };
+        Ok(match f.op.as_str() {
+            "subscribe" => ClientOp::Subscribe {
+                topic: need(f.topic, "topic")?,
+                since: f.since,
+            },
+            "unsubscribe" => ClientOp::Unsubscribe {
+                topic: need(f.topic, "topic")?,
+            },
+            "publish" => ClientOp::Publish {
+                topic: need(f.topic, "topic")?,
+                data: f.data,
+                data_base64: f.data_base64,
+                json: f.json,
+                event_type: f.event_type,
+            },
+            "message" => ClientOp::Message {
+                data: need(f.data, "data")?,
+            },
+            _ => ClientOp::Auth {
+                token: need(f.token, "token")?,
+            },
+        })
+    }
 }
 
 static ENVELOPE_SLOT: EncodingSlot = EncodingSlot::new();
@@ -173,16 +242,22 @@ mod tests {
     #[test]
     fn client_ops_parse_strictly() {
         assert!(matches!(
-            serde_json::from_str::<ClientOp>(r#"{"op":"subscribe","topic":"t","since":"a-1"}"#),
+            ClientOp::parse(r#"{"op":"subscribe","topic":"t","since":"a-1"}"#),
             Ok(ClientOp::Subscribe { .. })
         ));
+        let json =
+            ClientOp::parse(r#"{"op":"publish","topic":"t","json":{"text":"hi","n":[1,2]}}"#);
+        assert!(
+            matches!(&json, Ok(ClientOp::Publish { json: Some(raw), .. }) if raw.get() == r#"{"text":"hi","n":[1,2]}"#),
+            "{json:?}"
+        );
         for bad in [
             r#"{"op":"subscribe"}"#,
             r#"{"op":"dance","topic":"t"}"#,
             r#"{"op":"subscribe","topic":"t","extra":1}"#,
             r#"[1]"#,
         ] {
-            assert!(serde_json::from_str::<ClientOp>(bad).is_err(), "{bad}");
+            assert!(ClientOp::parse(bad).is_err(), "{bad}");
         }
     }
 }

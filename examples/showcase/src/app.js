@@ -38,7 +38,8 @@ function panel(id, title, how) {
     <dt>reconnections</dt><dd data-k="reconnects">0</dd>
     <dt>gaps</dt><dd data-k="gaps">0</dd></dl><ol class="log"></ol>`;
   document.getElementById("panels").append(section);
-  const p = { events: 0, requests: 0, bytes: 0, latency: null, reconnects: 0, gaps: 0, got: [], section };
+  // `values`: events whose payload arrived as a JSON value, not as text to parse again.
+  const p = { events: 0, requests: 0, bytes: 0, latency: null, reconnects: 0, gaps: 0, values: 0, got: [], section };
   panels[id] = p;
   return p;
 }
@@ -50,15 +51,25 @@ function show(p) {
   }
 }
 
-function received(p, data) {
+// An event's payload, decoded once: the JSON forms mark its kind by key ("json" holds the
+// value itself, "data" text, "data_base64" bytes).
+const payload = (e) => ("json" in e ? e.json : "data_base64" in e ? atob(e.data_base64) : e.data ?? "");
+
+// `value` is a JSON value (from "json") or text. The publish time "t" of the ticker's events,
+// and of JSON text typed in the box, gives the latency.
+function received(p, value) {
   p.events += 1;
-  p.got.push(data);
-  try {
-    const t = JSON.parse(data).t;
-    if (typeof t === "number" && t > 0) p.latency = Math.max(0, Date.now() - t);
-  } catch (_) { /* a message typed in the publish box */ }
+  if (typeof value !== "string") p.values += 1;
+  const text = typeof value === "string" ? value : JSON.stringify(value);
+  p.got.push(text);
+  let object = value;
+  if (typeof value === "string") {
+    try { object = JSON.parse(value); } catch (_) { object = null; }
+  }
+  const t = object && object.t;
+  if (typeof t === "number" && t > 0) p.latency = Math.max(0, Date.now() - t);
   const li = document.createElement("li");
-  li.textContent = data;
+  li.textContent = text;
   const log = p.section.querySelector("ol");
   log.prepend(li);
   while (log.children.length > 6) log.lastChild.remove();
@@ -81,7 +92,7 @@ async function poll() {
       const answer = JSON.parse(body);
       if (answer.outcome === "gap") p.gaps += 1;
       since = answer.next;
-      for (const e of answer.events) received(p, e.data);
+      for (const e of answer.events) received(p, payload(e));
       show(p);
       if (answer.more) continue;
     } catch (_) { p.reconnects += 1; }
@@ -104,7 +115,7 @@ async function longpoll() {
       const answer = JSON.parse(body);
       if (answer.outcome === "gap") p.gaps += 1;
       since = answer.next;
-      for (const e of answer.events) received(p, e.data);
+      for (const e of answer.events) received(p, payload(e));
       show(p);
     } catch (_) { p.reconnects += 1; show(p); await sleep(1000); }
   }
@@ -137,7 +148,7 @@ function ws() {
       const msg = JSON.parse(m.data);
       if (msg.topic !== TOPIC) return;
       if ("outcome" in msg) { cursor = msg.cursor; if (msg.outcome === "gap") p.gaps += 1; show(p); return; }
-      if ("id" in msg) { cursor = msg.id; received(p, msg.data ?? ""); }
+      if ("id" in msg) { cursor = msg.id; received(p, payload(msg)); }
     };
     let opened = false;
     socket.addEventListener("open", () => { opened = true; failures = 0; });
@@ -176,7 +187,7 @@ async function stream() {
           buffer = buffer.slice(nl + 1);
           if ("cursor" in line) since = line.cursor;
           if (line.outcome === "gap") p.gaps += 1;
-          if ("id" in line) { since = line.id; received(p, line.data ?? ""); }
+          if ("id" in line) { since = line.id; received(p, payload(line)); }
         }
       }
     } catch (_) { /* cut: resume below */ }

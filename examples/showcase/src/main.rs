@@ -5,7 +5,7 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `POST /topics/{topic}[?event=TYPE]` | publish the body as one event; answers `{"id":CURSOR}` |
+//! | `POST /topics/{topic}[?event=TYPE]` | publish the body as one event (`Content-Type: application/json`: a JSON event); answers `{"id":CURSOR}` |
 //! | `GET /poll/{topic}?since=C` | short polling (push-poll) |
 //! | `GET /longpoll/{topic}?since=C` | long polling (push-longpoll) |
 //! | `GET /sse/{topic}` | Server-Sent Events (push-sse) |
@@ -354,11 +354,20 @@ where
             Err(e) => return text(StatusCode::BAD_REQUEST, format!("event: {e}\n")),
         }
     }
+    // `Content-Type: application/json` publishes JSON, carried as a value by every JSON form.
+    let kind = push_http::payload_kind(req.headers());
     let body = match Limited::new(req.into_body(), MAX_PUBLISH).collect().await {
         Ok(body) => body.to_bytes(),
         Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "body over 64 KiB\n"),
     };
-    let mut event = NewEvent::new(body);
+    let event = match kind {
+        Some(kind) => NewEvent::of_kind(kind, body),
+        None => Ok(NewEvent::new(body)),
+    };
+    let mut event = match event {
+        Ok(event) => event,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+    };
     if let Some(t) = event_type {
         event = event.with_type(t);
     }
@@ -475,7 +484,9 @@ async fn ticker(state: Arc<State>) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
-        let event = NewEvent::new(format!("{{\"n\":{n},\"t\":{now}}}"));
+        let Ok(event) = NewEvent::json(format!("{{\"n\":{n},\"t\":{now}}}")) else {
+            return;
+        };
         if state.hub.publish(&topic, event).await.is_err() {
             return;
         }

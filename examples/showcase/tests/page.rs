@@ -54,7 +54,13 @@ async fn every_panel_receives_the_sequence_exactly_once_across_a_drop() {
             .unwrap()
             .as_millis();
         let data = format!("{{\"n\":{i},\"t\":{now}}}");
-        example.publish("demo", &data);
+        // Published as JSON: every JSON form carries it as a value, SSE as its text.
+        let out = std::process::Command::new("curl")
+            .args(["-sf", "-H", "content-type: application/json", "-d", &data])
+            .arg(format!("{base}topics/demo"))
+            .output()
+            .expect("curl");
+        assert!(out.status.success(), "{out:?}");
         want.push(data);
         if i == 5 {
             let out = std::process::Command::new("curl")
@@ -97,6 +103,9 @@ async fn every_panel_receives_the_sequence_exactly_once_across_a_drop() {
             .map(|v| v.as_str().unwrap().to_owned())
             .collect();
         assert_eq!(got, want, "{t}: every event exactly once, in order");
+        // Decoded once: the JSON forms handed the page values, SSE text.
+        let values = if t == "sse" { 0 } else { 10 };
+        assert_eq!(panels[t]["values"], values, "{t}: {panels}");
     }
     let requests = |t: &str| panels[t]["requests"].as_u64().unwrap();
     assert!(
