@@ -39,6 +39,26 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// The cursor of the newest event of `topic`, or `None` if the topic does not exist.
     fn head<'a>(&'a self, topic: &'a Topic) -> BoxFuture<'a, Result<Option<Cursor>, Error>>;
 
+    /// Completes `topic`: no more publishes ([`Error::Complete`]); every subscription, present
+    /// or later, receives the events it has not read, then [`Delivery::Complete`](crate::Delivery::Complete).
+    /// Returns the last event's cursor. The topic leaves with retention like any other.
+    ///
+    /// The default answers [`Error::Unsupported`].
+    fn complete<'a>(&'a self, topic: &'a Topic) -> BoxFuture<'a, Result<Cursor, Error>> {
+        let _ = topic;
+        Box::pin(std::future::ready(Err(Error::Unsupported("complete"))))
+    }
+
+    /// Deletes `topic` and its events: its subscriptions end (as at a close), and the name
+    /// starts a new history (a new epoch: a client resuming with an old cursor gets a reset).
+    /// Returns whether it existed.
+    ///
+    /// The default answers [`Error::Unsupported`].
+    fn delete<'a>(&'a self, topic: &'a Topic) -> BoxFuture<'a, Result<bool, Error>> {
+        let _ = topic;
+        Box::pin(std::future::ready(Err(Error::Unsupported("delete"))))
+    }
+
     /// Closes the backend: every subscription ends, publishing and subscribing fail with
     /// [`Error::Closed`].
     fn close(&self);
@@ -165,6 +185,28 @@ impl Hub {
     /// [`Error::Closed`] or [`Error::Backend`].
     pub async fn head(&self, topic: &Topic) -> Result<Option<Cursor>, Error> {
         self.backend.head(topic).await
+    }
+
+    /// Completes `topic`: a finished job, a generated answer that reached its end. No more
+    /// publishes; every reader gets the rest, then [`Delivery::Complete`](crate::Delivery::Complete),
+    /// and each technique tells its clients to stop (SSE answers a reconnect `204`). Returns
+    /// the last event's cursor.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`], a backend failure, or [`Error::Unsupported`].
+    pub async fn complete(&self, topic: &Topic) -> Result<Cursor, Error> {
+        self.backend.complete(topic).await
+    }
+
+    /// Deletes `topic` and its events; its readers end, and the name starts a new history.
+    /// Returns whether it existed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`], a backend failure, or [`Error::Unsupported`].
+    pub async fn delete(&self, topic: &Topic) -> Result<bool, Error> {
+        self.backend.delete(topic).await
     }
 
     /// Closes the hub: every subscription ends cleanly, so servers can drain, and every

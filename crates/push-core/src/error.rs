@@ -34,6 +34,12 @@ pub enum Error {
     /// The hub was closed; no more publishing or subscribing.
     #[error("hub is closed")]
     Closed,
+    /// The topic was completed ([`Hub::complete`](crate::Hub::complete)): no more publishing.
+    #[error("topic is complete: no more events")]
+    Complete,
+    /// The backend does not do this (a third-party backend without topic completion, say).
+    #[error("not supported by this backend: {0}")]
+    Unsupported(&'static str),
     /// Creating the topic would exceed [`HubConfig::max_topics`](crate::HubConfig::max_topics).
     #[error("too many topics (limit {limit})")]
     TooManyTopics {

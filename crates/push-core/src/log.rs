@@ -76,6 +76,7 @@ impl Outcome {
 
 /// What a [`Subscription`] yields, in order.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Delivery {
     /// The next event.
     Event(Arc<Event>),
@@ -86,6 +87,9 @@ pub enum Delivery {
         /// How many events were skipped.
         missed: u64,
     },
+    /// The topic is complete ([`Hub::complete`](crate::Hub::complete)) and every event was
+    /// delivered: the last delivery; the subscription ends after it.
+    Complete,
 }
 
 /// A batch of events read at once: what poll and long-poll answer with.
@@ -101,6 +105,9 @@ pub struct Batch {
     /// The batch stopped at its [`BatchLimit::bytes`] with events left to read: the client
     /// should ask again at once.
     pub cut: bool,
+    /// The topic is complete and this batch holds its last events (or none are left): there
+    /// is nothing more to ask for.
+    pub complete: bool,
 }
 
 /// How much one batch may hold: events, and bytes as the technique will send them.
@@ -165,6 +172,11 @@ struct State {
     generation: u64,
     subscribers: usize,
     closed: bool,
+    /// Set by [`TopicLog::complete`]: no more publishes; readers end after the last event.
+    /// The end takes a position of its own, `next_seq - 1`, after the last event, so that the
+    /// head (and with it a poll's `ETag`) changes when a topic completes, and a cursor at the
+    /// end is a cursor past every event.
+    completed: bool,
     /// Set when the hub reclaimed this log; operations that meet it look the topic up again.
     retired: bool,
     last_active: Instant,
@@ -190,6 +202,8 @@ pub enum Appended {
 /// Why a log refused an operation.
 pub(crate) enum Refused<T> {
     Closed,
+    /// The topic is complete: no more publishes.
+    Complete,
     /// Reclaimed by the hub; the caller retries on a fresh lookup with the returned input.
     Retired(T),
 }
@@ -232,6 +246,7 @@ impl TopicLog {
                 generation: 0,
                 subscribers: 0,
                 closed: false,
+                completed: false,
                 retired: false,
                 last_active: Instant::now(),
             }),
@@ -251,6 +266,9 @@ impl TopicLog {
         }
         if state.retired {
             return Err(Refused::Retired(new));
+        }
+        if state.completed {
+            return Err(Refused::Complete);
         }
         let seq = state.next_seq;
         let event = Arc::new(Event::new(
@@ -334,8 +352,47 @@ impl TopicLog {
             next_seq,
             outcome,
             first_batch: true,
+            done: false,
             waiter: None,
         })
+    }
+
+    /// Completes the topic: no more publishes, and readers end after the last event. Returns
+    /// the end's cursor (completing twice is the same as once).
+    pub(crate) fn complete(&self) -> Result<Cursor, Refused<()>> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(Refused::Closed);
+        }
+        if state.retired {
+            return Err(Refused::Retired(()));
+        }
+        if !state.completed {
+            state.completed = true;
+            state.next_seq += 1;
+        }
+        state.last_active = Instant::now();
+        let head = Cursor::new(self.epoch, state.next_seq - 1);
+        let wakers = state.take_waiters();
+        drop(state);
+        for waker in wakers {
+            waker.wake();
+        }
+        Ok(head)
+    }
+
+    /// Ends the log for its readers (as a close does) and retires it, so that the next use of
+    /// the topic's name starts a new one.
+    pub(crate) fn delete(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        state.retired = true;
+        state.release_all(&self.meter);
+        let wakers = state.take_waiters();
+        drop(state);
+        for waker in wakers {
+            waker.wake();
+        }
     }
 
     pub(crate) fn head(&self) -> Cursor {
@@ -351,6 +408,9 @@ impl TopicLog {
         let mut state = self.lock();
         if state.closed {
             return Appended::Closed;
+        }
+        if state.completed {
+            return Appended::Duplicate;
         }
         let seq = event.id().seq();
         if seq < state.next_seq {
@@ -575,6 +635,8 @@ pub struct Subscription {
     next_seq: u64,
     outcome: Outcome,
     first_batch: bool,
+    /// Set once [`Delivery::Complete`] was yielded: the subscription then ends.
+    done: bool,
     /// `(generation, slab key)` of this subscription's registered waker.
     waiter: Option<(u64, usize)>,
 }
@@ -593,6 +655,7 @@ enum Step {
     Event(Arc<Event>),
     Gap(u64),
     Empty,
+    Complete,
     Closed,
 }
 
@@ -622,9 +685,17 @@ impl Subscription {
     /// path: a streaming subscriber that is caught up never reads an expired event anyway.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
         let mut state = self.log.lock();
+        if self.done {
+            return Poll::Ready(None);
+        }
         match step(&mut self.next_seq, &mut state) {
             Step::Event(event) => Poll::Ready(Some(Delivery::Event(event))),
             Step::Gap(missed) => Poll::Ready(Some(Delivery::Gap { missed })),
+            Step::Complete => {
+                self.done = true;
+                unregister(&mut self.waiter, &mut state);
+                Poll::Ready(Some(Delivery::Complete))
+            }
             Step::Closed => {
                 unregister(&mut self.waiter, &mut state);
                 Poll::Ready(None)
@@ -639,6 +710,15 @@ impl Subscription {
     /// Waits for the next delivery; `None` once the hub is closed.
     pub async fn recv(&mut self) -> Option<Delivery> {
         poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Whether the topic is complete and this subscription has nothing left to read: its next
+    /// delivery is [`Delivery::Complete`] (SSE answers such a request `204 No Content`).
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        let state = self.log.lock();
+        // The end's position is `next_seq - 1`: a reader there or past it has read every event.
+        self.done || state.completed && self.next_seq + 1 >= state.next_seq
     }
 
     /// Reads what is available now, up to `limit` (a count of events, or a [`BatchLimit`]),
@@ -656,6 +736,7 @@ impl Subscription {
         let mut events = Vec::new();
         let mut bytes = 0usize;
         let mut cut = false;
+        let mut complete = false;
         while events.len() < limit.events {
             match step(&mut self.next_seq, state) {
                 Step::Event(event) => {
@@ -671,6 +752,10 @@ impl Subscription {
                 }
                 Step::Gap(n) => missed += n,
                 Step::Empty => break,
+                Step::Complete => {
+                    complete = true;
+                    break;
+                }
                 Step::Closed => return None,
             }
         }
@@ -684,6 +769,7 @@ impl Subscription {
             events,
             next: self.cursor(),
             cut,
+            complete,
         })
     }
 
@@ -704,7 +790,7 @@ impl Subscription {
             unregister(&mut self.waiter, &mut state);
             return Poll::Ready(None);
         };
-        if !batch.events.is_empty() || batch.outcome != Outcome::Resumed {
+        if !batch.events.is_empty() || batch.outcome != Outcome::Resumed || batch.complete {
             return Poll::Ready(Some(batch));
         }
         // Nothing to report yet: keep the start outcome for the batch that will carry news.
@@ -762,8 +848,13 @@ fn step(next_seq: &mut u64, state: &mut State) -> Step {
             return Step::Gap(holes as u64);
         }
     }
-    // A closed log still hands out what was published before the close, then ends.
-    if state.closed {
+    // A closed log still hands out what was published before the close, then ends; a
+    // complete one hands out everything, then says so.
+    if state.completed {
+        // Past the end's own position.
+        *next_seq = (*next_seq).max(state.next_seq);
+        Step::Complete
+    } else if state.closed {
         Step::Closed
     } else {
         Step::Empty

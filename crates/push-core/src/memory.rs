@@ -224,6 +224,7 @@ impl MemoryHub {
                     return Ok(published);
                 }
                 Err(Refused::Closed) => return Err(Error::Closed),
+                Err(Refused::Complete) => return Err(Error::Complete),
                 Err(Refused::Retired(back)) => event = back,
             }
         }
@@ -242,10 +243,36 @@ impl MemoryHub {
                     self.enforce_budget();
                     return Ok(sub);
                 }
-                Err(Refused::Closed) => return Err(Error::Closed),
+                Err(Refused::Closed | Refused::Complete) => return Err(Error::Closed),
                 Err(Refused::Retired(())) => {}
             }
         }
+    }
+
+    /// Completes `topic` now (see [`Hub::complete`](crate::Hub::complete)); the last event's
+    /// cursor. A topic that does not exist is created complete.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] once the hub is closed; [`Error::TooManyTopics`] to create it.
+    pub fn complete_now(&self, topic: &Topic) -> Result<Cursor, Error> {
+        loop {
+            match self.log(topic)?.complete() {
+                Ok(head) => return Ok(head),
+                Err(Refused::Closed | Refused::Complete) => return Err(Error::Closed),
+                Err(Refused::Retired(())) => {}
+            }
+        }
+    }
+
+    /// Deletes `topic` now (see [`Hub::delete`](crate::Hub::delete)); whether it existed.
+    pub fn delete_now(&self, topic: &Topic) -> bool {
+        let log = self.topics().map.remove(topic);
+        let existed = log.is_some();
+        if let Some(log) = log {
+            log.delete();
+        }
+        existed
     }
 
     /// The cursor of the newest event of `topic` (sequence 0 if none was published yet), or
@@ -280,6 +307,19 @@ impl Backend for MemoryHub {
             Err(Error::Closed)
         } else {
             Ok(self.head_now(topic))
+        };
+        Box::pin(std::future::ready(result))
+    }
+
+    fn complete<'a>(&'a self, topic: &'a Topic) -> BoxFuture<'a, Result<Cursor, Error>> {
+        Box::pin(std::future::ready(self.complete_now(topic)))
+    }
+
+    fn delete<'a>(&'a self, topic: &'a Topic) -> BoxFuture<'a, Result<bool, Error>> {
+        let result = if self.is_closed() {
+            Err(Error::Closed)
+        } else {
+            Ok(self.delete_now(topic))
         };
         Box::pin(std::future::ready(result))
     }

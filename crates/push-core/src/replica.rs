@@ -137,8 +137,14 @@ impl ReplicaLog {
     pub fn subscribe(&self, from: StartFrom, known_head: u64) -> Result<Subscription, Error> {
         match self.log.subscribe_known(from, known_head) {
             Ok(sub) => Ok(sub),
-            Err(Refused::Closed | Refused::Retired(())) => Err(Error::Closed),
+            Err(Refused::Closed | Refused::Complete | Refused::Retired(())) => Err(Error::Closed),
         }
+    }
+
+    /// Completes the replica (the store recorded the topic's end): readers end after the last
+    /// event, and later appends are ignored.
+    pub fn complete(&self) {
+        let _ = self.log.complete();
     }
 
     /// Closes the replica: subscriptions yield what they have not read, then end.

@@ -220,6 +220,7 @@ fn run(ops: Vec<Op>, retention: Retention) -> Result<(), TestCaseError> {
                             );
                             s.next += 1;
                         }
+                        Poll::Ready(Some(other)) => prop_assert!(false, "unexpected {:?}", other),
                         Poll::Ready(None) => prop_assert!(false, "hub closed unexpectedly"),
                         Poll::Pending => {
                             prop_assert_eq!(s.next, m.next(), "pending while events are available");

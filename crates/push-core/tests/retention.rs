@@ -273,6 +273,7 @@ fn a_slow_subscriber_gets_a_gap_mid_stream_never_a_silent_skip() {
         got.push(match d {
             Delivery::Event(e) => format!("e{}", e.id().seq()),
             Delivery::Gap { missed } => format!("gap{missed}"),
+            other => format!("{other:?}"),
         });
     }
     assert_eq!(got, ["gap6", "e7", "e8", "e9", "e10"]);

@@ -51,6 +51,7 @@ async fn run(retention: Retention, subscribers: usize, slow_every: Option<u64>) 
                         tally.missed += missed;
                         next += missed;
                     }
+                    other => panic!("unexpected {other:?}"),
                 }
                 if slow_every.is_some_and(|n| next % n == 0) {
                     tokio::time::sleep(std::time::Duration::from_millis(1)).await;

@@ -616,6 +616,12 @@ async fn deliver_events(
                 continue;
             }
             Some(Delivery::Event(event)) => event,
+            Some(Delivery::Complete) => {
+                let end = push_http::json::end_line(push_http::End::Complete, sub.cursor());
+                let _ = send_data(&mut stream, end, true).await;
+                return;
+            }
+            Some(_) => continue,
         };
         if pushing && shared.may_push() {
             // The bound on promised streams in flight is also what slows a client that does not
@@ -650,6 +656,7 @@ async fn deliver_events(
         // HTTP/2 clients budget for (h2 counts small unread DATA frames against the peer).
         let mut lines = Vec::with_capacity(1024);
         lines.extend_from_slice(&push_http::json::event_line(&event));
+        let mut complete = false;
         while lines.len() < 16 * 1024 {
             let ready =
                 sub.poll_recv(&mut std::task::Context::from_waker(std::task::Waker::noop()));
@@ -663,13 +670,20 @@ async fn deliver_events(
                         sub.cursor(),
                     ));
                 }
+                std::task::Poll::Ready(Some(Delivery::Complete)) => {
+                    let end = push_http::json::end_line(push_http::End::Complete, sub.cursor());
+                    lines.extend_from_slice(&end);
+                    complete = true;
+                    break;
+                }
                 // Closed or nothing ready: the loop above sees it on its next `recv`.
                 _ => break,
             }
         }
-        if send_data(&mut stream, Bytes::from(lines), false)
+        if send_data(&mut stream, Bytes::from(lines), complete)
             .await
             .is_err()
+            || complete
         {
             return;
         }

@@ -118,6 +118,10 @@ pub struct StreamSettings {
     pub accel_buffering_header: bool,
     /// The `Retry-After` sent with `503`.
     pub retry_after: Duration,
+    /// Whether a request on a complete topic with nothing left to send is answered
+    /// `204 No Content` instead of a stream that only says so: what stops a browser's
+    /// `EventSource` from reconnecting (WHATWG HTML, server-sent events).
+    pub no_content_when_finished: bool,
 }
 
 impl StreamSettings {
@@ -130,6 +134,7 @@ impl StreamSettings {
             heartbeat: Some(Duration::from_secs(15)),
             accel_buffering_header: true,
             retry_after: Duration::from_secs(5),
+            no_content_when_finished: false,
         }
     }
 }
@@ -158,6 +163,11 @@ pub async fn open_stream<F: Framing>(
         Ok(sub) => sub,
         Err(e) => return unavailable(settings.retry_after, &format!("{e}\n")),
     };
+    if settings.no_content_when_finished && sub.is_finished() {
+        let mut res = Response::new(FramedBody::from(Bytes::new()));
+        *res.status_mut() = http::StatusCode::NO_CONTENT;
+        return res;
+    }
     let frames = Frames::new(sub, framing, settings.heartbeat, Some(permit));
     let mut res = Response::new(FramedBody::stream(frames));
     // Sized for the headers set here: hyper keeps a response's header map, emptied, for the

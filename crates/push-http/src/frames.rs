@@ -38,22 +38,26 @@ pub enum End {
     /// The client's credentials expired ([`Grant::expires`](crate::Grant::expires)):
     /// reconnecting needs fresh ones.
     Expired,
+    /// The topic is complete ([`Hub::complete`](push_core::Hub::complete)) and every event
+    /// was sent: there is nothing more to reconnect for.
+    Complete,
 }
 
 impl End {
-    /// `"shutdown"` or `"expired"`: the name JSON end lines carry.
+    /// `"shutdown"`, `"expired"` or `"complete"`: the name JSON end lines carry.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             End::Shutdown => "shutdown",
             End::Expired => "expired",
+            End::Complete => "complete",
         }
     }
 }
 
 /// A [`Subscription`] as a stream of encoded frames: the start outcome, then events and gaps as
-/// they come, heartbeats when idle, and a goodbye when the hub closes or the client's grant
-/// expires ([`expire_at`](Self::expire_at)).
+/// they come, heartbeats when idle, and a goodbye when the hub closes, the topic is complete,
+/// or the client's grant expires ([`expire_at`](Self::expire_at)).
 ///
 /// Each event's bytes come from [`Framing::event`], shared between all streams when the framing
 /// uses [`Event::encoded`]; nothing is buffered beyond the frame being handed out, so a client
@@ -155,6 +159,13 @@ impl<F: Framing> Frames<F> {
             Poll::Ready(Some(Delivery::Gap { missed })) => {
                 self.framing.gap(missed, self.sub.cursor())
             }
+            Poll::Ready(Some(Delivery::Complete)) => {
+                self.state = State::Done;
+                let end = self.framing.end(End::Complete, self.sub.cursor());
+                return Poll::Ready(Some(end));
+            }
+            // A delivery this version does not know: nothing to write for it.
+            Poll::Ready(Some(_)) => Bytes::new(),
             Poll::Ready(None) => {
                 self.state = State::Done;
                 let end = self.framing.end(End::Shutdown, self.sub.cursor());

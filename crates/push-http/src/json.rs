@@ -26,7 +26,8 @@
 //! ```
 //!
 //! `outcome` says how the answer relates to the cursor asked for (see [`Outcome`]); `missed`
-//! appears only with a gap. `next` is the cursor to ask from next time: the last event's id, or
+//! appears only with a gap. `"complete":true` appears when the topic is complete and the answer
+//! reached its end: there is nothing more to ask for. `next` is the cursor to ask from next time: the last event's id, or
 //! the cursor asked for when there were no events. `more` is `true` when the batch stopped at
 //! its size limit and more events are already waiting (ask again at once).
 
@@ -138,7 +139,11 @@ pub fn batch(batch: &Batch, more: bool) -> Bytes {
         out.put_slice(format!("\"missed\":{missed},").as_bytes());
     }
     // Cursors are `[0-9a-f]+-[0-9]+`: nothing to escape.
-    out.put_slice(format!("\"next\":\"{}\",\"more\":{more},\"events\":[", batch.next).as_bytes());
+    out.put_slice(format!("\"next\":\"{}\",\"more\":{more},", batch.next).as_bytes());
+    if batch.complete {
+        out.put_slice(b"\"complete\":true,");
+    }
+    out.put_slice(b"\"events\":[");
     for (i, object) in objects.iter().enumerate() {
         if i > 0 {
             out.put_u8(b',');
@@ -245,6 +250,8 @@ pub struct ReceivedBatch {
     pub next: String,
     /// Whether more events are waiting.
     pub more: bool,
+    /// Whether the topic is complete and this answer reached its end: stop asking.
+    pub complete: bool,
     /// The events, in order.
     pub events: Vec<ReceivedEvent>,
 }
@@ -272,6 +279,8 @@ struct BatchIn {
     next: String,
     #[serde(default)]
     more: bool,
+    #[serde(default)]
+    complete: bool,
     events: Vec<EventIn>,
 }
 
@@ -352,6 +361,7 @@ impl ReceivedBatch {
             outcome,
             next: batch.next,
             more: batch.more,
+            complete: batch.complete,
             events: batch
                 .events
                 .into_iter()
@@ -398,6 +408,7 @@ mod tests {
             events: Vec::new(),
             next: b.next,
             cut: false,
+            complete: false,
         };
         let json = batch(&gap, true);
         assert_eq!(

@@ -343,22 +343,28 @@ impl State<'_> {
                     }
                 }
             }
-            Delivery::Gap { missed } => {
-                let cursor = self
-                    .subs
-                    .iter()
-                    .find(|(name, _)| name.as_str() == topic)
-                    .map(|(_, sub)| sub.cursor());
-                match cursor {
-                    Some(cursor) => Message::text(protocol::outcome_message(
-                        topic,
-                        push_core::Outcome::Gap { missed },
-                        cursor,
-                    )),
-                    None => Message::text(protocol::error_message("gap", Some(topic))),
-                }
-            }
+            Delivery::Gap { missed } => match self.cursor(topic) {
+                Some(cursor) => Message::text(protocol::outcome_message(
+                    topic,
+                    push_core::Outcome::Gap { missed },
+                    cursor,
+                )),
+                None => Message::text(protocol::error_message("gap", Some(topic))),
+            },
+            // The subscription ends after this: the stream map drops it.
+            Delivery::Complete => match self.cursor(topic) {
+                Some(cursor) => Message::text(protocol::complete_message(topic, cursor)),
+                None => Message::text(protocol::error_message("complete", Some(topic))),
+            },
+            _ => Message::text(protocol::error_message("unknown delivery", Some(topic))),
         }
+    }
+
+    fn cursor(&self, topic: &str) -> Option<push_core::Cursor> {
+        self.subs
+            .iter()
+            .find(|(name, _)| name.as_str() == topic)
+            .map(|(_, sub)| sub.cursor())
     }
 
     async fn subscribe(&mut self, topic: Topic, from: StartFrom) -> String {

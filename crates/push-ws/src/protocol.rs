@@ -134,6 +134,11 @@ enum ServerMessage<'a> {
         topic: &'a str,
         unsubscribed: bool,
     },
+    Complete {
+        topic: &'a str,
+        complete: bool,
+        cursor: String,
+    },
     Published {
         topic: &'a str,
         published: String,
@@ -178,6 +183,16 @@ pub(crate) fn unsubscribed_message(topic: &str) -> String {
     encode(&ServerMessage::Unsubscribed {
         topic,
         unsubscribed: true,
+    })
+}
+
+/// `{"topic":T,"complete":true,"cursor":C}`: the topic is complete and every event was sent;
+/// the subscription has ended.
+pub(crate) fn complete_message(topic: &str, cursor: Cursor) -> String {
+    encode(&ServerMessage::Complete {
+        topic,
+        complete: true,
+        cursor: cursor.to_string(),
     })
 }
 

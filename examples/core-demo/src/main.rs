@@ -25,6 +25,8 @@ async fn main() -> Result<(), push_core::Error> {
                     seen += 1;
                 }
                 Delivery::Gap { missed } => println!("live     gap: missed {missed}"),
+                Delivery::Complete => println!("live     complete"),
+                other => println!("live     {other:?}"),
             }
             if seen == 5 {
                 break;

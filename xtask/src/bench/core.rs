@@ -169,7 +169,7 @@ async fn fanout_core(subscribers: usize, events: u64) -> FanOut {
                 match sub.recv().await {
                     Some(Delivery::Event(_)) => {}
                     Some(Delivery::Gap { missed: n }) => missed += n,
-                    None => break,
+                    Some(_) | None => break,
                 }
             }
             missed

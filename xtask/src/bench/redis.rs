@@ -116,7 +116,7 @@ async fn fan_out(
                             samples.push(now.saturating_sub(sent) as f64 / 1e3);
                         }
                     }
-                    Ok(Some(Delivery::Gap { .. })) => {}
+                    Ok(Some(_)) => {}
                     Ok(None) | Err(_) => break,
                 }
             }
@@ -161,6 +161,7 @@ async fn flat_out(hub: &Hub, subscribers: usize, events: u64) -> Result<f64, Str
                     Ok(Some(Delivery::Gap { missed })) => {
                         return Err(format!("{missed} events missed: retention too small"))
                     }
+                    Ok(Some(other)) => return Err(format!("unexpected {other:?}")),
                     Ok(None) | Err(_) => return Err(format!("stalled after {got} events")),
                 }
             }
