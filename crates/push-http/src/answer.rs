@@ -50,7 +50,8 @@ pub fn options<B: From<Bytes>>(allow: &'static str) -> Response<B> {
 
 /// The answer for a hub error: `503` with `Retry-After` when the hub is closed, at its topic
 /// cap or its backend is unreachable (worth retrying later), `413` for an event over the size
-/// limit, each with the error's text.
+/// limit, `409` for a publish to a complete topic, `400` for a payload that is not its kind,
+/// `501` for what the backend does not support, each with the error's text.
 #[must_use]
 pub fn error_response<B: From<Bytes>>(
     error: &push_core::Error,
@@ -59,6 +60,11 @@ pub fn error_response<B: From<Bytes>>(
     match error {
         push_core::Error::EventTooLarge { .. } => {
             text(StatusCode::PAYLOAD_TOO_LARGE, &format!("{error}\n"))
+        }
+        push_core::Error::Complete => text(StatusCode::CONFLICT, &format!("{error}\n")),
+        push_core::Error::Payload { .. } => text(StatusCode::BAD_REQUEST, &format!("{error}\n")),
+        push_core::Error::Unsupported(_) => {
+            text(StatusCode::NOT_IMPLEMENTED, &format!("{error}\n"))
         }
         _ => unavailable(retry_after, &format!("{error}\n")),
     }

@@ -43,6 +43,10 @@ pub enum ClientError {
     /// The answer was not a batch answer.
     #[error(transparent)]
     Json(#[from] JsonError),
+    /// The topic is complete and every event was received: nothing more will come, so the
+    /// client stops asking.
+    #[error("the topic is complete")]
+    Complete,
 }
 
 /// A client of one topic URL that answers with batches, e.g. `http://127.0.0.1:8080/poll/news`.

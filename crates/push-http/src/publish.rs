@@ -61,6 +61,7 @@ impl PublishConfig {
 /// | `400` | an invalid event type ([`EVENT_TYPE_HEADER`] or `?event=`), or a body that is not what its `Content-Type` says (JSON that does not parse, `text/*` that is not UTF-8; see [`payload_kind`]) |
 /// | `401` / `403` | the [`Authorizer`] refused, or its grant does not cover publishing to the topic |
 /// | `403` | a cross-site browser request (`Origin` of another host, or `Sec-Fetch-Site` not `same-origin`/`none`) that no authorizer vouched for |
+/// | `409` | the topic is complete ([`Hub::complete`](push_core::Hub::complete)) |
 /// | `413` | a body over [`max_body`](PublishConfig::max_body) |
 /// | `503` + `Retry-After` | the hub is closed, at its topic cap, or unreachable |
 ///

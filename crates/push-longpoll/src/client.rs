@@ -14,6 +14,8 @@ pub struct LongPollClient {
     http: BatchClient,
     cursor: Option<String>,
     timeout: Option<Duration>,
+    /// Set by an answer marked `complete`.
+    complete: bool,
 }
 
 impl LongPollClient {
@@ -27,6 +29,7 @@ impl LongPollClient {
             http: BatchClient::new(url)?,
             cursor: None,
             timeout: None,
+            complete: false,
         })
     }
 
@@ -64,6 +67,9 @@ impl LongPollClient {
     ///
     /// See [`ClientError`]; a `503` carries the server's `Retry-After`.
     pub async fn next_batch(&mut self) -> Result<ReceivedBatch, ClientError> {
+        if self.complete {
+            return Err(ClientError::Complete);
+        }
         let mut query = Vec::new();
         if let Some(cursor) = &self.cursor {
             query.push(("since", cursor.clone()));
@@ -73,6 +79,7 @@ impl LongPollClient {
         }
         let batch = self.http.get(&query, &[]).await?.batch()?;
         self.cursor = Some(batch.next.clone());
+        self.complete = batch.complete;
         Ok(batch)
     }
 }

@@ -21,6 +21,8 @@ pub struct PollClient {
     etag: Option<String>,
     interval: Duration,
     not_modified: u64,
+    /// Set by an answer marked `complete`.
+    complete: bool,
 }
 
 impl PollClient {
@@ -36,6 +38,7 @@ impl PollClient {
             etag: None,
             interval: Duration::from_secs(5),
             not_modified: 0,
+            complete: false,
         })
     }
 
@@ -72,6 +75,9 @@ impl PollClient {
     ///
     /// See [`ClientError`]; a `429` or `503` carries the server's `Retry-After`.
     pub async fn poll(&mut self) -> Result<Option<ReceivedBatch>, ClientError> {
+        if self.complete {
+            return Err(ClientError::Complete);
+        }
         let query: Vec<_> = self.cursor.iter().map(|c| ("since", c.clone())).collect();
         let headers: Vec<_> = self
             .etag
@@ -88,6 +94,7 @@ impl PollClient {
         }
         let batch = answer.batch()?;
         self.cursor = Some(batch.next.clone());
+        self.complete = batch.complete;
         self.etag = answer
             .headers
             .get(ETAG)
@@ -105,7 +112,11 @@ impl PollClient {
     pub async fn next_batch(&mut self) -> Result<ReceivedBatch, ClientError> {
         loop {
             match self.poll().await? {
-                Some(batch) if !batch.events.is_empty() || batch.outcome != Outcome::Resumed => {
+                Some(batch)
+                    if !batch.events.is_empty()
+                        || batch.outcome != Outcome::Resumed
+                        || batch.complete =>
+                {
                     return Ok(batch)
                 }
                 Some(batch) if batch.more => continue,

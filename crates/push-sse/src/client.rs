@@ -145,6 +145,11 @@ pub enum ClientError {
     /// The server answered 200 with another content type.
     #[error("server answered with content type {0:?}, not text/event-stream")]
     ContentType(String),
+    /// The topic is complete: the stream ended with a
+    /// [`COMPLETE_EVENT`](crate::COMPLETE_EVENT) (handed out before this), or the server
+    /// answered `204 No Content`. The client does not reconnect.
+    #[error("the topic is complete")]
+    Complete,
     /// Connecting failed this many times in a row ([`Client::max_attempts`]).
     #[error("gave up after {attempts} failed connection attempts: {last}")]
     GaveUp {
@@ -175,6 +180,8 @@ pub struct Client {
     body: Option<Incoming>,
     queue: std::collections::VecDeque<Message>,
     connects: u64,
+    /// Set when a [`COMPLETE_EVENT`](crate::COMPLETE_EVENT) arrived.
+    complete: bool,
 }
 
 impl Client {
@@ -190,6 +197,7 @@ impl Client {
             body: None,
             queue: std::collections::VecDeque::new(),
             connects: 0,
+            complete: false,
         }
     }
 
@@ -237,7 +245,15 @@ impl Client {
         let mut failures = 0u32;
         loop {
             if let Some(message) = self.queue.pop_front() {
+                if message.event == crate::COMPLETE_EVENT {
+                    self.complete = true;
+                    self.queue.clear();
+                    self.body = None;
+                }
                 return Ok(message);
+            }
+            if self.complete {
+                return Err(ClientError::Complete);
             }
             let Some(body) = &mut self.body else {
                 if self.connects > 0 || failures > 0 {
@@ -318,6 +334,9 @@ impl Client {
             .map_err(|e| Retry(e.to_string()))?;
         if res.status() == StatusCode::SERVICE_UNAVAILABLE {
             return Err(Retry("server answered 503".to_owned()));
+        }
+        if res.status() == StatusCode::NO_CONTENT {
+            return Err(Fatal(ClientError::Complete));
         }
         if res.status() != StatusCode::OK {
             return Err(Fatal(ClientError::Status(res.status())));

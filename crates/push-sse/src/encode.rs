@@ -17,6 +17,11 @@ pub const RESET_EVENT: &str = "push-reset";
 /// the same URL, is refused with `401` and stops (`readyState` `CLOSED`): open a new one with a
 /// fresh token and `?lastEventId=` the last id seen.
 pub const EXPIRED_EVENT: &str = "push-expired";
+/// The event type of the last event of a complete topic ([`Hub::complete`](push_core::Hub::complete)).
+/// Its data is `{}` and its `id:` the topic's end, so that the browser's reconnect gets
+/// `204 No Content` and its `EventSource` stops (WHATWG HTML: a `204` fails the connection for
+/// good). Close the `EventSource` on this event to skip that one reconnect.
+pub const COMPLETE_EVENT: &str = "push-complete";
 
 /// A field value that would break the framing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -9,7 +9,7 @@ use http::{Request, Response};
 use push_core::{Cursor, Event, Hub, Outcome, StartFrom, Topic};
 use push_http::{Authorizer, End, FramedBody, Framing, Limiter, StreamSettings};
 
-use crate::encode::{encode_event, outcome_event, EXPIRED_EVENT};
+use crate::encode::{encode_event, outcome_event, COMPLETE_EVENT, EXPIRED_EVENT};
 
 /// The request header a reconnecting `EventSource` sends.
 pub const LAST_EVENT_ID: &str = "last-event-id";
@@ -130,6 +130,7 @@ impl Sse {
         settings.heartbeat = config.keep_alive;
         settings.accel_buffering_header = config.accel_buffering_header;
         settings.retry_after = config.retry_after;
+        settings.no_content_when_finished = true;
         Self {
             hub,
             config: Arc::new(config),
@@ -174,8 +175,11 @@ impl Sse {
     /// `Retry-After` and a one-line reason. The stream starts with the `retry:` hint and the
     /// resume outcome ([`GAP_EVENT`](crate::GAP_EVENT) or [`RESET_EVENT`](crate::RESET_EVENT);
     /// a plain resume sends a `:ok` comment), then carries every event as it is published, and
-    /// ends with a `retry:` hint when the hub is closed, or with an
-    /// [`EXPIRED_EVENT`](crate::EXPIRED_EVENT) when the authorizer's grant expires.
+    /// ends with a `retry:` hint when the hub is closed, with a
+    /// [`COMPLETE_EVENT`](crate::COMPLETE_EVENT) when the topic is complete, or with an
+    /// [`EXPIRED_EVENT`](crate::EXPIRED_EVENT) when the authorizer's grant expires. A request on
+    /// a complete topic with nothing left to send gets `204 No Content`, which stops a browser's
+    /// `EventSource` from reconnecting.
     ///
     /// The request is taken by value and its body dropped at once, so the returned future is
     /// `Send` and `'static` whatever the body type (axum's, hyper's `Incoming`, …).
@@ -244,10 +248,13 @@ impl Framing for SseFraming {
         Bytes::from_static(b":\n\n")
     }
 
-    fn end(&self, reason: End, _cursor: Cursor) -> Bytes {
+    fn end(&self, reason: End, cursor: Cursor) -> Bytes {
         match reason {
             End::Expired => {
                 format!("event: {EXPIRED_EVENT}\ndata: {{\"end\":\"expired\"}}\n\n").into()
+            }
+            End::Complete => {
+                format!("id: {cursor}\nevent: {COMPLETE_EVENT}\ndata: {{}}\n\n").into()
             }
             _ => self
                 .retry

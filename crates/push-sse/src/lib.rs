@@ -66,6 +66,6 @@ mod endpoint;
 pub mod client;
 
 pub use crate::encode::{
-    encode_event, FieldError, SseEvent, EXPIRED_EVENT, GAP_EVENT, RESET_EVENT,
+    encode_event, FieldError, SseEvent, COMPLETE_EVENT, EXPIRED_EVENT, GAP_EVENT, RESET_EVENT,
 };
 pub use crate::endpoint::{Sse, SseBody, SseConfig, SseFraming, LAST_EVENT_ID};

@@ -35,9 +35,10 @@ pub enum Received {
     End {
         /// Where the stream stood.
         cursor: String,
-        /// Why: `"shutdown"` (reconnecting resumes, here or on another server) or `"expired"`
+        /// Why: `"shutdown"` (reconnecting resumes, here or on another server), `"expired"`
         /// (the credentials ended: the reconnect is refused with `401` unless the URL or
-        /// headers now carry fresh ones).
+        /// headers now carry fresh ones), or `"complete"` (the topic is complete: the next
+        /// call answers [`ClientError::Complete`] without reconnecting).
         reason: String,
     },
 }
@@ -52,6 +53,8 @@ pub struct StreamClient {
     buf: BytesMut,
     connects: u64,
     retry: Duration,
+    /// Set by an `{"end":"complete"}` line: the client does not reconnect.
+    complete: bool,
 }
 
 impl StreamClient {
@@ -69,6 +72,7 @@ impl StreamClient {
             buf: BytesMut::new(),
             connects: 0,
             retry: Duration::from_millis(250),
+            complete: false,
         })
     }
 
@@ -111,6 +115,9 @@ impl StreamClient {
                 return Err(ClientError::Body(format!("a line over {MAX_LINE} bytes")));
             }
             let Some(body) = self.body.as_mut() else {
+                if self.complete {
+                    return Err(ClientError::Complete);
+                }
                 self.connect().await?;
                 continue;
             };
@@ -177,6 +184,7 @@ impl StreamClient {
             if let Some(reason) = text("end") {
                 self.body = None;
                 self.buf.clear();
+                self.complete = reason == "complete";
                 return Ok(Some(Received::End { cursor, reason }));
             }
             let outcome = match (text("outcome").as_deref(), value.get("missed")) {

@@ -66,6 +66,14 @@ pub enum Received {
         /// The topic.
         topic: String,
     },
+    /// The topic is complete and every event was received: its subscription ended, and a
+    /// [`reconnect`](Client::reconnect) does not subscribe to it again.
+    Complete {
+        /// The topic.
+        topic: String,
+        /// The topic's end.
+        cursor: String,
+    },
     /// The application handler's reply.
     Reply(String),
     /// A fresh token ([`Client::auth`]) was accepted.
@@ -91,8 +99,11 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub struct Client {
     url: String,
     socket: Socket,
-    /// Every subscribed topic and the cursor to resume it from.
+    /// Every topic subscribed with a message and the cursor to resume it from.
     cursors: BTreeMap<String, Option<String>>,
+    /// Topics the server subscribed from the URL (`/ws/{topic}`), and their cursors: a
+    /// reconnect resumes them through the URL's `since`, not with a second subscription.
+    url_topics: BTreeMap<String, Option<String>>,
 }
 
 impl Client {
@@ -108,13 +119,29 @@ impl Client {
             url: url.to_owned(),
             socket,
             cursors: BTreeMap::new(),
+            url_topics: BTreeMap::new(),
         })
     }
 
     /// The cursor to resume `topic` from: the last event id or outcome cursor seen for it.
     #[must_use]
     pub fn cursor(&self, topic: &str) -> Option<&str> {
-        self.cursors.get(topic)?.as_deref()
+        self.cursors
+            .get(topic)
+            .or_else(|| self.url_topics.get(topic))?
+            .as_deref()
+    }
+
+    /// The slot holding `topic`'s cursor: a subscribed topic's, or else a URL topic's (one the
+    /// server subscribed from the URL, recorded when its first outcome arrives).
+    fn slot(&mut self, topic: &str, outcome: bool) -> Option<&mut Option<String>> {
+        if self.cursors.contains_key(topic) {
+            return self.cursors.get_mut(topic);
+        }
+        if outcome && !self.url_topics.contains_key(topic) {
+            self.url_topics.insert(topic.to_owned(), None);
+        }
+        self.url_topics.get_mut(topic)
     }
 
     /// Subscribes to `topic` after `since` (or only new events).
@@ -260,7 +287,7 @@ impl Client {
                 ("reset", _) => Outcome::Reset,
                 _ => return Err(ClientError::Protocol(text.to_owned())),
             };
-            if let Some(slot) = self.cursors.get_mut(&topic) {
+            if let Some(slot) = self.slot(&topic, true) {
                 *slot = Some(cursor.clone());
             }
             return Ok(Received::Outcome {
@@ -275,9 +302,15 @@ impl Client {
         if v.get("unsubscribed").is_some() {
             return Ok(Received::Unsubscribed { topic });
         }
+        if v.get("complete").is_some() {
+            self.cursors.remove(&topic);
+            self.url_topics.remove(&topic);
+            let cursor = s("cursor").unwrap_or_default();
+            return Ok(Received::Complete { topic, cursor });
+        }
         let event = ReceivedEvent::parse(text.as_bytes())
             .map_err(|e| ClientError::Protocol(format!("{e}: {text}")))?;
-        if let Some(slot) = self.cursors.get_mut(&topic) {
+        if let Some(slot) = self.slot(&topic, false) {
             *slot = Some(event.id.clone());
         }
         Ok(Received::Event { topic, event })
@@ -288,8 +321,14 @@ impl Client {
     /// # Errors
     ///
     /// When connecting or sending fails.
+    ///
+    /// The topics of the URL are resumed through it: with one, its `since` is set to that
+    /// topic's cursor; with several (one `since` cannot fit them all), it is dropped and they
+    /// start from new events, so subscribe to several topics with messages instead. A complete
+    /// topic is not followed again.
     pub async fn reconnect(&mut self) -> Result<(), ClientError> {
-        self.socket = open(&self.url).await?;
+        let url = self.resume_url();
+        self.socket = open(&url).await?;
         let topics: Vec<(String, Option<String>)> = self
             .cursors
             .iter()
@@ -299,6 +338,27 @@ impl Client {
             self.subscribe(&topic, cursor.as_deref()).await?;
         }
         Ok(())
+    }
+
+    /// The URL with `since` set to the one URL topic's cursor, or dropped.
+    fn resume_url(&self) -> String {
+        let (base, query) = self.url.split_once('?').unwrap_or((&self.url, ""));
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            if key != "since" {
+                out.append_pair(&key, &value);
+            }
+        }
+        let mut topics = self.url_topics.values();
+        if let (Some(Some(cursor)), None) = (topics.next(), topics.next()) {
+            out.append_pair("since", cursor);
+        }
+        let query = out.finish();
+        if query.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{query}")
+        }
     }
 
     /// Closes the connection with 1000.

@@ -27,6 +27,7 @@
 //! | `{"topic":T,"id":C,"type":TYPE,"time":MS,"data":TEXT}` | each event: `data` for text, `json` holding the value for JSON, `data_base64` for binary |
 //! | `{"topic":T,"published":C}` | a publish was accepted, with its cursor |
 //! | `{"topic":T,"unsubscribed":true}` | after an unsubscribe |
+//! | `{"topic":T,"complete":true,"cursor":C}` | the topic is complete and every event was sent; its subscription ended |
 //! | `{"reply":TEXT}` | the application handler's answer |
 //! | `{"auth":"ok","expires":S,"unsubscribed":[T…]}` | a fresh token was accepted: its end (Unix seconds, `null` for none), and the topics it no longer covers, now unsubscribed |
 //! | `{"error":TEXT,"topic":T}` | a refused or malformed request; the connection stays open |

@@ -5,7 +5,9 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `POST /topics/{topic}[?event=TYPE]` | publish the body as one event (`Content-Type: application/json`: a JSON event); answers `{"id":CURSOR}` |
+//! | `POST /topics/{topic}[?event=TYPE]` | publish the body as one event (`Content-Type: application/json`: a JSON event); answers `{"id":CURSOR}`; `409` once the topic is complete |
+//! | `POST /topics/{topic}/complete` | finish the topic: readers get the rest, then the end; answers `{"end":CURSOR}` |
+//! | `DELETE /topics/{topic}` | delete the topic: its readers end, and its name starts over; answers `{"deleted":BOOL}` |
 //! | `GET /poll/{topic}?since=C` | short polling (push-poll) |
 //! | `GET /longpoll/{topic}?since=C` | long polling (push-longpoll) |
 //! | `GET /sse/{topic}` | Server-Sent Events (push-sse) |
@@ -213,6 +215,9 @@ where
         }
         _ => {}
     }
+    if let Some(rest) = path.strip_prefix("/topics/") {
+        return topics(&state, rest, req).await;
+    }
     let Some((kind, name)) = path.trim_start_matches('/').split_once('/') else {
         return not_found();
     };
@@ -220,9 +225,6 @@ where
         Ok(topic) => topic,
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
     };
-    if kind == "topics" {
-        return publish(&state, &topic, req).await;
-    }
     let Some(&technique) = TECHNIQUES.iter().find(|t| **t == kind) else {
         return not_found();
     };
@@ -330,23 +332,49 @@ fn not_found() -> Response<Body> {
     )
 }
 
-async fn publish<B>(state: &State, topic: &Topic, req: Request<B>) -> Response<Body>
+/// `POST /topics/{t}` publishes, `POST /topics/{t}/complete` finishes the topic, and
+/// `DELETE /topics/{t}` deletes it; with tokens, each needs the token's publish grant.
+async fn topics<B>(state: &State, rest: &str, req: Request<B>) -> Response<Body>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    if req.method() != Method::POST {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "publish with POST\n");
-    }
+    let (name, completing) = match rest.strip_suffix("/complete") {
+        Some(name) => (name, true),
+        None => (rest, false),
+    };
+    let topic = match Topic::new(name) {
+        Ok(topic) => topic,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+    };
     let (parts, body) = req.into_parts();
     if let Some(authorizer) = &state.authorizer {
         match authorizer.grant(&parts).await {
-            Ok(grant) if grant.publish.allows(topic) => {}
+            Ok(grant) if grant.publish.allows(&topic) => {}
             Ok(_) => return text(StatusCode::FORBIDDEN, "the token may not publish here\n"),
             Err(refusal) => return refusal.response::<Full<Bytes>>().map(BodyExt::boxed_unsync),
         }
     }
     let req = Request::from_parts(parts, body);
+    let method = req.method().clone();
+    let end = match (method, completing) {
+        (Method::POST, false) => return publish(state, &topic, req).await,
+        (Method::POST, true) => state.hub.complete(&topic).await.map(|end| format!("{{\"end\":\"{end}\"}}\n")),
+        (Method::DELETE, false) => state.hub.delete(&topic).await.map(|existed| format!("{{\"deleted\":{existed}}}\n")),
+        _ => return text(StatusCode::METHOD_NOT_ALLOWED, "POST /topics/{t} publishes, POST /topics/{t}/complete finishes, DELETE /topics/{t} deletes\n"),
+    };
+    match end {
+        Ok(json) => reply(StatusCode::OK, "application/json", json),
+        Err(e) => push_http::error_response::<Full<Bytes>>(&e, Duration::from_secs(5))
+            .map(BodyExt::boxed_unsync),
+    }
+}
+
+async fn publish<B>(state: &State, topic: &Topic, req: Request<B>) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let mut event_type = None;
     if let Some(t) = push_http::query_value(req.uri().query().unwrap_or(""), "event") {
         match EventType::new(&t) {
@@ -372,6 +400,7 @@ where
         event = event.with_type(t);
     }
     match state.hub.publish(topic, event).await {
+        Err(e @ push_core::Error::Complete) => text(StatusCode::CONFLICT, format!("{e}\n")),
         Ok(event) => {
             state.metrics.published.fetch_add(1, Ordering::Relaxed);
             reply(
