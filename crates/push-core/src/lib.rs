@@ -17,6 +17,9 @@
 //! - An event's payload has a [`PayloadKind`] (text, JSON or binary), chosen and checked once
 //!   at publish ([`NewEvent::text`], [`NewEvent::json`], [`NewEvent::binary`]), so that every
 //!   JSON form carries a JSON payload as a value and a client never guesses.
+//! - A topic can finish ([`Hub::complete`]): readers get every event, then
+//!   [`Delivery::Complete`]; the end has a cursor of its own. [`Hub::delete`] ends a topic's
+//!   readers and starts its name over.
 //! - [`Retention`] bounds every topic by count, age and bytes; [`HubConfig`] caps the number of
 //!   topics and the event size, and reclaims idle topics.
 //!

@@ -28,8 +28,8 @@ pub const EVENT_TIME: &str = "push-event-time";
 /// client library receives events as independent responses. A client that disables push (or
 /// refuses a pushed stream) gets the events on the open body instead, one JSON object per line:
 /// nothing is lost either way. When the hub closes, the body ends with
-/// `{"end":"shutdown","cursor":…}`; when the authorizer's grant expires, with
-/// `{"end":"expired","cursor":…}`.
+/// `{"end":"shutdown","cursor":…}`; when the topic is complete, with `{"end":"complete",…}`;
+/// when the authorizer's grant expires, with `{"end":"expired","cursor":…}`.
 #[derive(Debug, Clone)]
 pub struct Events {
     hub: Hub,

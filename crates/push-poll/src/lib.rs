@@ -24,6 +24,9 @@
 //!  "events":[{"id":"5f3a9c1e2b4d-42","type":"price","time":1700000000000,"data":"{\"eur\":3}"}]}
 //! ```
 //!
+//! When the topic is complete ([`Hub::complete`](push_core::Hub::complete)), the answer that
+//! reaches its end carries `"complete":true`, at once even on a held long-poll: stop asking.
+//!
 //! The payload's key says its kind: `data` for text, `json` for a JSON payload (the value
 //! itself, decoded once), `data_base64` for binary (carried exactly).
 //!

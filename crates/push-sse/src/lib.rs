@@ -13,6 +13,9 @@
 //!   type [`GAP_EVENT`] (`push-gap`, data `{"missed":N}`) or [`RESET_EVENT`] (`push-reset`,
 //!   data `{}`), each with the `id:` to resume from, so a page can react:
 //!   `source.addEventListener("push-reset", () => clearMyState())`;
+//! - a complete topic ([`Hub::complete`](push_core::Hub::complete)) ends with a
+//!   [`COMPLETE_EVENT`] (`push-complete`) whose `id:` is the topic's end; the browser's
+//!   reconnect with it gets `204 No Content`, and the `EventSource` stops for good (WHATWG);
 //! - multi-line data becomes several `data:` lines (CR, LF and CRLF alike); ids and event types
 //!   cannot break the framing (push-core validates them, and [`SseEvent`] rejects CR/LF);
 //! - a `:` comment keeps idle connections alive (every 15 s by default), `retry:` hints the

@@ -19,6 +19,7 @@
 //! | `{"heartbeat":MS}` | after 15 s (configurable) of silence |
 //! | `{"end":"shutdown","cursor":C}` | last, when the hub is closed (graceful shutdown) |
 //! | `{"end":"expired","cursor":C}` | last, when the authorizer's grant expired |
+//! | `{"end":"complete","cursor":C}` | last, when the topic is complete: do not reconnect |
 //!
 //! To resume, a client requests `?since=C` with the last `id` (or outcome `cursor`) it saw and
 //! receives exactly the events after it.

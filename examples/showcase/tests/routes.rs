@@ -160,3 +160,69 @@ async fn with_tls_alpn_chooses_http2_with_push_or_http1() {
         .expect("curl");
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"id\""));
 }
+
+#[tokio::test]
+async fn topics_complete_and_delete() {
+    let example = Example::start_with(env!("CARGO_BIN_EXE_showcase"), &["--no-ticker"]);
+    let base = example.base.clone();
+    let first = example.publish("job", "one");
+    example.publish("job", "two");
+    let end = curl(&["-sf", "-X", "POST", &format!("{base}topics/job/complete")]);
+    let end = end
+        .trim()
+        .strip_prefix("{\"end\":\"")
+        .and_then(|s| s.strip_suffix("\"}"))
+        .unwrap_or_else(|| panic!("{end}"))
+        .to_owned();
+    let late = curl(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-d",
+        "x",
+        &format!("{base}topics/job"),
+    ]);
+    assert_eq!(late, "409", "a complete topic takes no more events");
+    let poll = curl(&["-sf", &format!("{base}poll/job?since={first}")]);
+    assert!(
+        poll.contains("\"complete\":true") && poll.contains("\"data\":\"two\""),
+        "{poll}"
+    );
+    assert!(poll.contains(&format!("\"next\":\"{end}\"")), "{poll}");
+    // An SSE reconnect at the end gets 204, which stops a browser's EventSource.
+    let sse = curl(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--max-time",
+        "2",
+        "-H",
+        &format!("Last-Event-ID: {end}"),
+        &format!("{base}sse/job"),
+    ]);
+    assert_eq!(sse, "204");
+    let stream = curl(&[
+        "-sN",
+        "--max-time",
+        "2",
+        &format!("{base}stream/job?since={first}"),
+    ]);
+    assert!(
+        stream.contains("\"data\":\"two\"") && stream.contains("{\"end\":\"complete\""),
+        "{stream}"
+    );
+
+    let deleted = curl(&["-sf", "-X", "DELETE", &format!("{base}topics/job")]);
+    assert_eq!(deleted.trim(), "{\"deleted\":true}");
+    // The name starts a new history: the old cursor is a reset.
+    example.publish("job", "again");
+    let poll = curl(&["-sf", &format!("{base}poll/job?since={first}")]);
+    assert!(
+        poll.contains("\"outcome\":\"reset\"") && poll.contains("\"data\":\"again\""),
+        "{poll}"
+    );
+}
