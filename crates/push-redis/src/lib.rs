@@ -18,6 +18,10 @@
 //! epoch) and, when set, `type`, and `kind` (`json` or `binary`) when the payload is not text;
 //! a JSON payload read back is checked again.
 //!
+//! Topic completion and deletion ([`Hub::complete`](push_core::Hub::complete),
+//! [`Hub::delete`](push_core::Hub::delete)) are not implemented on Redis yet: they answer
+//! [`Error::Unsupported`](push_core::Error::Unsupported).
+//!
 //! A cursor **is** the entry's stream id: every entry of a stream has the same milliseconds part,
 //! which is the topic's [`Epoch`](push_core::Epoch), and sequence numbers 1, 2, 3 … so that the
 //! distance between two cursors is the number of events between them and a gap can be counted
