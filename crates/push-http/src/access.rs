@@ -230,11 +230,24 @@ pub async fn check_read<B: From<Bytes>>(
     parts: &Parts,
     topic: &Topic,
 ) -> Result<Grant, Response<B>> {
+    check_read_all(authorizer, parts, std::slice::from_ref(topic)).await
+}
+
+/// [`check_read`] for a request reading several `topics`: the grant must cover each.
+///
+/// # Errors
+///
+/// The refusal's `401` or `403` answer.
+pub async fn check_read_all<B: From<Bytes>>(
+    authorizer: Option<&Authorizer>,
+    parts: &Parts,
+    topics: &[Topic],
+) -> Result<Grant, Response<B>> {
     let Some(authorizer) = authorizer.filter(|_| parts.method != http::Method::OPTIONS) else {
         return Ok(Grant::default());
     };
     authorizer
-        .read(parts, std::slice::from_ref(topic))
+        .read(parts, topics)
         .await
         .map_err(|refusal| refusal.response())
 }

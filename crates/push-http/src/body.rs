@@ -170,10 +170,15 @@ pub async fn open_stream<F: Framing>(
     }
     let frames = Frames::new(sub, framing, settings.heartbeat, Some(permit));
     let mut res = Response::new(FramedBody::stream(frames));
+    stream_headers(res.headers_mut(), settings);
+    res
+}
+
+/// The headers of a long-lived stream.
+pub(crate) fn stream_headers(headers: &mut http::HeaderMap, settings: &StreamSettings) {
     // Sized for the headers set here: hyper keeps a response's header map, emptied, for the
     // connection's life (to parse the next request into), so on a held stream its capacity is
     // resident per connection (about 0.6 KiB at the default growth, 0.3 here).
-    let headers = res.headers_mut();
     *headers = http::HeaderMap::with_capacity(3);
     headers.insert(
         CONTENT_TYPE,
@@ -186,5 +191,4 @@ pub async fn open_stream<F: Framing>(
     if settings.accel_buffering_header {
         headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     }
-    res
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
 
-use push_core::{Cursor, Delivery, Event, Outcome, Subscription};
+use push_core::{Cursor, Delivery, Event, Outcome, Subscription, Topic};
 
 use crate::Permit;
 
@@ -27,6 +27,46 @@ pub trait Framing: Send + Unpin + 'static {
     fn heartbeat(&self) -> Bytes;
     /// The goodbye written before the stream ends, for `reason`.
     fn end(&self, reason: End, cursor: Cursor) -> Bytes;
+
+    /// For a request following several topics ([`open_streams`](crate::open_streams)): the
+    /// first bytes, with every topic's start outcome and cursor; `position` is the combined
+    /// cursor ([`crate::multi`]). The default writes [`start`](Self::start) for the first
+    /// topic only: override all four `multi_` methods to serve several topics.
+    fn multi_start(&self, topics: &[(Topic, Outcome, Cursor)], position: &str) -> Bytes {
+        let _ = position;
+        topics
+            .first()
+            .map(|(_, outcome, cursor)| self.start(*outcome, *cursor))
+            .unwrap_or_default()
+    }
+
+    /// One event of one of several topics, with the combined cursor after it. The default is
+    /// [`event`](Self::event).
+    fn multi_event(&self, event: &Event, position: &str) -> Bytes {
+        let _ = position;
+        self.event(event)
+    }
+
+    /// A gap met mid-stream on one of several topics, or that topic completing (`missed`
+    /// `None`). The default writes gaps with [`gap`](Self::gap) and nothing for a completion.
+    fn multi_topic(
+        &self,
+        topic: &Topic,
+        missed: Option<u64>,
+        cursor: Cursor,
+        position: &str,
+    ) -> Bytes {
+        let _ = (topic, position);
+        missed
+            .map(|missed| self.gap(missed, cursor))
+            .unwrap_or_default()
+    }
+
+    /// The goodbye of a stream of several topics. The default writes nothing.
+    fn multi_end(&self, reason: End, position: &str) -> Bytes {
+        let _ = (reason, position);
+        Bytes::new()
+    }
 }
 
 /// Why the server ends a long-lived stream.
@@ -55,6 +95,68 @@ impl End {
     }
 }
 
+/// The timers of a long-lived stream: the heartbeat and the credentials' end.
+///
+/// Events cost the heartbeat nothing: a timer ticks every half period and a heartbeat goes out
+/// on a tick that finds no frame handed out since the previous one, instead of a timer reset (a
+/// clock read and a timer-wheel update) per event and subscriber.
+#[derive(Debug)]
+pub(crate) struct Timers {
+    /// Ticks every half heartbeat period while heartbeats are on.
+    heartbeat: Option<Interval>,
+    /// Whether a frame was handed out since the last tick.
+    active: bool,
+    /// When the client's credentials expire; boxed, as only authorized streams have one.
+    expiry: Option<Pin<Box<Sleep>>>,
+}
+
+impl Timers {
+    pub(crate) fn new(heartbeat: Option<Duration>) -> Self {
+        let heartbeat = heartbeat.filter(|d| !d.is_zero()).map(|period| {
+            let half = (period / 2).max(Duration::from_millis(1));
+            let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + half, half);
+            interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            interval
+        });
+        Self {
+            heartbeat,
+            active: true,
+            expiry: None,
+        }
+    }
+
+    pub(crate) fn expire_at(&mut self, deadline: Option<Instant>) {
+        self.expiry = deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
+    }
+
+    /// Whether the credentials' end has come.
+    pub(crate) fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        self.expiry
+            .as_mut()
+            .is_some_and(|expiry| expiry.as_mut().poll(cx).is_ready())
+    }
+
+    /// Whether a heartbeat is due now (when nothing else is ready).
+    pub(crate) fn poll_heartbeat(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(interval) = &mut self.heartbeat else {
+            return false;
+        };
+        // Every tick that passes registers the waker for the next one.
+        while interval.poll_tick(cx).is_ready() {
+            if !std::mem::replace(&mut self.active, false) {
+                self.active = true;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// A frame was handed out.
+    pub(crate) fn touch(&mut self) {
+        self.active = true;
+    }
+}
+
 /// A [`Subscription`] as a stream of encoded frames: the start outcome, then events and gaps as
 /// they come, heartbeats when idle, and a goodbye when the hub closes, the topic is complete,
 /// or the client's grant expires ([`expire_at`](Self::expire_at)).
@@ -67,18 +169,13 @@ impl End {
 pub struct Frames<F> {
     sub: Subscription,
     framing: F,
-    /// Ticks every half heartbeat period while heartbeats are on.
-    heartbeat: Option<Interval>,
-    /// Whether a frame was handed out since the last tick.
-    active: bool,
-    /// When the client's credentials expire; boxed, as only authorized streams have one.
-    expiry: Option<Pin<Box<Sleep>>>,
+    timers: Timers,
     state: State,
     _permit: Option<Permit>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
+pub(crate) enum State {
     Start,
     Streaming,
     Done,
@@ -88,10 +185,6 @@ impl<F: Framing> Frames<F> {
     /// Frames `sub` with `framing`, writing a heartbeat when the stream has been silent for
     /// between half of `heartbeat` and `heartbeat` (`None` turns heartbeats off), so it is
     /// never silent longer than `heartbeat`. `permit` is released when the stream is dropped.
-    ///
-    /// Events cost the timer nothing: a timer ticks every half period and a heartbeat goes out
-    /// on a tick that finds no frame handed out since the previous one, instead of a timer
-    /// reset (a clock read and a timer-wheel update) per event and subscriber.
     ///
     /// # Panics
     ///
@@ -103,18 +196,10 @@ impl<F: Framing> Frames<F> {
         heartbeat: Option<Duration>,
         permit: Option<Permit>,
     ) -> Self {
-        let heartbeat = heartbeat.filter(|d| !d.is_zero()).map(|period| {
-            let half = (period / 2).max(Duration::from_millis(1));
-            let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + half, half);
-            interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            interval
-        });
         Self {
             sub,
             framing,
-            heartbeat,
-            active: true,
-            expiry: None,
+            timers: Timers::new(heartbeat),
             state: State::Start,
             _permit: permit,
         }
@@ -126,7 +211,7 @@ impl<F: Framing> Frames<F> {
     ///
     /// Outside a tokio runtime, when `deadline` is set.
     pub fn expire_at(&mut self, deadline: Option<Instant>) {
-        self.expiry = deadline.map(|d| Box::pin(tokio::time::sleep_until(d)));
+        self.timers.expire_at(deadline);
     }
 
     /// The subscription's position: the cursor of the last event handed out.
@@ -147,12 +232,9 @@ impl<F: Framing> Frames<F> {
             }
             State::Streaming => {}
         }
-        if let Some(expiry) = &mut self.expiry {
-            if expiry.as_mut().poll(cx).is_ready() {
-                self.state = State::Done;
-                let end = self.framing.end(End::Expired, self.sub.cursor());
-                return Poll::Ready(Some(end));
-            }
+        if self.timers.poll_expired(cx) {
+            self.state = State::Done;
+            return Poll::Ready(Some(self.framing.end(End::Expired, self.sub.cursor())));
         }
         let frame = match self.sub.poll_recv(cx) {
             Poll::Ready(Some(Delivery::Event(event))) => self.framing.event(&event),
@@ -172,20 +254,13 @@ impl<F: Framing> Frames<F> {
                 return Poll::Ready(Some(end));
             }
             Poll::Pending => {
-                let Some(interval) = &mut self.heartbeat else {
-                    return Poll::Pending;
-                };
-                // Every tick that passes registers the waker for the next one.
-                while interval.poll_tick(cx).is_ready() {
-                    if !std::mem::replace(&mut self.active, false) {
-                        self.active = true;
-                        return Poll::Ready(Some(self.framing.heartbeat()));
-                    }
+                if self.timers.poll_heartbeat(cx) {
+                    return Poll::Ready(Some(self.framing.heartbeat()));
                 }
                 return Poll::Pending;
             }
         };
-        self.active = true;
+        self.timers.touch();
         Poll::Ready(Some(frame))
     }
 }

@@ -88,6 +88,25 @@ pub fn event(event: &Event) -> Bytes {
     })
 }
 
+static TOPIC_EVENT_SLOT: EncodingSlot = EncodingSlot::new();
+
+/// `{"topic":T,"id":C,…}`: [`event`]'s object with the event's topic in front, encoded once
+/// per event: push-ws's envelope, and the events of a request that follows several topics.
+#[must_use]
+pub fn topic_event(ev: &Event) -> Bytes {
+    ev.encoded(&TOPIC_EVENT_SLOT, |ev| {
+        let object = event(ev);
+        let topic = ev.topic().as_str();
+        let mut out = BytesMut::with_capacity(object.len() + topic.len() + 12);
+        // Topic names are `[A-Za-z0-9-_.~:]`: nothing to escape.
+        out.put_slice(b"{\"topic\":\"");
+        out.put_slice(topic.as_bytes());
+        out.put_slice(b"\",");
+        out.put_slice(object.get(1..).unwrap_or_default());
+        out.freeze()
+    })
+}
+
 /// The outcome's name in every JSON form: `resumed`, `gap` or `reset`.
 #[must_use]
 pub fn outcome_name(outcome: Outcome) -> &'static str {
@@ -112,6 +131,24 @@ pub fn outcome_line(outcome: Outcome, cursor: push_core::Cursor) -> Bytes {
         "{{\"outcome\":\"{}\"{missed},\"cursor\":\"{cursor}\"}}\n",
         outcome_name(outcome)
     ))
+}
+
+/// `{"topic":T,"outcome":…,"missed":N,"cursor":C}` and a newline: one topic's outcome in a
+/// stream of several.
+#[must_use]
+pub fn topic_outcome_line(
+    topic: &push_core::Topic,
+    outcome: Outcome,
+    cursor: push_core::Cursor,
+) -> Bytes {
+    let line = outcome_line(outcome, cursor);
+    // `{"outcome"…` with the topic spliced in front; names need no escaping.
+    let mut out = BytesMut::with_capacity(line.len() + topic.as_str().len() + 12);
+    out.put_slice(b"{\"topic\":\"");
+    out.put_slice(topic.as_str().as_bytes());
+    out.put_slice(b"\",");
+    out.put_slice(line.get(1..).unwrap_or_default());
+    out.freeze()
 }
 
 /// `{"end":"shutdown"|"expired","cursor":C}` and a newline: the last line of a stream when the
@@ -158,6 +195,46 @@ pub fn batch(batch: &Batch, more: bool) -> Bytes {
 #[must_use]
 pub fn batch_response<B: From<Bytes>>(batch: &Batch, more: bool) -> http::Response<B> {
     let mut res = http::Response::new(B::from(self::batch(batch, more)));
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+/// The answer of a poll or long-poll of several topics:
+///
+/// ```json
+/// {"topics":[{"topic":"a","outcome":"resumed","cursor":"…"},{"topic":"b","outcome":"gap","missed":3,"cursor":"…"}],
+///  "next":"CA,CB","more":false,"events":[{"topic":"a","id":"…",…},…]}
+/// ```
+///
+/// `"complete":true` appears when every topic is complete and the answer reached each end.
+#[must_use]
+pub fn multi_batch_response<B: From<Bytes>>(batch: &crate::multi::MultiBatch) -> http::Response<B> {
+    let mut out = BytesMut::with_capacity(128 + batch.events.len() * 96);
+    out.put_slice(b"{\"topics\":[");
+    for (i, (topic, outcome, cursor)) in batch.topics.iter().enumerate() {
+        if i > 0 {
+            out.put_u8(b',');
+        }
+        let line = topic_outcome_line(topic, *outcome, *cursor);
+        out.put_slice(line.strip_suffix(b"\n").unwrap_or(&line));
+    }
+    // The combined cursor is cursors and commas: nothing to escape.
+    out.put_slice(format!("],\"next\":\"{}\",\"more\":{},", batch.next, batch.more).as_bytes());
+    if batch.complete {
+        out.put_slice(b"\"complete\":true,");
+    }
+    out.put_slice(b"\"events\":[");
+    for (i, event) in batch.events.iter().enumerate() {
+        if i > 0 {
+            out.put_u8(b',');
+        }
+        out.put_slice(&topic_event(event));
+    }
+    out.put_slice(b"]}");
+    let mut res = http::Response::new(B::from(out.freeze()));
     res.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
@@ -222,6 +299,49 @@ impl crate::Framing for Ndjson {
 
     fn end(&self, reason: crate::End, cursor: push_core::Cursor) -> Bytes {
         end_line(reason, cursor)
+    }
+
+    fn multi_start(
+        &self,
+        topics: &[(push_core::Topic, Outcome, push_core::Cursor)],
+        _position: &str,
+    ) -> Bytes {
+        let mut out = BytesMut::new();
+        for (topic, outcome, cursor) in topics {
+            out.put_slice(&topic_outcome_line(topic, *outcome, *cursor));
+        }
+        out.freeze()
+    }
+
+    fn multi_event(&self, event: &Event, _position: &str) -> Bytes {
+        // The shared object plus a newline: one copy per event and stream (a request of one
+        // topic shares its whole line instead).
+        [&topic_event(event)[..], b"\n"].concat().into()
+    }
+
+    fn multi_topic(
+        &self,
+        topic: &push_core::Topic,
+        missed: Option<u64>,
+        cursor: push_core::Cursor,
+        _position: &str,
+    ) -> Bytes {
+        match missed {
+            Some(missed) => topic_outcome_line(topic, Outcome::Gap { missed }, cursor),
+            None => format!(
+                "{{\"topic\":\"{}\",\"complete\":true,\"cursor\":\"{cursor}\"}}\n",
+                topic.as_str()
+            )
+            .into(),
+        }
+    }
+
+    fn multi_end(&self, reason: crate::End, position: &str) -> Bytes {
+        format!(
+            "{{\"end\":\"{}\",\"cursor\":\"{position}\"}}\n",
+            reason.as_str()
+        )
+        .into()
     }
 }
 

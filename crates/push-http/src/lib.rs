@@ -13,6 +13,8 @@
 //!   check, stream limit, subscription, headers), configured by [`StreamSettings`].
 //! - The common answers: [`text`], [`method_not_allowed`], [`options`], [`unavailable`], and
 //!   [`error_response`] for a hub error.
+//! - [`multi`]: several topics in one request (`?topic=a&topic=b`): the topics, one combined
+//!   cursor, [`open_streams`] and [`MultiBody`] for streams, merged subscriptions for batches.
 //! - [`start_from`]: a client's cursor from a header or a query parameter ([`query_value`]).
 //! - [`Cors`] and [`Origins`]: CORS answers applied to an [`http::HeaderMap`], and the origin
 //!   allow-list WebSocket handshakes check.
@@ -97,14 +99,16 @@ pub mod json;
 #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
 pub mod jwt;
 mod limit;
+pub mod multi;
 mod publish;
 mod query;
 
-pub use crate::access::{check_read, Allow, Authorizer, Grant, Refusal};
+pub use crate::access::{check_read, check_read_all, Allow, Authorizer, Grant, Refusal};
 pub use crate::answer::{error_response, method_not_allowed, options, text, unavailable};
 pub use crate::body::{open_stream, FramedBody, StreamSettings};
 pub use crate::cors::{Cors, CorsRules, Origins};
 pub use crate::frames::{End, Frames, Framing};
 pub use crate::limit::{Limiter, Permit};
+pub use crate::multi::{open_streams, MultiBody, MultiFrames};
 pub use crate::publish::{payload_kind, PublishBody, PublishConfig, Publisher, EVENT_TYPE_HEADER};
 pub use crate::query::{query_value, start_from};

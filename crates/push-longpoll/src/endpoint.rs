@@ -281,6 +281,99 @@ impl LongPoll {
         }
     }
 
+    /// Answers `req` for several `topics` at once (at most
+    /// [`MAX_TOPICS`](push_http::multi::MAX_TOPICS)): held until any of them has news, an
+    /// outcome to tell or its end, then `200` with the
+    /// [several-topic answer](push_http::json::multi_batch_response) of what every topic holds;
+    /// `next` is the [combined cursor](push_http::multi) to pass as `since` next time. Other
+    /// answers as [`respond`](Self::respond). The grant must cover every topic.
+    pub fn respond_topics<B>(
+        &self,
+        topics: &[Topic],
+        req: Request<B>,
+    ) -> impl Future<Output = Response<LongPollBody>> + Send + 'static {
+        let (parts, _) = req.into_parts();
+        let hold = self.hold_for(&parts);
+        let since =
+            push_http::query_value(parts.uri.query().unwrap_or(""), self.config.resume_param)
+                .map(std::borrow::Cow::into_owned);
+        let from =
+            push_http::multi::start_points(since.as_deref(), topics.len(), self.config.start);
+        let mut cors = HeaderMap::new();
+        if let Some(rules) = &self.config.cors {
+            rules.apply(&parts.method, &parts.headers, &CORS_RULES, &mut cors);
+        }
+        let (this, topics) = (self.clone(), topics.to_vec());
+        async move {
+            let auth = this.authorizer.as_ref();
+            let grant = match push_http::check_read_all(auth, &parts, &topics).await {
+                Ok(grant) => grant,
+                Err(refusal) => return refusal,
+            };
+            let hold = hold.map(|hold| match grant.deadline() {
+                Some(end) => hold.min(end.saturating_duration_since(tokio::time::Instant::now())),
+                None => hold,
+            });
+            let method = parts.method.clone();
+            drop(parts);
+            let mut res = this.answer_topics(&topics, &method, hold, &from).await;
+            res.headers_mut().extend(cors);
+            res
+        }
+    }
+
+    async fn answer_topics(
+        &self,
+        topics: &[Topic],
+        method: &Method,
+        hold: Result<Duration, Error>,
+        from: &[StartFrom],
+    ) -> Response<LongPollBody> {
+        let hold = match *method {
+            Method::GET => match hold {
+                Ok(hold) => hold,
+                Err(e) => return text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
+            },
+            Method::HEAD => Duration::ZERO,
+            Method::OPTIONS => return push_http::options(METHODS),
+            _ => {
+                return push_http::method_not_allowed(
+                    METHODS,
+                    "long polls answer GET, HEAD and OPTIONS\n",
+                )
+            }
+        };
+        let Some(_permit) = self.limiter.try_acquire() else {
+            return self.unavailable(&format!(
+                "too many held requests (limit {})\n",
+                self.limiter.max()
+            ));
+        };
+        let mut subs = match push_http::multi::subscribe_all(&self.hub, topics, from).await {
+            Ok(subs) => subs,
+            Err(e) => return self.unavailable(&format!("{e}\n")),
+        };
+        let limit =
+            push_http::json::batch_limit(self.config.max_batch, self.config.max_batch_bytes);
+        let waited =
+            tokio::time::timeout(hold, push_http::multi::next_batch_all(&mut subs, limit)).await;
+        let batch = match waited {
+            Ok(Some(batch)) => Some(batch),
+            // Timed out: what there is now (nothing new, outcomes resumed).
+            Err(_) => push_http::multi::try_batch_all(&mut subs, limit),
+            Ok(None) => None,
+        };
+        let Some(batch) = batch else {
+            let mut res = self.unavailable("shutting down\n");
+            self.set_retry_after(res.headers_mut());
+            return res;
+        };
+        let mut res = push_http::json::multi_batch_response(&batch);
+        res.headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        res
+    }
+
     /// Runs `authorizer` before every request: a client it refuses, or one whose grant does
     /// not cover the topic, gets `401` or `403` and is not held.
     #[must_use]

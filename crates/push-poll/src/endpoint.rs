@@ -237,6 +237,61 @@ impl Poller {
         self.answer(topic, req, Some(client))
     }
 
+    /// Answers `req` for several `topics` at once (at most
+    /// [`MAX_TOPICS`](push_http::multi::MAX_TOPICS)), without a rate limit: `200` with the
+    /// [several-topic answer](push_http::json::multi_batch_response) (each topic's outcome and
+    /// cursor, their events with their topic, and `next`, the
+    /// [combined cursor](push_http::multi) to pass as `since` next time), `Cache-Control:
+    /// no-cache` and [`POLL_INTERVAL`]; no `ETag` or `304`. Other answers as
+    /// [`respond_keyed`](Self::respond_keyed). The grant must cover every topic.
+    pub fn respond_topics<B>(
+        &self,
+        topics: &[Topic],
+        req: Request<B>,
+    ) -> impl Future<Output = Response<PollBody>> + Send + 'static {
+        let (parts, _) = req.into_parts();
+        let (this, topics) = (self.clone(), topics.to_vec());
+        async move {
+            let auth = this.authorizer.as_ref();
+            if let Err(refusal) = push_http::check_read_all(auth, &parts, &topics).await {
+                return refusal;
+            }
+            let mut res = match parts.method {
+                Method::GET | Method::HEAD => this.answer_topics(&topics, &parts).await,
+                Method::OPTIONS => push_http::options(METHODS),
+                _ => push_http::method_not_allowed(METHODS, "polls answer GET, HEAD and OPTIONS\n"),
+            };
+            if let Some(cors) = &this.config.cors {
+                cors.apply(
+                    &parts.method,
+                    &parts.headers,
+                    &CORS_RULES,
+                    res.headers_mut(),
+                );
+            }
+            res
+        }
+    }
+
+    async fn answer_topics(&self, topics: &[Topic], parts: &Parts) -> Response<PollBody> {
+        let since =
+            push_http::query_value(parts.uri.query().unwrap_or(""), self.config.resume_param);
+        let from =
+            push_http::multi::start_points(since.as_deref(), topics.len(), self.config.start);
+        let mut subs = match push_http::multi::subscribe_all(&self.hub, topics, &from).await {
+            Ok(subs) => subs,
+            Err(e) => return self.unavailable(&format!("{e}\n")),
+        };
+        let limit =
+            push_http::json::batch_limit(self.config.max_batch, self.config.max_batch_bytes);
+        let Some(batch) = push_http::multi::try_batch_all(&mut subs, limit) else {
+            return self.unavailable("hub is closed\n");
+        };
+        let mut res = push_http::json::multi_batch_response(&batch);
+        self.set_cache_headers(res.headers_mut(), None);
+        res
+    }
+
     fn answer<B>(
         &self,
         topic: &Topic,

@@ -204,6 +204,21 @@ pub(crate) fn outcome_event(outcome: Outcome, cursor: Cursor) -> Option<Bytes> {
     Some(format!("id: {cursor}\nevent: {event}\ndata: {data}\n\n").into())
 }
 
+/// The outcome event of one topic of several: its data names the topic, its `id:` is the
+/// combined cursor.
+pub(crate) fn topic_outcome_event(topic: &str, outcome: Outcome, position: &str) -> Option<Bytes> {
+    let (event, data) = match outcome {
+        Outcome::Resumed => return None,
+        Outcome::Gap { missed } => (
+            GAP_EVENT,
+            format!("{{\"topic\":\"{topic}\",\"missed\":{missed}}}"),
+        ),
+        Outcome::Reset => (RESET_EVENT, format!("{{\"topic\":\"{topic}\"}}")),
+    };
+    // Topic names are `[A-Za-z0-9-_.~:]`: nothing to escape.
+    Some(format!("id: {position}\nevent: {event}\ndata: {data}\n\n").into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,9 +7,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use push_core::{Cursor, Event, Hub, Outcome, StartFrom, Topic};
-use push_http::{Authorizer, End, FramedBody, Framing, Limiter, StreamSettings};
+use push_http::{Authorizer, End, FramedBody, Framing, Limiter, MultiBody, StreamSettings};
 
-use crate::encode::{encode_event, outcome_event, COMPLETE_EVENT, EXPIRED_EVENT};
+use crate::encode::{
+    encode_event, outcome_event, topic_outcome_event, COMPLETE_EVENT, EXPIRED_EVENT,
+};
 
 /// The request header a reconnecting `EventSource` sends.
 pub const LAST_EVENT_ID: &str = "last-event-id";
@@ -217,6 +219,62 @@ impl Sse {
     }
 }
 
+impl Sse {
+    /// Answers `req` with one event stream of several `topics` (at most
+    /// [`MAX_TOPICS`](push_http::multi::MAX_TOPICS); the caller reads them from the query with
+    /// [`query_topics`](push_http::multi::query_topics), say).
+    ///
+    /// Every event's `id:` is the [combined cursor](push_http::multi) of all the topics, so a
+    /// browser's `Last-Event-ID` resumes each exactly. An event's data is its JSON object with
+    /// its topic (`{"topic":T,"id":C,…,"data":…}`: push-http's `topic_event`), and its `event:`
+    /// its type. Each topic's start outcome and mid-stream gaps are `push-gap`/`push-reset`
+    /// events whose data names the topic; a topic that completes sends `push-complete` with
+    /// `{"topic":T}`; when every topic is complete, the reconnect gets `204`. The grant must
+    /// cover every topic.
+    pub fn respond_topics<B>(
+        &self,
+        topics: &[Topic],
+        req: Request<B>,
+    ) -> impl Future<Output = Response<SseMultiBody>> + Send + 'static {
+        let (parts, _) = req.into_parts();
+        let header = parts
+            .headers
+            .get(LAST_EVENT_ID)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned);
+        let query =
+            push_http::query_value(parts.uri.query().unwrap_or(""), self.config.resume_param)
+                .map(std::borrow::Cow::into_owned);
+        let position = header.or(query);
+        let from =
+            push_http::multi::start_points(position.as_deref(), topics.len(), StartFrom::Newest);
+        let (this, topics) = (self.clone(), topics.to_vec());
+        async move {
+            let auth = this.authorizer.as_ref();
+            let grant = match push_http::check_read_all(auth, &parts, &topics).await {
+                Ok(grant) => grant,
+                Err(refusal) => return refusal,
+            };
+            let framing = SseFraming {
+                retry: this.config.retry,
+            };
+            let mut res = push_http::open_streams(
+                &this.hub,
+                &this.limiter,
+                &parts.method,
+                &topics,
+                &from,
+                framing,
+                &this.settings,
+            )
+            .await;
+            res.body_mut().expire_at(grant.deadline());
+            res
+        }
+    }
+}
+
 /// The SSE wire format as a [`Framing`]: the `retry:` hint and the resume outcome first, one
 /// `id:`/`event:`/`data:` block per event (encoded once per event), a comment as heartbeat,
 /// and a `retry:` hint as the goodbye.
@@ -248,6 +306,62 @@ impl Framing for SseFraming {
         Bytes::from_static(b":\n\n")
     }
 
+    fn multi_start(&self, topics: &[(Topic, Outcome, Cursor)], position: &str) -> Bytes {
+        let mut out = self
+            .retry
+            .map(|r| format!("retry: {}\n\n", r.as_millis()))
+            .unwrap_or_default()
+            .into_bytes();
+        let before = out.len();
+        for (topic, outcome, _) in topics {
+            if let Some(event) = topic_outcome_event(topic.as_str(), *outcome, position) {
+                out.extend_from_slice(&event);
+            }
+        }
+        if out.len() == before {
+            out.extend_from_slice(b":ok\n\n");
+        }
+        out.into()
+    }
+
+    fn multi_event(&self, event: &Event, position: &str) -> Bytes {
+        // The event's JSON object with its topic (one line: JSON escapes line breaks), shared
+        // by every stream; the `id:` is this stream's combined cursor.
+        let object = push_http::json::topic_event(event);
+        let kind = event
+            .event_type()
+            .map(|t| format!("event: {}\n", t.as_str()))
+            .unwrap_or_default();
+        let head = format!("id: {position}\n{kind}data: ");
+        [head.as_bytes(), &object, b"\n\n"].concat().into()
+    }
+
+    fn multi_topic(&self, topic: &Topic, missed: Option<u64>, _: Cursor, position: &str) -> Bytes {
+        match missed {
+            Some(missed) => topic_outcome_event(topic.as_str(), Outcome::Gap { missed }, position)
+                .unwrap_or_default(),
+            None => format!(
+                "id: {position}\nevent: {COMPLETE_EVENT}\ndata: {{\"topic\":\"{}\"}}\n\n",
+                topic.as_str()
+            )
+            .into(),
+        }
+    }
+
+    fn multi_end(&self, reason: End, _position: &str) -> Bytes {
+        match reason {
+            // Every topic said it completed; the reconnect gets 204.
+            End::Complete => Bytes::new(),
+            End::Expired => {
+                format!("event: {EXPIRED_EVENT}\ndata: {{\"end\":\"expired\"}}\n\n").into()
+            }
+            _ => self
+                .retry
+                .map(|r| format!("retry: {}\n\n", r.as_millis()).into())
+                .unwrap_or_default(),
+        }
+    }
+
     fn end(&self, reason: End, cursor: Cursor) -> Bytes {
         match reason {
             End::Expired => {
@@ -266,3 +380,6 @@ impl Framing for SseFraming {
 
 /// The response body of [`Sse::respond`]: the event stream, or a short text for an error.
 pub type SseBody = FramedBody<SseFraming>;
+
+/// The response body of [`Sse::respond_topics`].
+pub type SseMultiBody = MultiBody<SseFraming>;

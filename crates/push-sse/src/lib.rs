@@ -71,4 +71,4 @@ pub mod client;
 pub use crate::encode::{
     encode_event, FieldError, SseEvent, COMPLETE_EVENT, EXPIRED_EVENT, GAP_EVENT, RESET_EVENT,
 };
-pub use crate::endpoint::{Sse, SseBody, SseConfig, SseFraming, LAST_EVENT_ID};
+pub use crate::endpoint::{Sse, SseBody, SseConfig, SseFraming, SseMultiBody, LAST_EVENT_ID};

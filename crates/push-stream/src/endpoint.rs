@@ -182,3 +182,50 @@ impl Streamer {
 
 /// The response body of [`Streamer::respond`]: the NDJSON stream, or a short text for an error.
 pub type StreamBody = FramedBody<Ndjson>;
+
+/// The response body of [`Streamer::respond_topics`].
+pub type StreamMultiBody = push_http::MultiBody<Ndjson>;
+
+impl Streamer {
+    /// Answers `req` with one NDJSON stream of several `topics` (at most
+    /// [`MAX_TOPICS`](push_http::multi::MAX_TOPICS)).
+    ///
+    /// The stream starts with one outcome line per topic (`{"topic":T,"outcome":…,"cursor":C}`),
+    /// then carries every event as its object with its topic (`{"topic":T,"id":C,…}`), per-topic
+    /// gaps, `{"topic":T,"complete":true,"cursor":C}` when a topic completes, and ends with
+    /// `{"end":R,"cursor":POSITION}`. To resume, ask with `?since=` the
+    /// [combined cursor](push_http::multi): each topic's last `id` (or outcome cursor), in the
+    /// request's order, joined by `,`. The grant must cover every topic.
+    pub fn respond_topics<B>(
+        &self,
+        topics: &[Topic],
+        req: Request<B>,
+    ) -> impl Future<Output = Response<StreamMultiBody>> + Send + 'static {
+        let (parts, _) = req.into_parts();
+        let since =
+            push_http::query_value(parts.uri.query().unwrap_or(""), self.config.resume_param)
+                .map(std::borrow::Cow::into_owned);
+        let from =
+            push_http::multi::start_points(since.as_deref(), topics.len(), StartFrom::Newest);
+        let (this, topics) = (self.clone(), topics.to_vec());
+        async move {
+            let auth = this.authorizer.as_ref();
+            let grant = match push_http::check_read_all(auth, &parts, &topics).await {
+                Ok(grant) => grant,
+                Err(refusal) => return refusal,
+            };
+            let mut res = push_http::open_streams(
+                &this.hub,
+                &this.limiter,
+                &parts.method,
+                &topics,
+                &from,
+                Ndjson,
+                &this.settings,
+            )
+            .await;
+            res.body_mut().expire_at(grant.deadline());
+            res
+        }
+    }
+}

@@ -50,5 +50,5 @@
 pub mod client;
 mod endpoint;
 
-pub use crate::endpoint::{StreamBody, StreamConfig, Streamer};
+pub use crate::endpoint::{StreamBody, StreamConfig, StreamMultiBody, Streamer};
 pub use push_http::json::{event_line, Ndjson};

@@ -1,7 +1,7 @@
 //! The JSON messages of the push WebSocket protocol, both directions.
 
-use bytes::{BufMut, Bytes, BytesMut};
-use push_core::{Cursor, EncodingSlot, Event, Outcome};
+use bytes::Bytes;
+use push_core::{Cursor, Event, Outcome};
 use serde::{Deserialize, Serialize};
 
 /// A message from the client (a text frame holding one JSON object), read by
@@ -102,22 +102,10 @@ impl ClientOp {
     }
 }
 
-static ENVELOPE_SLOT: EncodingSlot = EncodingSlot::new();
-
-/// `{"topic":T,"id":C,"type":…,"time":MS,"data":…}`: the event's JSON object with its topic in
-/// front, encoded once per event and shared by every connection.
+/// `{"topic":T,"id":C,"type":…,"time":MS,"data":…}`: push-http's event object with its topic
+/// in front, encoded once per event and shared by every connection.
 pub(crate) fn event_message(event: &Event) -> Bytes {
-    event.encoded(&ENVELOPE_SLOT, |event| {
-        let object = push_http::json::event(event);
-        let topic = event.topic().as_str();
-        let mut out = BytesMut::with_capacity(object.len() + topic.len() + 12);
-        // Topic names are `[A-Za-z0-9-_.~:]`: nothing to escape.
-        out.put_slice(b"{\"topic\":\"");
-        out.put_slice(topic.as_bytes());
-        out.put_slice(b"\",");
-        out.put_slice(object.get(1..).unwrap_or_default());
-        out.freeze()
-    })
+    push_http::json::topic_event(event)
 }
 
 #[derive(Serialize)]

@@ -11,6 +11,7 @@
 //! | `GET /poll/{topic}?since=C` | short polling (push-poll) |
 //! | `GET /longpoll/{topic}?since=C` | long polling (push-longpoll) |
 //! | `GET /sse/{topic}` | Server-Sent Events (push-sse) |
+//! | `GET /sse?topic=a&topic=b` (also `/stream`, `/poll`, `/longpoll`) | several topics in one request, one combined cursor (at most 16 topics) |
 //! | `GET /ws/{topic}` | WebSocket (push-ws, HTTP/1.1) |
 //! | `GET /stream/{topic}?since=C` | NDJSON streaming (push-stream) |
 //! | `GET /h2/{topic}?since=C` | events as pushed responses (push-h2, HTTP/2) |
@@ -218,6 +219,9 @@ where
     if let Some(rest) = path.strip_prefix("/topics/") {
         return topics(&state, rest, req).await;
     }
+    if let Some(&technique) = MULTI.iter().find(|t| path.strip_prefix('/') == Some(**t)) {
+        return several(&state, technique, req).await;
+    }
     let Some((kind, name)) = path.trim_start_matches('/').split_once('/') else {
         return not_found();
     };
@@ -330,6 +334,43 @@ fn not_found() -> Response<Body> {
         StatusCode::NOT_FOUND,
         "routes: POST /topics/{topic}, GET /poll|longpoll|sse|ws|stream|h2/{topic}, GET /, GET /metrics\n",
     )
+}
+
+/// The techniques that follow several topics in one request: `GET /sse?topic=a&topic=b`.
+const MULTI: [&str; 4] = ["sse", "stream", "poll", "longpoll"];
+
+/// `GET /{technique}?topic=a&topic=b`: one request following several topics, with one combined
+/// cursor (`Last-Event-ID` or `lastEventId` for SSE, `since` for the others).
+async fn several<B>(state: &State, technique: &'static str, req: Request<B>) -> Response<Body> {
+    let max = push_http::multi::MAX_TOPICS;
+    let topics = match push_http::multi::query_topics(req.uri(), "topic", max) {
+        Ok(topics) => topics,
+        Err(reason) => return text(StatusCode::BAD_REQUEST, format!("{reason}\n")),
+    };
+    state.metrics.request(technique);
+    let res = match technique {
+        "sse" => state
+            .sse
+            .respond_topics(&topics, req)
+            .await
+            .map(BodyExt::boxed_unsync),
+        "stream" => state
+            .streamer
+            .respond_topics(&topics, req)
+            .await
+            .map(BodyExt::boxed_unsync),
+        "poll" => state
+            .poller
+            .respond_topics(&topics, req)
+            .await
+            .map(BodyExt::boxed_unsync),
+        _ => state
+            .longpoll
+            .respond_topics(&topics, req)
+            .await
+            .map(BodyExt::boxed_unsync),
+    };
+    state.metrics.counted(technique, res)
 }
 
 /// `POST /topics/{t}` publishes, `POST /topics/{t}/complete` finishes the topic, and
