@@ -24,6 +24,10 @@
 //!  "events":[{"id":"5f3a9c1e2b4d-42","type":"price","time":1700000000000,"data":"{\"eur\":3}"}]}
 //! ```
 //!
+//! Several topics in one request: [`Poller::respond_topics`] (`?topic=a&topic=b`, read with
+//! [`query_topics`](push_http::multi::query_topics)), with one
+//! [combined cursor](push_http::multi) for all of them and events that carry their topic.
+//!
 //! When the topic is complete ([`Hub::complete`](push_core::Hub::complete)), the answer that
 //! reaches its end carries `"complete":true`, at once even on a held long-poll: stop asking.
 //!

@@ -54,6 +54,10 @@
 //!
 //! A complete hyper server is in `examples/sse-server`.
 //!
+//! Several topics in one request: [`Sse::respond_topics`] (`?topic=a&topic=b`, read with
+//! [`query_topics`](push_http::multi::query_topics)), with one
+//! [combined cursor](push_http::multi) for all of them and events that carry their topic.
+//!
 //! # Client
 //!
 //! With the `client` feature, [`client::Client`] reads a stream, reconnects with backoff and

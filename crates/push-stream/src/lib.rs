@@ -21,6 +21,10 @@
 //! | `{"end":"expired","cursor":C}` | last, when the authorizer's grant expired |
 //! | `{"end":"complete","cursor":C}` | last, when the topic is complete: do not reconnect |
 //!
+//! Several topics in one request: [`Streamer::respond_topics`] (`?topic=a&topic=b`, read with
+//! [`query_topics`](push_http::multi::query_topics)), with one
+//! [combined cursor](push_http::multi) for all of them and events that carry their topic.
+//!
 //! To resume, a client requests `?since=C` with the last `id` (or outcome `cursor`) it saw and
 //! receives exactly the events after it.
 //!
