@@ -20,7 +20,7 @@
 //!
 //! Topic completion and deletion ([`Hub::complete`](push_core::Hub::complete),
 //! [`Hub::delete`](push_core::Hub::delete)) are not implemented on Redis yet: they answer
-//! [`Error::Unsupported`](push_core::Error::Unsupported).
+//! [`Error::Unsupported`].
 //!
 //! A cursor **is** the entry's stream id: every entry of a stream has the same milliseconds part,
 //! which is the topic's [`Epoch`](push_core::Epoch), and sequence numbers 1, 2, 3 … so that the
