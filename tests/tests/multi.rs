@@ -119,7 +119,9 @@ async fn each_topic_keeps_its_outcome_and_the_other_techniques_resume_with_since
     let a1 = hub.publish(&a, NewEvent::text("a1")).await.unwrap().id();
     let b1 = hub.publish(&b, NewEvent::text("b1")).await.unwrap().id();
     hub.publish(&a, NewEvent::text("a2")).await.unwrap();
-    hub.publish(&b, NewEvent::json(r#"{"n":2}"#).unwrap()).await.unwrap();
+    hub.publish(&b, NewEvent::json(r#"{"n":2}"#).unwrap())
+        .await
+        .unwrap();
 
     // Poll from the combined cursor after a1 and b1: one event of each, with its topic.
     let poll = json(addr, &format!("/poll?topic=a&topic=b&since={a1},{b1}")).await;

@@ -49,6 +49,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
         Box::pin(std::future::ready(Err(Error::Unsupported("complete"))))
     }
 
+    /// One topic's figures (`None` when it does not exist here, or the backend does not tell).
+    fn topic_stats(&self, topic: &Topic) -> Option<TopicStats> {
+        let _ = topic;
+        None
+    }
+
     /// Deletes `topic` and its events: its subscriptions end (as at a close), and the name
     /// starts a new history (a new epoch: a client resuming with an old cursor gets a reset).
     /// Returns whether it existed.
@@ -68,6 +74,18 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
 
     /// Current figures, for metrics.
     fn stats(&self) -> HubStats;
+}
+
+/// One topic's figures ([`Hub::topic_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TopicStats {
+    /// Subscriptions open on it.
+    pub subscribers: usize,
+    /// Events retained.
+    pub retained_events: usize,
+    /// Bytes retained (cached encodings included).
+    pub retained_bytes: usize,
 }
 
 /// Figures about a backend, for metrics and for tests that check resources are released.
@@ -197,6 +215,13 @@ impl Hub {
     /// [`Error::Closed`], a backend failure, or [`Error::Unsupported`].
     pub async fn complete(&self, topic: &Topic) -> Result<Cursor, Error> {
         self.backend.complete(topic).await
+    }
+
+    /// One topic's figures: its subscriber count, what it retains. `None` when the topic does
+    /// not exist (or the backend does not tell).
+    #[must_use]
+    pub fn topic_stats(&self, topic: &Topic) -> Option<TopicStats> {
+        self.backend.topic_stats(topic)
     }
 
     /// Deletes `topic` and its events; its readers end, and the name starts a new history.

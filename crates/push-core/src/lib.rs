@@ -77,7 +77,7 @@ mod memory;
 mod replica;
 mod topic;
 
-pub use crate::backend::{Backend, BoxFuture, Hub, HubStats};
+pub use crate::backend::{Backend, BoxFuture, Hub, HubStats, TopicStats};
 pub use crate::config::{HubConfig, ResetPolicy, Retention};
 pub use crate::cursor::{Cursor, Epoch, MAX_CURSOR_LEN};
 pub use crate::error::Error;

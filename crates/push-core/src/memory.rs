@@ -315,6 +315,16 @@ impl Backend for MemoryHub {
         Box::pin(std::future::ready(self.complete_now(topic)))
     }
 
+    fn topic_stats(&self, topic: &Topic) -> Option<crate::TopicStats> {
+        let log = self.topics().map.get(topic).cloned()?;
+        let s = log.stats();
+        Some(crate::TopicStats {
+            subscribers: s.subscribers,
+            retained_events: s.events,
+            retained_bytes: s.bytes,
+        })
+    }
+
     fn delete<'a>(&'a self, topic: &'a Topic) -> BoxFuture<'a, Result<bool, Error>> {
         let result = if self.is_closed() {
             Err(Error::Closed)

@@ -12,6 +12,8 @@ async fn readers_get_the_rest_then_complete_and_publishing_stops() {
     let hub = Hub::memory();
     let t = topic();
     let mut live = hub.subscribe(&t, StartFrom::Newest).await.unwrap();
+    assert_eq!(hub.topic_stats(&t).unwrap().subscribers, 1);
+    assert!(hub.topic_stats(&Topic::new("nobody").unwrap()).is_none());
     let first = hub.publish(&t, NewEvent::text("a")).await.unwrap();
     hub.publish(&t, NewEvent::text("b")).await.unwrap();
     let last = hub.publish(&t, NewEvent::text("c")).await.unwrap();

@@ -35,6 +35,7 @@ pub struct Events {
     hub: Hub,
     resume_param: Arc<str>,
     authorizer: Option<Authorizer>,
+    meters: push_http::Meters,
 }
 
 impl Events {
@@ -45,6 +46,7 @@ impl Events {
             hub,
             resume_param: Arc::from("since"),
             authorizer: None,
+            meters: push_http::Meters::new("h2"),
         }
     }
 
@@ -71,12 +73,17 @@ impl Events {
         let from = push_http::start_from(&parts, None, &self.resume_param, StartFrom::Newest);
         let base = parts.uri.path().trim_end_matches('/').to_owned();
         let (hub, topic, auth) = (self.hub.clone(), topic.clone(), self.authorizer.clone());
+        let meters = self.meters.clone();
         async move {
-            let grant = match push_http::check_read(auth.as_ref(), &parts, &topic).await {
-                Ok(grant) => grant,
-                Err(refusal) => return refusal,
+            let res = match push_http::check_read(auth.as_ref(), &parts, &topic).await {
+                Ok(grant) => {
+                    let expires = grant.deadline();
+                    Self::subscribe(&hub, &topic, from, base, expires, meters.clone()).await
+                }
+                Err(refusal) => refusal,
             };
-            Self::subscribe(&hub, &topic, from, base, grant.deadline()).await
+            meters.answer(&res);
+            res
         }
     }
 
@@ -86,6 +93,7 @@ impl Events {
         from: StartFrom,
         base: String,
         expires: Option<tokio::time::Instant>,
+        meters: push_http::Meters,
     ) -> Response<EventsBody> {
         let sub = match hub.subscribe(topic, from).await {
             Ok(sub) => sub,
@@ -101,7 +109,7 @@ impl Events {
         res.headers_mut()
             .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         res.extensions_mut()
-            .insert(PushEvents::new(sub, base, expires));
+            .insert(PushEvents::new(sub, base, expires, meters));
         res
     }
 }

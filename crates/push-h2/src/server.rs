@@ -125,16 +125,22 @@ pub struct PushEvents {
 
 /// What the driver takes out of [`PushEvents`]: the subscription, the path events are promised
 /// under, and when the client's credentials end.
-pub(crate) type Subscribed = (Subscription, String, Option<tokio::time::Instant>);
+pub(crate) type Subscribed = (
+    Subscription,
+    String,
+    Option<tokio::time::Instant>,
+    push_http::Meters,
+);
 
 impl PushEvents {
     pub(crate) fn new(
         sub: Subscription,
         base: String,
         expires: Option<tokio::time::Instant>,
+        meters: push_http::Meters,
     ) -> Self {
         Self {
-            inner: Arc::new(std::sync::Mutex::new(Some((sub, base, expires)))),
+            inner: Arc::new(std::sync::Mutex::new(Some((sub, base, expires, meters)))),
         }
     }
 
@@ -568,6 +574,15 @@ impl<B: Body<Data = Bytes>> Body for CountingBody<'_, B> {
     }
 }
 
+/// Counts an event subscription out of `push_open` when dropped.
+struct OpenGuard<'a>(&'a push_http::Meters);
+
+impl Drop for OpenGuard<'_> {
+    fn drop(&mut self) {
+        self.0.open(-1.0);
+    }
+}
+
 /// Pushes every event of the subscription as its own response, promised on the subscription's
 /// stream: `GET {base}/{cursor}` answered with the payload and the event's headers. When the
 /// client does not accept pushes, the events go on the subscription's own body instead, one
@@ -580,7 +595,11 @@ async fn deliver_events(
     authority: Option<http::uri::Authority>,
     shared: Arc<Shared>,
 ) {
-    let (mut sub, base, expires) = events;
+    let (mut sub, base, expires, meters) = events;
+    meters.open(1.0);
+    // Counted down however this returns.
+    let _open = OpenGuard(&meters);
+    meters.outcome(sub.outcome());
     let first = push_http::json::outcome_line(sub.outcome(), sub.cursor());
     if send_data(&mut stream, first, false).await.is_err() {
         return;
@@ -608,6 +627,7 @@ async fn deliver_events(
                 return;
             }
             Some(Delivery::Gap { missed }) => {
+                meters.outcome(push_core::Outcome::Gap { missed });
                 let line =
                     push_http::json::outcome_line(push_core::Outcome::Gap { missed }, sub.cursor());
                 if send_data(&mut stream, line, false).await.is_err() {
@@ -638,11 +658,12 @@ async fn deliver_events(
                 let res = crate::endpoint::pushed_response(&event);
                 if let Ok(mut body) = pushed.send_response(res, false) {
                     let data = event.data().clone();
-                    let shared = shared.clone();
+                    let (shared, meters) = (shared.clone(), meters.clone());
                     tokio::spawn(async move {
                         let n = data.len() as u64;
                         if send_data(&mut body, data, true).await.is_ok() {
                             shared.pushed(n);
+                            meters.delivered(1, usize::try_from(n).unwrap_or(usize::MAX));
                         }
                         drop(permit);
                     });
@@ -656,6 +677,7 @@ async fn deliver_events(
         // HTTP/2 clients budget for (h2 counts small unread DATA frames against the peer).
         let mut lines = Vec::with_capacity(1024);
         lines.extend_from_slice(&push_http::json::event_line(&event));
+        let mut delivered = 1;
         let mut complete = false;
         while lines.len() < 16 * 1024 {
             let ready =
@@ -663,8 +685,10 @@ async fn deliver_events(
             match ready {
                 std::task::Poll::Ready(Some(Delivery::Event(e))) => {
                     lines.extend_from_slice(&push_http::json::event_line(&e));
+                    delivered += 1;
                 }
                 std::task::Poll::Ready(Some(Delivery::Gap { missed })) => {
+                    meters.outcome(push_core::Outcome::Gap { missed });
                     lines.extend_from_slice(&push_http::json::outcome_line(
                         push_core::Outcome::Gap { missed },
                         sub.cursor(),
@@ -680,6 +704,7 @@ async fn deliver_events(
                 _ => break,
             }
         }
+        meters.delivered(delivered, lines.len());
         if send_data(&mut stream, Bytes::from(lines), complete)
             .await
             .is_err()

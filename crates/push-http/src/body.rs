@@ -122,6 +122,8 @@ pub struct StreamSettings {
     /// `204 No Content` instead of a stream that only says so: what stops a browser's
     /// `EventSource` from reconnecting (WHATWG HTML, server-sent events).
     pub no_content_when_finished: bool,
+    /// Where the streams count what they write.
+    pub meters: crate::Meters,
 }
 
 impl StreamSettings {
@@ -135,6 +137,7 @@ impl StreamSettings {
             accel_buffering_header: true,
             retry_after: Duration::from_secs(5),
             no_content_when_finished: false,
+            meters: crate::Meters::default(),
         }
     }
 }
@@ -168,7 +171,8 @@ pub async fn open_stream<F: Framing>(
         *res.status_mut() = http::StatusCode::NO_CONTENT;
         return res;
     }
-    let frames = Frames::new(sub, framing, settings.heartbeat, Some(permit));
+    let frames = Frames::new(sub, framing, settings.heartbeat, Some(permit))
+        .metered(settings.meters.clone());
     let mut res = Response::new(FramedBody::stream(frames));
     stream_headers(res.headers_mut(), settings);
     res

@@ -171,6 +171,7 @@ pub struct Frames<F> {
     framing: F,
     timers: Timers,
     state: State,
+    meters: crate::Meters,
     _permit: Option<Permit>,
 }
 
@@ -201,8 +202,16 @@ impl<F: Framing> Frames<F> {
             framing,
             timers: Timers::new(heartbeat),
             state: State::Start,
+            meters: crate::Meters::default(),
             _permit: permit,
         }
+    }
+
+    /// Counts what the stream writes in `meters`.
+    #[must_use]
+    pub fn metered(mut self, meters: crate::Meters) -> Self {
+        self.meters = meters;
+        self
     }
 
     /// Ends the stream at `deadline` with [`End::Expired`] (`None`: no end).
@@ -222,10 +231,19 @@ impl<F: Framing> Frames<F> {
 
     /// Polls for the next frame; `Ready(None)` after the goodbye.
     pub fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let polled = self.poll_inner(cx);
+        if let Poll::Ready(Some(frame)) = &polled {
+            self.meters.delivered(0, frame.len());
+        }
+        polled
+    }
+
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         match self.state {
             State::Done => return Poll::Ready(None),
             State::Start => {
                 self.state = State::Streaming;
+                self.meters.outcome(self.sub.outcome());
                 return Poll::Ready(Some(
                     self.framing.start(self.sub.outcome(), self.sub.cursor()),
                 ));
@@ -237,8 +255,12 @@ impl<F: Framing> Frames<F> {
             return Poll::Ready(Some(self.framing.end(End::Expired, self.sub.cursor())));
         }
         let frame = match self.sub.poll_recv(cx) {
-            Poll::Ready(Some(Delivery::Event(event))) => self.framing.event(&event),
+            Poll::Ready(Some(Delivery::Event(event))) => {
+                self.meters.delivered(1, 0);
+                self.framing.event(&event)
+            }
             Poll::Ready(Some(Delivery::Gap { missed })) => {
+                self.meters.outcome(Outcome::Gap { missed });
                 self.framing.gap(missed, self.sub.cursor())
             }
             Poll::Ready(Some(Delivery::Complete)) => {

@@ -25,6 +25,8 @@
 //!   `?access_token=`).
 //! - [`Publisher`]: the publish endpoint (`POST` body → event, body limit, event type, the
 //!   access check, cross-site requests refused, `{"id":CURSOR}` answer).
+//! - [`meters`]: what every technique counts (answers, refusals by reason, open streams,
+//!   deliveries, bytes, gaps, resets), through the `metrics` facade with the `metrics` feature.
 //! - [`Limiter`]: a non-waiting cap on open streams or held requests; its [`Permit`] lives in
 //!   the body, so the count drops the moment the server drops the response.
 //! - [`json`] (feature `json`): the JSON forms shared by poll, long-poll, streaming, WebSocket
@@ -99,6 +101,7 @@ pub mod json;
 #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
 pub mod jwt;
 mod limit;
+pub mod meters;
 pub mod multi;
 mod publish;
 mod query;
@@ -109,6 +112,7 @@ pub use crate::body::{open_stream, FramedBody, StreamSettings};
 pub use crate::cors::{Cors, CorsRules, Origins};
 pub use crate::frames::{End, Frames, Framing};
 pub use crate::limit::{Limiter, Permit};
+pub use crate::meters::Meters;
 pub use crate::multi::{open_streams, MultiBody, MultiFrames};
 pub use crate::publish::{payload_kind, PublishBody, PublishConfig, Publisher, EVENT_TYPE_HEADER};
 pub use crate::query::{query_value, start_from};

@@ -3,6 +3,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crate::Meters;
+
 /// Counts what is open and refuses more than `max`: technique crates use one per server to
 /// answer `503` with `Retry-After` at their connection limit.
 #[derive(Debug, Clone)]
@@ -14,16 +16,25 @@ pub struct Limiter {
 struct Inner {
     open: AtomicUsize,
     max: usize,
+    /// Mirrors `open` as the `push_open` gauge.
+    meters: Meters,
 }
 
 impl Limiter {
     /// A limiter allowing `max` at once.
     #[must_use]
     pub fn new(max: usize) -> Self {
+        Self::with_meters(max, Meters::default())
+    }
+
+    /// A limiter allowing `max` at once, counting what is open in `meters`.
+    #[must_use]
+    pub fn with_meters(max: usize, meters: Meters) -> Self {
         Self {
             inner: Arc::new(Inner {
                 open: AtomicUsize::new(0),
                 max,
+                meters,
             }),
         }
     }
@@ -37,8 +48,11 @@ impl Limiter {
                 (n < self.inner.max).then_some(n + 1)
             })
             .ok()
-            .map(|_| Permit {
-                inner: self.inner.clone(),
+            .map(|_| {
+                self.inner.meters.open(1.0);
+                Permit {
+                    inner: self.inner.clone(),
+                }
             })
     }
 
@@ -64,6 +78,7 @@ pub struct Permit {
 impl Drop for Permit {
     fn drop(&mut self) {
         self.inner.open.fetch_sub(1, Ordering::AcqRel);
+        self.inner.meters.open(-1.0);
     }
 }
 

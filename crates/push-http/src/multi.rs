@@ -176,6 +176,7 @@ pub struct MultiFrames<F> {
     framing: F,
     timers: Timers,
     state: State,
+    meters: crate::Meters,
     _permit: Option<Permit>,
 }
 
@@ -197,8 +198,16 @@ impl<F: Framing> MultiFrames<F> {
             framing,
             timers: Timers::new(heartbeat),
             state: State::Start,
+            meters: crate::Meters::default(),
             _permit: permit,
         }
+    }
+
+    /// Counts what the stream writes in `meters`.
+    #[must_use]
+    pub fn metered(mut self, meters: crate::Meters) -> Self {
+        self.meters = meters;
+        self
     }
 
     /// Ends the stream at `deadline` with [`End::Expired`].
@@ -208,6 +217,14 @@ impl<F: Framing> MultiFrames<F> {
 
     /// Polls for the next frame; `Ready(None)` after the goodbye.
     pub fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let polled = self.poll_inner(cx);
+        if let Poll::Ready(Some(frame)) = &polled {
+            self.meters.delivered(0, frame.len());
+        }
+        polled
+    }
+
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         match self.state {
             State::Done => return Poll::Ready(None),
             State::Start => {
@@ -218,6 +235,9 @@ impl<F: Framing> MultiFrames<F> {
                     .iter()
                     .map(|s| (s.topic().clone(), s.outcome(), s.cursor()))
                     .collect();
+                for (_, outcome, _) in &topics {
+                    self.meters.outcome(*outcome);
+                }
                 let start = self.framing.multi_start(&topics, &self.merged.position());
                 return Poll::Ready(Some(start));
             }
@@ -253,8 +273,12 @@ impl<F: Framing> MultiFrames<F> {
         let position = self.merged.position();
         let sub = &self.merged.subs()[i];
         let frame = match delivery {
-            Delivery::Event(event) => self.framing.multi_event(&event, &position),
+            Delivery::Event(event) => {
+                self.meters.delivered(1, 0);
+                self.framing.multi_event(&event, &position)
+            }
             Delivery::Gap { missed } => {
+                self.meters.outcome(Outcome::Gap { missed });
                 self.framing
                     .multi_topic(sub.topic(), Some(missed), sub.cursor(), &position)
             }
@@ -368,7 +392,8 @@ pub async fn open_streams<F: Framing>(
         *res.status_mut() = http::StatusCode::NO_CONTENT;
         return res;
     }
-    let frames = MultiFrames::new(subs, framing, settings.heartbeat, Some(permit));
+    let frames = MultiFrames::new(subs, framing, settings.heartbeat, Some(permit))
+        .metered(settings.meters.clone());
     let mut res = http::Response::new(MultiBody {
         frames: Some(frames),
         full: None,

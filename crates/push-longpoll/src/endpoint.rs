@@ -155,6 +155,7 @@ pub struct LongPoll {
     config: Arc<LongPollConfig>,
     limiter: Limiter,
     authorizer: Option<Authorizer>,
+    meters: push_http::Meters,
 }
 
 const METHODS: &str = "GET, HEAD, OPTIONS";
@@ -174,12 +175,14 @@ impl LongPoll {
     /// An endpoint with `config`.
     #[must_use]
     pub fn with_config(hub: Hub, config: LongPollConfig) -> Self {
-        let limiter = Limiter::new(config.max_held);
+        let meters = push_http::Meters::new("longpoll");
+        let limiter = Limiter::with_meters(config.max_held, meters.clone());
         Self {
             hub,
             config: Arc::new(config),
             limiter,
             authorizer: None,
+            meters,
         }
     }
 
@@ -264,7 +267,10 @@ impl LongPoll {
             let auth = this.authorizer.as_ref();
             let grant = match push_http::check_read(auth, &parts, &topic).await {
                 Ok(grant) => grant,
-                Err(refusal) => return refusal,
+                Err(refusal) => {
+                    this.meters.answer(&refusal);
+                    return refusal;
+                }
             };
             // A request is not held past its credentials' end: it answers empty then.
             let hold = hold.map(|hold| match grant.deadline() {
@@ -277,6 +283,7 @@ impl LongPoll {
             drop(parts);
             let mut res = this.answer(&topic, &method, hold, from).await;
             res.headers_mut().extend(cors);
+            this.meters.answer(&res);
             res
         }
     }
@@ -308,7 +315,10 @@ impl LongPoll {
             let auth = this.authorizer.as_ref();
             let grant = match push_http::check_read_all(auth, &parts, &topics).await {
                 Ok(grant) => grant,
-                Err(refusal) => return refusal,
+                Err(refusal) => {
+                    this.meters.answer(&refusal);
+                    return refusal;
+                }
             };
             let hold = hold.map(|hold| match grant.deadline() {
                 Some(end) => hold.min(end.saturating_duration_since(tokio::time::Instant::now())),
@@ -318,6 +328,7 @@ impl LongPoll {
             drop(parts);
             let mut res = this.answer_topics(&topics, &method, hold, &from).await;
             res.headers_mut().extend(cors);
+            this.meters.answer(&res);
             res
         }
     }
@@ -368,6 +379,10 @@ impl LongPoll {
             self.set_retry_after(res.headers_mut());
             return res;
         };
+        self.meters.delivered(batch.events.len() as u64, 0);
+        for (_, outcome, _) in &batch.topics {
+            self.meters.outcome(*outcome);
+        }
         let mut res = push_http::json::multi_batch_response(&batch);
         res.headers_mut()
             .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -442,6 +457,8 @@ impl LongPoll {
             ),
         };
         drop(sub);
+        self.meters.delivered(batch.events.len() as u64, 0);
+        self.meters.outcome(batch.outcome);
         let more = batch.cut
             || batch.events.len() >= limit
                 && self.hub.head(topic).await.ok().flatten() != Some(batch.next);

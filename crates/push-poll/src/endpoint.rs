@@ -150,6 +150,7 @@ pub struct Poller {
     config: Arc<PollConfig>,
     rate: Option<Arc<RateTable>>,
     authorizer: Option<Authorizer>,
+    meters: push_http::Meters,
 }
 
 const METHODS: &str = "GET, HEAD, OPTIONS";
@@ -178,6 +179,7 @@ impl Poller {
             config: Arc::new(config),
             rate,
             authorizer: None,
+            meters: push_http::Meters::new("poll"),
         }
     }
 
@@ -254,6 +256,7 @@ impl Poller {
         async move {
             let auth = this.authorizer.as_ref();
             if let Err(refusal) = push_http::check_read_all(auth, &parts, &topics).await {
+                this.meters.answer(&refusal);
                 return refusal;
             }
             let mut res = match parts.method {
@@ -269,6 +272,7 @@ impl Poller {
                     res.headers_mut(),
                 );
             }
+            this.meters.answer(&res);
             res
         }
     }
@@ -287,6 +291,10 @@ impl Poller {
         let Some(batch) = push_http::multi::try_batch_all(&mut subs, limit) else {
             return self.unavailable("hub is closed\n");
         };
+        self.meters.delivered(batch.events.len() as u64, 0);
+        for (_, outcome, _) in &batch.topics {
+            self.meters.outcome(*outcome);
+        }
         let mut res = push_http::json::multi_batch_response(&batch);
         self.set_cache_headers(res.headers_mut(), None);
         res
@@ -303,6 +311,7 @@ impl Poller {
         async move {
             let auth = this.authorizer.as_ref();
             if let Err(refusal) = push_http::check_read(auth, &parts, &topic).await {
+                this.meters.answer(&refusal);
                 return refusal;
             }
             let mut res = this.answer_inner(&topic, &parts, client.as_deref()).await;
@@ -314,6 +323,7 @@ impl Poller {
                     res.headers_mut(),
                 );
             }
+            this.meters.answer(&res);
             res
         }
     }
@@ -372,6 +382,8 @@ impl Poller {
             Ok(batch) => batch,
             Err(e) => return self.unavailable(&format!("{e}\n")),
         };
+        self.meters.delivered(batch.events.len() as u64, 0);
+        self.meters.outcome(batch.outcome);
         let head = self.hub.head(topic).await.ok().flatten();
         let more =
             batch.cut || batch.events.len() >= self.config.max_batch && head != Some(batch.next);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use push_core::{Cursor, Event, Hub, Outcome, StartFrom, Topic};
-use push_http::{Authorizer, End, FramedBody, Framing, Limiter, MultiBody, StreamSettings};
+use push_http::{Authorizer, End, FramedBody, Framing, Limiter, Meters, MultiBody, StreamSettings};
 
 use crate::encode::{
     encode_event, outcome_event, topic_outcome_event, COMPLETE_EVENT, EXPIRED_EVENT,
@@ -114,6 +114,7 @@ pub struct Sse {
     settings: Arc<StreamSettings>,
     limiter: Limiter,
     authorizer: Option<Authorizer>,
+    meters: Meters,
 }
 
 impl Sse {
@@ -126,8 +127,10 @@ impl Sse {
     /// An endpoint with `config`.
     #[must_use]
     pub fn with_config(hub: Hub, config: SseConfig) -> Self {
-        let limiter = Limiter::new(config.max_streams);
+        let meters = Meters::new("sse");
+        let limiter = Limiter::with_meters(config.max_streams, meters.clone());
         let mut settings = StreamSettings::new("text/event-stream; charset=utf-8");
+        settings.meters = meters.clone();
         settings.cache_control = "no-cache";
         settings.heartbeat = config.keep_alive;
         settings.accel_buffering_header = config.accel_buffering_header;
@@ -139,6 +142,7 @@ impl Sse {
             settings: Arc::new(settings),
             limiter,
             authorizer: None,
+            meters,
         }
     }
 
@@ -197,7 +201,7 @@ impl Sse {
             let auth = this.authorizer.as_ref();
             let grant = match push_http::check_read(auth, &parts, &topic).await {
                 Ok(grant) => grant,
-                Err(refusal) => return refusal,
+                Err(refusal) => return this.answered(refusal),
             };
             let framing = SseFraming {
                 retry: this.config.retry,
@@ -214,8 +218,14 @@ impl Sse {
             )
             .await;
             res.body_mut().expire_at(grant.deadline());
-            res
+            this.answered(res)
         }
+    }
+
+    /// Counts an answer in the endpoint's meters.
+    fn answered<B: http_body::Body>(&self, res: Response<B>) -> Response<B> {
+        self.meters.answer(&res);
+        res
     }
 }
 
@@ -254,7 +264,7 @@ impl Sse {
             let auth = this.authorizer.as_ref();
             let grant = match push_http::check_read_all(auth, &parts, &topics).await {
                 Ok(grant) => grant,
-                Err(refusal) => return refusal,
+                Err(refusal) => return this.answered(refusal),
             };
             let framing = SseFraming {
                 retry: this.config.retry,
@@ -270,7 +280,7 @@ impl Sse {
             )
             .await;
             res.body_mut().expire_at(grant.deadline());
-            res
+            this.answered(res)
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use http::{Request, Response};
 use push_core::{Hub, StartFrom, Topic};
 use push_http::json::Ndjson;
-use push_http::{Authorizer, FramedBody, Limiter, StreamSettings};
+use push_http::{Authorizer, FramedBody, Limiter, Meters, StreamSettings};
 
 /// Settings of a [`Streamer`] endpoint.
 ///
@@ -91,6 +91,7 @@ pub struct Streamer {
     settings: Arc<StreamSettings>,
     limiter: Limiter,
     authorizer: Option<Authorizer>,
+    meters: Meters,
 }
 
 impl Streamer {
@@ -103,8 +104,10 @@ impl Streamer {
     /// An endpoint with `config`.
     #[must_use]
     pub fn with_config(hub: Hub, config: StreamConfig) -> Self {
-        let limiter = Limiter::new(config.max_streams);
+        let meters = Meters::new("stream");
+        let limiter = Limiter::with_meters(config.max_streams, meters.clone());
         let mut settings = StreamSettings::new("application/x-ndjson");
+        settings.meters = meters.clone();
         settings.heartbeat = config.heartbeat;
         settings.accel_buffering_header = config.accel_buffering_header;
         settings.retry_after = config.retry_after;
@@ -114,7 +117,14 @@ impl Streamer {
             settings: Arc::new(settings),
             limiter,
             authorizer: None,
+            meters,
         }
+    }
+
+    /// Counts an answer in the endpoint's meters.
+    fn answered<B: http_body::Body>(&self, res: Response<B>) -> Response<B> {
+        self.meters.answer(&res);
+        res
     }
 
     /// Runs `authorizer` before every stream: a client it refuses, or one whose grant does not
@@ -161,7 +171,7 @@ impl Streamer {
             let auth = this.authorizer.as_ref();
             let grant = match push_http::check_read(auth, &parts, &topic).await {
                 Ok(grant) => grant,
-                Err(refusal) => return refusal,
+                Err(refusal) => return this.answered(refusal),
             };
             let (settings, method) = (&this.settings, &parts.method);
             let mut res = push_http::open_stream(
@@ -175,7 +185,7 @@ impl Streamer {
             )
             .await;
             res.body_mut().expire_at(grant.deadline());
-            res
+            this.answered(res)
         }
     }
 }
@@ -212,7 +222,7 @@ impl Streamer {
             let auth = this.authorizer.as_ref();
             let grant = match push_http::check_read_all(auth, &parts, &topics).await {
                 Ok(grant) => grant,
-                Err(refusal) => return refusal,
+                Err(refusal) => return this.answered(refusal),
             };
             let mut res = push_http::open_streams(
                 &this.hub,
@@ -225,7 +235,7 @@ impl Streamer {
             )
             .await;
             res.body_mut().expire_at(grant.deadline());
-            res
+            this.answered(res)
         }
     }
 }

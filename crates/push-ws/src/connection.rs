@@ -317,6 +317,14 @@ async fn flush(socket: &mut Socket, config: &crate::WsConfig) -> Sent {
 
 impl State<'_> {
     fn encode(&mut self, topic: &str, delivery: Delivery) -> Message {
+        let message = self.encode_inner(topic, delivery);
+        if let Message::Text(text) = &message {
+            self.ws.meters.delivered(0, text.len());
+        }
+        message
+    }
+
+    fn encode_inner(&mut self, topic: &str, delivery: Delivery) -> Message {
         match delivery {
             Delivery::Event(event) => {
                 let bytes = protocol::event_message(&event);
@@ -335,6 +343,7 @@ impl State<'_> {
                         event.id(),
                     ));
                 }
+                self.ws.meters.delivered(1, 0);
                 // The envelope is JSON made of valid UTF-8 by construction.
                 match tungstenite::Utf8Bytes::try_from(bytes) {
                     Ok(text) => Message::Text(text),
@@ -343,14 +352,17 @@ impl State<'_> {
                     }
                 }
             }
-            Delivery::Gap { missed } => match self.cursor(topic) {
-                Some(cursor) => Message::text(protocol::outcome_message(
-                    topic,
-                    push_core::Outcome::Gap { missed },
-                    cursor,
-                )),
-                None => Message::text(protocol::error_message("gap", Some(topic))),
-            },
+            Delivery::Gap { missed } => {
+                self.ws.meters.outcome(push_core::Outcome::Gap { missed });
+                match self.cursor(topic) {
+                    Some(cursor) => Message::text(protocol::outcome_message(
+                        topic,
+                        push_core::Outcome::Gap { missed },
+                        cursor,
+                    )),
+                    None => Message::text(protocol::error_message("gap", Some(topic))),
+                }
+            }
             // The subscription ends after this: the stream map drops it.
             Delivery::Complete => match self.cursor(topic) {
                 Some(cursor) => Message::text(protocol::complete_message(topic, cursor)),
@@ -377,6 +389,7 @@ impl State<'_> {
         }
         match self.ws.hub.subscribe(&topic, from).await {
             Ok(sub) => {
+                self.ws.meters.outcome(sub.outcome());
                 let reply = protocol::outcome_message(&name, sub.outcome(), sub.cursor());
                 self.subs.insert(name, sub);
                 reply

@@ -174,6 +174,7 @@ pub struct Ws {
     pub(crate) config: Arc<WsConfig>,
     limiter: Limiter,
     authorizer: Option<Authorizer>,
+    pub(crate) meters: push_http::Meters,
     pub(crate) on_message: Option<Arc<OnMessage>>,
     shutdown: Arc<watch::Sender<bool>>,
     restart: Arc<watch::Sender<u64>>,
@@ -203,12 +204,14 @@ impl Ws {
     /// An endpoint with `config`.
     #[must_use]
     pub fn with_config(hub: Hub, config: WsConfig) -> Self {
-        let limiter = Limiter::new(config.max_connections);
+        let meters = push_http::Meters::new("ws");
+        let limiter = Limiter::with_meters(config.max_connections, meters.clone());
         Self {
             hub,
             config: Arc::new(config),
             limiter,
             authorizer: None,
+            meters,
             on_message: None,
             shutdown: Arc::new(watch::channel(false).0),
             restart: Arc::new(watch::channel(0).0),
@@ -292,7 +295,8 @@ impl Ws {
         let on_upgrade = validated.is_ok().then(|| hyper::upgrade::on(&mut req));
         let (parts, _body) = req.into_parts();
         let (this, topics) = (self.clone(), topics.to_vec());
-        async move {
+        let meters = self.meters.clone();
+        let answer = async move {
             let (upgrade, on_upgrade) = match (validated, on_upgrade) {
                 (Ok(upgrade), Some(on_upgrade)) => (upgrade, on_upgrade),
                 (Err(refusal), _) => return refused(&refusal),
@@ -306,6 +310,11 @@ impl Ws {
                 None => Grant::default(),
             };
             this.accept(upgrade, on_upgrade, &parts, grant, topics)
+        };
+        async move {
+            let res = answer.await;
+            meters.answered(res.status());
+            res
         }
     }
 

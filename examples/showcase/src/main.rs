@@ -35,7 +35,6 @@
 //! one, subscribe or resume with a cursor on another. `/metrics` then shows the Redis
 //! readers' health too.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -69,65 +68,9 @@ const MAX_PUBLISH: usize = 64 * 1024;
 /// The techniques, as the metrics and the page name them.
 const TECHNIQUES: [&str; 6] = ["poll", "longpoll", "sse", "ws", "stream", "h2"];
 
-#[derive(Default)]
-struct Metrics {
-    connections: AtomicU64,
-    requests: Mutex<HashMap<&'static str, u64>>,
-    published: AtomicU64,
-    /// Response body bytes sent, per technique (index in [`TECHNIQUES`]).
-    bytes_sent: [Arc<AtomicU64>; 6],
-}
-
-/// A response body that counts the bytes it hands to the connection.
-struct Counted {
-    inner: Body,
-    counter: Arc<AtomicU64>,
-}
-
-impl http_body::Body for Counted {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
-        let this = self.get_mut();
-        let polled = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
-        if let std::task::Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(data) = frame.data_ref() {
-                this.counter.fetch_add(data.len() as u64, Ordering::Relaxed);
-            }
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Metrics {
-    fn counted(&self, technique: &'static str, res: Response<Body>) -> Response<Body> {
-        let Some(i) = TECHNIQUES.iter().position(|t| *t == technique) else {
-            return res;
-        };
-        let counter = self.bytes_sent[i].clone();
-        res.map(|inner| Counted { inner, counter }.boxed_unsync())
-    }
-
-    fn request(&self, technique: &'static str) {
-        *self
-            .requests
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(technique)
-            .or_default() += 1;
-    }
+/// Counts a request of `technique` (`push_requests_total`); the crates count the rest.
+fn count_request(technique: &'static str) {
+    metrics::counter!("push_requests_total", "technique" => technique).increment(1);
 }
 
 struct State {
@@ -139,7 +82,8 @@ struct State {
     streamer: Streamer,
     ws: Ws,
     events: Events,
-    metrics: Metrics,
+    /// Renders what the crates and the showcase count, in the Prometheus text format.
+    prometheus: metrics_exporter_prometheus::PrometheusHandle,
     /// push-h2's driver for every HTTP/2 connection (its stats sum over them).
     h2: push_h2::Builder,
     ticker_rate: AtomicU64,
@@ -232,7 +176,7 @@ where
     let Some(&technique) = TECHNIQUES.iter().find(|t| **t == kind) else {
         return not_found();
     };
-    state.metrics.request(technique);
+    count_request(technique);
     let res = match technique {
         "poll" => state
             .poller
@@ -265,7 +209,7 @@ where
             .await
             .map(BodyExt::boxed_unsync),
     };
-    state.metrics.counted(technique, res)
+    res
 }
 
 /// Publishing and `/admin/*` are refused to cross-site requests (a browser's `Origin` or
@@ -347,7 +291,7 @@ async fn several<B>(state: &State, technique: &'static str, req: Request<B>) -> 
         Ok(topics) => topics,
         Err(reason) => return text(StatusCode::BAD_REQUEST, format!("{reason}\n")),
     };
-    state.metrics.request(technique);
+    count_request(technique);
     let res = match technique {
         "sse" => state
             .sse
@@ -370,7 +314,7 @@ async fn several<B>(state: &State, technique: &'static str, req: Request<B>) -> 
             .await
             .map(BodyExt::boxed_unsync),
     };
-    state.metrics.counted(technique, res)
+    res
 }
 
 /// `POST /topics/{t}` publishes, `POST /topics/{t}/complete` finishes the topic, and
@@ -442,90 +386,38 @@ where
     }
     match state.hub.publish(topic, event).await {
         Err(e @ push_core::Error::Complete) => text(StatusCode::CONFLICT, format!("{e}\n")),
-        Ok(event) => {
-            state.metrics.published.fetch_add(1, Ordering::Relaxed);
-            reply(
-                StatusCode::OK,
-                "application/json",
-                format!("{{\"id\":\"{}\"}}\n", event.id()),
-            )
-        }
+        Ok(event) => reply(
+            StatusCode::OK,
+            "application/json",
+            format!("{{\"id\":\"{}\"}}\n", event.id()),
+        ),
         Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
     }
 }
 
+/// `/metrics`: push-http's meters of every technique (`push_answers_total`,
+/// `push_refusals_total`, `push_open`, `push_deliveries_total`, `push_bytes_total`, gaps and
+/// resets), the hub's gauges, push-h2's and push-redis's figures, and the showcase's own
+/// counters, rendered by metrics-exporter-prometheus.
 fn metrics(state: &State) -> Response<Body> {
-    let stats = state.hub.stats();
-    let mut out = String::new();
-    out += "# HELP push_connections_total Connections accepted.\n# TYPE push_connections_total counter\n";
-    out += &format!(
-        "push_connections_total {}\n",
-        state.metrics.connections.load(Ordering::Relaxed)
-    );
-    out +=
-        "# HELP push_requests_total Requests per technique.\n# TYPE push_requests_total counter\n";
-    let requests = state
-        .metrics
-        .requests
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    for t in TECHNIQUES {
-        out += &format!(
-            "push_requests_total{{technique=\"{t}\"}} {}\n",
-            requests.get(t).copied().unwrap_or(0)
-        );
-    }
-    out += "# HELP push_bytes_sent_total Response body bytes sent per technique (push-h2: the subscription bodies; pushed bytes below).\n# TYPE push_bytes_sent_total counter\n";
-    for (i, t) in TECHNIQUES.iter().enumerate() {
-        out += &format!(
-            "push_bytes_sent_total{{technique=\"{t}\"}} {}\n",
-            state.metrics.bytes_sent[i].load(Ordering::Relaxed)
-        );
-    }
-    out += "# HELP push_open Open streams, held requests and sockets per technique.\n# TYPE push_open gauge\n";
-    out += &format!(
-        "push_open{{technique=\"longpoll\"}} {}\n",
-        state.longpoll.open()
-    );
-    out += &format!("push_open{{technique=\"sse\"}} {}\n", state.sse.open());
-    out += &format!(
-        "push_open{{technique=\"stream\"}} {}\n",
-        state.streamer.open()
-    );
-    out += &format!("push_open{{technique=\"ws\"}} {}\n", state.ws.open());
-    out += "# HELP push_events_published_total Events published.\n# TYPE push_events_published_total counter\n";
-    out += &format!("push_events_published_total {}\n", stats.published);
-    out += "# HELP push_subscribers Subscriptions open.\n# TYPE push_subscribers gauge\n";
-    out += &format!("push_subscribers {}\n", stats.subscribers);
-    out += "# HELP push_retained_events Events retained over all topics.\n# TYPE push_retained_events gauge\n";
-    out += &format!("push_retained_events {}\n", stats.retained_events);
-    out += "# HELP push_retained_bytes Bytes retained over all topics (cached encodings included).\n# TYPE push_retained_bytes gauge\n";
-    out += &format!("push_retained_bytes {}\n", stats.retained_bytes);
-    out += "# HELP push_h2_promised_total PUSH_PROMISEs sent.\n# TYPE push_h2_promised_total counter\n";
-    out += &format!("push_h2_promised_total {}\n", state.h2.stats().promised);
-    out += "# HELP push_h2_pushed_bytes_total Body bytes pushed.\n# TYPE push_h2_pushed_bytes_total counter\n";
-    out += &format!(
-        "push_h2_pushed_bytes_total {}\n",
-        state.h2.stats().pushed_bytes
-    );
+    push_http::meters::record_hub(&state.hub);
+    let h2 = state.h2.stats();
+    metrics::counter!("push_h2_promised_total").absolute(h2.promised);
+    metrics::counter!("push_h2_pushed_bytes_total").absolute(h2.pushed_bytes);
     if let Some(redis) = &state.redis {
         let h = redis.health();
-        out +=
-            "# HELP push_redis_readers Topic readers running.\n# TYPE push_redis_readers gauge\n";
-        out += &format!("push_redis_readers {}\n", h.readers);
-        out += "# HELP push_redis_readers_connected Topic readers holding a working connection.\n# TYPE push_redis_readers_connected gauge\n";
-        out += &format!("push_redis_readers_connected {}\n", h.readers_connected);
-        out += "# HELP push_redis_reconnects_total Reader reconnections.\n# TYPE push_redis_reconnects_total counter\n";
-        out += &format!("push_redis_reconnects_total {}\n", h.reconnects);
-        out += "# HELP push_redis_publish_errors_total Publishes Redis did not take.\n# TYPE push_redis_publish_errors_total counter\n";
-        out += &format!("push_redis_publish_errors_total {}\n", h.publish_errors);
-        out += "# HELP push_redis_read_errors_total Failed reads.\n# TYPE push_redis_read_errors_total counter\n";
-        out += &format!("push_redis_read_errors_total {}\n", h.read_errors);
-        out += "# HELP push_redis_publishing Whether the latest publish succeeded.\n# TYPE push_redis_publishing gauge\n";
-        out += &format!("push_redis_publishing {}\n", u8::from(h.publishing));
+        metrics::gauge!("push_redis_readers").set(h.readers as f64);
+        metrics::gauge!("push_redis_readers_connected").set(h.readers_connected as f64);
+        metrics::counter!("push_redis_reconnects_total").absolute(h.reconnects);
+        metrics::counter!("push_redis_publish_errors_total").absolute(h.publish_errors);
+        metrics::counter!("push_redis_read_errors_total").absolute(h.read_errors);
+        metrics::gauge!("push_redis_publishing").set(f64::from(u8::from(h.publishing)));
     }
-    reply(StatusCode::OK, "text/plain; version=0.0.4", out)
+    reply(
+        StatusCode::OK,
+        "text/plain; version=0.0.4",
+        state.prometheus.render(),
+    )
 }
 
 fn drop_connections(state: &State) {
@@ -560,7 +452,6 @@ async fn ticker(state: Arc<State>) {
         if state.hub.publish(&topic, event).await.is_err() {
             return;
         }
-        state.metrics.published.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -578,7 +469,7 @@ fn push_policy() -> PushPolicy {
 
 /// Serves one connection until it ends or `/admin/drop` cuts it.
 async fn serve(state: Arc<State>, conn: Conn, tls: Option<tokio_rustls::TlsAcceptor>) {
-    state.metrics.connections.fetch_add(1, Ordering::Relaxed);
+    metrics::counter!("push_connections_total").increment(1);
     let dropped = state.drop_token();
     tokio::select! {
         () = serve_conn(state, conn, tls) => {}
@@ -749,6 +640,10 @@ async fn main() -> std::io::Result<()> {
     let hub = redis.clone().map_or_else(memory, Hub::new);
     let scheme = if args.tls { "https" } else { "http" };
     println!("listening on {scheme}://{}/", listener.local_addr()?);
+    // Installed before the endpoints are made: they register their meters with it.
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(std::io::Error::other)?;
     let authorizer: Option<Authorizer> = args
         .jwt_secret
         .as_deref()
@@ -780,7 +675,7 @@ async fn main() -> std::io::Result<()> {
         ws,
         events,
         hub,
-        metrics: Metrics::default(),
+        prometheus,
         h2: push_h2::Builder::new()
             .config(h2_config(&args.server))
             .push_policy(push_policy()),

@@ -310,7 +310,7 @@ async fn the_hub_byte_budget_holds_under_a_publish_flood() {
     for task in tasks {
         task.await.expect("publisher");
     }
-    let retained = metric(addr, "push_retained_bytes").await;
+    let retained = metric(addr, "push_hub_retained_bytes").await;
     let after = example.rss_kib();
     eprintln!(
         "retained {} KiB; RSS {before} -> {after} KiB after 100 MiB published",

@@ -117,11 +117,7 @@ async fn every_route_answers_with_its_technique() {
     for technique in ["poll", "longpoll", "sse", "stream"] {
         let line = metrics
             .lines()
-            .find(|l| {
-                l.starts_with(&format!(
-                    "push_bytes_sent_total{{technique=\"{technique}\"}}"
-                ))
-            })
+            .find(|l| l.starts_with(&format!("push_bytes_total{{technique=\"{technique}\"}}")))
             .unwrap_or_else(|| panic!("no byte counter for {technique}:\n{metrics}"));
         let n: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
         assert!(n > 0, "{line}");
@@ -225,4 +221,75 @@ async fn topics_complete_and_delete() {
         poll.contains("\"outcome\":\"reset\"") && poll.contains("\"data\":\"again\""),
         "{poll}"
     );
+}
+
+/// `/metrics` is rendered by metrics-exporter-prometheus from the crates' meters.
+#[tokio::test]
+async fn metrics_count_answers_refusals_deliveries_resets_and_the_hub() {
+    let example = Example::start_with(
+        env!("CARGO_BIN_EXE_showcase"),
+        &[
+            "--no-ticker",
+            "--jwt-secret",
+            "a metrics test secret of 32 bytes",
+        ],
+    );
+    let base = example.base.clone();
+    let status = |url: &str| curl(&["-s", "-o", "/dev/null", "-w", "%{http_code}", url]);
+    assert_eq!(status(&format!("{base}sse/news")), "401");
+    let token = String::from_utf8(
+        Command::new(env!("CARGO_BIN_EXE_showcase"))
+            .args(["token", "--jwt-secret", "a metrics test secret of 32 bytes"])
+            .args(["--subscribe", "news", "--publish", "news"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let bearer = format!("Authorization: Bearer {}", token.trim());
+    let publish = curl(&[
+        "-s",
+        "-H",
+        &bearer,
+        "-d",
+        "hello",
+        &format!("{base}topics/news"),
+    ]);
+    assert!(publish.contains("\"id\""), "{publish}");
+    let poll = curl(&[
+        "-s",
+        "-H",
+        &bearer,
+        &format!("{base}poll/news?since=garbage"),
+    ]);
+    assert!(
+        poll.contains("\"outcome\":\"reset\"") && poll.contains("hello"),
+        "{poll}"
+    );
+
+    let metrics = curl(&["-sf", &format!("{base}metrics")]);
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
+    };
+    assert!(
+        metrics.contains("# TYPE push_deliveries_total counter"),
+        "{metrics}"
+    );
+    assert_eq!(
+        value("push_refusals_total{technique=\"sse\",reason=\"unauthorized\"}"),
+        1.0
+    );
+    assert_eq!(value("push_resets_total{technique=\"poll\"}"), 1.0);
+    assert_eq!(value("push_deliveries_total{technique=\"poll\"}"), 1.0);
+    assert!(value("push_bytes_total{technique=\"poll\"}") > 0.0);
+    assert_eq!(
+        value("push_answers_total{technique=\"poll\",status=\"200\"}"),
+        1.0
+    );
+    assert_eq!(value("push_hub_topics"), 1.0);
+    assert_eq!(value("push_hub_published_total"), 1.0);
 }
