@@ -209,6 +209,58 @@ function h2() {
   show(p);
 }
 
+// A finished topic: an answer generated word by word, then completed. The EventSource gets a
+// push-complete event; its reconnect is answered 204, so it stops by itself.
+function finished() {
+  const p = panel("finished", "A topic that finishes",
+    "SSE: a push-complete event, then 204 on the reconnect: the EventSource stops");
+  const text = document.createElement("p");
+  const state = document.createElement("p");
+  const button = document.createElement("button");
+  button.textContent = "Generate an answer";
+  p.section.querySelector("p.how").after(button, text, state);
+  p.completed = 0;
+  button.addEventListener("click", async () => {
+    const res = await authFetch("/admin/answer", { method: "POST" });
+    if (!res.ok) { state.textContent = `refused: ${res.status}`; return; }
+    const { topic, from } = await res.json();
+    text.textContent = "";
+    state.textContent = `following ${topic}…`;
+    const source = new EventSource(withToken(`/sse/${topic}?lastEventId=${encodeURIComponent(from)}`));
+    source.onopen = () => { p.requests += 1; show(p); };
+    source.onmessage = (e) => { p.bytes += e.data.length; text.textContent += e.data; p.events += 1; show(p); };
+    source.addEventListener("push-complete", () => { state.textContent = "complete: the server said so"; });
+    source.onerror = () => {
+      if (source.readyState === EventSource.CLOSED) {
+        p.completed += 1;
+        state.textContent = "complete, and the EventSource is closed (204): it will not reconnect";
+      }
+    };
+  });
+}
+
+// Several topics on one EventSource: `demo` and `side`, one Last-Event-ID for both. Each
+// event's data is its JSON object with its topic.
+function several() {
+  const p = panel("several", "Several topics, one stream",
+    "GET /sse?topic=demo&topic=side: one combined cursor resumes both");
+  const button = document.createElement("button");
+  button.textContent = "Publish to side";
+  p.section.querySelector("p.how").after(button);
+  button.addEventListener("click", () =>
+    authFetch("/topics/side", { method: "POST", body: `side ${new Date().toLocaleTimeString()}` }));
+  let opens = 0;
+  const source = new EventSource(withToken("/sse?topic=demo&topic=side"));
+  source.onopen = () => { opens += 1; p.requests = opens; p.reconnects = opens - 1; show(p); };
+  source.onmessage = (e) => {
+    p.bytes += e.data.length;
+    const event = JSON.parse(e.data);
+    const value = payload(event);
+    received(p, `${event.topic}: ${typeof value === "string" ? value : JSON.stringify(value)}`);
+  };
+  source.addEventListener("push-gap", () => { p.gaps += 1; show(p); });
+}
+
 document.getElementById("publish").addEventListener("submit", async (e) => {
   e.preventDefault();
   const input = e.target.elements.text;
@@ -228,3 +280,5 @@ sse();
 ws();
 stream();
 h2();
+finished();
+several();

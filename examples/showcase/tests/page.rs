@@ -118,6 +118,36 @@ async fn every_panel_receives_the_sequence_exactly_once_across_a_drop() {
             "{t} reconnected after the drop: {panels}"
         );
     }
+    // Several topics on one EventSource got every demo event too, each naming its topic.
+    let several = panels["several"]["got"].as_array().unwrap();
+    assert_eq!(several.len(), 10, "{panels}");
+    assert!(
+        several
+            .iter()
+            .all(|v| v.as_str().unwrap().starts_with("demo: ")),
+        "{panels}"
+    );
+
+    // A finished topic: the generated answer arrives whole, and the EventSource stops (204).
+    page.eval("document.querySelector('#finished button').click()")
+        .await;
+    let deadline = tokio::time::Instant::now() + BOUND;
+    while page.eval("window.pushPanels.finished.completed").await != 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the answer never completed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let text = page
+        .eval("document.querySelector('#finished p:nth-of-type(2)').textContent")
+        .await;
+    assert!(
+        text.as_str().unwrap().starts_with("A topic can finish.")
+            && text.as_str().unwrap().ends_with("reconnects after it."),
+        "{text}"
+    );
+
     let shot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/showcase.png");
     page.screenshot(&shot).await;
     assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
