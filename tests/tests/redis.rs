@@ -297,3 +297,72 @@ async fn idle_readers_stop_and_limits_hold() {
         Err(push_core::Error::Closed)
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_and_delete_reach_every_server() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, _) = hub(&redis, config()).await;
+    let (b, _) = hub(&redis, config()).await;
+    let job = topic("job");
+    let mut live_b = b.subscribe(&job, StartFrom::Newest).await.unwrap();
+    let first = a.publish(&job, NewEvent::text("1")).await.unwrap().id();
+    a.publish(&job, NewEvent::text("2")).await.unwrap();
+    let last = a.publish(&job, NewEvent::text("3")).await.unwrap().id();
+    let end = a.complete(&job).await.unwrap();
+    assert_eq!(end.seq(), last.seq() + 1, "the end has its own position");
+    assert_eq!(
+        a.complete(&job).await.unwrap(),
+        end,
+        "completing twice is once"
+    );
+    assert!(matches!(
+        b.publish(&job, NewEvent::text("late")).await,
+        Err(push_core::Error::Complete)
+    ));
+
+    // B's subscriber gets the three events, then the end, then nothing.
+    let got = take(&mut live_b, 4).await;
+    assert_eq!(payloads(&got[..3]), numbers(1..=3));
+    assert!(matches!(got[3], Delivery::Complete), "{got:?}");
+    assert!(live_b.recv().await.is_none());
+
+    // A third server that never read the topic: resuming gets the rest, then the end; at the
+    // end, finished at once.
+    let (c, _) = hub(&redis, config()).await;
+    let mut late = c.subscribe(&job, StartFrom::After(first)).await.unwrap();
+    let got = take(&mut late, 3).await;
+    assert_eq!(payloads(&got[..2]), numbers(2..=3));
+    assert!(matches!(got[2], Delivery::Complete), "{got:?}");
+    let at_end = c.subscribe(&job, StartFrom::After(last)).await.unwrap();
+    assert!(at_end.is_finished());
+    let batch = c.read(&job, StartFrom::After(first), 10).await.unwrap();
+    assert!(batch.complete && batch.events.len() == 2, "{batch:?}");
+
+    // Delete: B's readers of another topic end; the name starts over with a new epoch.
+    let room = topic("room");
+    let old = a.publish(&room, NewEvent::text("old")).await.unwrap().id();
+    let mut reader_b = b.subscribe(&room, StartFrom::Newest).await.unwrap();
+    assert!(a.delete(&room).await.unwrap());
+    assert!(!a.delete(&room).await.unwrap(), "deleted already");
+    let ended = tokio::time::timeout(Duration::from_secs(20), reader_b.recv()).await;
+    assert!(matches!(ended, Ok(None)), "{ended:?}");
+    assert_eq!(
+        b.head(&room).await.unwrap(),
+        None,
+        "a deleted topic has no head"
+    );
+    let new = b.publish(&room, NewEvent::text("new")).await.unwrap().id();
+    assert_ne!(new.epoch(), old.epoch());
+    let batch = a.read(&room, StartFrom::After(old), 10).await.unwrap();
+    assert_eq!(batch.outcome, Outcome::Reset);
+    assert_eq!(payloads_of(&batch.events), ["new"]);
+}
+
+fn payloads_of(events: &[std::sync::Arc<push_core::Event>]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| String::from_utf8(e.data().to_vec()).unwrap())
+        .collect()
+}

@@ -381,6 +381,29 @@ impl TopicLog {
         Ok(head)
     }
 
+    /// Completes the log at `end`, the end's own position as a shared store numbered it: the
+    /// events between the head and it that never arrived become a hole (readers get a gap),
+    /// then readers end after the last event.
+    pub(crate) fn complete_at(&self, end: u64) {
+        let mut state = self.lock();
+        if state.closed || state.completed || end < state.next_seq {
+            return;
+        }
+        for _ in state.next_seq..end {
+            let hole = state.hole.clone();
+            self.meter.add(hole.retained_size());
+            state.events.push_back(hole);
+        }
+        state.next_seq = end + 1;
+        state.completed = true;
+        state.last_active = Instant::now();
+        let wakers = state.take_waiters();
+        drop(state);
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
     /// Ends the log for its readers (as a close does) and retires it, so that the next use of
     /// the topic's name starts a new one.
     pub(crate) fn delete(&self) {

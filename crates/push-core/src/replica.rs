@@ -141,10 +141,14 @@ impl ReplicaLog {
         }
     }
 
-    /// Completes the replica (the store recorded the topic's end): readers end after the last
-    /// event, and later appends are ignored.
-    pub fn complete(&self) {
-        let _ = self.log.complete();
+    /// Completes the replica at `end`, the end's position in the store (the sequence after
+    /// the last event): readers get every event, then [`Delivery::Complete`](crate::Delivery::Complete);
+    /// later appends are ignored. Events between the head and `end` that never arrived are a
+    /// gap. An `end` of another epoch, or at or before the head, is ignored.
+    pub fn complete(&self, end: Cursor) {
+        if end.epoch() == self.log.epoch {
+            self.log.complete_at(end.seq());
+        }
     }
 
     /// Closes the replica: subscriptions yield what they have not read, then end.

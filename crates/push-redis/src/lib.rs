@@ -18,9 +18,12 @@
 //! epoch) and, when set, `type`, and `kind` (`json` or `binary`) when the payload is not text;
 //! a JSON payload read back is checked again.
 //!
-//! Topic completion and deletion ([`Hub::complete`](push_core::Hub::complete),
-//! [`Hub::delete`](push_core::Hub::delete)) are not implemented on Redis yet: they answer
-//! [`Error::Unsupported`].
+//! A topic's end ([`Hub::complete`](push_core::Hub::complete)) is an entry of its own with the
+//! field `end` = `complete`, taking the end's sequence number (as push-core's end does): the
+//! publish script refuses to append after it ([`Error::Complete`]), and every server's reader
+//! completes its replica when it reads it. [`Hub::delete`](push_core::Hub::delete) trims the
+//! stream and leaves one `end` = `deleted` entry, so every server's readers end; the next
+//! publish or subscribe replaces the stream with a new epoch.
 //!
 //! A cursor **is** the entry's stream id: every entry of a stream has the same milliseconds part,
 //! which is the topic's [`Epoch`](push_core::Epoch), and sequence numbers 1, 2, 3 … so that the
@@ -247,6 +250,8 @@ struct Inner {
     config: RedisConfig,
     publish: redis::Script,
     head: redis::Script,
+    complete: redis::Script,
+    delete: redis::Script,
     topics: Mutex<HashMap<Topic, Arc<TopicEntry>>>,
     closed: AtomicBool,
     shutdown: watch::Sender<bool>,
@@ -352,6 +357,8 @@ impl RedisHub {
                 config,
                 publish: stream::publish_script(),
                 head: stream::head_script(),
+                complete: stream::complete_script(),
+                delete: stream::delete_script(),
                 topics: Mutex::new(HashMap::new()),
                 closed: AtomicBool::new(false),
                 shutdown,
@@ -421,6 +428,7 @@ impl RedisHub {
         let health = &self.inner.health;
         let id: Vec<u8> = match invocation.invoke_async(&mut conn).await {
             Ok(id) => id,
+            Err(e) if e.code() == Some("PUSHCOMPLETE") => return Err(Error::Complete),
             Err(e) => {
                 health.publish_errors.fetch_add(1, Ordering::Relaxed);
                 health.publish_failing.store(true, Ordering::Relaxed);
@@ -445,8 +453,21 @@ impl RedisHub {
 
     /// The newest id of `key` as a cursor, creating the stream when `create` is set.
     async fn redis_head(&self, key: &str, create: bool) -> Result<Option<Cursor>, Error> {
+        Ok(self
+            .redis_head_end(key, create)
+            .await?
+            .filter(|(_, end)| *end != Some(stream::End::Deleted))
+            .map(|(head, _)| head))
+    }
+
+    /// The newest id of `key` and what it ends with, if an end entry.
+    async fn redis_head_end(
+        &self,
+        key: &str,
+        create: bool,
+    ) -> Result<Option<(Cursor, Option<stream::End>)>, Error> {
         let mut conn = self.inner.commands.clone();
-        let reply: Option<Vec<u8>> = self
+        let reply: Option<(Vec<u8>, Vec<u8>)> = self
             .inner
             .head
             .key(key)
@@ -454,7 +475,47 @@ impl RedisHub {
             .invoke_async(&mut conn)
             .await
             .map_err(|e| self.read_error("head", e))?;
-        Ok(reply.and_then(|id| stream::parse_id(&id)))
+        Ok(reply.and_then(|(id, end)| {
+            let end = match end.as_slice() {
+                b"complete" => Some(stream::End::Complete),
+                b"deleted" => Some(stream::End::Deleted),
+                _ => None,
+            };
+            Some((stream::parse_id(&id)?, end))
+        }))
+    }
+
+    async fn do_complete(&self, topic: &Topic) -> Result<Cursor, Error> {
+        self.check_open()?;
+        let millis = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let mut conn = self.inner.commands.clone();
+        let id: Vec<u8> = self
+            .inner
+            .complete
+            .key(self.key(topic))
+            .arg(self.inner.config.hub.retention.max_events.max(1))
+            .arg(millis.to_string())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| RedisError::boxed("complete", e))?;
+        stream::parse_id(&id).ok_or_else(|| {
+            Error::Backend(format!("redis returned an unexpected stream id {id:?}").into())
+        })
+    }
+
+    async fn do_delete(&self, topic: &Topic) -> Result<bool, Error> {
+        self.check_open()?;
+        let mut conn = self.inner.commands.clone();
+        let deleted: i64 = self
+            .inner
+            .delete
+            .key(self.key(topic))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| RedisError::boxed("delete", e))?;
+        Ok(deleted == 1)
     }
 
     fn read_error(&self, op: &'static str, e: redis::RedisError) -> Error {
@@ -500,12 +561,21 @@ impl RedisHub {
         if let Some(local) = entry.local().clone() {
             return Ok(local);
         }
-        let head = self
-            .redis_head(&entry.key, true)
+        let (head, end) = self
+            .redis_head_end(&entry.key, true)
             .await?
             .ok_or_else(|| Error::Backend("redis did not create the stream".into()))?;
         self.check_open()?;
-        let local = Local::at(&entry.topic, head, self.inner.config.hub);
+        let local = match end {
+            // The stream ends with its end entry: a replica just before it, completed there.
+            Some(stream::End::Complete) => {
+                let before = Cursor::new(head.epoch(), head.seq().saturating_sub(1));
+                let local = Local::at(&entry.topic, before, self.inner.config.hub);
+                local.log.complete(head);
+                local
+            }
+            _ => Local::at(&entry.topic, head, self.inner.config.hub),
+        };
         *entry.local() = Some(local.clone());
         self.inner.health.readers.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(read_loop(
@@ -675,6 +745,14 @@ impl Backend for RedisHub {
 
     fn head<'a>(&'a self, topic: &'a Topic) -> BoxFuture<'a, Result<Option<Cursor>, Error>> {
         Box::pin(self.do_head(topic))
+    }
+
+    fn complete<'a>(&'a self, topic: &'a Topic) -> BoxFuture<'a, Result<Cursor, Error>> {
+        Box::pin(self.do_complete(topic))
+    }
+
+    fn delete<'a>(&'a self, topic: &'a Topic) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(self.do_delete(topic))
     }
 
     fn close(&self) {
@@ -854,8 +932,11 @@ async fn read_connected(
                 }
             }
             Ok(reply) => {
-                let read = apply(&inner, entry, reply, last);
+                let (read, deleted) = apply(&inner, entry, reply, last);
                 inner.health.events_read.fetch_add(read, Ordering::Relaxed);
+                if deleted {
+                    return Stop::Done;
+                }
             }
         }
         if inner.closed.load(Ordering::Acquire) {
@@ -866,7 +947,7 @@ async fn read_connected(
 
 /// Appends the entries of an `XREAD` reply to the replica, replacing it when the stream's epoch
 /// changed. Returns how many events were read.
-fn apply(inner: &Inner, entry: &TopicEntry, reply: Value, last: &mut Cursor) -> u64 {
+fn apply(inner: &Inner, entry: &Arc<TopicEntry>, reply: Value, last: &mut Cursor) -> (u64, bool) {
     let streams = match reply {
         Value::Array(streams) => streams
             .into_iter()
@@ -882,6 +963,17 @@ fn apply(inner: &Inner, entry: &TopicEntry, reply: Value, last: &mut Cursor) -> 
     for entries in streams {
         for item in stream::entries(&entry.topic, entries, inner.config.hub.max_event_bytes) {
             *last = item.cursor;
+            match item.end {
+                Some(stream::End::Complete) => {
+                    complete(inner, entry, item.cursor);
+                    continue;
+                }
+                Some(stream::End::Deleted) => {
+                    deleted(inner, entry);
+                    return (read, true);
+                }
+                None => {}
+            }
             let Some(event) = item.event else { continue };
             read += 1;
             let mut slot = entry.local();
@@ -899,7 +991,35 @@ fn apply(inner: &Inner, entry: &TopicEntry, reply: Value, last: &mut Cursor) -> 
             local.log.append(event);
         }
     }
-    read
+    (read, false)
+}
+
+/// The stream ended with `end complete` at `end`: the replica completes there (replaced first
+/// when the end belongs to a newer epoch, as an event of one would).
+fn complete(inner: &Inner, entry: &TopicEntry, end: Cursor) {
+    let mut slot = entry.local();
+    let Some(local) = slot.as_mut() else { return };
+    if end.epoch() > local.log.epoch() {
+        local.log.close();
+        let before = Cursor::new(end.epoch(), end.seq().saturating_sub(1));
+        *local = Local::at(&entry.topic, before, inner.config.hub);
+    }
+    local.log.complete(end);
+}
+
+/// The topic was deleted: its replica closes (its subscriptions end) and the entry goes, so
+/// that the next use starts the new stream with a reader of its own.
+fn deleted(inner: &Inner, entry: &Arc<TopicEntry>) {
+    let mut topics = inner.topics.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(local) = entry.local().take() {
+        local.log.close();
+    }
+    if topics
+        .get(&entry.topic)
+        .is_some_and(|e| Arc::ptr_eq(e, entry))
+    {
+        topics.remove(&entry.topic);
+    }
 }
 
 /// Removes `entry` from the hub and closes its replica if no one has subscribed for the idle

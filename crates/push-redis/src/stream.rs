@@ -14,6 +14,10 @@ pub(crate) const TYPE: &str = "type";
 pub(crate) const TIME: &str = "time";
 /// Entry field holding the payload kind when it is not text (`json`, `binary`).
 pub(crate) const KIND: &str = "kind";
+/// Entry field of an end entry, which holds no event: `complete` (the topic finished; it takes
+/// the end's sequence number, as push-core's end does) or `deleted` (the topic was deleted; the
+/// next publish starts a new stream).
+pub(crate) const END: &str = "end";
 
 /// The Lua that finds a stream's epoch: the milliseconds part of its ids. Every entry of a
 /// stream written by this crate has the same milliseconds part, so the stream id `E-S` is the
@@ -42,6 +46,18 @@ local function epoch_of(id)
   if ms == '0' then return nil end
   return ms
 end
+local function end_of(key)
+  local top = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
+  if not top[1] then return nil end
+  local fields = top[1][2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'end' then return fields[i + 1] end
+  end
+  return nil
+end
+local function forget_if_deleted(key)
+  if end_of(key) == 'deleted' then redis.call('DEL', key) end
+end
 ";
 
 /// `KEYS[1]` the stream, `ARGV[1]` the `MAXLEN ~` bound, the rest field/value pairs. Returns the
@@ -50,6 +66,8 @@ pub(crate) fn publish_script() -> redis::Script {
     redis::Script::new(&format!(
         "{EPOCH_LUA}
 local key = KEYS[1]
+forget_if_deleted(key)
+if end_of(key) == 'complete' then return redis.error_reply('PUSHCOMPLETE topic is complete') end
 local epoch = epoch_of(last_id(key))
 local id
 if epoch then id = epoch .. '-*' else id = fresh_epoch() .. '-1' end
@@ -57,19 +75,51 @@ return redis.call('XADD', key, 'MAXLEN', '~', ARGV[1], id, unpack(ARGV, 2))"
     ))
 }
 
+/// `KEYS[1]` the stream, `ARGV[1]` the `MAXLEN ~` bound, `ARGV[2]` the time. Appends the
+/// `end complete` entry unless the stream already ends so; returns the end's id.
+pub(crate) fn complete_script() -> redis::Script {
+    redis::Script::new(&format!(
+        "{EPOCH_LUA}
+local key = KEYS[1]
+forget_if_deleted(key)
+if end_of(key) == 'complete' then return last_id(key) end
+local epoch = epoch_of(last_id(key))
+local id
+if epoch then id = epoch .. '-*' else id = fresh_epoch() .. '-1' end
+return redis.call('XADD', key, 'MAXLEN', '~', ARGV[1], id, '{END}', 'complete', '{TIME}', ARGV[2])"
+    ))
+}
+
+/// `KEYS[1]` the stream. Drops its entries and leaves one `end deleted` entry, so that every
+/// reader learns of it; the next publish starts a new stream (a new epoch). Returns 1 if the
+/// topic existed (and was not deleted already), else 0.
+pub(crate) fn delete_script() -> redis::Script {
+    redis::Script::new(&format!(
+        "{EPOCH_LUA}
+local key = KEYS[1]
+local epoch = epoch_of(last_id(key))
+if not epoch or end_of(key) == 'deleted' then return 0 end
+redis.call('XTRIM', key, 'MAXLEN', '0')
+redis.call('XADD', key, epoch .. '-*', '{END}', 'deleted')
+return 1"
+    ))
+}
+
 /// `KEYS[1]` the stream, `ARGV[1]` `1` to create the stream (empty, with a fresh epoch) when it
-/// does not exist. Returns the id of the newest entry (`E-0` for an empty stream of epoch `E`),
-/// or nil when the stream does not exist and was not created.
+/// does not exist (or was deleted). Returns the id of the newest entry (`E-0` for an empty
+/// stream of epoch `E`) and its `end` field (`complete`, `deleted`, or empty), or nil when the
+/// stream does not exist and was not created.
 pub(crate) fn head_script() -> redis::Script {
     redis::Script::new(&format!(
         "{EPOCH_LUA}
 local key = KEYS[1]
+if ARGV[1] == '1' then forget_if_deleted(key) end
 local id = last_id(key)
-if epoch_of(id) then return id end
+if epoch_of(id) then return {{id, end_of(key) or ''}} end
 if ARGV[1] ~= '1' then return nil end
 local epoch = fresh_epoch()
 redis.call('XADD', key, 'MAXLEN', '0', epoch .. '-0', '{DATA}', '')
-return epoch .. '-0'"
+return {{epoch .. '-0', ''}}"
     ))
 }
 
@@ -117,6 +167,34 @@ pub(crate) fn fields(event: &NewEvent, published_at: SystemTime) -> Vec<Vec<u8>>
 pub(crate) struct Entry {
     pub(crate) cursor: Cursor,
     pub(crate) event: Option<Arc<Event>>,
+    /// For an end entry: `complete` or `deleted`.
+    pub(crate) end: Option<End>,
+}
+
+/// What an end entry says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    Complete,
+    Deleted,
+}
+
+/// The `end` field of an entry's field list, if any.
+fn end_field(body: &Value) -> Option<End> {
+    let pairs: Vec<&Value> = match body {
+        Value::Array(flat) => flat.iter().collect(),
+        Value::Map(pairs) => pairs.iter().flat_map(|(k, v)| [k, v]).collect(),
+        _ => return None,
+    };
+    pairs.chunks(2).find_map(|kv| match kv {
+        [Value::BulkString(k), Value::BulkString(v)] if k.as_slice() == END.as_bytes() => {
+            match v.as_slice() {
+                b"complete" => Some(End::Complete),
+                b"deleted" => Some(End::Deleted),
+                _ => None,
+            }
+        }
+        _ => None,
+    })
 }
 
 /// Reads the entries of an `XRANGE`/`XREVRANGE` reply, or of one stream of an `XREAD` reply.
@@ -143,10 +221,12 @@ pub(crate) fn entries(topic: &Topic, value: Value, max_bytes: usize) -> Vec<Entr
         let Some(cursor) = parse_id(&id) else {
             continue;
         };
+        let end = body.as_ref().and_then(end_field);
         let event = body
+            .filter(|_| end.is_none())
             .and_then(|body| build(topic, cursor, body))
             .filter(|event| event.data().len() <= max_bytes);
-        out.push(Entry { cursor, event });
+        out.push(Entry { cursor, event, end });
     }
     out
 }
