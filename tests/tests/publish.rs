@@ -144,3 +144,35 @@ async fn publishing_follows_the_grant() {
     .await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn an_idempotency_key_makes_a_retry_answer_the_first_cursor() {
+    let hub = Hub::memory();
+    let server = server(Publisher::new(hub.clone())).await;
+    let key = [("idempotency-key", "checkout-42")];
+    let (status, first) = send(&server, "POST", "/topics/orders", &key, "paid").await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let (_, retry) = send(&server, "POST", "/topics/orders", &key, "paid").await;
+    assert_eq!(retry, first, "the retry answers the same cursor");
+    let (_, other) = send(
+        &server,
+        "POST",
+        "/topics/orders",
+        &[("idempotency-key", "checkout-43")],
+        "paid",
+    )
+    .await;
+    assert_ne!(other, first);
+    let (status, reason) = send(
+        &server,
+        "POST",
+        "/topics/orders",
+        &[("idempotency-key", "has space")],
+        "x",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reason}");
+    let topic = Topic::new("orders").unwrap();
+    let batch = hub.read(&topic, StartFrom::Oldest, 10).await.unwrap();
+    assert_eq!(batch.events.len(), 2, "stored once per key");
+}

@@ -366,3 +366,22 @@ fn payloads_of(events: &[std::sync::Arc<push_core::Event>]) -> Vec<String> {
         .map(|e| String::from_utf8(e.data().to_vec()).unwrap())
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_stores_a_retried_publish_once_across_servers() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, _) = hub(&redis, config()).await;
+    let (b, _) = hub(&redis, config()).await;
+    let orders = topic("orders");
+    let keyed = |k: &str| NewEvent::text("order 7").with_idempotency_key(k).unwrap();
+    let first = a.publish(&orders, keyed("req-1")).await.unwrap().id();
+    // The client lost the answer and retries, on another server.
+    let retried = b.publish(&orders, keyed("req-1")).await.unwrap().id();
+    assert_eq!(retried, first);
+    let next = b.publish(&orders, keyed("req-2")).await.unwrap().id();
+    assert_eq!(next.seq(), first.seq() + 1, "one entry per key");
+    let batch = a.read(&orders, StartFrom::Oldest, 10).await.unwrap();
+    assert_eq!(batch.events.len(), 2, "{batch:?}");
+}

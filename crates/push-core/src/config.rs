@@ -80,6 +80,8 @@ pub enum ResetPolicy {
 /// | [`max_event_bytes`](Self::max_event_bytes) | 1 MiB |
 /// | [`idle_timeout`](Self::idle_timeout) | 60 s |
 /// | [`reset_policy`](Self::reset_policy) | [`ResetPolicy::Oldest`] |
+/// | [`idempotency_window`](Self::idempotency_window) | 5 min |
+/// | [`max_idempotency_keys`](Self::max_idempotency_keys) | 256 per topic |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HubConfig {
@@ -107,6 +109,15 @@ pub struct HubConfig {
     pub idle_timeout: Duration,
     /// Where a reset starts.
     pub reset_policy: ResetPolicy,
+    /// How long a publish's idempotency key ([`NewEvent::with_idempotency_key`](crate::NewEvent::with_idempotency_key))
+    /// is remembered: a publish with the same key on the same topic within it returns the
+    /// first one's cursor instead of storing the event again.
+    pub idempotency_window: Duration,
+    /// The most idempotency keys remembered per topic; past it the oldest is forgotten first
+    /// (so a flood of keys costs bounded memory, and shortens the window). A key costs its
+    /// length plus about 100 bytes, counted in the topic's retained bytes: at most about
+    /// 58 KiB per topic at the default.
+    pub max_idempotency_keys: usize,
 }
 
 impl Default for HubConfig {
@@ -118,6 +129,8 @@ impl Default for HubConfig {
             max_event_bytes: 1 << 20,
             idle_timeout: Duration::from_secs(60),
             reset_policy: ResetPolicy::Oldest,
+            idempotency_window: Duration::from_secs(300),
+            max_idempotency_keys: 256,
         }
     }
 }
@@ -162,6 +175,20 @@ impl HubConfig {
     #[must_use]
     pub fn reset_policy(mut self, p: ResetPolicy) -> Self {
         self.reset_policy = p;
+        self
+    }
+
+    /// Sets [`idempotency_window`](Self::idempotency_window).
+    #[must_use]
+    pub fn idempotency_window(mut self, d: Duration) -> Self {
+        self.idempotency_window = d;
+        self
+    }
+
+    /// Sets [`max_idempotency_keys`](Self::max_idempotency_keys).
+    #[must_use]
+    pub fn max_idempotency_keys(mut self, n: usize) -> Self {
+        self.max_idempotency_keys = n;
         self
     }
 }

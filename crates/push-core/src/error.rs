@@ -63,6 +63,13 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// An idempotency key that is empty, longer than
+    /// [`MAX_IDEMPOTENCY_KEY_LEN`](crate::MAX_IDEMPOTENCY_KEY_LEN), or not visible ASCII.
+    #[error("idempotency key must be 1 to {max} visible ASCII characters")]
+    IdempotencyKey {
+        /// The limit.
+        max: usize,
+    },
     /// A backend failed (for instance its server is unreachable).
     #[error("backend unavailable: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -373,7 +373,11 @@ pub struct NewEvent {
     pub(crate) event_type: Option<EventType>,
     pub(crate) kind: PayloadKind,
     pub(crate) data: Bytes,
+    pub(crate) idempotency_key: Option<Box<str>>,
 }
+
+/// The longest idempotency key, in bytes.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
 
 impl NewEvent {
     /// An untyped event carrying `data`: [`PayloadKind::Text`] when it is valid UTF-8, else
@@ -388,6 +392,7 @@ impl NewEvent {
         };
         Self {
             event_type: None,
+            idempotency_key: None,
             kind,
             data,
         }
@@ -398,6 +403,7 @@ impl NewEvent {
     pub fn text(text: impl Into<String>) -> Self {
         Self {
             event_type: None,
+            idempotency_key: None,
             kind: PayloadKind::Text,
             data: Bytes::from(text.into()),
         }
@@ -409,6 +415,7 @@ impl NewEvent {
     pub fn binary(data: impl Into<Bytes>) -> Self {
         Self {
             event_type: None,
+            idempotency_key: None,
             kind: PayloadKind::Binary,
             data: data.into(),
         }
@@ -450,6 +457,7 @@ impl NewEvent {
         }
         Ok(Self {
             event_type: None,
+            idempotency_key: None,
             kind,
             data,
         })
@@ -459,6 +467,34 @@ impl NewEvent {
     #[must_use]
     pub fn kind(&self) -> PayloadKind {
         self.kind
+    }
+
+    /// Makes the publish idempotent: another publish of the same key to the same topic within
+    /// [`HubConfig::idempotency_window`](crate::HubConfig::idempotency_window) stores nothing
+    /// and returns the first one's cursor. For a client that retries a publish whose answer it
+    /// lost (HTTP's `Idempotency-Key` header). Keys are 1 to [`MAX_IDEMPOTENCY_KEY_LEN`]
+    /// visible ASCII characters.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::IdempotencyKey`](crate::Error::IdempotencyKey) for a key out of those bounds.
+    pub fn with_idempotency_key(mut self, key: &str) -> Result<Self, crate::Error> {
+        let valid = !key.is_empty()
+            && key.len() <= MAX_IDEMPOTENCY_KEY_LEN
+            && key.bytes().all(|b| b.is_ascii_graphic());
+        if !valid {
+            return Err(crate::Error::IdempotencyKey {
+                max: MAX_IDEMPOTENCY_KEY_LEN,
+            });
+        }
+        self.idempotency_key = Some(key.into());
+        Ok(self)
+    }
+
+    /// The idempotency key, if set.
+    #[must_use]
+    pub fn idempotency_key(&self) -> Option<&str> {
+        self.idempotency_key.as_deref()
     }
 
     /// Sets the event type.

@@ -1,11 +1,11 @@
 //! The per-topic log that every subscriber reads at its own cursor, and the subscription type.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use slab::Slab;
 
@@ -179,6 +179,10 @@ struct State {
     completed: bool,
     /// Set when the hub reclaimed this log; operations that meet it look the topic up again.
     retired: bool,
+    /// Idempotency keys of recent publishes: the cursor and time of the first publish of each.
+    keys: HashMap<Box<str>, (Cursor, SystemTime)>,
+    /// The same keys in the order they came, with when, for expiry and the cap.
+    key_order: VecDeque<(Box<str>, Instant)>,
     last_active: Instant,
 }
 
@@ -247,6 +251,8 @@ impl TopicLog {
                 subscribers: 0,
                 closed: false,
                 completed: false,
+                keys: HashMap::new(),
+                key_order: VecDeque::new(),
                 retired: false,
                 last_active: Instant::now(),
             }),
@@ -260,7 +266,7 @@ impl TopicLog {
     }
 
     pub(crate) fn publish(&self, new: NewEvent) -> Result<Arc<Event>, Refused<NewEvent>> {
-        let state = self.lock();
+        let mut state = self.lock();
         if state.closed {
             return Err(Refused::Closed);
         }
@@ -270,15 +276,63 @@ impl TopicLog {
         if state.completed {
             return Err(Refused::Complete);
         }
+        let key = new.idempotency_key.clone();
+        if let Some(key) = &key {
+            self.forget_old_keys(&mut state);
+            if let Some(&(cursor, at)) = state.keys.get(key) {
+                // A retry: the first publish's cursor, nothing stored.
+                return Ok(Arc::new(Event::restored(
+                    cursor,
+                    self.topic.clone(),
+                    new,
+                    at,
+                )));
+            }
+        }
         let seq = state.next_seq;
         let event = Arc::new(Event::new(
             Cursor::new(self.epoch, seq),
             self.topic.clone(),
             new,
         ));
+        if let Some(key) = key {
+            self.remember_key(&mut state, key, &event);
+        }
         let now = event.published_instant;
         self.push_and_wake(state, event.clone(), now);
         Ok(event)
+    }
+
+    /// Drops keys past the window.
+    fn forget_old_keys(&self, state: &mut State) {
+        let window = self.config.idempotency_window;
+        while let Some((_, at)) = state.key_order.front() {
+            if at.elapsed() < window {
+                break;
+            }
+            if let Some((key, _)) = state.key_order.pop_front() {
+                self.drop_key(state, &key);
+            }
+        }
+    }
+
+    fn remember_key(&self, state: &mut State, key: Box<str>, event: &Event) {
+        self.meter.add(key_cost(&key));
+        state
+            .keys
+            .insert(key.clone(), (event.id(), event.published_at()));
+        state.key_order.push_back((key, Instant::now()));
+        while state.key_order.len() > self.config.max_idempotency_keys.max(1) {
+            if let Some((old, _)) = state.key_order.pop_front() {
+                self.drop_key(state, &old);
+            }
+        }
+    }
+
+    fn drop_key(&self, state: &mut State, key: &str) {
+        if state.keys.remove(key).is_some() {
+            self.meter.sub(key_cost(key));
+        }
     }
 
     /// Appends the event that takes the next sequence, applies retention, releases the lock
@@ -604,6 +658,10 @@ impl State {
         while !self.events.is_empty() {
             self.pop_front(meter);
         }
+        for (key, _) in self.keys.drain() {
+            meter.sub(key_cost(&key));
+        }
+        self.key_order.clear();
     }
 
     fn front_instant(&self) -> Option<Instant> {
@@ -844,6 +902,11 @@ impl Drop for Subscription {
         state.subscribers -= 1;
         state.last_active = Instant::now();
     }
+}
+
+/// What remembering an idempotency key costs, for retention accounting.
+fn key_cost(key: &str) -> usize {
+    key.len() * 2 + 100
 }
 
 /// Advances `next_seq` by one delivery, if there is one.

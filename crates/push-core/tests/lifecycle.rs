@@ -115,3 +115,44 @@ async fn delete_ends_readers_and_the_name_starts_over() {
     assert_eq!(batch.events.len(), 1);
     assert_eq!(batch.events[0].data(), "new");
 }
+
+#[tokio::test]
+async fn a_retried_publish_with_its_idempotency_key_is_stored_once() {
+    use push_core::{HubConfig, MemoryHub};
+    let hub = Hub::new(MemoryHub::new(
+        HubConfig::default()
+            .idempotency_window(std::time::Duration::from_millis(200))
+            .max_idempotency_keys(2),
+    ));
+    let t = topic();
+    let keyed = |k: &str| NewEvent::text("order 7").with_idempotency_key(k).unwrap();
+    let first = hub.publish(&t, keyed("k1")).await.unwrap();
+    let again = hub.publish(&t, keyed("k1")).await.unwrap();
+    assert_eq!(again.id(), first.id(), "the retry answers the first cursor");
+    let other = hub.publish(&t, keyed("k2")).await.unwrap();
+    assert_ne!(other.id(), first.id());
+    assert_eq!(
+        hub.topic_stats(&t).unwrap().retained_events,
+        2,
+        "stored once each"
+    );
+
+    // At the cap the oldest key goes first; past the window every key goes.
+    hub.publish(&t, keyed("k3")).await.unwrap();
+    let k1_again = hub.publish(&t, keyed("k1")).await.unwrap();
+    assert_ne!(k1_again.id(), first.id(), "k1 was forgotten at the cap");
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    let k3_late = hub.publish(&t, keyed("k3")).await.unwrap();
+    assert_eq!(
+        hub.topic_stats(&t).unwrap().retained_events,
+        5,
+        "{k3_late:?}"
+    );
+
+    for bad in ["", "has space", &"x".repeat(129), "é"] {
+        assert!(
+            NewEvent::text("x").with_idempotency_key(bad).is_err(),
+            "{bad:?}"
+        );
+    }
+}

@@ -17,6 +17,11 @@ use crate::{Authorizer, Refusal};
 /// The request header naming the event's type (`event` in the query works too).
 pub const EVENT_TYPE_HEADER: &str = "push-event-type";
 
+/// The request header that makes a publish idempotent
+/// ([`NewEvent::with_idempotency_key`]): a retry with the same key answers the first
+/// publish's cursor.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+
 /// Settings of a [`Publisher`].
 ///
 /// | setting | default |
@@ -52,13 +57,16 @@ impl PublishConfig {
 
 /// The publish endpoint: `POST /topics/{topic}` with the payload as body, answered
 /// `{"id":"CURSOR"}`. The payload's kind comes from `Content-Type` ([`payload_kind`]):
-/// `application/json` publishes JSON that every JSON envelope carries as a value.
+/// `application/json` publishes JSON that every JSON envelope carries as a value. With an
+/// `Idempotency-Key` header, a retried publish answers the first one's cursor instead of
+/// storing the event twice (within the hub's
+/// [`idempotency_window`](push_core::HubConfig::idempotency_window), 5 minutes by default).
 ///
 /// | answer | when |
 /// |---|---|
 /// | `200` `{"id":"CURSOR"}` | published |
 /// | `405` + `Allow: POST` | another method |
-/// | `400` | an invalid event type ([`EVENT_TYPE_HEADER`] or `?event=`), or a body that is not what its `Content-Type` says (JSON that does not parse, `text/*` that is not UTF-8; see [`payload_kind`]) |
+/// | `400` | an invalid [`IDEMPOTENCY_KEY_HEADER`] (1 to 128 visible ASCII characters), an invalid event type ([`EVENT_TYPE_HEADER`] or `?event=`), or a body that is not what its `Content-Type` says (JSON that does not parse, `text/*` that is not UTF-8; see [`payload_kind`]) |
 /// | `401` / `403` | the [`Authorizer`] refused, or its grant does not cover publishing to the topic |
 /// | `403` | a cross-site browser request (`Origin` of another host, or `Sec-Fetch-Site` not `same-origin`/`none`) that no authorizer vouched for |
 /// | `409` | the topic is complete ([`Hub::complete`](push_core::Hub::complete)) |
@@ -123,6 +131,16 @@ impl Publisher {
                 Err(e) => return crate::text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
             };
             let kind = payload_kind(&parts.headers);
+            let idempotency = match parts.headers.get(IDEMPOTENCY_KEY_HEADER) {
+                Some(v) => match v.to_str() {
+                    Ok(key) => Some(key.to_owned()),
+                    Err(_) => {
+                        let reason = "the idempotency key must be visible ASCII\n";
+                        return crate::text(StatusCode::BAD_REQUEST, reason);
+                    }
+                },
+                None => None,
+            };
             drop(parts);
             let Ok(body) = Limited::new(body, this.config.max_body).collect().await else {
                 let limit = this.config.max_body;
@@ -134,6 +152,10 @@ impl Publisher {
                 Some(kind) => NewEvent::of_kind(kind, body),
                 None => Ok(NewEvent::new(body)),
             };
+            let event = event.and_then(|event| match &idempotency {
+                Some(key) => event.with_idempotency_key(key),
+                None => Ok(event),
+            });
             let mut event = match event {
                 Ok(event) => event,
                 Err(e) => return crate::text(StatusCode::BAD_REQUEST, &format!("{e}\n")),

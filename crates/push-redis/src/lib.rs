@@ -419,8 +419,22 @@ impl RedisHub {
             });
         }
         let published_at = SystemTime::now();
-        let mut invocation = self.inner.publish.key(self.key(topic));
-        invocation.arg(self.inner.config.hub.retention.max_events.max(1));
+        let stream_key = self.key(topic);
+        let idem = stream::idempotency_key(&stream_key, event.idempotency_key());
+        let mut invocation = self.inner.publish.key(&stream_key);
+        invocation
+            .key(idem)
+            .arg(self.inner.config.hub.retention.max_events.max(1))
+            .arg(if event.idempotency_key().is_some() {
+                "1"
+            } else {
+                "0"
+            })
+            .arg(
+                u64::try_from(self.inner.config.hub.idempotency_window.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(1),
+            );
         for field in stream::fields(&event, published_at) {
             invocation.arg(field);
         }

@@ -60,18 +60,26 @@ local function forget_if_deleted(key)
 end
 ";
 
-/// `KEYS[1]` the stream, `ARGV[1]` the `MAXLEN ~` bound, the rest field/value pairs. Returns the
-/// new entry's id.
+/// `KEYS[1]` the stream, `KEYS[2]` the publish's idempotency key (see [`idempotency_key`]),
+/// `ARGV[1]` the `MAXLEN ~` bound, `ARGV[2]` `1` when the publish has an idempotency key,
+/// `ARGV[3]` the idempotency window in milliseconds, the rest field/value pairs. Returns the new
+/// entry's id, or the first one's for a key already seen within the window.
 pub(crate) fn publish_script() -> redis::Script {
     redis::Script::new(&format!(
         "{EPOCH_LUA}
 local key = KEYS[1]
 forget_if_deleted(key)
 if end_of(key) == 'complete' then return redis.error_reply('PUSHCOMPLETE topic is complete') end
+if ARGV[2] == '1' then
+  local first = redis.call('GET', KEYS[2])
+  if first then return first end
+end
 local epoch = epoch_of(last_id(key))
 local id
 if epoch then id = epoch .. '-*' else id = fresh_epoch() .. '-1' end
-return redis.call('XADD', key, 'MAXLEN', '~', ARGV[1], id, unpack(ARGV, 2))"
+local added = redis.call('XADD', key, 'MAXLEN', '~', ARGV[1], id, unpack(ARGV, 4))
+if ARGV[2] == '1' then redis.call('SET', KEYS[2], added, 'PX', ARGV[3]) end
+return added"
     ))
 }
 
@@ -139,6 +147,12 @@ pub(crate) fn parse_id(id: &[u8]) -> Option<Cursor> {
 /// The stream id of a cursor: the epoch in decimal, a dash, the sequence.
 pub(crate) fn stream_id(cursor: Cursor) -> String {
     format!("{}-{}", cursor.epoch().get(), cursor.seq())
+}
+
+/// The key remembering a publish's idempotency key: `{stream}#idem#{key}`. `#` is not a topic
+/// character, so it never names a topic's stream.
+pub(crate) fn idempotency_key(stream: &str, key: Option<&str>) -> String {
+    format!("{stream}#idem#{}", key.unwrap_or(""))
 }
 
 /// The field/value pairs of an entry for `event`.

@@ -373,6 +373,10 @@ where
     }
     // `Content-Type: application/json` publishes JSON, carried as a value by every JSON form.
     let kind = push_http::payload_kind(req.headers());
+    let idempotency = req
+        .headers()
+        .get(push_http::IDEMPOTENCY_KEY_HEADER)
+        .map(|v| v.to_str().unwrap_or("\u{fffd}").to_owned());
     let body = match Limited::new(req.into_body(), MAX_PUBLISH).collect().await {
         Ok(body) => body.to_bytes(),
         Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "body over 64 KiB\n"),
@@ -381,6 +385,11 @@ where
         Some(kind) => NewEvent::of_kind(kind, body),
         None => Ok(NewEvent::new(body)),
     };
+    // `Idempotency-Key`: a retried publish answers the first one's cursor.
+    let event = event.and_then(|event| match &idempotency {
+        Some(key) => event.with_idempotency_key(key),
+        None => Ok(event),
+    });
     let mut event = match event {
         Ok(event) => event,
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
