@@ -1,5 +1,7 @@
 //! Two showcase processes on one Redis (`--redis`): a client subscribes over SSE on A, is cut
-//! off, resumes with its last id on B, and receives exactly what it missed.
+//! off, resumes with its last id on B, and receives exactly what it missed; and when A is
+//! killed (`kill -9`) under SSE and WebSocket clients, they resume on B with their cursors and
+//! miss nothing.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -130,4 +132,101 @@ async fn wait_for_metric(base: &str, line: &str) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A push server dies (`kill -9`) with SSE and WebSocket clients on it: they reconnect to the
+/// other server with their cursors and miss nothing, repeat nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_of_a_killed_server_resume_on_the_other_without_loss() {
+    use push_ws::client::{Client as WsClient, Received};
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let args = ["--no-ticker", "--redis", url.as_str()];
+    let a = Example::start_with(env!("CARGO_BIN_EXE_showcase"), &args);
+    let b = Example::start_with(env!("CARGO_BIN_EXE_showcase"), &args);
+
+    let sse_url = |base: &str| format!("{base}sse/room").parse().unwrap();
+    let mut sse = push_sse::client::Client::new(sse_url(&a.base)).max_attempts(1);
+    let ws_base = |base: &str| base.replacen("http://", "ws://", 1);
+    let mut ws = WsClient::connect(&format!("{}ws/room", ws_base(&a.base)))
+        .await
+        .unwrap();
+    assert!(matches!(ws.next().await.unwrap(), Received::Outcome { .. }));
+    // Both of A's subscriptions are up (one reader) before anything is published.
+    wait_for_metric(&a.base, "push_redis_readers_connected 1").await;
+
+    let mut ws_got = Vec::new();
+    // The SSE client connects when first polled: read in a task, and publish once it is open.
+    let reader = tokio::spawn(async move {
+        let mut got = Vec::new();
+        while got.len() < 5 {
+            let m = next_sse(&mut sse).await.unwrap();
+            if m.event == "message" {
+                got.push(m.data);
+            }
+        }
+        (sse, got)
+    });
+    wait_for_metric(&a.base, "push_open{technique=\"sse\"} 1").await;
+    for i in 1..=5 {
+        b.publish("room", &format!("m{i}"));
+    }
+    let (mut sse, mut sse_got) = reader.await.unwrap();
+    while ws_got.len() < 5 {
+        if let Received::Event { event, .. } = ws.next().await.unwrap() {
+            ws_got.push(String::from_utf8(event.data.to_vec()).unwrap());
+        }
+    }
+
+    // A dies without a goodbye; B keeps publishing.
+    a.signal("KILL");
+    for i in 6..=10 {
+        b.publish("room", &format!("m{i}"));
+    }
+    assert!(next_sse(&mut sse).await.is_err(), "A is gone");
+    assert!(ws.next().await.is_err(), "A is gone");
+
+    // Each client comes back on B with the cursor it kept.
+    let last = sse.current_last_event_id().to_owned();
+    let mut sse = push_sse::client::Client::new(sse_url(&b.base)).last_event_id(&last);
+    let cursor = ws
+        .cursor("room")
+        .expect("a cursor for the URL's topic")
+        .to_owned();
+    let url = format!("{}ws/room?since={cursor}", ws_base(&b.base));
+    let mut ws = WsClient::connect(&url).await.unwrap();
+    while sse_got.len() < 10 {
+        let m = next_sse(&mut sse).await.unwrap();
+        if m.event == "message" {
+            sse_got.push(m.data);
+        }
+    }
+    while ws_got.len() < 10 {
+        match ws.next().await.unwrap() {
+            Received::Event { event, .. } => {
+                ws_got.push(String::from_utf8(event.data.to_vec()).unwrap());
+            }
+            Received::Outcome { outcome, .. } => {
+                assert_eq!(
+                    outcome,
+                    push_core::Outcome::Resumed,
+                    "resumed, no gap or reset"
+                );
+            }
+            _ => {}
+        }
+    }
+    let want: Vec<String> = (1..=10).map(|i| format!("m{i}")).collect();
+    assert_eq!(sse_got, want, "SSE: every event once, in order");
+    assert_eq!(ws_got, want, "WebSocket: every event once, in order");
+}
+
+async fn next_sse(
+    sse: &mut push_sse::client::Client,
+) -> Result<push_sse::client::Message, push_sse::client::ClientError> {
+    tokio::time::timeout(Duration::from_secs(20), sse.next())
+        .await
+        .expect("an SSE event in time")
 }
