@@ -124,6 +124,51 @@ impl TestServer {
     }
 }
 
+/// push-h2's event endpoint served by push-h2's driver on a loopback port (`/h2/{topic}`), with
+/// connections that [`cut`](Self::cut) aborts.
+#[derive(Debug)]
+pub struct H2Server {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    connections: Arc<Mutex<Vec<AbortHandle>>>,
+}
+
+impl H2Server {
+    /// Serves `events` for every request, the topic being the path after `/h2/`.
+    pub async fn start(events: push_h2::Events) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let connections: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
+        let list = connections.clone();
+        tokio::spawn(async move {
+            let builder = push_h2::Builder::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                let events = events.clone();
+                let service = move |req: Request<push_h2::H2Body>| {
+                    let events = events.clone();
+                    async move {
+                        let name = req.uri().path().trim_start_matches("/h2/").to_owned();
+                        let topic = push_core::Topic::new(&name).expect("a topic in the path");
+                        events.respond(&topic, req).await
+                    }
+                };
+                let task = tokio::spawn(builder.serve_connection(stream, service));
+                list.lock().expect("lock").push(task.abort_handle());
+            }
+        });
+        Self { addr, connections }
+    }
+
+    /// Cuts every connection, as a network failure would.
+    pub fn cut(&self) {
+        for conn in self.connections.lock().expect("lock").drain(..) {
+            conn.abort();
+        }
+    }
+}
+
 /// Sends one HTTP/1.1 request and returns the response with its body unread.
 pub async fn http1(addr: SocketAddr, req: Request<Full<Bytes>>) -> Response<Incoming> {
     let stream = TcpStream::connect(addr).await.expect("connect");

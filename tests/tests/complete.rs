@@ -5,20 +5,17 @@
 //! WebSocket and HTTP/2 event push.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Empty};
 use push_core::{Hub, NewEvent, Topic};
-use push_h2::{Builder, Events, H2Body};
+use push_h2::Events;
 use push_http::client::ClientError;
 use push_sse::SseConfig;
-use push_tests::{boxed, http2, text, Browser, TestServer};
+use push_tests::{boxed, http2, text, Browser, H2Server, TestServer};
 use serde_json::Value;
-use tokio::net::TcpListener;
-use tokio::task::AbortHandle;
 
 const TOKENS: usize = 500;
 const BOUND: Duration = Duration::from_secs(90);
@@ -103,44 +100,6 @@ source.onerror = () => {
 };
 </script>
 "#;
-
-/// push-h2's driver with connections that [`H2::cut`] aborts.
-struct H2 {
-    addr: SocketAddr,
-    conns: Arc<Mutex<Vec<AbortHandle>>>,
-}
-
-impl H2 {
-    async fn start(hub: &Hub) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let events = Events::new(hub.clone());
-        let conns: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
-        let list = conns.clone();
-        tokio::spawn(async move {
-            let builder = Builder::new();
-            while let Ok((stream, _)) = listener.accept().await {
-                let events = events.clone();
-                let service = move |req: Request<H2Body>| {
-                    let events = events.clone();
-                    async move {
-                        let name = req.uri().path().trim_start_matches("/h2/").to_owned();
-                        events.respond(&Topic::new(&name).unwrap(), req).await
-                    }
-                };
-                let task = tokio::spawn(builder.serve_connection(stream, service));
-                list.lock().unwrap().push(task.abort_handle());
-            }
-        });
-        Self { addr, conns }
-    }
-
-    fn cut(&self) {
-        for conn in self.conns.lock().unwrap().drain(..) {
-            conn.abort();
-        }
-    }
-}
 
 /// Reads push-h2's event lines (push refused, so events come on the body), resuming after
 /// every cut, until the end line `complete`.
@@ -323,7 +282,7 @@ async fn every_client_ends_with_the_exact_text_and_stops_after_complete() {
     let ws = push_ws::Ws::new(hub.clone());
     let (reports_tx, mut reports) = tokio::sync::mpsc::unbounded_channel();
     let server = server(&hub, (sse.clone(), ws.clone()), &start, reports_tx).await;
-    let h2 = H2::start(&hub).await;
+    let h2 = H2Server::start(Events::new(hub.clone())).await;
     let browser = Browser::open(&server.url("/page"));
 
     let base = format!("http://{}", server.addr);

@@ -11,12 +11,11 @@ use http::Request;
 use http_body_util::{BodyExt, Empty};
 use jsonwebtoken::{encode, EncodingKey, Header};
 use push_core::{Hub, NewEvent, Topic};
-use push_h2::{Builder, Events, H2Body};
+use push_h2::Events;
 use push_http::jwt::Jwt;
 use push_http::Authorizer;
-use push_tests::{boxed, get, http1, http2, read_until, TestServer};
+use push_tests::{boxed, get, http1, http2, read_until, H2Server, TestServer};
 use push_ws::client::Received;
-use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
@@ -83,25 +82,9 @@ async fn http1_server(hub: &Hub) -> TestServer {
 
 /// push-h2's event push, served by its own driver.
 async fn h2_server(hub: &Hub) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let events = Events::new(hub.clone()).authorize(auth());
-    let builder = Builder::new();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let events = events.clone();
-            let service = move |req: Request<H2Body>| {
-                let events = events.clone();
-                async move {
-                    let name = req.uri().path().trim_start_matches("/h2/").to_owned();
-                    let topic = Topic::new(&name).unwrap();
-                    events.respond(&topic, req).await
-                }
-            };
-            tokio::spawn(builder.serve_connection(stream, service));
-        }
-    });
-    addr
+    H2Server::start(Events::new(hub.clone()).authorize(auth()))
+        .await
+        .addr
 }
 
 const WS_HEADERS: [(&str, &str); 4] = [

@@ -11,11 +11,10 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use http::Request;
 use http_body_util::{BodyExt, Empty, Full};
 use push_core::{Hub, PayloadKind, Topic};
-use push_h2::{Builder, Events, H2Body};
+use push_h2::Events;
 use push_http::Publisher;
-use push_tests::{boxed, get, http1, http2, read_until, TestServer};
+use push_tests::{boxed, get, http1, http2, read_until, H2Server, TestServer};
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 
 const BOUND: std::time::Duration = std::time::Duration::from_secs(20);
@@ -62,24 +61,7 @@ async fn server(hub: &Hub) -> TestServer {
 }
 
 async fn h2_server(hub: &Hub) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let events = Events::new(hub.clone());
-    let builder = Builder::new();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let events = events.clone();
-            let service = move |req: Request<H2Body>| {
-                let events = events.clone();
-                async move {
-                    let name = req.uri().path().trim_start_matches("/h2/").to_owned();
-                    events.respond(&Topic::new(&name).unwrap(), req).await
-                }
-            };
-            tokio::spawn(builder.serve_connection(stream, service));
-        }
-    });
-    addr
+    H2Server::start(Events::new(hub.clone())).await.addr
 }
 
 /// POSTs `body` with `content_type`; the status and the answer.

@@ -115,6 +115,7 @@ pub use crate::limit::{Limiter, Permit};
 pub use crate::meters::Meters;
 pub use crate::multi::{open_streams, MultiBody, MultiFrames};
 pub use crate::publish::{
-    payload_kind, PublishBody, PublishConfig, Publisher, EVENT_TYPE_HEADER, IDEMPOTENCY_KEY_HEADER,
+    payload_kind, PublishBody, PublishConfig, PublishHead, Publisher, EVENT_TYPE_HEADER,
+    IDEMPOTENCY_KEY_HEADER,
 };
 pub use crate::query::{query_value, start_from};

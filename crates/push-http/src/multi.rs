@@ -347,6 +347,29 @@ impl<F: Framing> Body for MultiBody<F> {
     }
 }
 
+/// A stream endpoint's whole answer for several topics once it knows where each starts: the
+/// access check ([`check_read_all`](crate::check_read_all): `401`/`403`), [`open_streams`],
+/// and the stream's end at the grant's.
+#[allow(clippy::too_many_arguments)]
+pub async fn answer_streams<F: Framing>(
+    hub: &Hub,
+    limiter: &Limiter,
+    authorizer: Option<&crate::Authorizer>,
+    parts: &http::request::Parts,
+    topics: &[Topic],
+    from: &[StartFrom],
+    framing: F,
+    settings: &StreamSettings,
+) -> http::Response<MultiBody<F>> {
+    let grant = match crate::check_read_all(authorizer, parts, topics).await {
+        Ok(grant) => grant,
+        Err(refusal) => return refusal,
+    };
+    let mut res = open_streams(hub, limiter, &parts.method, topics, from, framing, settings).await;
+    res.body_mut().expire_at(grant.deadline());
+    res
+}
+
 /// Subscribes to every topic from its start point; the first refusal's `503`.
 ///
 /// # Errors

@@ -126,20 +126,9 @@ impl Publisher {
             if let Err(res) = this.admit(&parts, &topic).await {
                 return res;
             }
-            let event_type = match event_type(&parts) {
-                Ok(t) => t,
+            let head = match PublishHead::from_parts(&parts) {
+                Ok(head) => head,
                 Err(e) => return crate::text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
-            };
-            let kind = payload_kind(&parts.headers);
-            let idempotency = match parts.headers.get(IDEMPOTENCY_KEY_HEADER) {
-                Some(v) => match v.to_str() {
-                    Ok(key) => Some(key.to_owned()),
-                    Err(_) => {
-                        let reason = "the idempotency key must be visible ASCII\n";
-                        return crate::text(StatusCode::BAD_REQUEST, reason);
-                    }
-                },
-                None => None,
             };
             drop(parts);
             let Ok(body) = Limited::new(body, this.config.max_body).collect().await else {
@@ -147,22 +136,10 @@ impl Publisher {
                 let reason = format!("body over {limit} bytes, or unreadable\n");
                 return crate::text(StatusCode::PAYLOAD_TOO_LARGE, &reason);
             };
-            let body = body.to_bytes();
-            let event = match kind {
-                Some(kind) => NewEvent::of_kind(kind, body),
-                None => Ok(NewEvent::new(body)),
-            };
-            let event = event.and_then(|event| match &idempotency {
-                Some(key) => event.with_idempotency_key(key),
-                None => Ok(event),
-            });
-            let mut event = match event {
+            let event = match head.event(body.to_bytes()) {
                 Ok(event) => event,
                 Err(e) => return crate::text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
             };
-            if let Some(t) = event_type {
-                event = event.with_type(t);
-            }
             match this.hub.publish(&topic, event).await {
                 Ok(event) => {
                     let mut res = Response::new(Full::new(Bytes::from(format!(
@@ -241,6 +218,68 @@ pub fn payload_kind(headers: &http::HeaderMap) -> Option<PayloadKind> {
         t if t.ends_with("+json") => Some(PayloadKind::Json),
         t if t.starts_with("text/") => Some(PayloadKind::Text),
         _ => None,
+    }
+}
+
+/// What a publish request says about its event besides the body: the payload kind from
+/// `Content-Type` ([`payload_kind`]), the type from [`EVENT_TYPE_HEADER`] or `?event=`, and the
+/// [`IDEMPOTENCY_KEY_HEADER`]. For a publish route of one's own; [`Publisher`] uses it.
+///
+/// ```
+/// let req = http::Request::post("/topics/t?event=price")
+///     .header("content-type", "application/json")
+///     .header("idempotency-key", "k-1")
+///     .body(())
+///     .unwrap();
+/// let head = push_http::PublishHead::from_parts(&req.into_parts().0).unwrap();
+/// let event = head.event(r#"{"eur":3}"#.into()).unwrap();
+/// assert_eq!(event.kind(), push_core::PayloadKind::Json);
+/// assert_eq!(event.idempotency_key(), Some("k-1"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct PublishHead {
+    kind: Option<PayloadKind>,
+    event_type: Option<EventType>,
+    idempotency_key: Option<String>,
+}
+
+impl PublishHead {
+    /// Reads the request's head.
+    ///
+    /// # Errors
+    ///
+    /// An event type or idempotency key that is not valid (a `400`).
+    pub fn from_parts(parts: &Parts) -> Result<Self, push_core::Error> {
+        let idempotency_key = parts
+            .headers
+            .get(IDEMPOTENCY_KEY_HEADER)
+            // A header that is not text is no valid key: refused with the event.
+            .map(|v| v.to_str().unwrap_or("\u{fffd}").to_owned());
+        Ok(Self {
+            kind: payload_kind(&parts.headers),
+            event_type: event_type(parts)?,
+            idempotency_key,
+        })
+    }
+
+    /// The event of `body`.
+    ///
+    /// # Errors
+    ///
+    /// A body that is not of its `Content-Type`'s kind, or an idempotency key that is not
+    /// valid (a `400`).
+    pub fn event(self, body: Bytes) -> Result<NewEvent, push_core::Error> {
+        let mut event = match self.kind {
+            Some(kind) => NewEvent::of_kind(kind, body)?,
+            None => NewEvent::new(body),
+        };
+        if let Some(key) = &self.idempotency_key {
+            event = event.with_idempotency_key(key)?;
+        }
+        if let Some(t) = self.event_type {
+            event = event.with_type(t);
+        }
+        Ok(event)
     }
 }
 

@@ -254,18 +254,70 @@ impl LongPoll {
         topic: &Topic,
         req: Request<B>,
     ) -> impl Future<Output = Response<LongPollBody>> + Send + 'static {
+        let topic = topic.clone();
+        self.respond_with(
+            req,
+            vec![topic.clone()],
+            |this, parts| this.start_from(parts),
+            move |this, method, hold, from| async move {
+                this.answer(&topic, &method, hold, from).await
+            },
+        )
+    }
+
+    /// Answers `req` for several `topics` at once (at most
+    /// [`MAX_TOPICS`](push_http::multi::MAX_TOPICS)): held until any of them has news, an
+    /// outcome to tell or its end, then `200` with the
+    /// [several-topic answer](push_http::json::multi_batch_response) of what every topic holds;
+    /// `next` is the [combined cursor](push_http::multi) to pass as `since` next time. Other
+    /// answers as [`respond`](Self::respond). The grant must cover every topic.
+    pub fn respond_topics<B>(
+        &self,
+        topics: &[Topic],
+        req: Request<B>,
+    ) -> impl Future<Output = Response<LongPollBody>> + Send + 'static {
+        let (n, list) = (topics.len(), topics.to_vec());
+        self.respond_with(
+            req,
+            topics.to_vec(),
+            move |this, parts| {
+                let query = parts.uri.query().unwrap_or("");
+                let since = push_http::query_value(query, this.config.resume_param);
+                push_http::multi::start_points(since.as_deref(), n, this.config.start)
+            },
+            move |this, method, hold, from| async move {
+                this.answer_topics(&list, &method, hold, &from).await
+            },
+        )
+    }
+
+    /// What both answers share: the hold and the start read from the request, the CORS
+    /// headers decided up front, the access check, the hold cut to the grant's end, the
+    /// request dropped before the hold, and the CORS headers and meters on the answer.
+    fn respond_with<B, S, F, Fut>(
+        &self,
+        req: Request<B>,
+        topics: Vec<Topic>,
+        start: impl FnOnce(&Self, &Parts) -> S,
+        answer: F,
+    ) -> impl Future<Output = Response<LongPollBody>> + Send + 'static
+    where
+        S: Send + 'static,
+        F: FnOnce(Self, Method, Result<Duration, Error>, S) -> Fut + Send + 'static,
+        Fut: Future<Output = Response<LongPollBody>> + Send,
+    {
         let (parts, _) = req.into_parts();
         let hold = self.hold_for(&parts);
-        let from = self.start_from(&parts);
+        let from = start(self, &parts);
         // The CORS headers are decided now, so that the request's headers are not held.
         let mut cors = HeaderMap::new();
         if let Some(rules) = &self.config.cors {
             rules.apply(&parts.method, &parts.headers, &CORS_RULES, &mut cors);
         }
-        let (this, topic) = (self.clone(), topic.clone());
+        let this = self.clone();
         async move {
             let auth = this.authorizer.as_ref();
-            let grant = match push_http::check_read(auth, &parts, &topic).await {
+            let grant = match push_http::check_read_all(auth, &parts, &topics).await {
                 Ok(grant) => grant,
                 Err(refusal) => {
                     this.meters.answer(&refusal);
@@ -281,54 +333,10 @@ impl LongPoll {
             // connection's read buffer, which a held request would otherwise keep.
             let method = parts.method.clone();
             drop(parts);
-            let mut res = this.answer(&topic, &method, hold, from).await;
+            let meters = this.meters.clone();
+            let mut res = answer(this, method, hold, from).await;
             res.headers_mut().extend(cors);
-            this.meters.answer(&res);
-            res
-        }
-    }
-
-    /// Answers `req` for several `topics` at once (at most
-    /// [`MAX_TOPICS`](push_http::multi::MAX_TOPICS)): held until any of them has news, an
-    /// outcome to tell or its end, then `200` with the
-    /// [several-topic answer](push_http::json::multi_batch_response) of what every topic holds;
-    /// `next` is the [combined cursor](push_http::multi) to pass as `since` next time. Other
-    /// answers as [`respond`](Self::respond). The grant must cover every topic.
-    pub fn respond_topics<B>(
-        &self,
-        topics: &[Topic],
-        req: Request<B>,
-    ) -> impl Future<Output = Response<LongPollBody>> + Send + 'static {
-        let (parts, _) = req.into_parts();
-        let hold = self.hold_for(&parts);
-        let since =
-            push_http::query_value(parts.uri.query().unwrap_or(""), self.config.resume_param)
-                .map(std::borrow::Cow::into_owned);
-        let from =
-            push_http::multi::start_points(since.as_deref(), topics.len(), self.config.start);
-        let mut cors = HeaderMap::new();
-        if let Some(rules) = &self.config.cors {
-            rules.apply(&parts.method, &parts.headers, &CORS_RULES, &mut cors);
-        }
-        let (this, topics) = (self.clone(), topics.to_vec());
-        async move {
-            let auth = this.authorizer.as_ref();
-            let grant = match push_http::check_read_all(auth, &parts, &topics).await {
-                Ok(grant) => grant,
-                Err(refusal) => {
-                    this.meters.answer(&refusal);
-                    return refusal;
-                }
-            };
-            let hold = hold.map(|hold| match grant.deadline() {
-                Some(end) => hold.min(end.saturating_duration_since(tokio::time::Instant::now())),
-                None => hold,
-            });
-            let method = parts.method.clone();
-            drop(parts);
-            let mut res = this.answer_topics(&topics, &method, hold, &from).await;
-            res.headers_mut().extend(cors);
-            this.meters.answer(&res);
+            meters.answer(&res);
             res
         }
     }

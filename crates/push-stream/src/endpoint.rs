@@ -220,21 +220,11 @@ impl Streamer {
         let (this, topics) = (self.clone(), topics.to_vec());
         async move {
             let auth = this.authorizer.as_ref();
-            let grant = match push_http::check_read_all(auth, &parts, &topics).await {
-                Ok(grant) => grant,
-                Err(refusal) => return this.answered(refusal),
-            };
-            let mut res = push_http::open_streams(
-                &this.hub,
-                &this.limiter,
-                &parts.method,
-                &topics,
-                &from,
-                Ndjson,
-                &this.settings,
+            let (hub, limiter, settings) = (&this.hub, &this.limiter, &this.settings);
+            let res = push_http::multi::answer_streams(
+                hub, limiter, auth, &parts, &topics, &from, Ndjson, settings,
             )
             .await;
-            res.body_mut().expire_at(grant.deadline());
             this.answered(res)
         }
     }

@@ -46,7 +46,7 @@ use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
-use push_core::{EventType, Hub, HubConfig, MemoryHub, NewEvent, Topic};
+use push_core::{Hub, HubConfig, MemoryHub, NewEvent, Topic};
 use push_h2::{Events, H2Config, PushPolicy};
 use push_http::jwt::Jwt;
 use push_http::Authorizer;
@@ -364,39 +364,22 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let mut event_type = None;
-    if let Some(t) = push_http::query_value(req.uri().query().unwrap_or(""), "event") {
-        match EventType::new(&t) {
-            Ok(t) => event_type = Some(t),
-            Err(e) => return text(StatusCode::BAD_REQUEST, format!("event: {e}\n")),
-        }
-    }
-    // `Content-Type: application/json` publishes JSON, carried as a value by every JSON form.
-    let kind = push_http::payload_kind(req.headers());
-    let idempotency = req
-        .headers()
-        .get(push_http::IDEMPOTENCY_KEY_HEADER)
-        .map(|v| v.to_str().unwrap_or("\u{fffd}").to_owned());
-    let body = match Limited::new(req.into_body(), MAX_PUBLISH).collect().await {
+    // The body's kind from `Content-Type` (`application/json`: carried as a value by every
+    // JSON form), `?event=` or `push-event-type`, and `Idempotency-Key` (a retry answers the
+    // first cursor).
+    let (parts, body) = req.into_parts();
+    let head = match push_http::PublishHead::from_parts(&parts) {
+        Ok(head) => head,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+    };
+    let body = match Limited::new(body, MAX_PUBLISH).collect().await {
         Ok(body) => body.to_bytes(),
         Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "body over 64 KiB\n"),
     };
-    let event = match kind {
-        Some(kind) => NewEvent::of_kind(kind, body),
-        None => Ok(NewEvent::new(body)),
-    };
-    // `Idempotency-Key`: a retried publish answers the first one's cursor.
-    let event = event.and_then(|event| match &idempotency {
-        Some(key) => event.with_idempotency_key(key),
-        None => Ok(event),
-    });
-    let mut event = match event {
+    let event = match head.event(body) {
         Ok(event) => event,
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
     };
-    if let Some(t) = event_type {
-        event = event.with_type(t);
-    }
     match state.hub.publish(topic, event).await {
         Err(e @ push_core::Error::Complete) => text(StatusCode::CONFLICT, format!("{e}\n")),
         Ok(event) => reply(
