@@ -41,17 +41,21 @@
 //! The cursor's text form is push-core's (`{epoch:x}-{seq}`, the epoch in hex); the stream id
 //! has the epoch in decimal. Client cursors are parsed strictly by push-core.
 //!
-//! # Reading: one reader per topic per process
+//! # Reading: a few shared readers per process
 //!
 //! Subscriptions never talk to Redis. The first subscription to a topic in a process creates a
-//! [`ReplicaLog`] at the stream's head and starts one reader task, on its own connection, that
-//! loops on `XREAD BLOCK` from the last id it saw and appends to the replica; every subscriber
-//! of the process reads the replica at its own position, as with the in-memory hub. A resume
-//! from a cursor older than the replica holds is served by one `XREVRANGE` that puts the missing
-//! events in front of the replica (up to retention by count), so later resumes from that range
-//! cost nothing. A reader stops once its topic has had no subscriber for
-//! [`HubConfig::idle_timeout`]; there is never more than one per topic, and
-//! [`HubConfig::max_topics`] bounds how many there are.
+//! [`ReplicaLog`] at the stream's head and hands the topic to one of the process's readers
+//! ([`RedisConfig::readers`], 4 by default), chosen by a hash of its name. A reader is one
+//! connection looping on one `XREAD BLOCK` over the streams of all its topics, each from the
+//! last id it saw, and appends what it reads to their replicas; a topic joining a reader
+//! interrupts its blocking read with `CLIENT UNBLOCK`, so the next read includes it at once.
+//! So a process holds at most `readers` reading connections, whatever its number of topics, plus
+//! one for commands. Every subscriber of the process reads the replica at its own position, as
+//! with the in-memory hub. A resume from a cursor older than the replica holds is served by one
+//! `XREVRANGE` that puts the missing events in front of the replica (up to retention by count),
+//! so later resumes from that range cost nothing. A topic leaves its reader once it has had no
+//! subscriber for [`HubConfig::idle_timeout`]; a reader with no topic closes its connection and
+//! starts again with the next.
 //!
 //! Publishes share one multiplexed connection, so concurrent publishes are pipelined.
 //!
@@ -86,6 +90,7 @@
 //! | [`RedisConfig::connect_timeout`] | 1 s |
 //! | [`RedisConfig::response_timeout`] | 2 s |
 //! | [`RedisConfig::backoff_min`] / [`backoff_max`](RedisConfig::backoff_max) | 50 ms / 2 s |
+//! | [`RedisConfig::readers`] | 4 reader connections per process |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -124,6 +129,9 @@ pub struct RedisConfig {
     pub backoff_min: Duration,
     /// The longest delay between a reader's reconnection attempts.
     pub backoff_max: Duration,
+    /// The most reader connections of a process, whatever its number of topics: each follows
+    /// the topics whose names hash to it with one `XREAD BLOCK` over all their streams.
+    pub readers: usize,
 }
 
 impl Default for RedisConfig {
@@ -137,6 +145,7 @@ impl Default for RedisConfig {
             response_timeout: Duration::from_secs(2),
             backoff_min: Duration::from_millis(50),
             backoff_max: Duration::from_secs(2),
+            readers: 4,
         }
     }
 }
@@ -160,6 +169,13 @@ impl RedisConfig {
     #[must_use]
     pub fn block(mut self, block: Duration) -> Self {
         self.block = block;
+        self
+    }
+
+    /// Sets [`readers`](Self::readers) (at least 1).
+    #[must_use]
+    pub fn readers(mut self, n: usize) -> Self {
+        self.readers = n.max(1);
         self
     }
 
@@ -208,7 +224,7 @@ impl RedisError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RedisHealth {
-    /// Topic readers running in this process.
+    /// Shared readers running in this process (at most [`RedisConfig::readers`]).
     pub readers: usize,
     /// Of those, how many hold a working connection.
     pub readers_connected: usize,
@@ -253,6 +269,8 @@ struct Inner {
     complete: redis::Script,
     delete: redis::Script,
     topics: Mutex<HashMap<Topic, Arc<TopicEntry>>>,
+    /// The shared readers ([`RedisConfig::readers`]).
+    shards: Vec<Arc<Shard>>,
     closed: AtomicBool,
     shutdown: watch::Sender<bool>,
     published: AtomicU64,
@@ -305,7 +323,6 @@ struct TopicEntry {
     local: Mutex<Option<Local>>,
     /// Serialises initialisation, so that one reader starts per topic.
     init: tokio::sync::Mutex<()>,
-    connected: AtomicBool,
 }
 
 #[derive(Clone)]
@@ -354,6 +371,9 @@ impl RedisHub {
             inner: Arc::new(Inner {
                 client,
                 commands,
+                shards: (0..config.readers.max(1))
+                    .map(|_| Arc::new(Shard::default()))
+                    .collect(),
                 config,
                 publish: stream::publish_script(),
                 head: stream::head_script(),
@@ -560,7 +580,6 @@ impl RedisHub {
             key: self.key(topic),
             local: Mutex::new(None),
             init: tokio::sync::Mutex::new(()),
-            connected: AtomicBool::new(false),
         });
         topics.insert(topic.clone(), entry.clone());
         Ok(entry)
@@ -591,13 +610,7 @@ impl RedisHub {
             _ => Local::at(&entry.topic, head, self.inner.config.hub),
         };
         *entry.local() = Some(local.clone());
-        self.inner.health.readers.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(read_loop(
-            Arc::downgrade(&self.inner),
-            entry.clone(),
-            head,
-            self.inner.shutdown.subscribe(),
-        ));
+        self.follow(entry, head);
         Ok(local)
     }
 
@@ -730,7 +743,10 @@ impl RedisHub {
             .get(topic)
             .cloned();
         if let Some(entry) = entry {
-            if entry.connected.load(Ordering::Relaxed) {
+            // The replica's head is current while its shard's reader is connected and has
+            // taken the topic in (no pending change).
+            let shard = self.shard_of(topic);
+            if shard.connected.load(Ordering::Acquire) && !shard.changed.load(Ordering::Acquire) {
                 if let Some(local) = entry.local().as_ref() {
                     return Ok(Some(local.log.head()));
                 }
@@ -816,40 +832,118 @@ impl Backend for RedisHub {
     }
 }
 
-/// Counts a connected reader while alive.
-struct Connected<'a> {
-    health: Arc<Health>,
-    entry: &'a TopicEntry,
+/// One shared reader: a connection that follows many topics with one `XREAD BLOCK` over all
+/// their streams. A process runs at most [`RedisConfig::readers`] of them, whatever its number
+/// of topics; a topic belongs to the one its name hashes to.
+#[derive(Default)]
+struct Shard {
+    /// The topics followed, by stream key: the entry, and the id read up to.
+    entries: Mutex<HashMap<String, (Arc<TopicEntry>, Cursor)>>,
+    /// Set when `entries` changed, so that the reader reads again with the new set.
+    changed: AtomicBool,
+    /// The reader connection's `CLIENT ID` (0 while it has none), for `CLIENT UNBLOCK`.
+    client_id: std::sync::atomic::AtomicI64,
+    /// Whether the reader holds a working connection.
+    connected: AtomicBool,
+    /// Whether the reader task runs (it starts with the shard's first topic).
+    started: AtomicBool,
 }
 
-impl<'a> Connected<'a> {
-    fn new(health: Arc<Health>, entry: &'a TopicEntry) -> Self {
-        health.readers_connected.fetch_add(1, Ordering::Relaxed);
-        entry.connected.store(true, Ordering::Relaxed);
-        Self { health, entry }
+impl Shard {
+    fn entries(&self) -> MutexGuard<'_, HashMap<String, (Arc<TopicEntry>, Cursor)>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn remove(&self, entry: &Arc<TopicEntry>) {
+        let mut entries = self.entries();
+        if entries
+            .get(&entry.key)
+            .is_some_and(|(e, _)| Arc::ptr_eq(e, entry))
+        {
+            entries.remove(&entry.key);
+        }
     }
 }
 
-impl Drop for Connected<'_> {
-    fn drop(&mut self) {
-        self.health
-            .readers_connected
-            .fetch_sub(1, Ordering::Relaxed);
-        self.entry.connected.store(false, Ordering::Relaxed);
+impl RedisHub {
+    /// The shard that reads `topic`.
+    fn shard_of(&self, topic: &Topic) -> &Arc<Shard> {
+        shard_of(&self.inner, topic)
+    }
+
+    /// Starts following `entry` from `head` on its shard, starting the shard's reader if it
+    /// is the first topic, and interrupting its blocking read so that the next one includes
+    /// the new stream.
+    fn follow(&self, entry: &Arc<TopicEntry>, head: Cursor) {
+        let shard = self.shard_of(&entry.topic).clone();
+        shard
+            .entries()
+            .insert(entry.key.clone(), (entry.clone(), head));
+        shard.changed.store(true, Ordering::Release);
+        if !shard.started.swap(true, Ordering::AcqRel) {
+            self.inner.health.readers.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(shard_loop(
+                Arc::downgrade(&self.inner),
+                shard,
+                self.inner.shutdown.subscribe(),
+            ));
+            return;
+        }
+        let mut conn = self.inner.commands.clone();
+        tokio::spawn(async move {
+            // `CLIENT UNBLOCK` finds the reader blocked only once its read reached Redis: try
+            // until the reader took the change (a handful of times at most).
+            for _ in 0..20 {
+                if !shard.changed.load(Ordering::Acquire) {
+                    return;
+                }
+                let id = shard.client_id.load(Ordering::Acquire);
+                if id != 0 {
+                    let unblocked: Result<i64, _> = redis::cmd("CLIENT")
+                        .arg("UNBLOCK")
+                        .arg(id)
+                        .query_async(&mut conn)
+                        .await;
+                    if unblocked.is_ok_and(|n| n == 1) {
+                        return;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
     }
 }
 
-/// The reader of one topic: `XREAD BLOCK` from the last id seen, appended to the replica;
-/// reconnects with backoff; stops when the hub closes or the topic has been idle long enough.
-async fn read_loop(
-    hub: Weak<Inner>,
-    entry: Arc<TopicEntry>,
-    start: Cursor,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut last = start;
+fn shard_of<'a>(inner: &'a Inner, topic: &Topic) -> &'a Arc<Shard> {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    topic.as_str().hash(&mut hasher);
+    let n = inner.shards.len().max(1);
+    let i = usize::try_from(hasher.finish() % n as u64).unwrap_or(0);
+    &inner.shards[i]
+}
+
+/// A shard's reader: runs while the shard follows topics, and again if one arrives as it stops.
+async fn shard_loop(hub: Weak<Inner>, shard: Arc<Shard>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        run_shard(&hub, &shard, &mut shutdown).await;
+        shard.started.store(false, Ordering::Release);
+        // A topic that came while the reader was stopping: run again (unless `follow` already
+        // started a new reader for it).
+        let stopped = *shutdown.borrow() || hub.strong_count() == 0;
+        if stopped || shard.entries().is_empty() || shard.started.swap(true, Ordering::AcqRel) {
+            break;
+        }
+    }
+    if let Some(inner) = hub.upgrade() {
+        inner.health.readers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Connects (with backoff), then reads every followed stream from where it stands; reconnects
+/// on failure; returns when the hub closes or is dropped, or once the shard follows nothing.
+async fn run_shard(hub: &Weak<Inner>, shard: &Arc<Shard>, shutdown: &mut watch::Receiver<bool>) {
     let mut attempt = 0u32;
-    entry.connected.store(false, Ordering::Relaxed);
     loop {
         let Some(inner) = hub.upgrade() else { return };
         let config = inner.config.clone();
@@ -887,13 +981,10 @@ async fn read_loop(
         }
         attempt = 0;
         drop(inner);
-        match read_connected(&hub, &entry, &mut conn, &mut last, &mut shutdown).await {
+        match read_connected(hub, shard, &mut conn, shutdown).await {
             Stop::Done => break,
             Stop::Reconnect => {}
         }
-    }
-    if let Some(inner) = hub.upgrade() {
-        inner.health.readers.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -902,34 +993,79 @@ enum Stop {
     Reconnect,
 }
 
+/// Counts a shard's working connection while alive.
+struct Connected {
+    health: Arc<Health>,
+    shard: Arc<Shard>,
+}
+
+impl Connected {
+    fn new(health: Arc<Health>, shard: Arc<Shard>) -> Self {
+        health.readers_connected.fetch_add(1, Ordering::Relaxed);
+        shard.connected.store(true, Ordering::Release);
+        Self { health, shard }
+    }
+}
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        self.health
+            .readers_connected
+            .fetch_sub(1, Ordering::Relaxed);
+        self.shard.connected.store(false, Ordering::Release);
+        self.shard.client_id.store(0, Ordering::Release);
+    }
+}
+
 async fn read_connected(
     hub: &Weak<Inner>,
-    entry: &Arc<TopicEntry>,
+    shard: &Arc<Shard>,
     conn: &mut MultiplexedConnection,
-    last: &mut Cursor,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Stop {
     let Some(inner) = hub.upgrade() else {
         return Stop::Done;
     };
     let config = inner.config.clone();
-    let _connected = Connected::new(inner.health.clone(), entry);
+    let id: Result<i64, _> = redis::cmd("CLIENT").arg("ID").query_async(conn).await;
+    let Ok(id) = id else {
+        return Stop::Reconnect;
+    };
+    let _connected = Connected::new(inner.health.clone(), shard.clone());
+    shard.client_id.store(id, Ordering::Release);
     // The reader holds no strong handle while it waits, so dropping the last `RedisHub` stops it.
     drop(inner);
     let block_ms = u64::try_from(config.block.as_millis()).unwrap_or(u64::MAX);
+    let mut last_sweep = std::time::Instant::now();
     loop {
-        let mut xread = redis::cmd("XREAD");
-        xread
-            .arg("COUNT")
-            .arg(config.read_count)
-            .arg("BLOCK")
-            .arg(block_ms)
-            .arg("STREAMS")
-            .arg(&entry.key)
-            .arg(stream::stream_id(*last));
-        let reply: Result<Value, _> = tokio::select! {
-            reply = xread.query_async(conn) => reply,
-            _ = shutdown.wait_for(|closed| *closed) => return Stop::Done,
+        shard.changed.store(false, Ordering::Release);
+        let followed: Vec<(String, Cursor)> = shard
+            .entries()
+            .iter()
+            .map(|(key, (_, last))| (key.clone(), *last))
+            .collect();
+        let reply: Result<Value, _> = if followed.is_empty() {
+            // The shard follows nothing (its topics went idle): the reader stops, and starts
+            // again with the next topic.
+            return Stop::Done;
+        } else {
+            let mut xread = redis::cmd("XREAD");
+            xread
+                .arg("COUNT")
+                .arg(config.read_count)
+                .arg("BLOCK")
+                .arg(block_ms)
+                .arg("STREAMS");
+            for (key, _) in &followed {
+                xread.arg(key);
+            }
+            for (_, last) in &followed {
+                xread.arg(stream::stream_id(*last));
+            }
+            tokio::select! {
+                reply = xread.query_async(conn) => reply,
+                _ = shutdown.wait_for(|closed| *closed) => return Stop::Done,
+            }
         };
         let Some(inner) = hub.upgrade() else {
             return Stop::Done;
@@ -940,16 +1076,20 @@ async fn read_connected(
                 inner.health.error(format!("redis reader failed: {e}"));
                 return Stop::Reconnect;
             }
-            Ok(Value::Nil) => {
-                if retire_if_idle(&inner, entry) {
-                    return Stop::Done;
-                }
-            }
+            Ok(Value::Nil) => {}
             Ok(reply) => {
-                let (read, deleted) = apply(&inner, entry, reply, last);
+                let read = apply_streams(&inner, shard, reply);
                 inner.health.events_read.fetch_add(read, Ordering::Relaxed);
-                if deleted {
-                    return Stop::Done;
+            }
+        }
+        // Idle topics leave their shard at least once per block period, even on a busy one.
+        if last_sweep.elapsed() >= config.block {
+            last_sweep = std::time::Instant::now();
+            let entries: Vec<Arc<TopicEntry>> =
+                shard.entries().values().map(|(e, _)| e.clone()).collect();
+            for entry in entries {
+                if retire_if_idle(&inner, &entry) {
+                    shard.remove(&entry);
                 }
             }
         }
@@ -959,20 +1099,54 @@ async fn read_connected(
     }
 }
 
-/// Appends the entries of an `XREAD` reply to the replica, replacing it when the stream's epoch
-/// changed. Returns how many events were read.
-fn apply(inner: &Inner, entry: &Arc<TopicEntry>, reply: Value, last: &mut Cursor) -> (u64, bool) {
-    let streams = match reply {
+/// Applies an `XREAD` reply of several streams to their topics' replicas. Returns how many
+/// events were read.
+fn apply_streams(inner: &Inner, shard: &Shard, reply: Value) -> u64 {
+    let streams: Vec<(Value, Value)> = match reply {
         Value::Array(streams) => streams
             .into_iter()
             .filter_map(|s| match s {
-                Value::Array(mut kv) if kv.len() == 2 => kv.pop(),
+                Value::Array(mut kv) if kv.len() == 2 => {
+                    let entries = kv.pop()?;
+                    Some((kv.pop()?, entries))
+                }
                 _ => None,
             })
-            .collect::<Vec<_>>(),
-        Value::Map(map) => map.into_iter().map(|(_, v)| v).collect(),
+            .collect(),
+        Value::Map(map) => map,
         _ => Vec::new(),
     };
+    let mut read = 0;
+    for (key, entries) in streams {
+        let Value::BulkString(key) = key else {
+            continue;
+        };
+        let Ok(key) = String::from_utf8(key) else {
+            continue;
+        };
+        let Some((entry, mut last)) = shard.entries().get(&key).cloned() else {
+            continue;
+        };
+        let (n, gone) = apply(inner, &entry, entries, &mut last);
+        read += n;
+        if gone {
+            shard.remove(&entry);
+            continue;
+        }
+        let mut followed = shard.entries();
+        if let Some((e, at)) = followed.get_mut(&key) {
+            if Arc::ptr_eq(e, &entry) {
+                *at = last;
+            }
+        }
+    }
+    read
+}
+
+/// Appends one stream's entries of an `XREAD` reply to the replica, replacing it when the
+/// stream's epoch changed. Returns how many events were read, and whether the topic was deleted.
+fn apply(inner: &Inner, entry: &Arc<TopicEntry>, entries: Value, last: &mut Cursor) -> (u64, bool) {
+    let streams = [entries];
     let mut read = 0;
     for entries in streams {
         for item in stream::entries(&entry.topic, entries, inner.config.hub.max_event_bytes) {
