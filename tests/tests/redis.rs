@@ -419,6 +419,17 @@ async fn many_topics_share_a_few_reader_connections() {
         health.readers <= 4 && health.readers_connected <= 4,
         "{health:?}"
     );
+    // Per reader: the 300 topics spread over the four, each connected.
+    assert_eq!(health.shards.len(), 4);
+    assert_eq!(
+        health.shards.iter().map(|s| s.topics).sum::<usize>(),
+        300,
+        "{health:?}"
+    );
+    assert!(
+        health.shards.iter().all(|s| s.connected && s.topics > 0),
+        "{health:?}"
+    );
     // Both processes: at most 4 readers and 1 command connection each, and this `redis-cli`.
     let clients = redis.cli(&["CLIENT", "LIST"]).lines().count();
     assert!(

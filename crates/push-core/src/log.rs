@@ -472,6 +472,17 @@ impl TopicLog {
         }
     }
 
+    /// When the newest retained event was published, if there is one.
+    pub(crate) fn newest_published(&self) -> Option<SystemTime> {
+        let state = self.lock();
+        state
+            .events
+            .iter()
+            .rev()
+            .find(|e| !Arc::ptr_eq(e, &state.hole))
+            .map(|e| e.published_at())
+    }
+
     pub(crate) fn head(&self) -> Cursor {
         Cursor::new(self.epoch, self.lock().next_seq - 1)
     }

@@ -95,6 +95,13 @@ impl ReplicaLog {
         self.log.epoch
     }
 
+    /// When the newest event it holds was published (`None` when it holds none): with the
+    /// time it was read, how far behind the store a reader runs.
+    #[must_use]
+    pub fn head_published(&self) -> Option<std::time::SystemTime> {
+        self.log.newest_published()
+    }
+
     /// The cursor of the newest event received.
     #[must_use]
     pub fn head(&self) -> Cursor {

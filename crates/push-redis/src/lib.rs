@@ -242,6 +242,25 @@ pub struct RedisHealth {
     pub publishing: bool,
     /// The text of the latest error, if any.
     pub last_error: Option<String>,
+    /// Each shared reader, in order ([`RedisConfig::readers`] of them).
+    pub shards: Vec<ReaderHealth>,
+}
+
+/// One shared reader's state, for metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReaderHealth {
+    /// Whether it runs (it does while it follows topics).
+    pub running: bool,
+    /// Whether it holds a working connection.
+    pub connected: bool,
+    /// Topics it follows.
+    pub topics: usize,
+    /// Times it connected again after losing its connection.
+    pub reconnects: u64,
+    /// How old the newest event of its latest read was when read, in milliseconds: how far
+    /// behind the streams it runs (publish time to read, clocks of two machines allowing).
+    pub lag_ms: u64,
 }
 
 /// Topics shared through Redis Streams; see the crate docs.
@@ -418,6 +437,18 @@ impl RedisHub {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone(),
+            shards: self
+                .inner
+                .shards
+                .iter()
+                .map(|s| ReaderHealth {
+                    running: s.started.load(Ordering::Relaxed),
+                    connected: s.connected.load(Ordering::Relaxed),
+                    topics: s.entries().len(),
+                    reconnects: s.reconnects.load(Ordering::Relaxed),
+                    lag_ms: s.lag_ms.load(Ordering::Relaxed),
+                })
+                .collect(),
         }
     }
 
@@ -847,6 +878,10 @@ struct Shard {
     connected: AtomicBool,
     /// Whether the reader task runs (it starts with the shard's first topic).
     started: AtomicBool,
+    /// Reconnections of this reader.
+    reconnects: AtomicU64,
+    /// The age of the newest event of the latest read, in milliseconds.
+    lag_ms: AtomicU64,
 }
 
 impl Shard {
@@ -978,6 +1013,7 @@ async fn run_shard(hub: &Weak<Inner>, shard: &Arc<Shard>, shutdown: &mut watch::
         };
         if attempt > 0 {
             inner.health.reconnects.fetch_add(1, Ordering::Relaxed);
+            shard.reconnects.fetch_add(1, Ordering::Relaxed);
         }
         attempt = 0;
         drop(inner);
@@ -1129,6 +1165,13 @@ fn apply_streams(inner: &Inner, shard: &Shard, reply: Value) -> u64 {
         };
         let (n, gone) = apply(inner, &entry, entries, &mut last);
         read += n;
+        if n > 0 {
+            if let Some(local) = entry.local().as_ref() {
+                let age = local.log.head_published().and_then(|t| t.elapsed().ok());
+                let ms = age.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                shard.lag_ms.store(ms, Ordering::Relaxed);
+            }
+        }
         if gone {
             shard.remove(&entry);
             continue;

@@ -408,6 +408,20 @@ fn metrics(state: &State) -> Response<Body> {
         metrics::counter!("push_redis_publish_errors_total").absolute(h.publish_errors);
         metrics::counter!("push_redis_read_errors_total").absolute(h.read_errors);
         metrics::gauge!("push_redis_publishing").set(f64::from(u8::from(h.publishing)));
+        for (i, reader) in h.shards.iter().enumerate() {
+            let label = i.to_string();
+            let gauge = |name: &'static str, value: f64| {
+                metrics::gauge!(name, "reader" => label.clone()).set(value);
+            };
+            gauge(
+                "push_redis_reader_connected",
+                f64::from(u8::from(reader.connected)),
+            );
+            gauge("push_redis_reader_topics", reader.topics as f64);
+            gauge("push_redis_reader_lag_ms", reader.lag_ms as f64);
+            metrics::counter!("push_redis_reader_reconnects_total", "reader" => label.clone())
+                .absolute(reader.reconnects);
+        }
     }
     reply(
         StatusCode::OK,

@@ -82,6 +82,8 @@ async fn sse_client_resumes_on_the_other_server() {
     let mut client = SseClient::open(&a.base, "/sse/shared", None);
     // Wait until A's subscription is up before publishing (its reader starts with it).
     wait_for_metric(&a.base, "push_redis_readers_connected 1").await;
+    // Each shared reader reports its topics (one topic: on one of them).
+    wait_for_metric(&a.base, "push_redis_reader_topics{reader=").await;
     let mut ids = Vec::new();
     for i in 1..=5 {
         // Publish on both servers: they share the topic.
