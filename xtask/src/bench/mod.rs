@@ -296,7 +296,24 @@ async fn redis(plan: &Plan) -> Result<serde_json::Value, String> {
     let (clients, rate, seconds) = (plan.clients, plan.rate, plan.seconds);
     let rows = redis::measure(clients, rate, seconds).await?;
     println!("{}", redis::markdown(&rows, clients, rate, seconds));
-    Ok(redis::json(&rows))
+    // Many topics: shared readers against a reader per topic, in the same run. A reader per
+    // topic is a connection each: at 10,000 topics on two servers that is past Redis's
+    // default `maxclients` (10,000) and this machine's descriptor limit, so it runs at 2,000.
+    let runs: &[(usize, usize)] = if plan.args.quick {
+        &[(200, 4), (200, 200)]
+    } else {
+        &[(10_000, 4), (2_000, 4), (2_000, 2_000)]
+    };
+    let many_seconds = seconds.clamp(2, 10);
+    let mut many = Vec::new();
+    for &(topics, readers) in runs {
+        many.push(redis::many_topics(topics, many_seconds, readers).await?);
+    }
+    println!("{}", redis::many_topics_markdown(&many, many_seconds));
+    Ok(serde_json::json!({
+        "backends": redis::json(&rows),
+        "many_topics": redis::many_topics_json(&many),
+    }))
 }
 
 fn write_json(

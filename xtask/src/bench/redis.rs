@@ -137,14 +137,8 @@ async fn fan_out(
         delivered += got;
         samples.extend(s);
     }
-    samples.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        samples
-            .get(((samples.len() as f64 * q) as usize).min(samples.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
-    Ok((delivered, events * subscribers as u64, at(0.5), at(0.99)))
+    let (p50, p99) = quantiles(&mut samples);
+    Ok((delivered, events * subscribers as u64, p50, p99))
 }
 
 /// `events` published by four publishers as fast as they go, retention holding them all: the
@@ -279,6 +273,203 @@ pub(crate) fn json(rows: &[Figures]) -> serde_json::Value {
             "publish_one_per_sec": f.publish_one,
             "publish_concurrent_per_sec": f.publish_concurrent,
             "concurrent_publishers": CONCURRENT,
+        }))
+        .collect::<Vec<_>>())
+}
+
+/// Many topics on two servers: what one design of reading costs.
+pub(crate) struct ManyTopics {
+    /// Reader connections per process.
+    pub(crate) readers: usize,
+    pub(crate) topics: usize,
+    pub(crate) delivered: u64,
+    pub(crate) expected: u64,
+    pub(crate) p50_us: f64,
+    pub(crate) p99_us: f64,
+    /// Clients connected to Redis at the end (both servers, and this bench's `CLIENT LIST`).
+    pub(crate) connections: usize,
+    /// Redis CPU seconds (user + system) over the run.
+    pub(crate) redis_cpu_s: f64,
+    /// This process's resident memory growth over the run, in MiB (both servers are in it).
+    pub(crate) rss_mib: f64,
+}
+
+/// `topics` topics, each with one subscriber on each of two servers (two `RedisHub`s in this
+/// process), and one event per topic per second for `seconds`, published round the topics on
+/// alternating servers; with `readers` reader connections per server. Run once with a few
+/// shared readers and once with as many as topics (a reader per topic, the design they
+/// replaced).
+pub(crate) async fn many_topics(
+    topics: usize,
+    seconds: u64,
+    readers: usize,
+) -> Result<ManyTopics, String> {
+    let redis = push_tests::RedisServer::start()
+        .ok_or("redis-server is not installed (Debian package redis-server)")?;
+    let config = RedisConfig::default()
+        .readers(readers)
+        .hub(HubConfig::default().max_topics(topics + 10));
+    let connect = || async {
+        RedisHub::connect(&redis.url(), config.clone())
+            .await
+            .map(Hub::new)
+            .map_err(|e| e.to_string())
+    };
+    let servers = [connect().await?, connect().await?];
+    let rss_before = rss_kib();
+    let cpu_before = redis_cpu(&redis);
+    let names: Vec<Topic> = (0..topics)
+        .map(|i| Topic::new(&format!("room{i}")).expect("valid"))
+        .collect();
+    let events = seconds;
+    let base = Instant::now();
+    let mut readers_tasks = Vec::new();
+    for hub in &servers {
+        for topic in &names {
+            let sub = hub
+                .subscribe(topic, StartFrom::Newest)
+                .await
+                .map_err(|e| e.to_string())?;
+            readers_tasks.push(tokio::spawn(receive(sub, events, seconds, base)));
+        }
+    }
+    // One event per topic per second, spread over the second, alternating servers.
+    let per_event = Duration::from_secs(1) / u32::try_from(topics.max(1)).unwrap_or(u32::MAX);
+    let mut tick = tokio::time::interval(per_event);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    for round in 0..events {
+        for (i, topic) in names.iter().enumerate() {
+            tick.tick().await;
+            let via = &servers[(i + usize::try_from(round).unwrap_or(0)) % 2];
+            via.publish(topic, stamp(base))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let (mut delivered, mut samples) = (0, Vec::new());
+    for r in readers_tasks {
+        let (got, s) = r.await.map_err(|e| e.to_string())?;
+        delivered += got;
+        samples.extend(s);
+    }
+    let (p50_us, p99_us) = quantiles(&mut samples);
+    let connections = redis.cli(&["CLIENT", "LIST"]).lines().count();
+    Ok(ManyTopics {
+        readers,
+        topics,
+        delivered,
+        expected: events * 2 * topics as u64,
+        p50_us,
+        p99_us,
+        connections,
+        redis_cpu_s: redis_cpu(&redis) - cpu_before,
+        rss_mib: rss_kib().saturating_sub(rss_before) as f64 / 1024.0,
+    })
+}
+
+/// Receives `events` stamped events (or stops `seconds` + 10 s from now): how many, and the
+/// publish-to-receive latency of each in µs.
+async fn receive(
+    mut sub: push_core::Subscription,
+    events: u64,
+    seconds: u64,
+    base: Instant,
+) -> (u64, Vec<f64>) {
+    let (mut got, mut samples) = (0u64, Vec::new());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds + 10);
+    while got < events {
+        match tokio::time::timeout_at(deadline, sub.recv()).await {
+            Ok(Some(Delivery::Event(e))) => {
+                got += 1;
+                let sent = u64::from_le_bytes(e.data()[..8].try_into().expect("8 bytes"));
+                let now = u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                samples.push(now.saturating_sub(sent) as f64 / 1e3);
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    (got, samples)
+}
+
+/// The median and 99th percentile of `samples` (sorted here).
+fn quantiles(samples: &mut [f64]) -> (f64, f64) {
+    samples.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        samples
+            .get(((samples.len() as f64 * q) as usize).min(samples.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    (at(0.5), at(0.99))
+}
+
+/// Redis's CPU seconds so far (`INFO cpu`: user + system).
+fn redis_cpu(redis: &push_tests::RedisServer) -> f64 {
+    redis
+        .cli(&["INFO", "cpu"])
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.trim().split_once(':')?;
+            matches!(k, "used_cpu_sys" | "used_cpu_user").then(|| v.parse::<f64>().ok())?
+        })
+        .sum()
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+pub(crate) fn many_topics_markdown(rows: &[ManyTopics], seconds: u64) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "## push-redis: many topics on two servers, 2 subscribers each, 1 event per topic per second for {seconds} s\n\n\
+         | topics | readers per server | delivered / expected | p50 | p99 | Redis connections | Redis CPU | RSS growth (both servers) |\n\
+         |---:|---|---:|---:|---:|---:|---:|---:|\n"
+    );
+    for r in rows {
+        let label = if r.readers >= r.topics {
+            format!("{} (a reader per topic)", r.readers)
+        } else {
+            format!("{} (shared)", r.readers)
+        };
+        out += &format!(
+            "| {} | {label} | {} / {} | {:.2} ms | {:.2} ms | {} | {:.2} s | {:.1} MiB |\n",
+            r.topics,
+            r.delivered,
+            r.expected,
+            r.p50_us / 1e3,
+            r.p99_us / 1e3,
+            r.connections,
+            r.redis_cpu_s,
+            r.rss_mib
+        );
+    }
+    out
+}
+
+pub(crate) fn many_topics_json(rows: &[ManyTopics]) -> serde_json::Value {
+    json!(rows
+        .iter()
+        .map(|r| json!({
+            "readers": r.readers,
+            "topics": r.topics,
+            "delivered": r.delivered,
+            "expected": r.expected,
+            "p50_us": r.p50_us,
+            "p99_us": r.p99_us,
+            "redis_connections": r.connections,
+            "redis_cpu_s": r.redis_cpu_s,
+            "rss_mib": r.rss_mib,
         }))
         .collect::<Vec<_>>())
 }
