@@ -333,19 +333,7 @@ pub(crate) async fn many_topics(
             readers_tasks.push(tokio::spawn(receive(sub, events, seconds, base)));
         }
     }
-    // One event per topic per second, spread over the second, alternating servers.
-    let per_event = Duration::from_secs(1) / u32::try_from(topics.max(1)).unwrap_or(u32::MAX);
-    let mut tick = tokio::time::interval(per_event);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    for round in 0..events {
-        for (i, topic) in names.iter().enumerate() {
-            tick.tick().await;
-            let via = &servers[(i + usize::try_from(round).unwrap_or(0)) % 2];
-            via.publish(topic, stamp(base))
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-    }
+    publish_rounds(&servers, &names, events, base).await?;
     let (mut delivered, mut samples) = (0, Vec::new());
     for r in readers_tasks {
         let (got, s) = r.await.map_err(|e| e.to_string())?;
@@ -367,7 +355,42 @@ pub(crate) async fn many_topics(
     })
 }
 
-/// Receives `events` stamped events (or stops `seconds` + 10 s from now): how many, and the
+/// One event per topic per second for `rounds` seconds, alternating servers: 32 publishers, each
+/// pacing its share of the topics over the second (one awaited publish is a round trip, so a
+/// single publisher could not keep up with thousands of topics).
+async fn publish_rounds(
+    servers: &[Hub; 2],
+    names: &[Topic],
+    rounds: u64,
+    base: Instant,
+) -> Result<(), String> {
+    const PUBLISHERS: usize = 32;
+    let chunk = names.len().div_ceil(PUBLISHERS).max(1);
+    let mut tasks = Vec::new();
+    for (p, share) in names.chunks(chunk).enumerate() {
+        let (share, servers) = (share.to_vec(), servers.clone());
+        tasks.push(tokio::spawn(async move {
+            let gap = Duration::from_secs(1) / u32::try_from(share.len().max(1)).unwrap_or(1);
+            let mut tick = tokio::time::interval(gap);
+            for round in 0..rounds {
+                for (i, topic) in share.iter().enumerate() {
+                    tick.tick().await;
+                    let via = &servers[(p + i + usize::try_from(round).unwrap_or(0)) % 2];
+                    via.publish(topic, stamp(base))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            Ok::<_, String>(())
+        }));
+    }
+    for t in tasks {
+        t.await.map_err(|e| e.to_string())??;
+    }
+    Ok(())
+}
+
+/// Receives `events` stamped events (or stops `seconds` + 30 s from now): how many, and the
 /// publish-to-receive latency of each in µs.
 async fn receive(
     mut sub: push_core::Subscription,
@@ -376,7 +399,7 @@ async fn receive(
     base: Instant,
 ) -> (u64, Vec<f64>) {
     let (mut got, mut samples) = (0u64, Vec::new());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds + 10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds + 30);
     while got < events {
         match tokio::time::timeout_at(deadline, sub.recv()).await {
             Ok(Some(Delivery::Event(e))) => {
