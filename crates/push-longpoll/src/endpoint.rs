@@ -341,6 +341,31 @@ impl LongPoll {
         }
     }
 
+    /// The method's hold (`HEAD`: none) and a place under the held-request cap, or the
+    /// answer: `204` for `OPTIONS`, `400` for a bad timeout, `405`, or `503` at the cap.
+    // The error is the answer itself, made at most once per request: no boxing needed.
+    #[allow(clippy::result_large_err)]
+    fn admit(
+        &self,
+        method: &Method,
+        hold: Result<Duration, Error>,
+    ) -> Result<(Duration, push_http::Permit), Response<LongPollBody>> {
+        let hold = match *method {
+            Method::GET => hold.map_err(|e| text(StatusCode::BAD_REQUEST, &format!("{e}\n")))?,
+            Method::HEAD => Duration::ZERO,
+            Method::OPTIONS => return Err(push_http::options(METHODS)),
+            _ => {
+                let reason = "long polls answer GET, HEAD and OPTIONS\n";
+                return Err(push_http::method_not_allowed(METHODS, reason));
+            }
+        };
+        let Some(permit) = self.limiter.try_acquire() else {
+            let limit = self.limiter.max();
+            return Err(self.unavailable(&format!("too many held requests (limit {limit})\n")));
+        };
+        Ok((hold, permit))
+    }
+
     async fn answer_topics(
         &self,
         topics: &[Topic],
@@ -348,25 +373,9 @@ impl LongPoll {
         hold: Result<Duration, Error>,
         from: &[StartFrom],
     ) -> Response<LongPollBody> {
-        let hold = match *method {
-            Method::GET => match hold {
-                Ok(hold) => hold,
-                Err(e) => return text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
-            },
-            Method::HEAD => Duration::ZERO,
-            Method::OPTIONS => return push_http::options(METHODS),
-            _ => {
-                return push_http::method_not_allowed(
-                    METHODS,
-                    "long polls answer GET, HEAD and OPTIONS\n",
-                )
-            }
-        };
-        let Some(_permit) = self.limiter.try_acquire() else {
-            return self.unavailable(&format!(
-                "too many held requests (limit {})\n",
-                self.limiter.max()
-            ));
+        let (hold, _permit) = match self.admit(method, hold) {
+            Ok(admitted) => admitted,
+            Err(res) => return res,
         };
         let mut subs = match push_http::multi::subscribe_all(&self.hub, topics, from).await {
             Ok(subs) => subs,
@@ -412,25 +421,9 @@ impl LongPoll {
         hold: Result<Duration, Error>,
         from: StartFrom,
     ) -> Response<LongPollBody> {
-        let hold = match *method {
-            Method::GET => match hold {
-                Ok(hold) => hold,
-                Err(e) => return text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
-            },
-            Method::HEAD => Duration::ZERO,
-            Method::OPTIONS => return push_http::options(METHODS),
-            _ => {
-                return push_http::method_not_allowed(
-                    METHODS,
-                    "long polls answer GET, HEAD and OPTIONS\n",
-                )
-            }
-        };
-        let Some(_permit) = self.limiter.try_acquire() else {
-            return self.unavailable(&format!(
-                "too many held requests (limit {})\n",
-                self.limiter.max()
-            ));
+        let (hold, _permit) = match self.admit(method, hold) {
+            Ok(admitted) => admitted,
+            Err(res) => return res,
         };
         let mut sub = match self.hub.subscribe(topic, from).await {
             Ok(sub) => sub,

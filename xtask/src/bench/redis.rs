@@ -100,28 +100,8 @@ async fn fan_out(
     let events = rate * seconds;
     let base = Instant::now();
     let mut readers = Vec::new();
-    for mut sub in subscribe_all(hub, &topic, subscribers).await? {
-        readers.push(tokio::spawn(async move {
-            let mut samples = Vec::new();
-            let mut got = 0u64;
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds + 10);
-            while got < events {
-                match tokio::time::timeout_at(deadline, sub.recv()).await {
-                    Ok(Some(Delivery::Event(e))) => {
-                        got += 1;
-                        let sent = u64::from_le_bytes(e.data()[..8].try_into().expect("8 bytes"));
-                        let now = u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                        // A sample per 10 events per subscriber keeps the vector small.
-                        if got % 10 == 0 {
-                            samples.push(now.saturating_sub(sent) as f64 / 1e3);
-                        }
-                    }
-                    Ok(Some(_)) => {}
-                    Ok(None) | Err(_) => break,
-                }
-            }
-            (got, samples)
-        }));
+    for sub in subscribe_all(hub, &topic, subscribers).await? {
+        readers.push(tokio::spawn(receive(sub, events, seconds, base)));
     }
     let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate.max(1)));
     for _ in 0..events {
