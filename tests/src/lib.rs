@@ -124,6 +124,65 @@ impl TestServer {
     }
 }
 
+/// Every technique's endpoint on one [`TestServer`], each with `authorizer`, routed
+/// `/{kind}/{topic}`: `poll`, `longpoll`, `sse`, `stream`, `ws`, `h2` (push-h2's endpoint, which
+/// outside push-h2's driver answers headers only) and `topics` (push-http's `Publisher`).
+pub async fn techniques_server(
+    hub: &push_core::Hub,
+    authorizer: Option<push_http::Authorizer>,
+) -> TestServer {
+    let publisher = push_http::Publisher::new(hub.clone());
+    let poll = push_poll::Poller::new(hub.clone());
+    let longpoll = push_longpoll::LongPoll::new(hub.clone());
+    let sse = push_sse::Sse::new(hub.clone());
+    let stream = push_stream::Streamer::new(hub.clone());
+    let ws = push_ws::Ws::new(hub.clone());
+    let events = push_h2::Events::new(hub.clone());
+    let (publisher, poll, longpoll, sse, stream, ws, events) = match authorizer {
+        Some(a) => (
+            publisher.authorize(a.clone()),
+            poll.authorize(a.clone()),
+            longpoll.authorize(a.clone()),
+            sse.authorize(a.clone()),
+            stream.authorize(a.clone()),
+            ws.authorize(a.clone()),
+            events.authorize(a),
+        ),
+        None => (publisher, poll, longpoll, sse, stream, ws, events),
+    };
+    TestServer::start(move |req| {
+        let (publisher, poll, longpoll, sse) = (
+            publisher.clone(),
+            poll.clone(),
+            longpoll.clone(),
+            sse.clone(),
+        );
+        let (stream, ws, events) = (stream.clone(), ws.clone(), events.clone());
+        Box::pin(async move {
+            let path = req.uri().path().to_owned();
+            let (kind, name) = path
+                .trim_start_matches('/')
+                .split_once('/')
+                .unwrap_or(("", ""));
+            let Ok(topic) = push_core::Topic::new(name) else {
+                let mut res = Response::new(text("no such route"));
+                *res.status_mut() = http::StatusCode::NOT_FOUND;
+                return res;
+            };
+            match kind {
+                "topics" => publisher.respond(&topic, req).await.map(boxed),
+                "poll" => poll.respond(&topic, req).await.map(boxed),
+                "longpoll" => longpoll.respond(&topic, req).await.map(boxed),
+                "sse" => sse.respond(&topic, req).await.map(boxed),
+                "stream" => stream.respond(&topic, req).await.map(boxed),
+                "ws" => ws.respond(&topic, req).await.map(boxed),
+                _ => events.respond(&topic, req).await.map(boxed),
+            }
+        })
+    })
+    .await
+}
+
 /// push-h2's event endpoint served by push-h2's driver on a loopback port (`/h2/{topic}`), with
 /// connections that [`cut`](Self::cut) aborts.
 #[derive(Debug)]

@@ -3,9 +3,9 @@
 //! `chat:*` reads `chat:1` and is refused `admin` with 403, before any subscription is made.
 
 use http::StatusCode;
-use push_core::{Hub, Topic};
+use push_core::Hub;
 use push_http::{Allow, Authorizer, Grant, Refusal};
-use push_tests::{boxed, get, http1, TestServer};
+use push_tests::{get, http1, techniques_server, TestServer};
 
 /// Bearer `reader` may read `chat:*`; any other token is not valid; none is required.
 fn authorizer() -> Authorizer {
@@ -24,37 +24,7 @@ fn authorizer() -> Authorizer {
 }
 
 async fn server(hub: &Hub) -> TestServer {
-    let auth = authorizer();
-    let poll = push_poll::Poller::new(hub.clone()).authorize(auth.clone());
-    let longpoll = push_longpoll::LongPoll::new(hub.clone()).authorize(auth.clone());
-    let sse = push_sse::Sse::new(hub.clone()).authorize(auth.clone());
-    let stream = push_stream::Streamer::new(hub.clone()).authorize(auth.clone());
-    let ws = push_ws::Ws::new(hub.clone()).authorize(auth.clone());
-    let events = push_h2::Events::new(hub.clone()).authorize(auth);
-    TestServer::start(move |req| {
-        let (poll, longpoll, sse, stream, ws, events) = (
-            poll.clone(),
-            longpoll.clone(),
-            sse.clone(),
-            stream.clone(),
-            ws.clone(),
-            events.clone(),
-        );
-        Box::pin(async move {
-            let path = req.uri().path().to_owned();
-            let (kind, name) = path.trim_start_matches('/').split_once('/').unwrap();
-            let topic = Topic::new(name).unwrap();
-            match kind {
-                "poll" => poll.respond(&topic, req).await.map(boxed),
-                "longpoll" => longpoll.respond(&topic, req).await.map(boxed),
-                "sse" => sse.respond(&topic, req).await.map(boxed),
-                "stream" => stream.respond(&topic, req).await.map(boxed),
-                "ws" => ws.respond(&topic, req).await.map(boxed),
-                _ => events.respond(&topic, req).await.map(boxed),
-            }
-        })
-    })
-    .await
+    techniques_server(hub, Some(authorizer())).await
 }
 
 const WS_HEADERS: [(&str, &str); 4] = [

@@ -14,7 +14,7 @@ use push_core::{Hub, NewEvent, Topic};
 use push_h2::Events;
 use push_http::jwt::Jwt;
 use push_http::Authorizer;
-use push_tests::{boxed, get, http1, http2, read_until, H2Server, TestServer};
+use push_tests::{get, http1, http2, read_until, techniques_server, H2Server, TestServer};
 use push_ws::client::Received;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -48,36 +48,9 @@ fn auth() -> Authorizer {
     Jwt::hs256(SECRET).into()
 }
 
-/// Every technique but HTTP/2 event push, on one HTTP/1.1 server.
+/// Every technique on one HTTP/1.1 server (HTTP/2 event push on its own driver below).
 async fn http1_server(hub: &Hub) -> TestServer {
-    let auth = auth();
-    let poll = push_poll::Poller::new(hub.clone()).authorize(auth.clone());
-    let longpoll = push_longpoll::LongPoll::new(hub.clone()).authorize(auth.clone());
-    let sse = push_sse::Sse::new(hub.clone()).authorize(auth.clone());
-    let stream = push_stream::Streamer::new(hub.clone()).authorize(auth.clone());
-    let ws = push_ws::Ws::new(hub.clone()).authorize(auth);
-    TestServer::start(move |req| {
-        let (poll, longpoll, sse, stream, ws) = (
-            poll.clone(),
-            longpoll.clone(),
-            sse.clone(),
-            stream.clone(),
-            ws.clone(),
-        );
-        Box::pin(async move {
-            let path = req.uri().path().to_owned();
-            let (kind, name) = path.trim_start_matches('/').split_once('/').unwrap();
-            let topic = Topic::new(name).unwrap();
-            match kind {
-                "poll" => poll.respond(&topic, req).await.map(boxed),
-                "longpoll" => longpoll.respond(&topic, req).await.map(boxed),
-                "sse" => sse.respond(&topic, req).await.map(boxed),
-                "stream" => stream.respond(&topic, req).await.map(boxed),
-                _ => ws.respond(&topic, req).await.map(boxed),
-            }
-        })
-    })
-    .await
+    techniques_server(hub, Some(auth())).await
 }
 
 /// push-h2's event push, served by its own driver.

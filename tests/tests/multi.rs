@@ -91,7 +91,6 @@ async fn an_sse_client_cut_mid_sequence_resumes_every_topic_from_one_last_event_
         want.push(format!("a:a{i}"));
         want.push(format!("b:b{i}"));
         if i == 9 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
             server.drop_connections();
         }
     }
@@ -150,7 +149,15 @@ async fn each_topic_keeps_its_outcome_and_the_other_techniques_resume_with_since
         )
         .await
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Held: both of its subscriptions wait for news.
+    let deadline = tokio::time::Instant::now() + BOUND;
+    while hub.stats().waiting < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the long-poll was never held"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let b3 = hub.publish(&b, NewEvent::text("b3")).await.unwrap().id();
     let answer = tokio::time::timeout(BOUND, held).await.unwrap().unwrap();
     let events = answer["events"].as_array().unwrap();

@@ -10,10 +10,9 @@ use bytes::Bytes;
 use futures_util::{SinkExt as _, StreamExt as _};
 use http::Request;
 use http_body_util::{BodyExt, Empty, Full};
-use push_core::{Hub, PayloadKind, Topic};
+use push_core::{Hub, PayloadKind};
 use push_h2::Events;
-use push_http::Publisher;
-use push_tests::{boxed, get, http1, http2, read_until, H2Server, TestServer};
+use push_tests::{get, http1, http2, read_until, techniques_server, H2Server, TestServer};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -21,11 +20,6 @@ const BOUND: std::time::Duration = std::time::Duration::from_secs(20);
 const JSON: &str = r#"{"text":"hello","n":[1,2.5,12345678901234567890],"nested":{"ok":true}}"#;
 
 async fn server(hub: &Hub) -> TestServer {
-    let publisher = Publisher::new(hub.clone());
-    let poll = push_poll::Poller::new(hub.clone());
-    let longpoll = push_longpoll::LongPoll::new(hub.clone());
-    let sse = push_sse::Sse::new(hub.clone());
-    let stream = push_stream::Streamer::new(hub.clone());
     // Publishing over a WebSocket needs a grant: this one allows every topic.
     let anyone = push_http::Authorizer::new(|_| async {
         Ok(push_http::Grant::new(
@@ -33,31 +27,7 @@ async fn server(hub: &Hub) -> TestServer {
             push_http::Allow::All,
         ))
     });
-    let ws = push_ws::Ws::new(hub.clone()).authorize(anyone);
-    TestServer::start(move |req| {
-        let (publisher, poll, longpoll, sse, stream, ws) = (
-            publisher.clone(),
-            poll.clone(),
-            longpoll.clone(),
-            sse.clone(),
-            stream.clone(),
-            ws.clone(),
-        );
-        Box::pin(async move {
-            let path = req.uri().path().to_owned();
-            let (kind, name) = path.trim_start_matches('/').split_once('/').unwrap();
-            let topic = Topic::new(name).unwrap();
-            match kind {
-                "topics" => publisher.respond(&topic, req).await.map(boxed),
-                "poll" => poll.respond(&topic, req).await.map(boxed),
-                "longpoll" => longpoll.respond(&topic, req).await.map(boxed),
-                "sse" => sse.respond(&topic, req).await.map(boxed),
-                "stream" => stream.respond(&topic, req).await.map(boxed),
-                _ => ws.respond(&topic, req).await.map(boxed),
-            }
-        })
-    })
-    .await
+    techniques_server(hub, Some(anyone)).await
 }
 
 async fn h2_server(hub: &Hub) -> SocketAddr {

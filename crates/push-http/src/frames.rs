@@ -32,7 +32,11 @@ pub trait Framing: Send + Unpin + 'static {
     /// first bytes, with every topic's start outcome and cursor; `position` is the combined
     /// cursor ([`crate::multi`]). The default writes [`start`](Self::start) for the first
     /// topic only: override all four `multi_` methods to serve several topics.
-    fn multi_start(&self, topics: &[(Topic, Outcome, Cursor)], position: &str) -> Bytes {
+    fn multi_start(
+        &self,
+        topics: &[(Topic, Outcome, Cursor)],
+        position: &crate::multi::Position<'_>,
+    ) -> Bytes {
         let _ = position;
         topics
             .first()
@@ -42,7 +46,7 @@ pub trait Framing: Send + Unpin + 'static {
 
     /// One event of one of several topics, with the combined cursor after it. The default is
     /// [`event`](Self::event).
-    fn multi_event(&self, event: &Event, position: &str) -> Bytes {
+    fn multi_event(&self, event: &Event, position: &crate::multi::Position<'_>) -> Bytes {
         let _ = position;
         self.event(event)
     }
@@ -54,7 +58,7 @@ pub trait Framing: Send + Unpin + 'static {
         topic: &Topic,
         missed: Option<u64>,
         cursor: Cursor,
-        position: &str,
+        position: &crate::multi::Position<'_>,
     ) -> Bytes {
         let _ = (topic, position);
         missed
@@ -63,7 +67,7 @@ pub trait Framing: Send + Unpin + 'static {
     }
 
     /// The goodbye of a stream of several topics. The default writes nothing.
-    fn multi_end(&self, reason: End, position: &str) -> Bytes {
+    fn multi_end(&self, reason: End, position: &crate::multi::Position<'_>) -> Bytes {
         let _ = (reason, position);
         Bytes::new()
     }

@@ -304,7 +304,7 @@ impl crate::Framing for Ndjson {
     fn multi_start(
         &self,
         topics: &[(push_core::Topic, Outcome, push_core::Cursor)],
-        _position: &str,
+        _position: &crate::multi::Position<'_>,
     ) -> Bytes {
         let mut out = BytesMut::new();
         for (topic, outcome, cursor) in topics {
@@ -313,7 +313,7 @@ impl crate::Framing for Ndjson {
         out.freeze()
     }
 
-    fn multi_event(&self, event: &Event, _position: &str) -> Bytes {
+    fn multi_event(&self, event: &Event, _position: &crate::multi::Position<'_>) -> Bytes {
         // The shared object plus a newline: one copy per event and stream (a request of one
         // topic shares its whole line instead).
         [&topic_event(event)[..], b"\n"].concat().into()
@@ -324,7 +324,7 @@ impl crate::Framing for Ndjson {
         topic: &push_core::Topic,
         missed: Option<u64>,
         cursor: push_core::Cursor,
-        _position: &str,
+        _position: &crate::multi::Position<'_>,
     ) -> Bytes {
         match missed {
             Some(missed) => topic_outcome_line(topic, Outcome::Gap { missed }, cursor),
@@ -336,7 +336,7 @@ impl crate::Framing for Ndjson {
         }
     }
 
-    fn multi_end(&self, reason: crate::End, position: &str) -> Bytes {
+    fn multi_end(&self, reason: crate::End, position: &crate::multi::Position<'_>) -> Bytes {
         format!(
             "{{\"end\":\"{}\",\"cursor\":\"{position}\"}}\n",
             reason.as_str()

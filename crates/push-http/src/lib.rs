@@ -118,4 +118,4 @@ pub use crate::publish::{
     payload_kind, PublishBody, PublishConfig, PublishHead, Publisher, EVENT_TYPE_HEADER,
     IDEMPOTENCY_KEY_HEADER,
 };
-pub use crate::query::{query_value, start_from};
+pub use crate::query::{cursor_text, query_value, start_from};

@@ -88,14 +88,24 @@ pub fn start_points(position: Option<&str>, n: usize, default: StartFrom) -> Vec
 /// The combined cursor of `subs`, in order.
 #[must_use]
 pub fn position(subs: &[Subscription]) -> String {
-    let mut out = String::with_capacity(subs.len() * 24);
-    for (i, sub) in subs.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
+    Position(subs).to_string()
+}
+
+/// The combined cursor of a set of subscriptions, written when displayed: a framing that does
+/// not put it on every event (NDJSON) costs nothing for it.
+#[derive(Debug, Clone, Copy)]
+pub struct Position<'a>(&'a [Subscription]);
+
+impl std::fmt::Display for Position<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, sub) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{}", sub.cursor())?;
         }
-        out.push_str(&sub.cursor().to_string());
+        Ok(())
     }
-    out
 }
 
 /// Subscriptions to several topics read as one: deliveries in turn, so a busy topic does not
@@ -128,8 +138,8 @@ impl Merged {
 
     /// The combined cursor.
     #[must_use]
-    pub fn position(&self) -> String {
-        position(&self.subs)
+    pub fn position(&self) -> Position<'_> {
+        Position(&self.subs)
     }
 
     /// Whether every topic completed (rather than the hub closing).

@@ -37,14 +37,24 @@ pub fn start_from(
     param: &str,
     default: StartFrom,
 ) -> StartFrom {
+    StartFrom::from_client(cursor_text(parts, header, param).as_deref(), default)
+}
+
+/// The cursor text a request carries: the `header`'s value when present and not empty, else
+/// the `param` query parameter when present and not empty. [`start_from`] reads it as one
+/// cursor, [`multi::start_points`](crate::multi::start_points) as a combined one.
+#[must_use]
+pub fn cursor_text<'a>(
+    parts: &'a http::request::Parts,
+    header: Option<&str>,
+    param: &str,
+) -> Option<Cow<'a, str>> {
     let header = header
         .and_then(|name| parts.headers.get(name))
         .map(|v| v.to_str().unwrap_or("\u{fffd}"))
         .filter(|v| !v.is_empty());
     if let Some(cursor) = header {
-        return StartFrom::from_client(Some(cursor), default);
+        return Some(Cow::Borrowed(cursor));
     }
-    let query = parts.uri.query().unwrap_or("");
-    let value = query_value(query, param);
-    StartFrom::from_client(value.as_deref().filter(|v| !v.is_empty()), default)
+    query_value(parts.uri.query().unwrap_or(""), param).filter(|v| !v.is_empty())
 }

@@ -281,8 +281,7 @@ impl LongPoll {
             req,
             topics.to_vec(),
             move |this, parts| {
-                let query = parts.uri.query().unwrap_or("");
-                let since = push_http::query_value(query, this.config.resume_param);
+                let since = push_http::cursor_text(parts, None, this.config.resume_param);
                 push_http::multi::start_points(since.as_deref(), n, this.config.start)
             },
             move |this, method, hold, from| async move {

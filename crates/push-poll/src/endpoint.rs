@@ -278,8 +278,7 @@ impl Poller {
     }
 
     async fn answer_topics(&self, topics: &[Topic], parts: &Parts) -> Response<PollBody> {
-        let since =
-            push_http::query_value(parts.uri.query().unwrap_or(""), self.config.resume_param);
+        let since = push_http::cursor_text(parts, None, self.config.resume_param);
         let from =
             push_http::multi::start_points(since.as_deref(), topics.len(), self.config.start);
         let mut subs = match push_http::multi::subscribe_all(&self.hub, topics, &from).await {

@@ -1075,33 +1075,32 @@ async fn read_connected(
     let mut last_sweep = std::time::Instant::now();
     loop {
         shard.changed.store(false, Ordering::Release);
-        let followed: Vec<(String, Cursor)> = shard
-            .entries()
-            .iter()
-            .map(|(key, (_, last))| (key.clone(), *last))
-            .collect();
-        let reply: Result<Value, _> = if followed.is_empty() {
-            // The shard follows nothing (its topics went idle): the reader stops, and starts
-            // again with the next topic.
-            return Stop::Done;
-        } else {
-            let mut xread = redis::cmd("XREAD");
+        // The command is written under the shard's lock (no await there), so no key is copied
+        // on its way into it.
+        let mut xread = redis::cmd("XREAD");
+        {
+            let entries = shard.entries();
+            if entries.is_empty() {
+                // The shard follows nothing (its topics went idle): the reader stops, and
+                // starts again with the next topic.
+                return Stop::Done;
+            }
             xread
                 .arg("COUNT")
                 .arg(config.read_count)
                 .arg("BLOCK")
                 .arg(block_ms)
                 .arg("STREAMS");
-            for (key, _) in &followed {
+            for key in entries.keys() {
                 xread.arg(key);
             }
-            for (_, last) in &followed {
+            for (_, last) in entries.values() {
                 xread.arg(stream::stream_id(*last));
             }
-            tokio::select! {
-                reply = xread.query_async(conn) => reply,
-                _ = shutdown.wait_for(|closed| *closed) => return Stop::Done,
-            }
+        }
+        let reply: Result<Value, _> = tokio::select! {
+            reply = xread.query_async(conn) => reply,
+            _ = shutdown.wait_for(|closed| *closed) => return Stop::Done,
         };
         let Some(inner) = hub.upgrade() else {
             return Stop::Done;

@@ -206,7 +206,11 @@ pub(crate) fn outcome_event(outcome: Outcome, cursor: Cursor) -> Option<Bytes> {
 
 /// The outcome event of one topic of several: its data names the topic, its `id:` is the
 /// combined cursor.
-pub(crate) fn topic_outcome_event(topic: &str, outcome: Outcome, position: &str) -> Option<Bytes> {
+pub(crate) fn topic_outcome_event(
+    topic: &str,
+    outcome: Outcome,
+    position: &push_http::multi::Position<'_>,
+) -> Option<Bytes> {
     let (event, data) = match outcome {
         Outcome::Resumed => return None,
         Outcome::Gap { missed } => (

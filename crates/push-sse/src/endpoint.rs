@@ -247,16 +247,8 @@ impl Sse {
         req: Request<B>,
     ) -> impl Future<Output = Response<SseMultiBody>> + Send + 'static {
         let (parts, _) = req.into_parts();
-        let header = parts
-            .headers
-            .get(LAST_EVENT_ID)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned);
-        let query =
-            push_http::query_value(parts.uri.query().unwrap_or(""), self.config.resume_param)
-                .map(std::borrow::Cow::into_owned);
-        let position = header.or(query);
+        let position =
+            push_http::cursor_text(&parts, Some(LAST_EVENT_ID), self.config.resume_param);
         let from =
             push_http::multi::start_points(position.as_deref(), topics.len(), StartFrom::Newest);
         let (this, topics) = (self.clone(), topics.to_vec());
@@ -306,7 +298,11 @@ impl Framing for SseFraming {
         Bytes::from_static(b":\n\n")
     }
 
-    fn multi_start(&self, topics: &[(Topic, Outcome, Cursor)], position: &str) -> Bytes {
+    fn multi_start(
+        &self,
+        topics: &[(Topic, Outcome, Cursor)],
+        position: &push_http::multi::Position<'_>,
+    ) -> Bytes {
         let mut out = self
             .retry
             .map(|r| format!("retry: {}\n\n", r.as_millis()))
@@ -324,7 +320,7 @@ impl Framing for SseFraming {
         out.into()
     }
 
-    fn multi_event(&self, event: &Event, position: &str) -> Bytes {
+    fn multi_event(&self, event: &Event, position: &push_http::multi::Position<'_>) -> Bytes {
         // The event's JSON object with its topic (one line: JSON escapes line breaks), shared
         // by every stream; the `id:` is this stream's combined cursor.
         let object = push_http::json::topic_event(event);
@@ -336,7 +332,13 @@ impl Framing for SseFraming {
         [head.as_bytes(), &object, b"\n\n"].concat().into()
     }
 
-    fn multi_topic(&self, topic: &Topic, missed: Option<u64>, _: Cursor, position: &str) -> Bytes {
+    fn multi_topic(
+        &self,
+        topic: &Topic,
+        missed: Option<u64>,
+        _: Cursor,
+        position: &push_http::multi::Position<'_>,
+    ) -> Bytes {
         match missed {
             Some(missed) => topic_outcome_event(topic.as_str(), Outcome::Gap { missed }, position)
                 .unwrap_or_default(),
@@ -348,7 +350,7 @@ impl Framing for SseFraming {
         }
     }
 
-    fn multi_end(&self, reason: End, _position: &str) -> Bytes {
+    fn multi_end(&self, reason: End, _position: &push_http::multi::Position<'_>) -> Bytes {
         match reason {
             // Every topic said it completed; the reconnect gets 204.
             End::Complete => Bytes::new(),

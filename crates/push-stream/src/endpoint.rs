@@ -212,9 +212,7 @@ impl Streamer {
         req: Request<B>,
     ) -> impl Future<Output = Response<StreamMultiBody>> + Send + 'static {
         let (parts, _) = req.into_parts();
-        let since =
-            push_http::query_value(parts.uri.query().unwrap_or(""), self.config.resume_param)
-                .map(std::borrow::Cow::into_owned);
+        let since = push_http::cursor_text(&parts, None, self.config.resume_param);
         let from =
             push_http::multi::start_points(since.as_deref(), topics.len(), StartFrom::Newest);
         let (this, topics) = (self.clone(), topics.to_vec());
