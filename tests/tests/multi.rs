@@ -57,6 +57,8 @@ async fn an_sse_client_cut_mid_sequence_resumes_every_topic_from_one_last_event_
     let server = server(&hub, sse.clone()).await;
     let url = server.url("/sse?topic=a&topic=b").parse().unwrap();
     let mut client = push_sse::client::Client::new(url).retry(Duration::from_millis(50));
+    let received = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = received.clone();
     let reader = tokio::spawn(async move {
         let mut got = Vec::new();
         while got.len() < 40 {
@@ -70,6 +72,7 @@ async fn an_sse_client_cut_mid_sequence_resumes_every_topic_from_one_last_event_
                 ));
                 // Every id is the combined cursor: two cursors.
                 assert_eq!(m.last_event_id.split(',').count(), 2, "{}", m.last_event_id);
+                count.store(got.len(), std::sync::atomic::Ordering::Release);
             }
         }
         (got, client.connects())
@@ -91,6 +94,15 @@ async fn an_sse_client_cut_mid_sequence_resumes_every_topic_from_one_last_event_
         want.push(format!("a:a{i}"));
         want.push(format!("b:b{i}"));
         if i == 9 {
+            // Mid-sequence: once the client has the first twenty, cut it off.
+            let deadline = tokio::time::Instant::now() + BOUND;
+            while received.load(std::sync::atomic::Ordering::Acquire) < 20 {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the first events never came"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
             server.drop_connections();
         }
     }
