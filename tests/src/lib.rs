@@ -504,9 +504,11 @@ impl Example {
         std::io::BufReader::new(child.stdout.take().expect("stdout"))
             .read_line(&mut first)
             .expect("the example prints its address");
+        // `listening on http://ADDR/` (the showcase with --tls adds ` and https://ADDR/`).
         let base = first
             .trim()
             .strip_prefix("listening on ")
+            .and_then(|rest| rest.split_whitespace().next())
             .unwrap_or_else(|| panic!("first line names the address, got {first:?}"))
             .to_owned();
         Self { child, base }
@@ -615,6 +617,12 @@ impl DevTools {
     /// Opens `url` in headless Chromium with remote debugging on a free loopback port, or
     /// `None` when skipping is allowed and Chromium is missing.
     pub async fn open(url: &str) -> Option<Self> {
+        Self::open_with(url, &[]).await
+    }
+
+    /// [`open`](Self::open) with more Chromium switches (`--ignore-certificate-errors` for a
+    /// self-signed certificate, say).
+    pub async fn open_with(url: &str, switches: &[&str]) -> Option<Self> {
         use std::io::BufRead as _;
         if !require("chromium", "chromium") {
             return None;
@@ -635,8 +643,9 @@ impl DevTools {
                 "--remote-debugging-address=127.0.0.1",
                 "--remote-debugging-port=0",
                 &format!("--user-data-dir={}", profile.0.display()),
-                url,
             ])
+            .args(switches)
+            .arg(url)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -717,26 +726,42 @@ impl DevTools {
         }
     }
 
-    /// Evaluates `expression` in the page and returns its value (JSON-serializable results).
+    /// Evaluates `expression` in the page and returns its value (JSON-serializable results;
+    /// a promise is awaited).
     pub async fn eval(&mut self, expression: &str) -> serde_json::Value {
         let reply = self
             .call(
                 "Runtime.evaluate",
-                serde_json::json!({"expression": expression, "returnByValue": true}),
+                serde_json::json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
             )
             .await;
         reply["result"]["result"]["value"].clone()
     }
 
+    /// Saves a PNG screenshot of the element `selector` matches (scrolled into view) to `path`.
+    pub async fn screenshot_element(&mut self, selector: &str, path: &std::path::Path) {
+        let rect = self
+            .eval(&format!(
+                "(() => {{ const e = document.querySelector({selector:?}); e.scrollIntoView(); \
+                 const r = e.getBoundingClientRect(); \
+                 return {{ x: r.x + scrollX, y: r.y + scrollY, width: r.width, height: r.height }}; }})()"
+            ))
+            .await;
+        let mut clip = rect;
+        clip["scale"] = 1.into();
+        self.capture(serde_json::json!({"format": "png", "clip": clip}), path)
+            .await;
+    }
+
     /// Saves a PNG screenshot of the page to `path`.
     pub async fn screenshot(&mut self, path: &std::path::Path) {
-        use base64::Engine as _;
-        let reply = self
-            .call(
-                "Page.captureScreenshot",
-                serde_json::json!({"format": "png"}),
-            )
+        self.capture(serde_json::json!({"format": "png"}), path)
             .await;
+    }
+
+    async fn capture(&mut self, params: serde_json::Value, path: &std::path::Path) {
+        use base64::Engine as _;
+        let reply = self.call("Page.captureScreenshot", params).await;
         let data = reply["result"]["data"].as_str().expect("screenshot data");
         let png = base64::engine::general_purpose::STANDARD
             .decode(data)

@@ -27,6 +27,8 @@
 //!   access check, cross-site requests refused, `{"id":CURSOR}` answer).
 //! - [`meters`]: what every technique counts (answers, refusals by reason, open streams,
 //!   deliveries, bytes, gaps, resets), through the `metrics` facade with the `metrics` feature.
+//! - [`browser`]: the browser client, `push-client.js` ([`browser::CLIENT_JS`]), to serve to
+//!   pages.
 //! - [`Limiter`]: a non-waiting cap on open streams or held requests; its [`Permit`] lives in
 //!   the body, so the count drops the moment the server drops the response.
 //! - [`json`] (feature `json`): the JSON forms shared by poll, long-poll, streaming, WebSocket
@@ -89,6 +91,7 @@
 mod access;
 mod answer;
 mod body;
+pub mod browser;
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;

@@ -69,7 +69,9 @@ pub fn query_topics(uri: &http::Uri, param: &str, max: usize) -> Result<Vec<Topi
 }
 
 /// Where each of `n` topics starts, from a combined cursor (`None`: `default` for each). A
-/// cursor with another number of parts than `n` is invalid for every topic (a reset each).
+/// cursor with another number of parts than `n` is invalid for every topic (a reset each); an
+/// empty part (`,C2`) starts that topic at `default`, as a client that has no cursor for it yet
+/// sends.
 #[must_use]
 pub fn start_points(position: Option<&str>, n: usize, default: StartFrom) -> Vec<StartFrom> {
     let Some(text) = position.filter(|t| !t.is_empty()) else {
@@ -81,7 +83,8 @@ pub fn start_points(position: Option<&str>, n: usize, default: StartFrom) -> Vec
     }
     parts
         .into_iter()
-        .map(|part| StartFrom::from_client(Some(part), default))
+        // An empty part: a topic the client has no cursor for yet starts like a fresh request.
+        .map(|part| StartFrom::from_client(Some(part).filter(|p| !p.is_empty()), default))
         .collect()
 }
 

@@ -180,7 +180,8 @@ impl Sse {
     /// stream limit, or when the hub is closed or unavailable, the answer is `503` with
     /// `Retry-After` and a one-line reason. The stream starts with the `retry:` hint and the
     /// resume outcome ([`GAP_EVENT`](crate::GAP_EVENT) or [`RESET_EVENT`](crate::RESET_EVENT);
-    /// a plain resume sends a `:ok` comment), then carries every event as it is published, and
+    /// a plain resume sends `id:` with the stream's cursor and a `:ok` comment, which sets the
+    /// browser's `Last-Event-ID` without an event), then carries every event as it is published, and
     /// ends with a `retry:` hint when the hub is closed, with a
     /// [`COMPLETE_EVENT`](crate::COMPLETE_EVENT) when the topic is complete, or with an
     /// [`EXPIRED_EVENT`](crate::EXPIRED_EVENT) when the authorizer's grant expires. A request on
@@ -281,8 +282,11 @@ impl Framing for SseFraming {
             .retry
             .map(|r| format!("retry: {}\n\n", r.as_millis()))
             .unwrap_or_default();
-        let outcome =
-            outcome_event(outcome, cursor).unwrap_or_else(|| Bytes::from_static(b":ok\n\n"));
+        // A plain resume still names where the stream stands: an `id:` without data sets the
+        // browser's last event ID (WHATWG: it is taken before an empty event is dropped), so an
+        // EventSource cut before its first event resumes from here instead of from the newest.
+        let outcome = outcome_event(outcome, cursor)
+            .unwrap_or_else(|| Bytes::from(format!("id: {cursor}\n:ok\n\n")));
         [retry.as_bytes(), &outcome].concat().into()
     }
 
@@ -315,7 +319,7 @@ impl Framing for SseFraming {
             }
         }
         if out.len() == before {
-            out.extend_from_slice(b":ok\n\n");
+            out.extend_from_slice(format!("id: {position}\n:ok\n\n").as_bytes());
         }
         out.into()
     }

@@ -160,6 +160,9 @@ pub enum Protocol {
     Http2,
     /// Anything else: taken as HTTP/1.1 (hyper answers garbage with 400).
     Http1,
+    /// A TLS record (first byte `0x16`, a handshake): for a server that also speaks TLS on
+    /// the port; [`Conn::serve`] answers it as HTTP/1.1, which fails.
+    Tls,
 }
 
 impl Ctx {
@@ -240,6 +243,9 @@ impl Conn {
                     if seen == 0 {
                         return None;
                     }
+                    if first[0] == 0x16 {
+                        return Some(Protocol::Tls);
+                    }
                     if !PREFACE.starts_with(&first[..seen]) {
                         return Some(Protocol::Http1);
                     }
@@ -287,7 +293,7 @@ impl Conn {
                 let conn = builders.http2.serve_connection(io, service);
                 drive(conn, &ctx, |c| c.graceful_shutdown()).await;
             }
-            Protocol::Http1 => {
+            Protocol::Http1 | Protocol::Tls => {
                 let conn = builders.http1.serve_connection(io, service).with_upgrades();
                 drive(conn, &ctx, |c| c.graceful_shutdown()).await;
             }

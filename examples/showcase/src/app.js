@@ -1,19 +1,21 @@
-// Six panels, one per technique, all following the topic "demo". Each panel counts what this
-// page measures itself: events, HTTP requests, bytes received, publish-to-display latency (the
-// publish time travels in the event as "t"), reconnections and gaps. `window.pushPanels` exposes
-// the figures and the received events for automated tests.
-"use strict";
+// The showcase page. Every technique panel follows the topic "demo" with the browser client
+// (/client.js, push-http's push-client.js), one technique each, and shows what the client
+// measured: events, HTTP requests, bytes read (response bodies and WebSocket messages; SSE
+// blocks counted from their fields, since EventSource hides its framing), publish-to-display
+// latency (the publish time travels in the event as "t"), reconnections and gaps. The cursors
+// live in sessionStorage: reload the page and every panel resumes where it was.
+// `window.pushPanels` exposes the figures and the received events for automated tests.
+import { follow } from "/client.js";
 
 const TOPIC = "demo";
 const panels = {};
 window.pushPanels = panels;
+const info = fetch("/info.json").then((r) => r.json()).catch(() => ({ tls: false }));
 
-// With a server started with --jwt-secret, open this page as /?access_token=TOKEN. EventSource
-// and WebSocket cannot set headers, so their URLs carry the token as ?access_token=; fetch()
-// sends it as Authorization: Bearer, which keeps it out of access logs.
+// With a server started with --jwt-secret, open this page as /?access_token=TOKEN: the client
+// sends it as Authorization: Bearer with fetch(), and in the URL for EventSource and WebSocket,
+// which cannot set headers.
 const TOKEN = new URLSearchParams(location.search).get("access_token");
-const withToken = (url) =>
-  TOKEN ? url + (url.includes("?") ? "&" : "?") + "access_token=" + encodeURIComponent(TOKEN) : url;
 const authHeaders = TOKEN ? { Authorization: `Bearer ${TOKEN}` } : {};
 const authFetch = (url, init = {}) => fetch(url, { ...init, headers: { ...authHeaders, ...(init.headers || {}) } });
 
@@ -33,7 +35,7 @@ function panel(id, title, how) {
   section.innerHTML = `<h2>${title}</h2><p class="how">${how}</p>
     <dl><dt>events</dt><dd data-k="events">0</dd>
     <dt>HTTP requests</dt><dd data-k="requests">0</dd>
-    <dt>bytes received</dt><dd data-k="bytes">0</dd>
+    <dt>bytes read</dt><dd data-k="bytes">0</dd>
     <dt>latency (last)</dt><dd data-k="latency">–</dd>
     <dt>reconnections</dt><dd data-k="reconnects">0</dd>
     <dt>gaps</dt><dd data-k="gaps">0</dd></dl><ol class="log"></ol>`;
@@ -45,175 +47,84 @@ function panel(id, title, how) {
 }
 
 function show(p) {
+  if (p.sub) {
+    const s = p.sub.stats;
+    Object.assign(p, { requests: s.requests, bytes: s.bytes, reconnects: s.reconnects, gaps: s.gaps });
+  }
   for (const dd of p.section.querySelectorAll("dd")) {
     const v = p[dd.dataset.k];
     dd.textContent = dd.dataset.k === "latency" ? (v === null ? "–" : `${v} ms`) : String(v);
   }
 }
 
-// An event's payload, decoded once: the JSON forms mark its kind by key ("json" holds the
-// value itself, "data" text, "data_base64" bytes).
-const payload = (e) => ("json" in e ? e.json : "data_base64" in e ? atob(e.data_base64) : e.data ?? "");
-
-// `value` is a JSON value (from "json") or text. The publish time "t" of the ticker's events,
-// and of JSON text typed in the box, gives the latency.
-function received(p, value) {
-  p.events += 1;
-  if (typeof value !== "string") p.values += 1;
-  const text = typeof value === "string" ? value : JSON.stringify(value);
-  p.got.push(text);
-  let object = value;
-  if (typeof value === "string") {
-    try { object = JSON.parse(value); } catch (_) { object = null; }
-  }
-  const t = object && object.t;
-  if (typeof t === "number" && t > 0) p.latency = Math.max(0, Date.now() - t);
+function log(p, text) {
   const li = document.createElement("li");
   li.textContent = text;
-  const log = p.section.querySelector("ol");
-  log.prepend(li);
-  while (log.children.length > 6) log.lastChild.remove();
+  const list = p.section.querySelector("ol");
+  list.prepend(li);
+  while (list.children.length > 6) list.lastChild.remove();
+}
+
+// An event's payload: a JSON value (published as application/json) or text. The publish time
+// "t" of the ticker's events, and of JSON typed in the box, gives the latency.
+function received(p, event, label = "") {
+  p.events += 1;
+  const value = event.data;
+  if (event.kind === "json") p.values += 1;
+  const text = event.kind === "json" ? JSON.stringify(value) : event.kind === "binary" ? `${value.length} bytes` : value;
+  p.got.push(label + text);
+  const t = value && typeof value === "object" ? value.t : null;
+  if (typeof t === "number" && t > 0) p.latency = Math.max(0, Date.now() - t);
+  log(p, label + text);
   show(p);
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-// Short polling: every second, `If-None-Match` handled by the browser's cache.
-async function poll() {
-  const p = panel("poll", "Short polling", "asks every second; 304 when nothing is new");
-  let since = null;
-  for (;;) {
-    try {
-      const res = await authFetch(`/poll/${TOPIC}` + (since ? `?since=${encodeURIComponent(since)}` : ""));
-      p.requests += 1;
-      if (res.status === 401 || res.status === 403) { authNote(res.status); return; }
-      const body = await res.text();
-      p.bytes += body.length;
-      const answer = JSON.parse(body);
-      if (answer.outcome === "gap") p.gaps += 1;
-      since = answer.next;
-      for (const e of answer.events) received(p, payload(e));
-      show(p);
-      if (answer.more) continue;
-    } catch (_) { p.reconnects += 1; }
-    await sleep(1000);
-  }
+// One technique panel: the client, restricted to that technique, with its cursor kept in
+// sessionStorage under the panel's own key.
+function technique(id, title, how) {
+  const p = panel(id, title, how);
+  p.sub = follow(TOPIC, {
+    transports: [id],
+    storage: sessionStorage,
+    storageKey: `push:panel:${id}`,
+    token: TOKEN,
+    onevent: (e) => received(p, e),
+    onoutcome: (o) => { if (o.outcome !== "resumed") log(p, o.outcome === "gap" ? `gap: ${o.missed} missed` : "reset: starting over"); show(p); },
+    onstatus: () => show(p),
+    onerror: (e) => { if (e.status === 401 || e.status === 403) authNote(e.status); },
+  });
+  return p;
 }
 
-// Long polling: one held request after another.
-async function longpoll() {
-  const p = panel("longpoll", "Long polling", "asks; the server holds the request until news");
-  let since = null;
-  for (;;) {
-    try {
-      const url = `/longpoll/${TOPIC}?timeout=25` + (since ? `&since=${encodeURIComponent(since)}` : "");
-      const res = await authFetch(url);
-      p.requests += 1;
-      if (res.status === 401 || res.status === 403) { authNote(res.status); return; }
-      const body = await res.text();
-      p.bytes += body.length;
-      const answer = JSON.parse(body);
-      if (answer.outcome === "gap") p.gaps += 1;
-      since = answer.next;
-      for (const e of answer.events) received(p, payload(e));
-      show(p);
-    } catch (_) { p.reconnects += 1; show(p); await sleep(1000); }
-  }
-}
-
-// Server-Sent Events: the browser reconnects by itself with Last-Event-ID.
-function sse() {
-  const p = panel("sse", "Server-Sent Events", "one response that never ends; EventSource resumes");
-  let opens = 0;
-  // A token's end arrives as a push-expired event; the reconnect then gets 401 and the
-  // EventSource stops (readyState CLOSED).
-  const source = new EventSource(withToken(`/sse/${TOPIC}`));
-  source.onerror = () => { if (source.readyState === EventSource.CLOSED) authNote(401); };
-  source.onopen = () => { opens += 1; p.requests = opens; p.reconnects = opens - 1; show(p); };
-  source.onmessage = (e) => { p.bytes += e.data.length; received(p, e.data); };
-  source.addEventListener("push-gap", () => { p.gaps += 1; show(p); });
-}
-
-// WebSocket: one connection; after a close, reconnect and resubscribe from the cursor.
-function ws() {
-  const p = panel("ws", "WebSocket", "one full-duplex connection; resubscribes from its cursor");
-  let cursor = null, opens = 0, failures = 0;
-  const connect = () => {
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const since = cursor ? `?since=${encodeURIComponent(cursor)}` : "";
-    const socket = new WebSocket(withToken(`${scheme}://${location.host}/ws/${TOPIC}${since}`), "push.v1");
-    socket.onopen = () => { opens += 1; p.requests = opens; p.reconnects = opens - 1; show(p); };
-    socket.onmessage = (m) => {
-      p.bytes += m.data.length;
-      const msg = JSON.parse(m.data);
-      if (msg.topic !== TOPIC) return;
-      if ("outcome" in msg) { cursor = msg.cursor; if (msg.outcome === "gap") p.gaps += 1; show(p); return; }
-      if ("id" in msg) { cursor = msg.id; received(p, payload(msg)); }
-    };
-    let opened = false;
-    socket.addEventListener("open", () => { opened = true; failures = 0; });
-    // 4401: the token expired. A refused handshake (401, 403) closes with 1006 before any open:
-    // back off, up to 10 s between tries.
-    socket.onclose = (e) => {
-      if (e.code === 4401) { authNote(401); return; }
-      if (!opened) failures += 1;
-      setTimeout(connect, Math.min(300 * 2 ** failures, 10000));
-    };
-  };
-  connect();
-}
-
-// HTTP streaming: fetch() reads NDJSON as it arrives; resume with ?since= after a cut.
-async function stream() {
-  const p = panel("stream", "HTTP streaming", "one chunked response of JSON lines; resumes with ?since=");
-  let since = null;
-  for (;;) {
-    try {
-      const res = await authFetch(`/stream/${TOPIC}` + (since ? `?since=${encodeURIComponent(since)}` : ""));
-      p.requests += 1;
-      if (res.status === 401 || res.status === 403) { authNote(res.status); return; }
-      if (p.requests > 1) p.reconnects += 1;
-      show(p);
-      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-      let buffer = "";
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        p.bytes += value.length;
-        buffer += value;
-        let nl;
-        while ((nl = buffer.indexOf("\n")) >= 0) {
-          const line = JSON.parse(buffer.slice(0, nl));
-          buffer = buffer.slice(nl + 1);
-          if ("cursor" in line) since = line.cursor;
-          if (line.outcome === "gap") p.gaps += 1;
-          if ("id" in line) { since = line.id; received(p, payload(line)); }
-        }
-      }
-    } catch (_) { /* cut: resume below */ }
-    await sleep(300);
-  }
-}
-
-// HTTP/2 server push: what a browser can see of it.
 function h2() {
   const p = panel("h2", "HTTP/2 push and 103 Early Hints",
     "browsers dropped PUSH_PROMISE (Chrome 106, Firefox 132); they act on 103 Early Hints and Link preload");
   const nav = performance.getEntriesByType("navigation")[0];
+  const protocol = nav ? nav.nextHopProtocol || "?" : "?";
   const assets = performance.getEntriesByType("resource").filter((r) => r.name.endsWith(".js") || r.name.endsWith(".css"));
-  const li = document.createElement("li");
-  li.textContent = `page over ${nav ? nav.nextHopProtocol || "?" : "?"}; assets: ` +
-    assets.map((a) => `${new URL(a.name).pathname} (${a.initiatorType}, ${a.nextHopProtocol || "?"})`).join(", ");
-  p.section.querySelector("ol").append(li);
+  log(p, `page over ${protocol}; assets: ` +
+    assets.map((a) => `${new URL(a.name).pathname} (${a.initiatorType}, ${a.nextHopProtocol || "?"})`).join(", "));
+  if (protocol !== "h2") {
+    const note = document.createElement("p");
+    note.className = "note";
+    const host = location.host;
+    info.then(({ tls }) => {
+      note.innerHTML = (tls
+        ? `This page came over ${protocol}. Open <a href="https://${host}/">https://${host}/</a> (accept the self-signed certificate): `
+        : `This page came over ${protocol}: browsers speak HTTP/2 only over TLS. Start the showcase with <code>--tls</code> and open <code>https://${host}/</code>: `) +
+        `the page then arrives after a 103 Early Hints, with its assets pushed. Or see the PUSH_PROMISE frames over h2c: <code>nghttp -nv http://${host}/</code>.`;
+    });
+    p.section.querySelector("p.how").after(note);
+  }
   p.requests = 1;
   show(p);
 }
 
-// A finished topic: an answer generated word by word, then completed. The EventSource gets a
-// push-complete event; its reconnect is answered 204, so it stops by itself.
+// A finished topic: an answer generated word by word, then completed. The client gets the
+// push-complete event and stops; a bare EventSource would reconnect once and get 204.
 function finished() {
   const p = panel("finished", "A topic that finishes",
-    "SSE: a push-complete event, then 204 on the reconnect: the EventSource stops");
+    "SSE: a push-complete event, and 204 to any reconnect: the client stops");
   const text = document.createElement("p");
   const state = document.createElement("p");
   const button = document.createElement("button");
@@ -226,21 +137,24 @@ function finished() {
     const { topic, from } = await res.json();
     text.textContent = "";
     state.textContent = `following ${topic}…`;
-    const source = new EventSource(withToken(`/sse/${topic}?lastEventId=${encodeURIComponent(from)}`));
-    source.onopen = () => { p.requests += 1; show(p); };
-    source.onmessage = (e) => { p.bytes += e.data.length; text.textContent += e.data; p.events += 1; show(p); };
-    source.addEventListener("push-complete", () => { state.textContent = "complete: the server said so"; });
-    source.onerror = () => {
-      if (source.readyState === EventSource.CLOSED) {
-        p.completed += 1;
-        state.textContent = "complete, and the EventSource is closed (204): it will not reconnect";
-      }
-    };
+    const sub = follow(topic, {
+      transports: ["sse"],
+      cursors: { [topic]: from },
+      token: TOKEN,
+      onevent: (e) => { text.textContent += e.data; p.events += 1; show(p); },
+      onstatus: (s) => {
+        show(p);
+        if (s.state === "complete") {
+          p.completed += 1;
+          state.textContent = "complete: the server said so, and the client stopped";
+        }
+      },
+    });
+    p.sub = sub;
   });
 }
 
-// Several topics on one EventSource: `demo` and `side`, one Last-Event-ID for both. Each
-// event's data is its JSON object with its topic.
+// Several topics on one EventSource: `demo` and `side`, one Last-Event-ID for both.
 function several() {
   const p = panel("several", "Several topics, one stream",
     "GET /sse?topic=demo&topic=side: one combined cursor resumes both");
@@ -249,22 +163,104 @@ function several() {
   p.section.querySelector("p.how").after(button);
   button.addEventListener("click", () =>
     authFetch("/topics/side", { method: "POST", body: `side ${new Date().toLocaleTimeString()}` }));
-  let opens = 0;
-  const source = new EventSource(withToken("/sse?topic=demo&topic=side"));
-  source.onopen = () => { opens += 1; p.requests = opens; p.reconnects = opens - 1; show(p); };
-  source.onmessage = (e) => {
-    p.bytes += e.data.length;
-    const event = JSON.parse(e.data);
-    const value = payload(event);
-    received(p, `${event.topic}: ${typeof value === "string" ? value : JSON.stringify(value)}`);
-  };
-  source.addEventListener("push-gap", () => { p.gaps += 1; show(p); });
+  p.sub = follow([TOPIC, "side"], {
+    transports: ["sse"],
+    storage: sessionStorage,
+    storageKey: "push:panel:several",
+    token: TOKEN,
+    onevent: (e) => received(p, e, `${e.topic}: `),
+    onstatus: () => show(p),
+  });
+}
+
+// The browser's connection limit: N event streams to one origin. Over HTTP/1.1 a browser opens
+// at most six connections per origin (host, port and scheme), so streams seven and eight wait;
+// this page's own panels already hold some of 127.0.0.1's, so the left frame uses the other
+// name of this machine (localhost, or 127.0.0.1 when the page is on localhost). Over HTTP/2
+// all of them share one connection.
+function limits() {
+  const section = document.createElement("section");
+  section.id = "limits";
+  section.className = "wide";
+  section.innerHTML = `<h2>Six connections per origin</h2>
+    <p class="how">Each frame opens 8 event streams to one origin. Over HTTP/1.1 the browser opens
+    at most 6 connections per origin: two streams wait, and so would a seventh long-poll or a
+    fetch of the page's own assets. Over HTTP/2 every stream shares one connection.</p>
+    <button>Open 8 streams over HTTP/1.1 and over HTTP/2</button>
+    <div class="frames"><div><p data-k="h1">HTTP/1.1: –</p></div><div><p data-k="h2">HTTP/2: –</p></div></div>`;
+  document.getElementById("panels").append(section);
+  const figures = {};
+  window.pushLimits = figures;
+  window.addEventListener("message", (e) => {
+    const d = e.data;
+    if (!d || d.kind !== "push-limits") return;
+    const key = d.protocol === "HTTP/2" ? "h2" : d.protocol === "HTTP/1.1" ? "h1" : null;
+    if (!key) return;
+    figures[key] = d;
+    section.querySelector(`[data-k=${key}]`).textContent =
+      `${d.protocol}: ${d.open} open on ${d.connections} connection${d.connections === 1 ? "" : "s"}, ${d.waiting} waiting`;
+  });
+  const port = location.port ? `:${location.port}` : "";
+  const other = location.hostname === "localhost" ? "127.0.0.1" : "localhost";
+  section.querySelector("button").addEventListener("click", async () => {
+    const { tls } = await info;
+    const [left, right] = section.querySelectorAll(".frames > div");
+    const frame = (src) => {
+      const f = document.createElement("iframe");
+      f.src = src;
+      return f;
+    };
+    left.append(frame(`http://${other}${port}/limits?n=8`));
+    if (tls) right.append(frame(`https://${location.hostname}${port}/limits?n=8`));
+    else right.querySelector("p").textContent =
+      "HTTP/2: start the showcase with --tls to see the same 8 streams on one connection";
+  });
+}
+
+// Which technique, and what each costs: the guide's fixed columns, and the live columns
+// measured from the panels above (requests and bytes per event received).
+function guide() {
+  const section = document.createElement("section");
+  section.id = "guide";
+  section.className = "wide";
+  const rows = [
+    ["poll", "Short polling", "yes", "no", "one request per poll, even with nothing new"],
+    ["longpoll", "Long polling", "yes (needs long read timeouts)", "no", "holds one of the six HTTP/1.1 connections"],
+    ["sse", "Server-Sent Events", "yes, if the proxy does not buffer", "no", "holds one of the six; built-in resume"],
+    ["ws", "WebSocket", "only where Upgrade passes", "yes", "its own limit, not the six"],
+    ["stream", "HTTP streaming", "yes, if the proxy does not buffer", "no", "holds one of the six"],
+  ];
+  section.innerHTML = `<h2>Choosing a technique</h2>
+    <table><thead><tr><th>technique</th><th>through proxies</th><th>client to server</th>
+    <th>browser connections</th><th>requests / event</th><th>bytes / event</th><th>latency</th></tr></thead>
+    <tbody>${rows.map(([id, name, proxies, twoWay, limit]) =>
+      `<tr data-t="${id}"><td>${name}</td><td>${proxies}</td><td>${twoWay}</td><td>${limit}</td>
+       <td data-k="rpe">–</td><td data-k="bpe">–</td><td data-k="lat">–</td></tr>`).join("")}</tbody></table>
+    <p class="how">Measured live on this page. Over HTTP/2 the six-connection limit goes away for
+    every technique; WebSocket is the one choice when the client also sends a lot.
+    <a href="/client.js">/client.js</a> speaks all five, and falls back from WebSocket to SSE to
+    long polling when one is blocked.</p>`;
+  document.getElementById("panels").append(section);
+  setInterval(() => {
+    for (const [id] of rows) {
+      const p = panels[id];
+      const tr = section.querySelector(`tr[data-t=${id}]`);
+      if (!p || !tr || p.events === 0) continue;
+      tr.querySelector("[data-k=rpe]").textContent = (p.requests / p.events).toFixed(2);
+      tr.querySelector("[data-k=bpe]").textContent = Math.round(p.bytes / p.events);
+      tr.querySelector("[data-k=lat]").textContent = p.latency === null ? "–" : `${p.latency} ms`;
+    }
+  }, 1000);
 }
 
 document.getElementById("publish").addEventListener("submit", async (e) => {
   e.preventDefault();
   const input = e.target.elements.text;
-  await authFetch(`/topics/${TOPIC}`, { method: "POST", body: JSON.stringify({ text: input.value, t: Date.now() }) });
+  await authFetch(`/topics/${TOPIC}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ text: input.value, t: Date.now() }),
+  });
   input.value = "";
 });
 document.getElementById("drop").addEventListener("click", () => fetch("/admin/drop", { method: "POST" }));
@@ -274,11 +270,13 @@ rate.addEventListener("change", () => {
   fetch(`/admin/ticker?rate=${rate.value}`, { method: "POST" });
 });
 
-poll();
-longpoll();
-sse();
-ws();
-stream();
+technique("poll", "Short polling", "asks every second (the server's X-Poll-Interval); 304 when nothing is new");
+technique("longpoll", "Long polling", "asks; the server holds the request until news");
+technique("sse", "Server-Sent Events", "one response that never ends; resumes with Last-Event-ID");
+technique("ws", "WebSocket", "one full-duplex connection; resubscribes from its cursor");
+technique("stream", "HTTP streaming", "one chunked response of JSON lines; resumes with ?since=");
 h2();
 finished();
 several();
+limits();
+guide();

@@ -13,18 +13,24 @@
 //! | `GET /sse/{topic}` | Server-Sent Events (push-sse) |
 //! | `GET /sse?topic=a&topic=b` (also `/stream`, `/poll`, `/longpoll`) | several topics in one request, one combined cursor (at most 16 topics) |
 //! | `GET /ws/{topic}` | WebSocket (push-ws, HTTP/1.1) |
+//! | `GET /ws[?topic=a&topic=b]` | WebSocket with the URL's topics, or none: the client subscribes by message |
 //! | `GET /stream/{topic}?since=C` | NDJSON streaming (push-stream) |
 //! | `GET /h2/{topic}?since=C` | events as pushed responses (push-h2, HTTP/2) |
 //! | `GET /` | the page; over HTTP/2 its assets are pushed after `103 Early Hints` |
+//! | `GET /client.js` | the browser client, push-http's `push-client.js`, which the page uses |
+//! | `GET /limits?n=N` | a page opening N (at most 12) event streams at once, to see a browser's per-origin connection limit; `GET /limits/hold` is one such stream, whose first event names the connection it came on |
+//! | `GET /info.json` | what the page needs to know of the server: `{"tls":BOOL}` |
 //! | `GET /metrics` | counters in the Prometheus text format |
 //! | `POST /admin/drop` | closes every connection (streams resume from their cursors) |
 //! | `POST /admin/ticker?rate=N` | the built-in publisher's events per second (0 stops it) |
 //! | `POST /admin/answer` | streams a generated answer word by word to a new topic, then completes it; answers `{"topic":T,"from":C}` (at most 16 at once, then `503`) |
 //!
 //! A built-in publisher sends a small event to the topic `demo` every second (`--no-ticker`
-//! turns it off). SIGTERM or Ctrl-C drains gracefully (at most 5 s). With `--tls` the port speaks TLS with a
-//! self-signed certificate generated at start, and ALPN picks HTTP/2 (`h2`, push-h2's driver)
-//! or HTTP/1.1, which is how a browser gets HTTP/2.
+//! turns it off). SIGTERM or Ctrl-C drains gracefully (at most 5 s). With `--tls` the port also
+//! speaks TLS (told apart by the first byte) with a self-signed certificate generated at start,
+//! and ALPN picks HTTP/2 (`h2`, push-h2's driver) or HTTP/1.1, which is how a browser gets
+//! HTTP/2: `https://` and `http://` on the same port, so that the page can show both side by
+//! side.
 //!
 //! With `--jwt-secret SECRET` every technique and publishing take HS256 JSON Web Tokens
 //! (push-http's `jwt` feature), from `Authorization: Bearer` or `?access_token=`: the token's
@@ -63,6 +69,9 @@ type Body = UnsyncBoxBody<Bytes, Infallible>;
 const PAGE: &str = include_str!("page.html");
 const APP_JS: &str = include_str!("app.js");
 const STYLE_CSS: &str = include_str!("style.css");
+const LIMITS_PAGE: &str = include_str!("limits.html");
+/// How long `/limits/hold` holds a stream.
+const LIMITS_HOLD: Duration = Duration::from_secs(120);
 /// The largest request body accepted for a publish.
 const MAX_PUBLISH: usize = 64 * 1024;
 
@@ -98,7 +107,15 @@ struct State {
     token: Option<String>,
     /// `--jwt-secret`: the JWT authorizer every technique and publishing use.
     authorizer: Option<Authorizer>,
+    /// `--tls`: the port speaks TLS too.
+    tls: bool,
+    /// Numbers the connections, for `/limits/hold`.
+    connections: AtomicU64,
 }
+
+/// Which connection a request came on (a request extension), for `/limits/hold`.
+#[derive(Debug, Clone, Copy)]
+struct ConnNumber(u64);
 
 impl State {
     fn drop_token(&self) -> StopToken {
@@ -135,6 +152,19 @@ where
             return res;
         }
         "/app.js" => return reply(StatusCode::OK, "text/javascript; charset=utf-8", APP_JS),
+        "/client.js" => {
+            return push_http::browser::client_js_response::<Full<Bytes>>()
+                .map(BodyExt::boxed_unsync)
+        }
+        "/limits" => return reply(StatusCode::OK, "text/html; charset=utf-8", LIMITS_PAGE),
+        "/limits/hold" => return hold(&req),
+        "/info.json" => {
+            return reply(
+                StatusCode::OK,
+                "application/json",
+                format!("{{\"tls\":{}}}\n", state.tls),
+            )
+        }
         "/style.css" => return reply(StatusCode::OK, "text/css; charset=utf-8", STYLE_CSS),
         "/metrics" => return metrics(&state),
         _ if path.starts_with("/admin/") || path.starts_with("/topics/") => {
@@ -171,6 +201,9 @@ where
     }
     if let Some(&technique) = MULTI.iter().find(|t| path.strip_prefix('/') == Some(**t)) {
         return several(&state, technique, req).await;
+    }
+    if path == "/ws" {
+        return ws_topics(&state, req).await;
     }
     let Some((kind, name)) = path.trim_start_matches('/').split_once('/') else {
         return not_found();
@@ -320,6 +353,60 @@ async fn several<B>(state: &State, technique: &'static str, req: Request<B>) -> 
             .await
             .map(BodyExt::boxed_unsync),
     };
+    res
+}
+
+/// `GET /ws?topic=a&topic=b`, or `GET /ws` with no topic: the client subscribes by message
+/// (the browser client does, each topic from its own cursor).
+async fn ws_topics<B>(state: &State, req: Request<B>) -> Response<Body> {
+    let query = req.uri().query().unwrap_or("");
+    let topics = if push_http::query_value(query, "topic").is_none() {
+        Vec::new()
+    } else {
+        match push_http::multi::query_topics(req.uri(), "topic", push_http::multi::MAX_TOPICS) {
+            Ok(topics) => topics,
+            Err(reason) => return text(StatusCode::BAD_REQUEST, format!("{reason}\n")),
+        }
+    };
+    count_request("ws");
+    state
+        .ws
+        .respond_topics(&topics, req)
+        .await
+        .map(BodyExt::boxed_unsync)
+}
+
+/// `GET /limits/hold`: an event stream whose one event names the connection it came on and
+/// its protocol, then held open (a comment every 15 s) for at most two minutes, so that a page
+/// opening several sees how many connections a browser gives one origin.
+fn hold<B>(req: &Request<B>) -> Response<Body> {
+    let number = req.extensions().get::<ConnNumber>().map_or(0, |c| c.0);
+    let protocol = match req.version() {
+        http::Version::HTTP_2 => "HTTP/2",
+        _ => "HTTP/1.1",
+    };
+    let first = format!(
+        "retry: 3600000\ndata: {{\"connection\":{number},\"protocol\":\"{protocol}\"}}\n\n"
+    );
+    let (mut tx, body) = http_body_util::channel::Channel::<Bytes>::new(1);
+    // Bounded: a comment every 15 s for two minutes, or until the client is gone.
+    tokio::spawn(async move {
+        if tx.send_data(Bytes::from(first)).await.is_err() {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + LIMITS_HOLD;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_secs(15)).await;
+            if tx.send_data(Bytes::from_static(b":\n\n")).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut res = Response::new(BodyExt::boxed_unsync(body));
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    res.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }
 
@@ -517,58 +604,69 @@ fn h2_config(server: &ServerArgs) -> H2Config {
 
 fn push_policy() -> PushPolicy {
     PushPolicy::new()
-        .push("/", &["/style.css", "/app.js"])
-        .push("/index.html", &["/style.css", "/app.js"])
+        .push("/", &["/style.css", "/app.js", "/client.js"])
+        .push("/index.html", &["/style.css", "/app.js", "/client.js"])
 }
 
 /// Serves one connection until it ends or `/admin/drop` cuts it.
 async fn serve(state: Arc<State>, conn: Conn, tls: Option<tokio_rustls::TlsAcceptor>) {
     metrics::counter!("push_connections_total").increment(1);
+    let number = ConnNumber(state.connections.fetch_add(1, Ordering::Relaxed) + 1);
     let dropped = state.drop_token();
     tokio::select! {
-        () = serve_conn(state, conn, tls) => {}
+        () = serve_conn(state, conn, tls, number) => {}
         () = dropped.cancelled() => {}
     }
 }
 
-/// TLS first when configured (ALPN decides the protocol), otherwise the first bytes do (the
-/// HTTP/2 preface, or an HTTP/1.1 request). Every wait before the first request is under the
+/// The first bytes tell: a TLS handshake when configured (then ALPN decides the protocol), the
+/// HTTP/2 preface, or an HTTP/1.1 request. Every wait before the first request is under the
 /// handshake timeout.
-async fn serve_conn(state: Arc<State>, conn: Conn, tls: Option<tokio_rustls::TlsAcceptor>) {
-    let Some(acceptor) = tls else {
-        return match conn.sniff().await {
-            None => {}
-            Some(Protocol::Http2) => serve_h2(state, conn.stream, &conn.ctx).await,
-            Some(Protocol::Http1) => serve_http1(state, TokioIo::new(conn.stream), &conn.ctx).await,
-        };
+async fn serve_conn(
+    state: Arc<State>,
+    conn: Conn,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    number: ConnNumber,
+) {
+    let acceptor = match (conn.sniff().await, tls) {
+        (None, _) => return,
+        (Some(Protocol::Http2), _) => return serve_h2(state, conn.stream, &conn.ctx, number).await,
+        (Some(Protocol::Tls), Some(acceptor)) => acceptor,
+        (Some(_), _) => {
+            return serve_http1(state, TokioIo::new(conn.stream), &conn.ctx, number).await;
+        }
     };
     let ctx = conn.ctx;
     let Some(Ok(stream)) = ctx.handshake(acceptor.accept(conn.stream)).await else {
         return;
     };
     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-        return serve_h2(state, stream, &ctx).await;
+        return serve_h2(state, stream, &ctx, number).await;
     }
-    serve_http1(state, TokioIo::new(stream), &ctx).await;
+    serve_http1(state, TokioIo::new(stream), &ctx, number).await;
 }
 
-async fn serve_h2<I>(state: Arc<State>, io: I, ctx: &Ctx)
+async fn serve_h2<I>(state: Arc<State>, io: I, ctx: &Ctx, number: ConnNumber)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let h2 = state.h2.clone();
-    let service = move |req| route(state.clone(), req);
+    let service = move |mut req: Request<_>| {
+        req.extensions_mut().insert(number);
+        route(state.clone(), req)
+    };
     // GOAWAY at the stop: an HTTP/2 connection without streams then closes at once.
     ctx.mark_served();
     let conn = h2.serve_connection(io, service);
     server_kit::drive(conn, ctx, |c| c.graceful_shutdown()).await;
 }
 
-async fn serve_http1<I>(state: Arc<State>, io: I, ctx: &Ctx)
+async fn serve_http1<I>(state: Arc<State>, io: I, ctx: &Ctx, number: ConnNumber)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let service = ctx.track(hyper::service::service_fn(move |req| {
+    let service = ctx.track(hyper::service::service_fn(move |mut req: Request<_>| {
+        req.extensions_mut().insert(number);
         let state = state.clone();
         async move { Ok::<_, Infallible>(route(state, req).await) }
     }));
@@ -592,7 +690,8 @@ struct Args {
     /// Do not start the built-in publisher (one event per second to `demo`).
     #[arg(long)]
     no_ticker: bool,
-    /// Serve TLS with a self-signed certificate generated at start (ALPN h2 or http/1.1).
+    /// Also serve TLS on the port, with a self-signed certificate generated at start (ALPN h2
+    /// or http/1.1): `https://` beside `http://`.
     #[arg(long)]
     tls: bool,
     /// Keep topics in Redis Streams at this URL (redis://HOST:PORT), shared by every showcase
@@ -692,8 +791,12 @@ async fn main() -> std::io::Result<()> {
         ))
     };
     let hub = redis.clone().map_or_else(memory, Hub::new);
-    let scheme = if args.tls { "https" } else { "http" };
-    println!("listening on {scheme}://{}/", listener.local_addr()?);
+    let local = listener.local_addr()?;
+    if args.tls {
+        println!("listening on http://{local}/ and https://{local}/");
+    } else {
+        println!("listening on http://{local}/");
+    }
     // Installed before the endpoints are made: they register their meters with it.
     let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
@@ -703,7 +806,11 @@ async fn main() -> std::io::Result<()> {
         .as_deref()
         .map(|secret| Jwt::hs256(secret.as_bytes()).into());
     let (mut poller, mut longpoll, mut sse) = (
-        Poller::new(hub.clone()),
+        // Polled every second: the page shows polling's cost at a pace a person watches.
+        Poller::with_config(
+            hub.clone(),
+            push_poll::PollConfig::default().interval(Duration::from_secs(1)),
+        ),
         LongPoll::new(hub.clone()),
         Sse::new(hub.clone()),
     );
@@ -739,6 +846,8 @@ async fn main() -> std::io::Result<()> {
         dropper: Mutex::new(StopToken::new()),
         token: args.token.clone(),
         authorizer,
+        tls: args.tls,
+        connections: AtomicU64::new(0),
     });
     tokio::spawn(ticker(state.clone()));
     let on_stop = {

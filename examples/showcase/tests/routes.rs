@@ -27,13 +27,19 @@ async fn every_route_answers_with_its_technique() {
 
     // The page and its assets over HTTP/1.1.
     let page = curl(&["-sf", &base]);
-    assert!(page.contains("<script src=\"/app.js\">"), "{page}");
+    assert!(
+        page.contains("<script type=\"module\" src=\"/app.js\">"),
+        "{page}"
+    );
     assert!(curl(&["-sf", &format!("{base}app.js")]).contains("pushPanels"));
+    // The browser client, as push-http exports it.
+    let client = curl(&["-sf", &format!("{base}client.js")]);
+    assert_eq!(client, push_http::browser::CLIENT_JS);
 
     // Over h2c the page comes with 103 Early Hints and its assets pushed.
     let log = nghttp(&["-nv", "-t", "20", &base]);
     assert!(log.contains(":status: 103"), "{log}");
-    assert_eq!(log.matches("recv PUSH_PROMISE frame").count(), 2, "{log}");
+    assert_eq!(log.matches("recv PUSH_PROMISE frame").count(), 3, "{log}");
 
     // Poll and long-poll from the first cursor: the second event.
     let poll = curl(&["-sf", &format!("{base}poll/demo?since={first}")]);
@@ -130,12 +136,19 @@ async fn with_tls_alpn_chooses_http2_with_push_or_http1() {
         return;
     }
     let example = Example::start_with(env!("CARGO_BIN_EXE_showcase"), &["--no-ticker", "--tls"]);
-    let base = example.base.clone();
-    assert!(base.starts_with("https://"), "{base}");
-    // ALPN h2: the page with 103 and its assets pushed.
+    // The port speaks TLS and plain HTTP alike: the first byte tells.
+    let plain = example.base.clone();
+    assert!(plain.starts_with("http://"), "{plain}");
+    let base = format!("https://{}/", example.addr());
+    let out = Command::new("curl")
+        .args(["-sf", "-o", "/dev/null", "-w", "%{http_version}", &plain])
+        .output()
+        .expect("curl is installed (Debian package curl)");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1.1");
+    // ALPN h2: the page with 103 and its assets pushed (style, app and client).
     let log = nghttp(&["-nv", "-t", "20", &base]);
     assert!(log.contains(":status: 103"), "{log}");
-    assert_eq!(log.matches("recv PUSH_PROMISE frame").count(), 2, "{log}");
+    assert_eq!(log.matches("recv PUSH_PROMISE frame").count(), 3, "{log}");
     // ALPN http/1.1 (the certificate is self-signed: -k).
     let out = Command::new("curl")
         .args([
