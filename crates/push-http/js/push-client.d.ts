@@ -57,7 +57,7 @@ export interface FollowOptions {
   storage?: Pick<Storage, "getItem" | "setItem"> | null;
   /** The storage key; default `push:` and the topics joined by commas. */
   storageKey?: string;
-  /** Cursors to start from, by topic (they win over stored ones). */
+  /** Cursors to start from, by topic, where storage holds none. */
   cursors?: Record<string, string>;
   /** A bearer token, or a function giving a fresh one at each connection. */
   token?: string | (() => string | null) | null;

@@ -157,7 +157,8 @@ export class Follower {
       stored = null;
     }
     for (const t of this.topics) {
-      const c = (given && given[t]) ?? (stored && stored[t]);
+      // Storage is newer than what the page was built with: it wins.
+      const c = (stored && stored[t]) ?? (given && given[t]);
       if (typeof c === "string" && c !== "") this.cursors[t] = c;
     }
   }
