@@ -9,6 +9,10 @@
 //! | `GET /stream/{topic}?since=C` | push-stream |
 //! | `GET /ws/{topic}?since=C` | push-ws (HTTP/1.1 upgrade) |
 //! | `POST /topics/{topic}` | push-http's `Publisher`: publishes the body, answers `{"id":"CURSOR"}` |
+//! | `GET /sse?topic=a&topic=b`, `/stream`, `/poll`, `/longpoll` alike | several topics, one combined cursor (`respond_topics`) |
+//! | `GET /ws` | push-ws with the topics subscribed by message |
+//! | `GET /client.js` | push-http's browser client, which speaks the two rows above |
+//! | `GET /?topic=T&transport=ws&since=C` | a page following `T` with the client (`ws`, `sse`, `stream`, `longpoll`, `poll`), from `C` when given |
 //!
 //! `{topic}` is a `push_core::Topic` extracted by axum's `Path` (push-core's `serde` feature):
 //! an invalid name is answered `400` before any handler runs. SIGTERM or Ctrl-C closes the hub,
@@ -77,6 +81,89 @@ async fn ws(State(app): State<App>, Path(topic): Path<Topic>, req: Request) -> i
     app.ws.respond(&topic, req).await
 }
 
+/// `?topic=a&topic=b` (at most 16): the topics of a several-topics route.
+fn topics(req: &Request) -> Result<Vec<Topic>, (StatusCode, String)> {
+    push_http::multi::query_topics(req.uri(), "topic", push_http::multi::MAX_TOPICS)
+        .map_err(|reason| (StatusCode::BAD_REQUEST, reason))
+}
+
+async fn sse_topics(State(app): State<App>, req: Request) -> axum::response::Response {
+    match topics(&req) {
+        Ok(topics) => app.sse.respond_topics(&topics, req).await.into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+async fn stream_topics(State(app): State<App>, req: Request) -> axum::response::Response {
+    match topics(&req) {
+        Ok(topics) => app
+            .stream
+            .respond_topics(&topics, req)
+            .await
+            .into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+async fn poll_topics(State(app): State<App>, req: Request) -> axum::response::Response {
+    match topics(&req) {
+        Ok(topics) => app.poll.respond_topics(&topics, req).await.into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+async fn longpoll_topics(State(app): State<App>, req: Request) -> axum::response::Response {
+    match topics(&req) {
+        Ok(topics) => app
+            .longpoll
+            .respond_topics(&topics, req)
+            .await
+            .into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// A WebSocket whose client subscribes by message (the browser client does).
+async fn ws_bare(State(app): State<App>, req: Request) -> impl IntoResponse {
+    app.ws.respond_topics(&[], req).await
+}
+
+async fn client_js() -> axum::response::Response {
+    push_http::browser::client_js_response::<axum::body::Body>()
+}
+
+/// The page: follows `?topic=` (default `news`) with `?transport=` (default: WebSocket, then
+/// SSE, then long polling), from `?since=` when given, and lists what arrives.
+const PAGE: &str = r#"<!doctype html>
+<meta charset="utf-8">
+<title>push with axum</title>
+<p id="status">connecting…</p>
+<ol id="events"></ol>
+<script type="module">
+import { follow } from "/client.js";
+const q = new URLSearchParams(location.search);
+const transport = q.get("transport");
+window.got = [];
+const topic = q.get("topic") || "news";
+window.sub = follow(topic, {
+  transports: transport ? [transport] : ["ws", "sse", "longpoll"],
+  cursors: q.get("since") ? { [topic]: q.get("since") } : {},
+  storage: sessionStorage,
+  onevent: (e) => {
+    window.got.push(e.data);
+    const li = document.createElement("li");
+    li.textContent = typeof e.data === "string" ? e.data : JSON.stringify(e.data);
+    document.getElementById("events").append(li);
+  },
+  onstatus: (s) => { document.getElementById("status").textContent = `${s.state} (${s.transport})`; },
+});
+</script>
+"#;
+
+async fn page() -> axum::response::Html<&'static str> {
+    axum::response::Html(PAGE)
+}
+
 async fn publish(
     State(app): State<App>,
     Path(topic): Path<Topic>,
@@ -104,6 +191,13 @@ fn router(hub: Hub) -> Router {
         .route("/stream/{topic}", get(stream))
         .route("/ws/{topic}", get(ws))
         .route("/topics/{topic}", post(publish))
+        .route("/sse", get(sse_topics))
+        .route("/stream", get(stream_topics))
+        .route("/poll", any(poll_topics))
+        .route("/longpoll", any(longpoll_topics))
+        .route("/ws", get(ws_bare))
+        .route("/client.js", get(client_js))
+        .route("/", get(page))
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such route\n") })
         .with_state(app)
 }
