@@ -377,11 +377,18 @@ pub struct RedisServer {
     /// The port it listens on, on 127.0.0.1.
     pub port: u16,
     dir: TempDir,
+    /// More `redis-server` arguments (cluster mode, say).
+    extra: Vec<String>,
 }
 
 impl RedisServer {
     /// Starts one, or `None` when `redis-server` is missing and skipping is allowed.
     pub fn start() -> Option<Self> {
+        Self::start_with(&[])
+    }
+
+    /// [`start`](Self::start) with more `redis-server` arguments.
+    pub fn start_with(extra: &[&str]) -> Option<Self> {
         if !require("redis-server", "redis-server") {
             return None;
         }
@@ -393,6 +400,7 @@ impl RedisServer {
             child: None,
             port,
             dir: TempDir::new("redis"),
+            extra: extra.iter().map(|a| (*a).to_owned()).collect(),
         };
         server.restart();
         Some(server)
@@ -427,6 +435,7 @@ impl RedisServer {
                 "always",
             ])
             .args(["--daemonize", "no", "--protected-mode", "yes"])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -457,6 +466,109 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A Redis Cluster of `redis-server` processes on loopback: `masters` masters with one replica
+/// each (`cluster-enabled yes`, made by `redis-cli --cluster create`), a one-second node timeout
+/// so that a failover takes a few seconds; killed on drop.
+#[derive(Debug)]
+pub struct RedisCluster {
+    /// Every node, masters first as created (roles change with failovers).
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts one and waits until every node says `cluster_state:ok`, or `None` when
+    /// `redis-server` is missing and skipping is allowed.
+    pub fn start(masters: usize) -> Option<Self> {
+        if !require("redis-cli", "redis-tools") {
+            return None;
+        }
+        let mut nodes = Vec::new();
+        for _ in 0..masters * 2 {
+            nodes.push(RedisServer::start_with(&[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-node-timeout",
+                "1000",
+                "--cluster-config-file",
+                "nodes.conf",
+            ])?);
+        }
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .expect("redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let cluster = Self { nodes };
+        cluster.wait_ok();
+        Some(cluster)
+    }
+
+    /// `redis://127.0.0.1:PORT` of every node, as seeds.
+    pub fn seeds(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// Waits until every running node reports `cluster_state:ok` and agrees on a master for
+    /// every slot (after a start or a failover).
+    pub fn wait_ok(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let ok = self
+                .nodes
+                .iter()
+                .filter(|n| n.child.is_some())
+                .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"));
+            if ok {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the cluster did not reach cluster_state:ok"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The nodes that are masters now (`ROLE`).
+    pub fn masters(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| {
+                self.nodes[i].child.is_some()
+                    && self.nodes[i].cli(&["ROLE"]).lines().next() == Some("master")
+            })
+            .collect()
+    }
+
+    /// Client connections over every running node (`CLIENT LIST`), less redis-cli's own.
+    pub fn client_count(&self) -> usize {
+        self.nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .map(|n| {
+                n.cli(&["CLIENT", "LIST"])
+                    .lines()
+                    // Not redis-cli itself, nor replication links (flags S and M).
+                    .filter(|l| {
+                        !l.contains("cmd=client")
+                            && !l.contains("flags=S")
+                            && !l.contains("flags=M")
+                    })
+                    .count()
+            })
+            .sum()
     }
 }
 

@@ -94,6 +94,8 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "cluster")]
+mod cluster;
 mod stream;
 
 use std::collections::HashMap;
@@ -263,6 +265,53 @@ pub struct ReaderHealth {
     pub lag_ms: u64,
 }
 
+/// How a hub reaches Redis: one server, or a cluster.
+enum Mode {
+    Single(redis::Client),
+    #[cfg(feature = "cluster")]
+    Cluster(Arc<cluster::Cluster>),
+}
+
+/// The connection for commands (everything but the readers' blocking reads), which routes
+/// each command to the node of its key in a cluster.
+#[derive(Clone)]
+enum Commands {
+    Single(ConnectionManager),
+    #[cfg(feature = "cluster")]
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Commands {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            #[cfg(feature = "cluster")]
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            #[cfg(feature = "cluster")]
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            #[cfg(feature = "cluster")]
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 /// Topics shared through Redis Streams; see the crate docs.
 ///
 /// Cheap to clone. Must be created inside a Tokio runtime (readers are tasks).
@@ -280,8 +329,8 @@ impl std::fmt::Debug for RedisHub {
 }
 
 struct Inner {
-    client: redis::Client,
-    commands: ConnectionManager,
+    mode: Mode,
+    commands: Commands,
     config: RedisConfig,
     publish: redis::Script,
     head: redis::Script,
@@ -385,13 +434,70 @@ impl RedisHub {
         let commands = ConnectionManager::new_with_config(client.clone(), manager)
             .await
             .map_err(RedisError::connect)?;
+        Ok(Self::with(
+            Mode::Single(client),
+            Commands::Single(commands),
+            config,
+        ))
+    }
+
+    /// Connects to a Redis Cluster through `seeds` (`redis://host:port` of one or more of its
+    /// nodes; the first one's settings, such as a password, serve every node).
+    ///
+    /// The redis crate's cluster client routes every command to the node of its key and
+    /// follows `MOVED` and `ASK`. Each topic's stream carries the hash tag of one of
+    /// [`RedisConfig::readers`] groups (set the same on every process), spread over the slot
+    /// space; each group's reader holds one connection to the master of its slot, found with
+    /// `CLUSTER SLOTS` whenever it connects.
+    ///
+    /// # Errors
+    ///
+    /// [`RedisError::Connect`] when a seed is invalid or no node can be reached.
+    #[cfg(feature = "cluster")]
+    pub async fn connect_cluster(seeds: &[&str], config: RedisConfig) -> Result<Self, RedisError> {
+        use redis::IntoConnectionInfo as _;
+        let infos = seeds
+            .iter()
+            .map(|seed| seed.into_connection_info())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(RedisError::connect)?;
+        let seed = infos
+            .first()
+            .cloned()
+            .ok_or_else(|| RedisError::Connect("no cluster seed".to_owned()))?;
+        let client = redis::cluster::ClusterClientBuilder::new(infos)
+            .connection_timeout(config.connect_timeout)
+            .response_timeout(config.response_timeout)
+            .build()
+            .map_err(RedisError::connect)?;
+        let commands = client
+            .get_async_connection()
+            .await
+            .map_err(RedisError::connect)?;
+        let cluster = cluster::Cluster {
+            seed,
+            tags: cluster::tags(config.readers),
+        };
+        Ok(Self::with(
+            Mode::Cluster(Arc::new(cluster)),
+            Commands::Cluster(commands),
+            config,
+        ))
+    }
+
+    fn with(mode: Mode, commands: Commands, config: RedisConfig) -> Self {
         let (shutdown, _) = watch::channel(false);
-        Ok(Self {
+        Self {
             inner: Arc::new(Inner {
-                client,
+                mode,
                 commands,
                 shards: (0..config.readers.max(1))
-                    .map(|_| Arc::new(Shard::default()))
+                    .map(|index| {
+                        Arc::new(Shard {
+                            index,
+                            ..Shard::default()
+                        })
+                    })
                     .collect(),
                 config,
                 publish: stream::publish_script(),
@@ -404,7 +510,7 @@ impl RedisHub {
                 published: AtomicU64::new(0),
                 health: Arc::default(),
             }),
-        })
+        }
     }
 
     /// The settings in force.
@@ -413,10 +519,20 @@ impl RedisHub {
         &self.inner.config
     }
 
-    /// The stream key of `topic`.
+    /// The stream key of `topic`: `{key_prefix}{topic}` on one server; in a cluster
+    /// `{key_prefix}{TAG}{topic}`, with the hash tag of the topic's reader group.
     #[must_use]
     pub fn key(&self, topic: &Topic) -> String {
-        format!("{}{}", self.inner.config.key_prefix, topic.as_str())
+        match &self.inner.mode {
+            Mode::Single(_) => format!("{}{}", self.inner.config.key_prefix, topic.as_str()),
+            #[cfg(feature = "cluster")]
+            Mode::Cluster(cluster) => format!(
+                "{}{{{}}}{}",
+                self.inner.config.key_prefix,
+                cluster.tags[cluster::group(topic, cluster.tags.len())],
+                topic.as_str()
+            ),
+        }
     }
 
     /// Connection health, for metrics.
@@ -868,6 +984,12 @@ impl Backend for RedisHub {
 /// of topics; a topic belongs to the one its name hashes to.
 #[derive(Default)]
 struct Shard {
+    /// Its place among the hub's shards (in a cluster, its hash-tag group).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    index: usize,
+    /// In a cluster, the node its reader is connected to, for `CLIENT UNBLOCK`.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    node: Mutex<Option<(String, u16)>>,
     /// The topics followed, by stream key: the entry, and the id read up to.
     entries: Mutex<HashMap<String, (Arc<TopicEntry>, Cursor)>>,
     /// Set when `entries` changed, so that the reader reads again with the new set.
@@ -933,15 +1055,8 @@ impl RedisHub {
                     return;
                 }
                 let id = shard.client_id.load(Ordering::Acquire);
-                if id != 0 {
-                    let unblocked: Result<i64, _> = redis::cmd("CLIENT")
-                        .arg("UNBLOCK")
-                        .arg(id)
-                        .query_async(&mut conn)
-                        .await;
-                    if unblocked.is_ok_and(|n| n == 1) {
-                        return;
-                    }
+                if id != 0 && unblock(&mut conn, &shard, id).await {
+                    return;
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
@@ -949,8 +1064,40 @@ impl RedisHub {
     }
 }
 
+/// `CLIENT UNBLOCK id` on the reader's node; whether it unblocked a client.
+async fn unblock(conn: &mut Commands, shard: &Shard, id: i64) -> bool {
+    let _ = shard;
+    let mut cmd = redis::cmd("CLIENT");
+    cmd.arg("UNBLOCK").arg(id);
+    let reply: Result<Value, redis::RedisError> = match conn {
+        Commands::Single(c) => cmd.query_async(c).await,
+        #[cfg(feature = "cluster")]
+        Commands::Cluster(c) => {
+            let node = shard
+                .node
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            let Some((host, port)) = node else {
+                return false;
+            };
+            let routing = redis::cluster_routing::RoutingInfo::SingleNode(
+                redis::cluster_routing::SingleNodeRoutingInfo::ByAddress { host, port },
+            );
+            c.route_command(cmd, routing).await
+        }
+    };
+    matches!(reply, Ok(Value::Int(1)))
+}
+
 fn shard_of<'a>(inner: &'a Inner, topic: &Topic) -> &'a Arc<Shard> {
     use std::hash::{Hash as _, Hasher as _};
+    // In a cluster, a reader follows one hash-tag group: its streams share a slot, which one
+    // XREAD needs.
+    #[cfg(feature = "cluster")]
+    if let Mode::Cluster(_) = inner.mode {
+        return &inner.shards[cluster::group(topic, inner.shards.len())];
+    }
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     topic.as_str().hash(&mut hasher);
     let n = inner.shards.len().max(1);
@@ -985,10 +1132,16 @@ async fn run_shard(hub: &Weak<Inner>, shard: &Arc<Shard>, shutdown: &mut watch::
         let connection = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.block + config.response_timeout));
-        let client = inner.client.clone();
+        let client = reader_client(&inner, shard);
         drop(inner);
+        let conn = async {
+            client
+                .await?
+                .get_multiplexed_async_connection_with_config(&connection)
+                .await
+        };
         let conn = tokio::select! {
-            conn = client.get_multiplexed_async_connection_with_config(&connection) => conn,
+            conn = conn => conn,
             _ = shutdown.wait_for(|closed| *closed) => break,
         };
         let Some(inner) = hub.upgrade() else { return };
@@ -1027,6 +1180,41 @@ async fn run_shard(hub: &Weak<Inner>, shard: &Arc<Shard>, shutdown: &mut watch::
 enum Stop {
     Done,
     Reconnect,
+}
+
+/// The client a shard's reader connects with: the server, or in a cluster the master that
+/// serves the shard's slot now, asked of the cluster at each connection, so that a reader
+/// follows a failover or a moved slot when it reconnects.
+fn reader_client(
+    inner: &Inner,
+    shard: &Arc<Shard>,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<redis::Client, redis::RedisError>> + Send>,
+> {
+    let _ = shard;
+    match (&inner.mode, &inner.commands) {
+        (Mode::Single(client), _) => {
+            let client = client.clone();
+            Box::pin(async move { Ok(client) })
+        }
+        #[cfg(feature = "cluster")]
+        (Mode::Cluster(cluster), Commands::Cluster(commands)) => {
+            let (cluster, mut commands, shard) = (cluster.clone(), commands.clone(), shard.clone());
+            Box::pin(async move {
+                let slot = cluster.group_slot(shard.index);
+                let (client, node) = cluster.node(&mut commands, slot).await?;
+                *shard.node.lock().unwrap_or_else(PoisonError::into_inner) = Some(node);
+                Ok(client)
+            })
+        }
+        #[cfg(feature = "cluster")]
+        (Mode::Cluster(_), Commands::Single(_)) => Box::pin(async {
+            Err(redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "a cluster hub without a cluster connection",
+            )))
+        }),
+    }
 }
 
 /// Counts a shard's working connection while alive.
