@@ -452,6 +452,13 @@ impl RedisServer {
         }
     }
 
+    /// The end of its log file (`--logfile redis.log`), if it has one.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.dir.0.join("redis.log")).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
     /// Runs `redis-cli` against it and returns what it printed (empty when it fails).
     pub fn cli(&self, args: &[&str]) -> String {
         Command::new("redis-cli")
@@ -470,8 +477,8 @@ impl Drop for RedisServer {
 }
 
 /// A Redis Cluster of `redis-server` processes on loopback: `masters` masters with one replica
-/// each (`cluster-enabled yes`, made by `redis-cli --cluster create`), a one-second node timeout
-/// so that a failover takes a few seconds; killed on drop.
+/// each (`cluster-enabled yes`, made by `redis-cli --cluster create`), a short node timeout
+/// (a second) so that a failover takes a few seconds; killed on drop.
 #[derive(Debug)]
 pub struct RedisCluster {
     /// Every node, masters first as created (roles change with failovers).
@@ -494,6 +501,14 @@ impl RedisCluster {
                 "1000",
                 "--cluster-config-file",
                 "nodes.conf",
+                // A node that comes back resynchronises from its master: no disk writes.
+                "--appendonly",
+                "no",
+                "--logfile",
+                "redis.log",
+                // Replicas synchronise at once (the default waits 5 s for more replicas).
+                "--repl-diskless-sync-delay",
+                "0",
             ])?);
         }
         let addresses: Vec<String> = nodes
@@ -521,16 +536,18 @@ impl RedisCluster {
         self.nodes.iter().map(RedisServer::url).collect()
     }
 
-    /// Waits until every running node reports `cluster_state:ok` and agrees on a master for
-    /// every slot (after a start or a failover).
+    /// Waits until every running node reports `cluster_state:ok` and every running replica
+    /// is in sync with its master (after a start or a failover): only a replica in sync can
+    /// take over.
     pub fn wait_ok(&self) {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let ok = self
-                .nodes
-                .iter()
-                .filter(|n| n.child.is_some())
-                .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"));
+            let ok = self.nodes.iter().filter(|n| n.child.is_some()).all(|n| {
+                let replication = n.cli(&["INFO", "replication"]);
+                n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok")
+                    && (replication.contains("role:master")
+                        || replication.contains("master_link_status:up"))
+            });
             if ok {
                 return;
             }

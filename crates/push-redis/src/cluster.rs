@@ -6,6 +6,12 @@
 //! tag is picked so that its slot lies in the group's `1/n` of the slot space: the groups
 //! spread over the masters as the slots do, and one reader per group follows all its topics
 //! on one connection to the node that serves the slot.
+//!
+//! What a client may be handed is what survives a failover: readers read a replica of the
+//! slot's master (the master when it has none), head reads go to that replica too, and with
+//! [`RedisConfig::wait_replicas`](crate::RedisConfig::wait_replicas) a publish is
+//! acknowledged once a replica has it. So the replica promoted when a master dies holds every
+//! event any client saw, and the next publish follows them without reusing a cursor.
 
 use push_core::Topic;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
@@ -26,6 +32,16 @@ pub(crate) struct Cluster {
 /// `{hash tag}` when it has one; topic names have no braces, and tags are whole keys here).
 pub(crate) fn slot(key: &[u8]) -> usize {
     usize::from(crc16::State::<crc16::XMODEM>::calculate(key)) % SLOTS
+}
+
+/// The slot of a stream key: of its `{hash tag}` when it has one.
+pub(crate) fn key_slot(key: &str) -> usize {
+    let tag = key
+        .split_once('{')
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .map(|(tag, _)| tag)
+        .filter(|tag| !tag.is_empty());
+    slot(tag.unwrap_or(key).as_bytes())
 }
 
 /// The group of `topic` among `n`: where its name's slot falls in `n` equal parts of the slot
@@ -54,7 +70,8 @@ impl Cluster {
         self.tags.get(i).map_or(0, |tag| slot(tag.as_bytes()))
     }
 
-    /// The master serving `slot` now, asked of any node (`CLUSTER SLOTS`), as a client.
+    /// The node a reader of `slot` reads now, asked of any node (`CLUSTER SLOTS`): a replica
+    /// of the slot's master, or the master when it has none; as a client.
     pub(crate) async fn node(
         &self,
         commands: &mut redis::cluster_async::ClusterConnection,
@@ -66,7 +83,7 @@ impl Cluster {
                 RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
             )
             .await?;
-        let (host, port) = master_of(&reply, slot).ok_or_else(|| {
+        let (host, port) = reader_of(&reply, slot).ok_or_else(|| {
             RedisError::from((
                 redis::ErrorKind::Client,
                 "no node serves the slot",
@@ -89,9 +106,67 @@ impl Cluster {
     }
 }
 
-/// The master's address for `slot` in a `CLUSTER SLOTS` reply: `[[start, end, [host, port,
-/// id, …], replicas…], …]`.
-fn master_of(reply: &Value, slot: usize) -> Option<(String, u16)> {
+/// Waits until a replica of `key`'s master holds entry `id` with this `data` (read back with
+/// `XRANGE`), for at most `timeout`; the reason when it does not.
+pub(crate) async fn read_back(
+    conn: &mut redis::cluster_async::ClusterConnection,
+    key: &str,
+    id: &[u8],
+    data: &[u8],
+    timeout: std::time::Duration,
+) -> Result<(), String> {
+    use redis::cluster_routing::{Route, SlotAddr};
+    let slot = u16::try_from(key_slot(key)).unwrap_or(0);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        let mut cmd = redis::cmd("XRANGE");
+        cmd.arg(key).arg(id).arg(id);
+        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
+            slot,
+            SlotAddr::ReplicaRequired,
+        )));
+        match conn.route_command(cmd, route).await {
+            Ok(reply) if holds(&reply, data) => return Ok(()),
+            Ok(Value::Array(entries)) if !entries.is_empty() => {
+                return Err(
+                    "another event holds its id on the replica: publish it again".to_owned(),
+                );
+            }
+            _ => {}
+        }
+        if tokio::time::Instant::now() + pause > deadline {
+            return Err(format!(
+                "no replica holds it after {timeout:?}; it may still be stored: retry with its idempotency key"
+            ));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Whether an `XRANGE` reply of one entry has `data` in its `data` field.
+fn holds(reply: &Value, data: &[u8]) -> bool {
+    let Value::Array(entries) = reply else {
+        return false;
+    };
+    let Some(Value::Array(entry)) = entries.first() else {
+        return false;
+    };
+    let Some(Value::Array(fields)) = entry.get(1) else {
+        return false;
+    };
+    fields.chunks(2).any(|pair| match pair {
+        [Value::BulkString(name), Value::BulkString(value)] => {
+            name.as_slice() == crate::stream::DATA.as_bytes() && value.as_slice() == data
+        }
+        _ => false,
+    })
+}
+
+/// The address to read `slot` at in a `CLUSTER SLOTS` reply (`[[start, end, [host, port, id,
+/// …], replicas…], …]`): its first replica, else its master.
+fn reader_of(reply: &Value, slot: usize) -> Option<(String, u16)> {
     let Value::Array(ranges) = reply else {
         return None;
     };
@@ -107,15 +182,15 @@ fn master_of(reply: &Value, slot: usize) -> Option<(String, u16)> {
         if !(start..=end).contains(&slot) {
             return None;
         }
-        let Value::Array(master) = parts.get(2)? else {
+        let Value::Array(node) = parts.get(3).or_else(|| parts.get(2))? else {
             return None;
         };
-        let host = match master.first()? {
+        let host = match node.first()? {
             Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
             Value::SimpleString(s) => s.clone(),
             _ => return None,
         };
-        let port = u16::try_from(int(master.get(1)?)?).ok()?;
+        let port = u16::try_from(int(node.get(1)?)?).ok()?;
         Some((host, port))
     })
 }
@@ -143,6 +218,8 @@ mod tests {
                 "{tag}: {s}"
             );
         }
+        assert_eq!(key_slot("push:{g3-1}chat"), slot(b"g3-1"));
+        assert_eq!(key_slot("push:chat"), slot(b"push:chat"));
         let topic = Topic::new("chat").unwrap();
         assert!(group(&topic, 16) < 16);
         assert_eq!(group(&topic, 1), 0);

@@ -132,8 +132,15 @@ pub struct RedisConfig {
     /// The longest delay between a reader's reconnection attempts.
     pub backoff_max: Duration,
     /// The most reader connections of a process, whatever its number of topics: each follows
-    /// the topics whose names hash to it with one `XREAD BLOCK` over all their streams.
+    /// the topics whose names hash to it with one `XREAD BLOCK` over all their streams. In a
+    /// cluster, also the number of hash-tag groups, which must be the same on every process.
     pub readers: usize,
+    /// Replicas that must hold a publish before it is acknowledged (`WAIT`); 0 (the default)
+    /// acknowledges once the master has it, which a failover can lose.
+    pub wait_replicas: usize,
+    /// How long a publish waits for [`wait_replicas`](Self::wait_replicas); past it the
+    /// publish fails (it may still be stored: retry it with its idempotency key).
+    pub wait_timeout: Duration,
 }
 
 impl Default for RedisConfig {
@@ -148,6 +155,8 @@ impl Default for RedisConfig {
             backoff_min: Duration::from_millis(50),
             backoff_max: Duration::from_secs(2),
             readers: 4,
+            wait_replicas: 0,
+            wait_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -178,6 +187,14 @@ impl RedisConfig {
     #[must_use]
     pub fn readers(mut self, n: usize) -> Self {
         self.readers = n.max(1);
+        self
+    }
+
+    /// Sets [`wait_replicas`](Self::wait_replicas) and [`wait_timeout`](Self::wait_timeout).
+    #[must_use]
+    pub fn wait_replicas(mut self, replicas: usize, timeout: Duration) -> Self {
+        self.wait_replicas = replicas;
+        self.wait_timeout = timeout;
         self
     }
 
@@ -263,6 +280,9 @@ pub struct ReaderHealth {
     /// How old the newest event of its latest read was when read, in milliseconds: how far
     /// behind the streams it runs (publish time to read, clocks of two machines allowing).
     pub lag_ms: u64,
+    /// In a cluster, the node it reads (`host:port`): a replica of its slot's master, or the
+    /// master while it has none.
+    pub node: Option<String>,
 }
 
 /// How a hub reaches Redis: one server, or a cluster.
@@ -465,7 +485,9 @@ impl RedisHub {
             .first()
             .cloned()
             .ok_or_else(|| RedisError::Connect("no cluster seed".to_owned()))?;
+        // Read-only commands (a resume's history) go to replicas, as the readers do.
         let client = redis::cluster::ClusterClientBuilder::new(infos)
+            .read_routing_strategy(redis::cluster_read_routing::RandomReplicaStrategy)
             .connection_timeout(config.connect_timeout)
             .response_timeout(config.response_timeout)
             .build()
@@ -563,6 +585,12 @@ impl RedisHub {
                     topics: s.entries().len(),
                     reconnects: s.reconnects.load(Ordering::Relaxed),
                     lag_ms: s.lag_ms.load(Ordering::Relaxed),
+                    node: s
+                        .node
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .as_ref()
+                        .map(|(host, port)| format!("{host}:{port}")),
                 })
                 .collect(),
         }
@@ -618,6 +646,17 @@ impl RedisHub {
                 return Err(error);
             }
         };
+        if self.inner.config.wait_replicas > 0 {
+            if let Err(e) = self
+                .wait_replicated(&mut conn, &stream_key, &id, event.data())
+                .await
+            {
+                health.publish_errors.fetch_add(1, Ordering::Relaxed);
+                health.publish_failing.store(true, Ordering::Relaxed);
+                health.error(e.to_string());
+                return Err(e);
+            }
+        }
         health.publishes.fetch_add(1, Ordering::Relaxed);
         health.publish_failing.store(false, Ordering::Relaxed);
         self.inner.published.fetch_add(1, Ordering::Relaxed);
@@ -630,6 +669,67 @@ impl RedisHub {
             event,
             published_at,
         )))
+    }
+
+    /// Until [`RedisConfig::wait_replicas`] replicas hold the publish `id` of `key`, or the
+    /// timeout: `WAIT` on the connection that wrote. In a cluster `WAIT` goes to the slot's
+    /// master, which may have changed since the write (a `WAIT` without writes answers at
+    /// once), so the entry is then also read back on a replica, and must be this publish's.
+    async fn wait_replicated(
+        &self,
+        conn: &mut Commands,
+        key: &str,
+        id: &[u8],
+        data: &[u8],
+    ) -> Result<(), Error> {
+        let config = &self.inner.config;
+        let mut cmd = redis::cmd("WAIT");
+        cmd.arg(config.wait_replicas).arg(
+            u64::try_from(config.wait_timeout.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1),
+        );
+        let reply: Result<Value, redis::RedisError> = match conn {
+            Commands::Single(c) => {
+                let _ = (key, id, data);
+                cmd.query_async(c).await
+            }
+            #[cfg(feature = "cluster")]
+            Commands::Cluster(c) => {
+                use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+                let slot = u16::try_from(cluster::key_slot(key)).unwrap_or(0);
+                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                    Route::new(slot, SlotAddr::Master),
+                ));
+                let waited = c.route_command(cmd, route).await;
+                if matches!(waited, Ok(Value::Int(n)) if usize::try_from(n).unwrap_or(0) >= config.wait_replicas)
+                {
+                    cluster::read_back(c, key, id, data, config.wait_timeout)
+                        .await
+                        .map_err(|reason| {
+                            Error::Backend(Box::new(RedisError::Command {
+                                op: "publish",
+                                reason,
+                            }))
+                        })?;
+                }
+                waited
+            }
+        };
+        match reply {
+            Ok(Value::Int(n)) if usize::try_from(n).unwrap_or(0) >= config.wait_replicas => Ok(()),
+            Ok(Value::Int(n)) => Err(Error::Backend(Box::new(RedisError::Command {
+                op: "publish",
+                reason: format!(
+                    "{n} of {} replicas hold it after {:?}; it may still be stored: retry with its idempotency key",
+                    config.wait_replicas, config.wait_timeout
+                ),
+            }))),
+            Ok(other) => Err(Error::Backend(
+                format!("redis WAIT answered {other:?}").into(),
+            )),
+            Err(e) => Err(RedisError::boxed("publish", e)),
+        }
     }
 
     /// The newest id of `key` as a cursor, creating the stream when `create` is set.
@@ -648,6 +748,18 @@ impl RedisHub {
         create: bool,
     ) -> Result<Option<(Cursor, Option<stream::End>)>, Error> {
         let mut conn = self.inner.commands.clone();
+        #[cfg(feature = "cluster")]
+        if let Commands::Cluster(c) = &mut conn {
+            // On a replica: a head handed out must survive a failover. The master only
+            // creates a stream that does not exist yet, and then is read again.
+            let read = Self::replica_head(c, key)
+                .await
+                .map_err(|e| self.read_error("head", e))?;
+            let deleted = matches!(&read, Some((_, end)) if end.as_slice() == b"deleted");
+            if !create || (read.is_some() && !deleted) {
+                return Ok(Self::parse_head(read));
+            }
+        }
         let reply: Option<(Vec<u8>, Vec<u8>)> = self
             .inner
             .head
@@ -656,14 +768,38 @@ impl RedisHub {
             .invoke_async(&mut conn)
             .await
             .map_err(|e| self.read_error("head", e))?;
-        Ok(reply.and_then(|(id, end)| {
+        Ok(Self::parse_head(reply))
+    }
+
+    /// The head script's answer on a replica of `key`'s master (read-only: `EVAL_RO`).
+    #[cfg(feature = "cluster")]
+    async fn replica_head(
+        conn: &mut redis::cluster_async::ClusterConnection,
+        key: &str,
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, redis::RedisError> {
+        use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+        let slot = u16::try_from(cluster::key_slot(key)).unwrap_or(0);
+        let mut cmd = redis::cmd("EVAL_RO");
+        cmd.arg(stream::head_lua()).arg(1).arg(key).arg("0");
+        let route = Route::new(slot, SlotAddr::ReplicaRequired);
+        let reply = conn
+            .route_command(
+                cmd,
+                RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
+            )
+            .await?;
+        redis::from_redis_value(reply).map_err(redis::RedisError::from)
+    }
+
+    fn parse_head(reply: Option<(Vec<u8>, Vec<u8>)>) -> Option<(Cursor, Option<stream::End>)> {
+        reply.and_then(|(id, end)| {
             let end = match end.as_slice() {
                 b"complete" => Some(stream::End::Complete),
                 b"deleted" => Some(stream::End::Deleted),
                 _ => None,
             };
             Some((stream::parse_id(&id)?, end))
-        }))
+        })
     }
 
     async fn do_complete(&self, topic: &Topic) -> Result<Cursor, Error> {
@@ -1251,6 +1387,14 @@ async fn read_connected(
         return Stop::Done;
     };
     let config = inner.config.clone();
+    // In a cluster the reader may be on a replica, which serves reads once told READONLY.
+    #[cfg(feature = "cluster")]
+    if let Mode::Cluster(_) = inner.mode {
+        let readonly: Result<(), _> = redis::cmd("READONLY").query_async(conn).await;
+        if readonly.is_err() {
+            return Stop::Reconnect;
+        }
+    }
     let id: Result<i64, _> = redis::cmd("CLIENT").arg("ID").query_async(conn).await;
     let Ok(id) = id else {
         return Stop::Reconnect;
@@ -1305,6 +1449,9 @@ async fn read_connected(
                 inner.health.events_read.fetch_add(read, Ordering::Relaxed);
             }
         }
+        if inner.closed.load(Ordering::Acquire) {
+            return Stop::Done;
+        }
         // Idle topics leave their shard at least once per block period, even on a busy one.
         if last_sweep.elapsed() >= config.block {
             last_sweep = std::time::Instant::now();
@@ -1315,9 +1462,27 @@ async fn read_connected(
                     shard.remove(&entry);
                 }
             }
-        }
-        if inner.closed.load(Ordering::Acquire) {
-            return Stop::Done;
+            // In a cluster, a reader left on a promoted master moves to its new replica once
+            // there is one: what it hands out must survive the next failover too.
+            #[cfg(feature = "cluster")]
+            if let (Mode::Cluster(cluster), Commands::Cluster(commands)) =
+                (&inner.mode, &inner.commands)
+            {
+                let (cluster, mut commands) = (cluster.clone(), commands.clone());
+                let at = shard
+                    .node
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
+                drop(inner);
+                let now = cluster
+                    .node(&mut commands, cluster.group_slot(shard.index))
+                    .await
+                    .map(|(_, node)| node);
+                if now.is_ok_and(|node| Some(node) != at) {
+                    return Stop::Reconnect;
+                }
+            }
         }
     }
 }

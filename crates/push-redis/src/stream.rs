@@ -118,7 +118,13 @@ return 1"
 /// stream of epoch `E`) and its `end` field (`complete`, `deleted`, or empty), or nil when the
 /// stream does not exist and was not created.
 pub(crate) fn head_script() -> redis::Script {
-    redis::Script::new(&format!(
+    redis::Script::new(&head_lua())
+}
+
+/// The source of [`head_script`], which a replica runs read-only (`EVAL_RO`) when `ARGV[1]` is
+/// not `1`.
+pub(crate) fn head_lua() -> String {
+    format!(
         "{EPOCH_LUA}
 local key = KEYS[1]
 if ARGV[1] == '1' then forget_if_deleted(key) end
@@ -128,7 +134,7 @@ if ARGV[1] ~= '1' then return nil end
 local epoch = fresh_epoch()
 redis.call('XADD', key, 'MAXLEN', '0', epoch .. '-0', '{DATA}', '')
 return {{epoch .. '-0', ''}}"
-    ))
+    )
 }
 
 /// Parses a stream id written by this crate into a cursor. Never panics; `None` for an id with
