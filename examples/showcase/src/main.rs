@@ -40,7 +40,9 @@
 //! With `--redis redis://127.0.0.1:6379` topics live in Redis Streams (push-redis) instead of
 //! this process's memory, so several showcase processes on one Redis share them: publish on
 //! one, subscribe or resume with a cursor on another. `/metrics` then shows the Redis
-//! readers' health too.
+//! readers' health too. `--redis` given twice or more names seeds of a Redis Cluster
+//! (push-redis's `cluster` feature); `--redis-wait-replicas 1` acknowledges a publish once a
+//! replica holds it, so that a failover loses nothing a client was told.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -695,9 +697,13 @@ struct Args {
     #[arg(long)]
     tls: bool,
     /// Keep topics in Redis Streams at this URL (redis://HOST:PORT), shared by every showcase
-    /// process that uses it.
+    /// process that uses it. Given twice or more, the URLs are seeds of a Redis Cluster.
     #[arg(long, value_name = "URL")]
-    redis: Option<String>,
+    redis: Vec<String>,
+    /// With --redis: acknowledge a publish once this many replicas hold it (0: once the
+    /// master has it, which a failover can lose).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    redis_wait_replicas: usize,
     /// The most MiB of events the in-memory hub retains over all topics (push-core's
     /// `HubConfig::max_bytes`); the oldest go first, and their readers get exact gaps.
     #[arg(long, default_value_t = 256, value_name = "MIB")]
@@ -777,13 +783,23 @@ async fn main() -> std::io::Result<()> {
             args.server.addr
         );
     }
-    let redis = match &args.redis {
-        Some(url) => Some(
-            RedisHub::connect(url, RedisConfig::default())
+    let redis_config =
+        RedisConfig::default().wait_replicas(args.redis_wait_replicas, Duration::from_secs(1));
+    let redis = match args.redis.as_slice() {
+        [] => None,
+        [url] => Some(
+            RedisHub::connect(url, redis_config)
                 .await
                 .map_err(|e| std::io::Error::other(format!("--redis {url}: {e}")))?,
         ),
-        None => None,
+        seeds => {
+            let seeds: Vec<&str> = seeds.iter().map(String::as_str).collect();
+            Some(
+                RedisHub::connect_cluster(&seeds, redis_config)
+                    .await
+                    .map_err(|e| std::io::Error::other(format!("--redis (cluster): {e}")))?,
+            )
+        }
     };
     let memory = || {
         Hub::new(MemoryHub::new(

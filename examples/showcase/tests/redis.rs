@@ -1,12 +1,14 @@
 //! Two showcase processes on one Redis (`--redis`): a client subscribes over SSE on A, is cut
 //! off, resumes with its last id on B, and receives exactly what it missed; and when A is
 //! killed (`kill -9`) under SSE and WebSocket clients, they resume on B with their cursors and
-//! miss nothing.
+//! miss nothing. On a Redis Cluster (`--redis` seeds), the master holding a topic is killed
+//! while an SSE client on the other process follows it: after the failover the client has
+//! every event once, in order.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use push_tests::{Example, RedisServer};
+use push_tests::{Example, RedisCluster, RedisServer};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 /// One SSE event as read: its `id:` and `data:`.
@@ -231,4 +233,81 @@ async fn next_sse(
     tokio::time::timeout(Duration::from_secs(20), sse.next())
         .await
         .expect("an SSE event in time")
+}
+
+/// Publishes `body` to `topic` on `base` with `Idempotency-Key: body`, retrying until it is
+/// acknowledged (60 s at most); its cursor.
+async fn publish_retrying(base: &str, topic: &str, body: &str) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = Command::new("curl")
+            .args(["-sf", "-H", &format!("Idempotency-Key: {body}"), "-d", body])
+            .arg(format!("{base}topics/{topic}"))
+            .output()
+            .expect("curl is installed (Debian package curl)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        if out.status.success() {
+            if let Some(id) = text.split('"').nth(3) {
+                return id.to_owned();
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{body} never acknowledged: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_an_sse_client_gets_every_event_across_a_master_failover() {
+    let Some(cluster) = RedisCluster::start(3) else {
+        return;
+    };
+    let mut args = vec![
+        "--no-ticker".to_owned(),
+        "--redis-wait-replicas".to_owned(),
+        "1".to_owned(),
+    ];
+    for seed in cluster.seeds() {
+        args.extend(["--redis".to_owned(), seed]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let a = Example::start_with(env!("CARGO_BIN_EXE_showcase"), &args);
+    let b = Example::start_with(env!("CARGO_BIN_EXE_showcase"), &args);
+    let start = publish_retrying(&a.base, "news", "0").await;
+    let mut client = SseClient::open(&b.base, "/sse/news", Some(&start));
+    let mut cluster = cluster;
+    for n in 1..=20 {
+        publish_retrying(&a.base, "news", &n.to_string()).await;
+        if n == 10 {
+            // The master holding the topic's stream dies; its replica takes over.
+            let holder = cluster
+                .masters()
+                .into_iter()
+                .find(|&m| {
+                    cluster.nodes[m]
+                        .cli(&["--scan", "--pattern", "*news"])
+                        .lines()
+                        .any(|k| k.ends_with("}news"))
+                })
+                .expect("a master holds the stream");
+            cluster.nodes[holder].kill();
+            // Publishes wait for a replica: the new master gets one when the old one returns.
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while cluster.masters().len() < 3 {
+                assert!(std::time::Instant::now() < deadline, "no failover");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            cluster.nodes[holder].restart();
+            cluster.wait_ok();
+        }
+    }
+    let mut got = Vec::new();
+    while got.len() < 20 {
+        got.push(client.next().await.data);
+    }
+    let want: Vec<String> = (1..=20).map(|n| n.to_string()).collect();
+    assert_eq!(got, want);
+    client.cut_off().await;
 }
