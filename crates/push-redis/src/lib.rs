@@ -59,6 +59,27 @@
 //!
 //! Publishes share one multiplexed connection, so concurrent publishes are pipelined.
 //!
+//! # Redis Cluster (feature `cluster`)
+//!
+//! `RedisHub::connect_cluster` takes seeds of a cluster; the redis crate's cluster client
+//! routes every command by key and follows `MOVED` and `ASK`. One `XREAD` may only name keys
+//! of one slot, so a topic's stream is `{key_prefix}{TAG}{topic}`, `TAG` being the hash tag of
+//! one of [`RedisConfig::readers`] groups (set the same on every process): the groups' slots
+//! are spread evenly over the slot space, so over the masters, and one reader per group follows
+//! all its topics on one connection, found with `CLUSTER SLOTS` whenever it connects.
+//!
+//! A failover must not take back what a client saw: Redis replicates asynchronously, and the
+//! replica promoted when a master dies may lack its last writes and reuse their ids. So readers
+//! read a replica of their slot's master (the master only while it has none), new
+//! subscriptions take the head from that replica, and resumes read history from replicas; a
+//! client is only ever handed what the next master will hold. With
+//! [`RedisConfig::wait_replicas`] at 1, a publish is acknowledged only once a replica holds it
+//! (`WAIT`, then read back on a replica), so an acknowledged publish survives the failover too;
+//! one that failed may still be stored, and retrying it with its idempotency key stores it
+//! once. While a slot's master has no replica (after a failover, until the old master comes
+//! back as a replica), its publishes then fail. A failure of the new master within a moment of
+//! the old one (before the readers moved to the new replica) is not covered.
+//!
 //! # Failures
 //!
 //! - Redis unreachable, restarting or the connection dropped: a publish fails with
@@ -90,7 +111,8 @@
 //! | [`RedisConfig::connect_timeout`] | 1 s |
 //! | [`RedisConfig::response_timeout`] | 2 s |
 //! | [`RedisConfig::backoff_min`] / [`backoff_max`](RedisConfig::backoff_max) | 50 ms / 2 s |
-//! | [`RedisConfig::readers`] | 4 reader connections per process |
+//! | [`RedisConfig::readers`] | 4 reader connections per process (in a cluster, also the hash-tag groups) |
+//! | [`RedisConfig::wait_replicas`] / [`wait_timeout`](RedisConfig::wait_timeout) | 0 (acknowledged once the master has it) / 1 s |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
