@@ -299,15 +299,22 @@ async fn redis(plan: &Plan) -> Result<serde_json::Value, String> {
     // Many topics: shared readers against a reader per topic, in the same run. A reader per
     // topic is a connection each: at 10,000 topics on two servers that is past Redis's
     // default `maxclients` (10,000) and this machine's descriptor limit, so it runs at 2,000.
-    let runs: &[(usize, usize)] = if plan.args.quick {
-        &[(200, 4), (200, 200)]
+    // And a cluster (3 masters, 3 replicas, 8 hash-tag groups) on the same load as one server.
+    let runs: &[(usize, usize, bool)] = if plan.args.quick {
+        &[(200, 4, false), (200, 200, false), (200, 8, true)]
     } else {
-        &[(10_000, 4), (2_000, 4), (2_000, 2_000)]
+        &[
+            (10_000, 4, false),
+            (10_000, 8, true),
+            (2_000, 4, false),
+            (2_000, 8, true),
+            (2_000, 2_000, false),
+        ]
     };
     let many_seconds = seconds.clamp(2, 10);
     let mut many = Vec::new();
-    for &(topics, readers) in runs {
-        many.push(redis::many_topics(topics, many_seconds, readers).await?);
+    for &(topics, readers, cluster) in runs {
+        many.push(redis::many_topics(topics, many_seconds, readers, cluster).await?);
     }
     println!("{}", redis::many_topics_markdown(&many, many_seconds));
     Ok(serde_json::json!({

@@ -259,6 +259,8 @@ pub(crate) fn json(rows: &[Figures]) -> serde_json::Value {
 
 /// Many topics on two servers: what one design of reading costs.
 pub(crate) struct ManyTopics {
+    /// On a 3-master, 3-replica cluster rather than one server.
+    pub(crate) cluster: bool,
     /// Reader connections per process.
     pub(crate) readers: usize,
     pub(crate) topics: usize,
@@ -283,21 +285,31 @@ pub(crate) async fn many_topics(
     topics: usize,
     seconds: u64,
     readers: usize,
+    cluster: bool,
 ) -> Result<ManyTopics, String> {
-    let redis = push_tests::RedisServer::start()
-        .ok_or("redis-server is not installed (Debian package redis-server)")?;
+    let missing = "redis-server is not installed (Debian packages redis-server and redis-tools)";
+    let redis = if cluster {
+        Redis::Cluster(push_tests::RedisCluster::start(3).ok_or(missing)?)
+    } else {
+        Redis::Single(push_tests::RedisServer::start().ok_or(missing)?)
+    };
     let config = RedisConfig::default()
         .readers(readers)
         .hub(HubConfig::default().max_topics(topics + 10));
     let connect = || async {
-        RedisHub::connect(&redis.url(), config.clone())
-            .await
-            .map(Hub::new)
-            .map_err(|e| e.to_string())
+        let hub = match &redis {
+            Redis::Single(server) => RedisHub::connect(&server.url(), config.clone()).await,
+            Redis::Cluster(cluster) => {
+                let seeds = cluster.seeds();
+                let seeds: Vec<&str> = seeds.iter().map(String::as_str).collect();
+                RedisHub::connect_cluster(&seeds, config.clone()).await
+            }
+        };
+        hub.map(Hub::new).map_err(|e| e.to_string())
     };
     let servers = [connect().await?, connect().await?];
     let rss_before = rss_kib();
-    let cpu_before = redis_cpu(&redis);
+    let cpu_before = redis.cpu();
     let names: Vec<Topic> = (0..topics)
         .map(|i| Topic::new(&format!("room{i}")).expect("valid"))
         .collect();
@@ -321,8 +333,9 @@ pub(crate) async fn many_topics(
         samples.extend(s);
     }
     let (p50_us, p99_us) = quantiles(&mut samples);
-    let connections = redis.cli(&["CLIENT", "LIST"]).lines().count();
+    let connections = redis.connections();
     Ok(ManyTopics {
+        cluster,
         readers,
         topics,
         delivered,
@@ -330,7 +343,7 @@ pub(crate) async fn many_topics(
         p50_us,
         p99_us,
         connections,
-        redis_cpu_s: redis_cpu(&redis) - cpu_before,
+        redis_cpu_s: redis.cpu() - cpu_before,
         rss_mib: rss_kib().saturating_sub(rss_before) as f64 / 1024.0,
     })
 }
@@ -407,6 +420,30 @@ fn quantiles(samples: &mut [f64]) -> (f64, f64) {
     (at(0.5), at(0.99))
 }
 
+/// One Redis server, or a cluster of them.
+enum Redis {
+    Single(push_tests::RedisServer),
+    Cluster(push_tests::RedisCluster),
+}
+
+impl Redis {
+    /// CPU seconds of every node so far.
+    fn cpu(&self) -> f64 {
+        match self {
+            Self::Single(server) => redis_cpu(server),
+            Self::Cluster(cluster) => cluster.nodes.iter().map(redis_cpu).sum(),
+        }
+    }
+
+    /// Client connections over every node (replication links not counted).
+    fn connections(&self) -> usize {
+        match self {
+            Self::Single(server) => server.cli(&["CLIENT", "LIST"]).lines().count(),
+            Self::Cluster(cluster) => cluster.client_count(),
+        }
+    }
+}
+
 /// Redis's CPU seconds so far (`INFO cpu`: user + system).
 fn redis_cpu(redis: &push_tests::RedisServer) -> f64 {
     redis
@@ -436,17 +473,24 @@ pub(crate) fn many_topics_markdown(rows: &[ManyTopics], seconds: u64) -> String 
     }
     let mut out = format!(
         "## push-redis: many topics on two servers, 2 subscribers each, 1 event per topic per second for {seconds} s\n\n\
-         | topics | readers per server | delivered / expected | p50 | p99 | Redis connections | Redis CPU | RSS growth (both servers) |\n\
-         |---:|---|---:|---:|---:|---:|---:|---:|\n"
+         | topics | Redis | readers per server | delivered / expected | p50 | p99 | Redis connections | Redis CPU | RSS growth (both servers) |\n\
+         |---:|---|---|---:|---:|---:|---:|---:|---:|\n"
     );
     for r in rows {
         let label = if r.readers >= r.topics {
             format!("{} (a reader per topic)", r.readers)
+        } else if r.cluster {
+            format!("{} (shared, one per hash-tag group)", r.readers)
         } else {
             format!("{} (shared)", r.readers)
         };
+        let redis = if r.cluster {
+            "cluster, 3 masters + 3 replicas"
+        } else {
+            "one server"
+        };
         out += &format!(
-            "| {} | {label} | {} / {} | {:.2} ms | {:.2} ms | {} | {:.2} s | {:.1} MiB |\n",
+            "| {} | {redis} | {label} | {} / {} | {:.2} ms | {:.2} ms | {} | {:.2} s | {:.1} MiB |\n",
             r.topics,
             r.delivered,
             r.expected,
@@ -464,6 +508,7 @@ pub(crate) fn many_topics_json(rows: &[ManyTopics]) -> serde_json::Value {
     json!(rows
         .iter()
         .map(|r| json!({
+            "cluster": r.cluster,
             "readers": r.readers,
             "topics": r.topics,
             "delivered": r.delivered,
