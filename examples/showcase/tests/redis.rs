@@ -311,3 +311,101 @@ async fn on_a_cluster_an_sse_client_gets_every_event_across_a_master_failover() 
     assert_eq!(got, want);
     client.cut_off().await;
 }
+
+/// 10,000 active topics over two showcase processes on one Redis, each topic followed on both
+/// (WebSocket clients of 64 topics each, push-ws's per-connection cap): Redis sees a handful of
+/// connections, and every subscriber receives its topic's event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_topics_over_two_showcases_hold_few_redis_connections() {
+    use push_ws::client::{Client, Received};
+    const TOPICS: usize = 10_000;
+    const PER_CLIENT: usize = 64;
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let args = ["--no-ticker", "--redis", url.as_str()];
+    let servers = [
+        Example::start_with(env!("CARGO_BIN_EXE_showcase"), &args),
+        Example::start_with(env!("CARGO_BIN_EXE_showcase"), &args),
+    ];
+    let names: Vec<String> = (0..TOPICS).map(|i| format!("room-{i}")).collect();
+    // Every client subscribes to its 64 topics and waits for their outcomes.
+    let mut clients = Vec::new();
+    for server in &servers {
+        for chunk in names.chunks(PER_CLIENT) {
+            let ws = format!("ws://{}/ws", server.addr());
+            let chunk = chunk.to_vec();
+            clients.push(tokio::spawn(async move {
+                let mut client = Client::connect(&ws).await.expect("connect");
+                for topic in &chunk {
+                    client.subscribe(topic, None).await.expect("subscribe");
+                }
+                let mut pending: std::collections::HashSet<String> =
+                    chunk.iter().cloned().collect();
+                while !pending.is_empty() {
+                    match tokio::time::timeout(Duration::from_secs(60), client.next()).await {
+                        Ok(Ok(Received::Outcome { topic, .. })) => {
+                            pending.remove(&topic);
+                        }
+                        Ok(Ok(_)) => {}
+                        other => panic!("while subscribing: {other:?}"),
+                    }
+                }
+                (client, chunk)
+            }));
+        }
+    }
+    let mut subscribed = Vec::new();
+    for c in clients {
+        subscribed.push(c.await.expect("a client"));
+    }
+    // One event per topic, published by a third server (a RedisHub in this test).
+    let publisher = push_core::Hub::new(
+        push_redis::RedisHub::connect(&url, push_redis::RedisConfig::default())
+            .await
+            .expect("connect"),
+    );
+    let mut tasks = Vec::new();
+    for share in names.chunks(TOPICS / 32) {
+        let (share, publisher) = (share.to_vec(), publisher.clone());
+        tasks.push(tokio::spawn(async move {
+            for name in share {
+                let topic = push_core::Topic::new(&name).unwrap();
+                publisher
+                    .publish(&topic, push_core::NewEvent::text(name.clone()))
+                    .await
+                    .expect("publish");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let connections = redis.cli(&["CLIENT", "LIST"]).lines().count();
+    // Every subscriber, on both servers, receives its topic's event.
+    let mut receivers = Vec::new();
+    for (mut client, chunk) in subscribed {
+        receivers.push(tokio::spawn(async move {
+            let mut pending: std::collections::HashSet<String> = chunk.into_iter().collect();
+            while !pending.is_empty() {
+                match tokio::time::timeout(Duration::from_secs(60), client.next()).await {
+                    Ok(Ok(Received::Event { topic, event })) => {
+                        assert_eq!(event.data, topic.as_bytes(), "{topic}");
+                        assert!(pending.remove(&topic), "{topic} twice");
+                    }
+                    Ok(Ok(_)) => {}
+                    other => panic!("{} events missing: {other:?}", pending.len()),
+                }
+            }
+        }));
+    }
+    for r in receivers {
+        r.await.expect("every event");
+    }
+    eprintln!(
+        "{TOPICS} topics on two servers, 2 subscribers each: {connections} Redis connections"
+    );
+    // Two servers (4 readers and 1 command connection each), this test's publisher, redis-cli.
+    assert!(connections <= 64, "{connections} Redis connections");
+}
