@@ -290,3 +290,85 @@ async fn ten_master_failovers_end_in_the_exact_sequence_for_every_subscriber() {
         topics.len()
     );
 }
+
+/// Slots move to another master (`redis-cli --cluster reshard`, which migrates the streams)
+/// while subscribers follow topics in them: publishing and delivery go on, every event once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_keep_flowing_while_their_slots_move_to_another_master() {
+    let Some(cluster) = RedisCluster::start(3) else {
+        return;
+    };
+    let (a, _) = hub(&cluster).await;
+    let (b, backend_b) = hub(&cluster).await;
+    let topics: Vec<Topic> = (0..200)
+        .map(|i| Topic::new(&format!("moving-{i}")).unwrap())
+        .collect();
+    let mut subs = Vec::new();
+    for topic in &topics {
+        let start = a.publish(topic, NewEvent::text("0")).await.unwrap().id();
+        subs.push(b.subscribe(topic, StartFrom::After(start)).await.unwrap());
+    }
+    let publish = |from: u32, to: u32| {
+        let (a, topics) = (a.clone(), topics.clone());
+        async move {
+            for n in from..=to {
+                for topic in &topics {
+                    // A publish meeting the move may fail; its idempotency key makes the retry
+                    // store it once.
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+                    loop {
+                        let event = NewEvent::text(n.to_string())
+                            .with_idempotency_key(&format!("{}-{n}", topic.as_str()))
+                            .unwrap();
+                        match a.publish(topic, event).await {
+                            Ok(_) => break,
+                            Err(e) => {
+                                assert!(tokio::time::Instant::now() < deadline, "{e}");
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    publish(1, 5).await;
+    // Every slot of the first master (a third of them, so a third of the groups) goes to
+    // another.
+    let masters = cluster.masters();
+    let id = |i: usize| cluster.nodes[i].cli(&["CLUSTER", "MYID"]).trim().to_owned();
+    let (from, to) = (id(masters[0]), id(masters[1]));
+    let mover = std::process::Command::new("redis-cli")
+        .args([
+            "--cluster",
+            "reshard",
+            &format!("127.0.0.1:{}", cluster.nodes[masters[0]].port),
+        ])
+        .args(["--cluster-from", &from, "--cluster-to", &to])
+        .args(["--cluster-slots", "5461", "--cluster-yes"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-cli --cluster reshard");
+    // Publishing goes on during the move and after it.
+    publish(6, 10).await;
+    let status = tokio::task::spawn_blocking(move || {
+        let mut mover = mover;
+        mover.wait()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(status.success(), "the reshard failed");
+    cluster.wait_ok();
+    publish(11, 15).await;
+    let want: Vec<String> = (1..=15).map(|n| n.to_string()).collect();
+    for (topic, sub) in topics.iter().zip(&mut subs) {
+        assert_eq!(take(sub, 15).await, want, "{}", topic.as_str());
+    }
+    let health = backend_b.health();
+    assert!(
+        health.shards.iter().any(|s| s.reconnects > 0),
+        "a reader followed its slot: {health:?}"
+    );
+}

@@ -1284,6 +1284,9 @@ async fn shard_loop(hub: Weak<Inner>, shard: Arc<Shard>, mut shutdown: watch::Re
 /// on failure; returns when the hub closes or is dropped, or once the shard follows nothing.
 async fn run_shard(hub: &Weak<Inner>, shard: &Arc<Shard>, shutdown: &mut watch::Receiver<bool>) {
     let mut attempt = 0u32;
+    // Whether the connection was lost (a read failed), so that the next one is a reconnect
+    // even when it succeeds at once.
+    let mut lost = false;
     loop {
         let Some(inner) = hub.upgrade() else { return };
         let config = inner.config.clone();
@@ -1322,7 +1325,7 @@ async fn run_shard(hub: &Weak<Inner>, shard: &Arc<Shard>, shutdown: &mut watch::
                 }
             }
         };
-        if attempt > 0 {
+        if attempt > 0 || lost {
             inner.health.reconnects.fetch_add(1, Ordering::Relaxed);
             shard.reconnects.fetch_add(1, Ordering::Relaxed);
         }
@@ -1330,7 +1333,7 @@ async fn run_shard(hub: &Weak<Inner>, shard: &Arc<Shard>, shutdown: &mut watch::
         drop(inner);
         match read_connected(hub, shard, &mut conn, shutdown).await {
             Stop::Done => break,
-            Stop::Reconnect => {}
+            Stop::Reconnect => lost = true,
         }
     }
 }
