@@ -372,3 +372,45 @@ async fn topics_keep_flowing_while_their_slots_move_to_another_master() {
         "a reader followed its slot: {health:?}"
     );
 }
+
+/// The same cursors, gaps and resets as on one server: a trimmed stream resumes with an exact
+/// gap on another server, and a deleted one gives a reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gaps_and_resets_are_those_of_one_server() {
+    let Some(cluster) = RedisCluster::start(3) else {
+        return;
+    };
+    let (a, backend_a) = hub(&cluster).await;
+    let (b, _) = hub(&cluster).await;
+    let t = Topic::new("trimmed").unwrap();
+    let mut ids = Vec::new();
+    for i in 1..=30u32 {
+        ids.push(
+            a.publish(&t, NewEvent::text(i.to_string()))
+                .await
+                .unwrap()
+                .id(),
+        );
+    }
+    // Trim exactly to the newest 10 (21..=30), on the master of the key (`-c` follows MOVED).
+    let trimmed = std::process::Command::new("redis-cli")
+        .args(["-c", "-p", &cluster.nodes[0].port.to_string()])
+        .args(["XTRIM", &backend_a.key(&t), "MAXLEN", "10"])
+        .output()
+        .expect("redis-cli");
+    assert_eq!(String::from_utf8_lossy(&trimmed.stdout).trim(), "20");
+    // The replica has the trim once it answers it (a replica's read after the master's write).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut sub = b.subscribe(&t, StartFrom::After(ids[4])).await.unwrap();
+    assert_eq!(sub.outcome(), push_core::Outcome::Gap { missed: 15 });
+    let want: Vec<String> = (21..=30).map(|n| n.to_string()).collect();
+    assert_eq!(take(&mut sub, 10).await, want);
+    // Deleted, then written again: a new epoch, and the old cursor is a reset.
+    assert!(a.delete(&t).await.unwrap());
+    let fresh = a.publish(&t, NewEvent::text("new")).await.unwrap();
+    assert!(fresh.id().epoch() > ids[0].epoch(), "epochs grow");
+    let (c, _) = hub(&cluster).await;
+    let mut sub = c.subscribe(&t, StartFrom::After(ids[29])).await.unwrap();
+    assert_eq!(sub.outcome(), push_core::Outcome::Reset);
+    assert_eq!(take(&mut sub, 1).await, ["new"]);
+}
