@@ -311,23 +311,11 @@ async fn topics_keep_flowing_while_their_slots_move_to_another_master() {
     let publish = |from: u32, to: u32| {
         let (a, topics) = (a.clone(), topics.clone());
         async move {
+            // A publish meeting the move may fail; its idempotency key makes the retry store
+            // it once.
             for n in from..=to {
                 for topic in &topics {
-                    // A publish meeting the move may fail; its idempotency key makes the retry
-                    // store it once.
-                    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-                    loop {
-                        let event = NewEvent::text(n.to_string())
-                            .with_idempotency_key(&format!("{}-{n}", topic.as_str()))
-                            .unwrap();
-                        match a.publish(topic, event).await {
-                            Ok(_) => break,
-                            Err(e) => {
-                                assert!(tokio::time::Instant::now() < deadline, "{e}");
-                                tokio::time::sleep(Duration::from_millis(50)).await;
-                            }
-                        }
-                    }
+                    publish_acked(&a, topic, &n.to_string()).await;
                 }
             }
         }
