@@ -145,6 +145,24 @@ pub(crate) async fn read_back(
     }
 }
 
+/// Whether a node whose `ROLE` answered `role` may be read: a replica, or a master without
+/// replicas (whose writes no failover can take back, as none can happen).
+pub(crate) fn safe_to_read(role: &Value) -> bool {
+    let Value::Array(parts) = role else {
+        return false;
+    };
+    let name = match parts.first() {
+        Some(Value::BulkString(b)) => b.as_slice(),
+        Some(Value::SimpleString(s)) => s.as_bytes(),
+        _ => return false,
+    };
+    match name {
+        b"slave" | b"replica" => true,
+        b"master" => matches!(parts.get(2), Some(Value::Array(replicas)) if replicas.is_empty()),
+        _ => false,
+    }
+}
+
 /// Whether an `XRANGE` reply of one entry has `data` in its `data` field.
 fn holds(reply: &Value, data: &[u8]) -> bool {
     let Value::Array(entries) = reply else {

@@ -1412,11 +1412,21 @@ async fn read_connected(
         return Stop::Done;
     };
     let config = inner.config.clone();
-    // In a cluster the reader may be on a replica, which serves reads once told READONLY.
+    // In a cluster the reader reads a replica (told READONLY), or a master only while it has
+    // no replica. The node was picked from one node's view of the cluster, which may be stale
+    // (a restarted master still naming its old replica, now the master): the node's own ROLE
+    // decides.
     #[cfg(feature = "cluster")]
     if let Mode::Cluster(_) = inner.mode {
         let readonly: Result<(), _> = redis::cmd("READONLY").query_async(conn).await;
-        if readonly.is_err() {
+        let role: Result<Value, _> = redis::cmd("ROLE").query_async(conn).await;
+        if readonly.is_err() || !role.is_ok_and(|role| cluster::safe_to_read(&role)) {
+            inner.health.read_errors.fetch_add(1, Ordering::Relaxed);
+            inner
+                .health
+                .error("redis reader: the node is a master with replicas; asking again".to_owned());
+            drop(inner);
+            tokio::time::sleep(config.backoff_min).await;
             return Stop::Reconnect;
         }
     }
