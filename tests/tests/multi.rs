@@ -254,3 +254,40 @@ async fn the_topic_cap_and_bad_names_are_a_400_and_complete_topics_end_the_reque
     .await;
     assert_eq!(res.status(), 204);
 }
+
+#[tokio::test]
+async fn a_poll_of_several_topics_with_nothing_new_is_a_304_by_its_tag() {
+    let hub = Hub::memory();
+    let server = server(&hub, push_sse::Sse::new(hub.clone())).await;
+    let addr = server.addr;
+    let (a, b) = (Topic::new("ea").unwrap(), Topic::new("eb").unwrap());
+    let a1 = hub.publish(&a, NewEvent::text("x")).await.unwrap().id();
+    let b1 = hub.publish(&b, NewEvent::text("y")).await.unwrap().id();
+    let path = format!("/poll?topic=ea&topic=eb&since={a1},{b1}");
+    let res = http1(addr, get(addr, &path, &[])).await;
+    assert_eq!(res.status(), 200);
+    let tag = res.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(
+        tag,
+        format!("\"{a1}_{b1}\""),
+        "the combined cursor, commas as _"
+    );
+    // Nothing new: the same question with the tag is answered 304, without a body.
+    let res = http1(addr, get(addr, &path, &[("if-none-match", &tag)])).await;
+    assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
+    assert!(res
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .is_empty());
+    // News on one topic: 200 with it, and a new tag.
+    hub.publish(&b, NewEvent::text("z")).await.unwrap();
+    let res = http1(addr, get(addr, &path, &[("if-none-match", &tag)])).await;
+    assert_eq!(res.status(), 200);
+    assert_ne!(res.headers()["etag"].to_str().unwrap(), tag);
+    let body: Value =
+        serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["events"][0]["data"], "z");
+}

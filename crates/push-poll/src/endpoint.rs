@@ -11,7 +11,7 @@ use http::header::{
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::Full;
-use push_core::{Cursor, Hub, StartFrom, Topic};
+use push_core::{Cursor, Hub, Outcome, StartFrom, Topic};
 use push_http::{text, Authorizer, Cors, CorsRules};
 
 use crate::rate::RateTable;
@@ -294,8 +294,27 @@ impl Poller {
         for (_, outcome, _) in &batch.topics {
             self.meters.outcome(*outcome);
         }
-        let mut res = push_http::json::multi_batch_response(&batch);
+        // Nothing new since the client's cursor, which the client's tag names: `304`.
+        let tag = multi_tag(&batch.next);
+        let quiet = batch.events.is_empty()
+            && !batch.complete
+            && batch.topics.iter().all(|(_, o, _)| *o == Outcome::Resumed);
+        let mut res = if quiet
+            && parts
+                .headers
+                .get(IF_NONE_MATCH)
+                .is_some_and(|tags| matches_tag(tags, &tag))
+        {
+            let mut res = text(StatusCode::NOT_MODIFIED, "");
+            res.headers_mut().remove(CONTENT_TYPE);
+            res
+        } else {
+            push_http::json::multi_batch_response(&batch)
+        };
         self.set_cache_headers(res.headers_mut(), None);
+        if let Ok(tag) = HeaderValue::try_from(format!("\"{tag}\"")) {
+            res.headers_mut().insert(ETAG, tag);
+        }
         res
     }
 
@@ -359,7 +378,9 @@ impl Poller {
         let from = self.start_from(parts);
         if let Some(tags) = parts.headers.get(IF_NONE_MATCH) {
             match self.hub.head(topic).await {
-                Ok(Some(head)) if nothing_after(from, head) && matches_tag(tags, head) => {
+                Ok(Some(head))
+                    if nothing_after(from, head) && matches_tag(tags, &head.to_string()) =>
+                {
                     let mut res = text(StatusCode::NOT_MODIFIED, "");
                     res.headers_mut().remove(CONTENT_TYPE);
                     self.set_cache_headers(res.headers_mut(), Some(head));
@@ -425,11 +446,10 @@ fn nothing_after(from: StartFrom, head: Cursor) -> bool {
 }
 
 /// Whether an `If-None-Match` value names `head` (weak comparison, as RFC 9110 §13.1.2 asks).
-fn matches_tag(value: &HeaderValue, head: Cursor) -> bool {
+fn matches_tag(value: &HeaderValue, head: &str) -> bool {
     let Ok(value) = value.to_str() else {
         return false;
     };
-    let head = head.to_string();
     value.split(',').map(str::trim).any(|tag| {
         tag == "*"
             || tag
@@ -437,8 +457,14 @@ fn matches_tag(value: &HeaderValue, head: Cursor) -> bool {
                 .unwrap_or(tag)
                 .strip_prefix('"')
                 .and_then(|t| t.strip_suffix('"'))
-                == Some(head.as_str())
+                == Some(head)
     })
+}
+
+/// The entity tag of a several-topics answer: its combined next cursor, with `_` for the
+/// commas (which `If-None-Match` uses to separate tags).
+fn multi_tag(next: &str) -> String {
+    next.replace(',', "_")
 }
 
 fn seconds_up(d: Duration) -> HeaderValue {
