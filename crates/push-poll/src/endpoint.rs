@@ -480,7 +480,7 @@ mod tests {
 
     #[test]
     fn if_none_match_lists_use_weak_comparison() {
-        let head = Cursor::parse("ab-7").unwrap();
+        let head = "ab-7";
         for yes in ["\"ab-7\"", "W/\"ab-7\"", "\"x\", \"ab-7\"", "*"] {
             assert!(matches_tag(&HeaderValue::from_static(yes), head), "{yes}");
         }
