@@ -489,8 +489,9 @@ impl RedisHub {
     /// The redis crate's cluster client routes every command to the node of its key and
     /// follows `MOVED` and `ASK`. Each topic's stream carries the hash tag of one of
     /// [`RedisConfig::readers`] groups (set the same on every process), spread over the slot
-    /// space; each group's reader holds one connection to the master of its slot, found with
-    /// `CLUSTER SLOTS` whenever it connects.
+    /// space; each group's reader holds one connection to a replica of its slot's master (the
+    /// master while it has none), found with `CLUSTER SLOTS` whenever it connects and checked
+    /// with the node's own `ROLE`.
     ///
     /// # Errors
     ///
@@ -774,7 +775,8 @@ impl RedisHub {
         if let Commands::Cluster(c) = &mut conn {
             // On a replica: a head handed out must survive a failover. The master only
             // creates a stream that does not exist yet, and then is read again.
-            let read = Self::replica_head(c, key)
+            let read = self
+                .replica_head(c, key)
                 .await
                 .map_err(|e| self.read_error("head", e))?;
             let deleted = matches!(&read, Some((_, end)) if end.as_slice() == b"deleted");
@@ -793,23 +795,40 @@ impl RedisHub {
         Ok(Self::parse_head(reply))
     }
 
-    /// The head script's answer on a replica of `key`'s master (read-only: `EVAL_RO`).
+    /// The head script's answer on a replica of `key`'s master, read-only: `EVALSHA_RO`, and
+    /// the script's text (`EVAL_RO`) only when that replica does not know it yet.
     #[cfg(feature = "cluster")]
     async fn replica_head(
+        &self,
         conn: &mut redis::cluster_async::ClusterConnection,
         key: &str,
     ) -> Result<Option<(Vec<u8>, Vec<u8>)>, redis::RedisError> {
         use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+        static HEAD_LUA: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         let slot = u16::try_from(cluster::key_slot(key)).unwrap_or(0);
-        let mut cmd = redis::cmd("EVAL_RO");
-        cmd.arg(stream::head_lua()).arg(1).arg(key).arg("0");
-        let route = Route::new(slot, SlotAddr::ReplicaRequired);
-        let reply = conn
-            .route_command(
-                cmd,
-                RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
-            )
-            .await?;
+        let route = || {
+            RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
+                slot,
+                SlotAddr::ReplicaRequired,
+            )))
+        };
+        let mut cmd = redis::cmd("EVALSHA_RO");
+        cmd.arg(self.inner.head.get_hash()).arg(1).arg(key).arg("0");
+        let reply = match conn
+            .route_command(cmd, route())
+            .await
+            .and_then(Value::extract_error)
+        {
+            Err(e) if e.code() == Some("NOSCRIPT") => {
+                let mut cmd = redis::cmd("EVAL_RO");
+                cmd.arg(HEAD_LUA.get_or_init(stream::head_lua).as_str())
+                    .arg(1)
+                    .arg(key)
+                    .arg("0");
+                conn.route_command(cmd, route()).await?
+            }
+            reply => reply?,
+        };
         redis::from_redis_value(reply).map_err(redis::RedisError::from)
     }
 
