@@ -390,20 +390,18 @@ fn hold<B>(req: &Request<B>) -> Response<Body> {
     let first = format!(
         "retry: 3600000\ndata: {{\"connection\":{number},\"protocol\":\"{protocol}\"}}\n\n"
     );
-    let (mut tx, body) = http_body_util::channel::Channel::<Bytes>::new(1);
-    // Bounded: a comment every 15 s for two minutes, or until the client is gone.
-    tokio::spawn(async move {
-        if tx.send_data(Bytes::from(first)).await.is_err() {
-            return;
+    // No task: the body is the whole stream, so a client that leaves frees it at once. A
+    // comment every 15 s, for two minutes at most.
+    let deadline = tokio::time::Instant::now() + LIMITS_HOLD;
+    let frames = futures_util::stream::unfold(Some(first), move |first| async move {
+        if let Some(first) = first {
+            return Some((Ok(http_body::Frame::data(Bytes::from(first))), None));
         }
-        let deadline = tokio::time::Instant::now() + LIMITS_HOLD;
-        while tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_secs(15)).await;
-            if tx.send_data(Bytes::from_static(b":\n\n")).await.is_err() {
-                return;
-            }
-        }
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        (tokio::time::Instant::now() < deadline)
+            .then(|| (Ok(http_body::Frame::data(Bytes::from_static(b":\n\n"))), None))
     });
+    let body = http_body_util::StreamBody::new(frames);
     let mut res = Response::new(BodyExt::boxed_unsync(body));
     res.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
