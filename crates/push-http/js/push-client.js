@@ -70,6 +70,15 @@ function utf8Length(s) {
   return n;
 }
 
+/** JSON.parse, or null for text that is not JSON (a server's message must not throw here). */
+function parse(text) {
+  try {
+    return JSON.parse(text);
+  } catch (_) {
+    return null;
+  }
+}
+
 function base64Bytes(text) {
   const raw = atob(text);
   const out = new Uint8Array(raw.length);
@@ -400,12 +409,8 @@ const RUNNERS = {
     socket.onmessage = (m) => {
       if (typeof m.data !== "string") return;
       f._bytes(utf8Length(m.data));
-      let msg;
-      try {
-        msg = JSON.parse(m.data);
-      } catch (_) {
-        return;
-      }
+      const msg = parse(m.data);
+      if (!msg || typeof msg !== "object") return;
       if ("outcome" in msg) f._outcome(msg.topic, msg.outcome, msg.missed, msg.cursor);
       else if (msg.complete === true) f._complete(msg.topic, msg.cursor);
       else if ("id" in msg && "topic" in msg) f._event(msg);
@@ -438,12 +443,8 @@ const RUNNERS = {
     };
     const onEvent = (e) => {
       f._bytes(block(e));
-      let object;
-      try {
-        object = JSON.parse(e.data);
-      } catch (_) {
-        return;
-      }
+      const object = parse(e.data);
+      if (!object || typeof object !== "object") return;
       f._event(object);
       f._setPosition(e.lastEventId);
     };
@@ -456,7 +457,7 @@ const RUNNERS = {
     for (const type of f.options.types) source.addEventListener(type, onEvent);
     const onOutcome = (outcome) => (e) => {
       f._bytes(block(e));
-      const data = JSON.parse(e.data || "{}");
+      const data = parse(e.data) || {};
       f._setPosition(e.lastEventId);
       f._outcome(data.topic, outcome, data.missed, f.cursors[data.topic]);
     };
@@ -464,7 +465,7 @@ const RUNNERS = {
     source.addEventListener("push-reset", onOutcome("reset"));
     source.addEventListener("push-complete", (e) => {
       f._bytes(block(e));
-      const data = JSON.parse(e.data || "{}");
+      const data = parse(e.data) || {};
       f._setPosition(e.lastEventId);
       f._complete(data.topic);
     });
