@@ -398,8 +398,12 @@ fn hold<B>(req: &Request<B>) -> Response<Body> {
             return Some((Ok(http_body::Frame::data(Bytes::from(first))), None));
         }
         tokio::time::sleep(Duration::from_secs(15)).await;
-        (tokio::time::Instant::now() < deadline)
-            .then(|| (Ok(http_body::Frame::data(Bytes::from_static(b":\n\n"))), None))
+        (tokio::time::Instant::now() < deadline).then(|| {
+            (
+                Ok(http_body::Frame::data(Bytes::from_static(b":\n\n"))),
+                None,
+            )
+        })
     });
     let body = http_body_util::StreamBody::new(frames);
     let mut res = Response::new(BodyExt::boxed_unsync(body));

@@ -456,15 +456,9 @@ fn redis_cpu(redis: &push_tests::RedisServer) -> f64 {
         .sum()
 }
 
+/// This process's resident memory, in KiB.
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
+    super::server::proc_kib(std::process::id(), "VmRSS:")
 }
 
 pub(crate) fn many_topics_markdown(rows: &[ManyTopics], seconds: u64) -> String {
