@@ -14,6 +14,11 @@ use std::process::{Command, ExitCode};
 
 use clap::{Parser, Subcommand};
 
+/// Every process of this binary allocates through the bench's counting allocator, which does
+/// nothing but forward to the system allocator until a bench server turns it on.
+#[global_allocator]
+static ALLOCATOR: bench::heap::Counting = bench::heap::Counting;
+
 /// The workspace's automation: `cargo xtask ci` is the whole CI.
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", bin_name = "cargo xtask", about, long_about = None)]

@@ -18,7 +18,10 @@ use bytes::Bytes;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::server::{cpu_ticks, proc_kib, start, start_command, Process, Server, ServerKind};
+use super::heap::PerConnection;
+use super::server::{
+    cpu_ticks, proc_kib, start, start_command, start_with, Process, Server, ServerKind,
+};
 
 /// How often a poller polls while events are published.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -27,6 +30,7 @@ const FLOOD: Duration = Duration::from_secs(2);
 
 /// `xtask serve PROCESS`: a benchmark server on a free loopback port; prints its address first.
 pub(crate) fn serve(process: Process) -> Result<(), String> {
+    super::heap::serve_if_asked();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -64,6 +68,9 @@ struct PushEndpoints {
 
 type PushBody = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
 
+/// The future of one push request, boxed: see [`PushEndpoints::route`].
+type Routed = std::pin::Pin<Box<dyn std::future::Future<Output = http::Response<PushBody>> + Send>>;
+
 impl PushEndpoints {
     fn new() -> Self {
         let hub = push_core::Hub::memory();
@@ -77,70 +84,78 @@ impl PushEndpoints {
         }
     }
 
-    async fn route(self, req: http::Request<hyper::body::Incoming>) -> http::Response<PushBody> {
+    /// The answer to `req`, as a boxed future of the one technique it asks for.
+    ///
+    /// hyper allocates a connection's service future once and keeps that allocation, emptied,
+    /// for the connection's life: a future inlining every technique (and the publish path)
+    /// would be resident at its largest size (2.5 KiB) on every held stream. Boxed per
+    /// request, hyper keeps a pointer, and each request's state is freed when it is answered.
+    fn route(&self, req: http::Request<hyper::body::Incoming>) -> Routed {
         use http_body_util::{BodyExt, Full};
-        let path = req.uri().path().to_owned();
+        let path = req.uri().path();
         let name = path.rsplit('/').next().unwrap_or_default();
         let Ok(topic) = push_core::Topic::new(name) else {
             let mut res =
                 http::Response::new(Full::new(Bytes::from_static(b"bad topic")).boxed_unsync());
             *res.status_mut() = http::StatusCode::BAD_REQUEST;
-            return res;
+            return Box::pin(std::future::ready(res));
         };
         if req.method() == http::Method::POST {
-            // hyper keeps the in-flight service future's box for the connection's life: the
-            // rare, large publish branch is boxed on its own so that every held stream does not
-            // pay for its size.
+            let hub = self.hub.clone();
             return Box::pin(async move {
                 let body = req.into_body().collect().await;
                 let body = body.map(|b| b.to_bytes()).unwrap_or_default();
-                let _ = self
-                    .hub
-                    .publish(&topic, push_core::NewEvent::new(body))
-                    .await;
+                let _ = hub.publish(&topic, push_core::NewEvent::new(body)).await;
                 http::Response::new(Full::new(Bytes::from_static(b"ok")).boxed_unsync())
-            })
-            .await;
+            });
         }
         match path.split('/').nth(1).unwrap_or_default() {
-            "sse" => self
-                .sse
-                .respond(&topic, req)
-                .await
-                .map(BodyExt::boxed_unsync),
-            "stream" => self
-                .streamer
-                .respond(&topic, req)
-                .await
-                .map(BodyExt::boxed_unsync),
-            "ws" => self
-                .ws
-                .respond(&topic, req)
-                .await
-                .map(BodyExt::boxed_unsync),
-            "longpoll" => self
-                .longpoll
-                .respond(&topic, req)
-                .await
-                .map(BodyExt::boxed_unsync),
-            _ => self
-                .poller
-                .respond(&topic, req)
-                .await
-                .map(BodyExt::boxed_unsync),
+            "sse" => {
+                let sse = self.sse.clone();
+                Box::pin(async move { sse.respond(&topic, req).await.map(BodyExt::boxed_unsync) })
+            }
+            "stream" => {
+                let streamer = self.streamer.clone();
+                Box::pin(async move {
+                    streamer
+                        .respond(&topic, req)
+                        .await
+                        .map(BodyExt::boxed_unsync)
+                })
+            }
+            "ws" => {
+                let ws = self.ws.clone();
+                Box::pin(async move { ws.respond(&topic, req).await.map(BodyExt::boxed_unsync) })
+            }
+            "longpoll" => {
+                let longpoll = self.longpoll.clone();
+                Box::pin(async move {
+                    longpoll
+                        .respond(&topic, req)
+                        .await
+                        .map(BodyExt::boxed_unsync)
+                })
+            }
+            _ => {
+                let poller = self.poller.clone();
+                Box::pin(
+                    async move { poller.respond(&topic, req).await.map(BodyExt::boxed_unsync) },
+                )
+            }
         }
     }
 }
 
 async fn serve_push(listener: TcpListener) -> Result<(), String> {
-    let endpoints = PushEndpoints::new();
+    // One `Arc` per connection's service rather than a copy of every endpoint's handle.
+    let endpoints = std::sync::Arc::new(PushEndpoints::new());
     loop {
         let (stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
         let _ = stream.set_nodelay(true);
         let endpoints = endpoints.clone();
         let service = hyper::service::service_fn(move |req| {
-            let endpoints = endpoints.clone();
-            async move { Ok::<_, Infallible>(endpoints.route(req).await) }
+            let routed = endpoints.route(req);
+            async move { Ok::<_, Infallible>(routed.await) }
         });
         tokio::spawn(async move {
             let _ = hyper::server::conn::http1::Builder::new()
@@ -379,6 +394,8 @@ pub(crate) struct Measured {
     pub(crate) cpu_ticks: u64,
     /// Pollers only: `304` answers per second during the flood.
     pub(crate) not_modified_per_sec: Option<f64>,
+    /// What each idle client holds on the server's heap, when it ran counting.
+    pub(crate) heap: Option<PerConnection>,
 }
 
 impl Measured {
@@ -406,6 +423,7 @@ impl Measured {
             "requests_per_sec": self.requests_per_sec,
             "cpu_seconds": self.cpu_ticks as f64 / 100.0,
             "not_modified_per_sec": self.not_modified_per_sec,
+            "heap_per_conn": self.heap.as_ref().map(PerConnection::json),
         })
     }
 
@@ -838,6 +856,12 @@ pub(crate) async fn measure(kind: ServerKind, load: Load) -> Result<Measured, St
     measure_load(kind, server, load).await
 }
 
+/// [`measure`] with the server on the counting allocator: the row gets its heap per client.
+pub(crate) async fn measure_counting(kind: ServerKind, load: Load) -> Result<Measured, String> {
+    let server = start_with(kind, true).await?;
+    measure_load(kind, server, load).await
+}
+
 /// Runs the fixed-rate fan-out against a server started by `command`, which prints its address
 /// first.
 pub(crate) async fn measure_server(
@@ -882,17 +906,19 @@ struct Connected {
     latencies: Latencies,
     rss_empty: u64,
     rss_idle: u64,
+    heap: Option<PerConnection>,
 }
 
 /// Starts every client and waits (bounded) until all are connected, then a moment to settle.
 async fn connect_clients(
     kind: ServerKind,
-    server: &Server,
+    server: &mut Server,
     load: &Load,
 ) -> Result<Connected, String> {
     let (pid, addr) = (server.pid, server.addr);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let rss_empty = proc_kib(pid, "VmRSS:");
+    let heap_empty = server.heap().await;
     let (phase_tx, phase) = tokio::sync::watch::channel(SETTLE);
     let ready: Ready = Ready::default();
     let latencies = Latencies::new();
@@ -923,12 +949,18 @@ async fn connect_clients(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_idle = proc_kib(pid, "VmRSS:");
+    let heap = match (heap_empty, server.heap().await) {
+        (Some(empty), Some(idle)) => Some(idle.per(&empty, load.clients)),
+        _ => None,
+    };
     Ok(Connected {
         tasks,
         phase: phase_tx,
         latencies,
         rss_empty,
-        rss_idle: proc_kib(pid, "VmRSS:"),
+        rss_idle,
+        heap,
     })
 }
 
@@ -986,7 +1018,8 @@ pub(crate) async fn measure_load(
         latencies,
         rss_empty,
         rss_idle,
-    } = connect_clients(kind, &server, &load).await?;
+        heap,
+    } = connect_clients(kind, &mut server, &load).await?;
     let cpu_before = cpu_ticks(pid);
     let start = Instant::now();
     let topics = load.topics.max(1);
@@ -1051,6 +1084,7 @@ pub(crate) async fn measure_load(
         requests_per_sec: totals.requests as f64 / request_span,
         cpu_ticks: cpu,
         not_modified_per_sec: polls.then(|| totals.flood_304 as f64 / FLOOD.as_secs_f64()),
+        heap,
     })
 }
 

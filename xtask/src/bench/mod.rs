@@ -9,6 +9,9 @@
 mod churn;
 mod core;
 mod h2;
+// A `GlobalAlloc` is unsafe to implement; it forwards every call to `System` unchanged.
+#[allow(unsafe_code)]
+pub(crate) mod heap;
 pub(crate) mod http;
 mod peers;
 mod redis;

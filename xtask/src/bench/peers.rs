@@ -17,7 +17,7 @@ pub(crate) async fn idle(kinds: &[ServerKind], clients: usize) -> Result<Vec<Mea
             rate: Some(1),
             seconds: 0,
         };
-        out.push(measure(kind, load).await?);
+        out.push(super::http::measure_counting(kind, load).await?);
     }
     Ok(out)
 }
@@ -27,8 +27,8 @@ pub(crate) fn idle_markdown(rows: &[Measured]) -> String {
     let clients = rows.first().map_or(0, |m| m.clients);
     let mut out = format!(
         "## Idle memory: {clients} idle connections per server (one server process per row)\n\n\
-         | server | KiB per connection | vs Nchan | vs hyper-bare | connect p50 / p99 ms | errors |\n\
-         |---|---:|---:|---:|---:|---:|\n"
+         | server | KiB per connection | vs Nchan | vs hyper-bare | heap B/conn | heap blocks/conn | heap blocks by size | connect p50 / p99 ms | errors |\n\
+         |---|---:|---:|---:|---:|---:|---|---:|---:|\n"
     );
     let get = |k: &str| find(rows, k, clients).map_or(f64::NAN, |m| m.idle_kib_per_conn);
     for m in rows {
@@ -37,8 +37,18 @@ pub(crate) fn idle_markdown(rows: &[Measured]) -> String {
             "push-longpoll" | "nchan-longpoll" => get("nchan-longpoll"),
             _ => get("nchan-sse"),
         };
+        let (bytes, blocks, by_size) = m.heap.as_ref().map_or_else(
+            || ("–".to_owned(), "–".to_owned(), "–".to_owned()),
+            |h| {
+                (
+                    format!("{:.0}", h.bytes),
+                    format!("{:.1}", h.total_blocks()),
+                    h.breakdown(),
+                )
+            },
+        );
         out += &format!(
-            "| {} | {:.1} | {} | {} | {:.1} / {:.1} | {} |\n",
+            "| {} | {:.1} | {} | {} | {bytes} | {blocks} | {by_size} | {:.1} / {:.1} | {} |\n",
             m.kind,
             m.idle_kib_per_conn,
             ratio(m.idle_kib_per_conn, nchan),

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use super::heap::Snapshot;
+
 /// Every server the bench measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
 pub(crate) enum ServerKind {
@@ -200,17 +202,34 @@ pub(crate) struct Server {
     /// The process whose memory and CPU are measured (Nchan: the nginx worker).
     pub(crate) pid: u32,
     pub(crate) addr: std::net::SocketAddr,
+    /// The counting allocator's line protocol, when the server was started counting.
+    heap: Option<HeapIo>,
     _dir: Option<push_tests::TempDir>,
+}
+
+/// The pipes of a counting server: a line out asks, a [`Snapshot`] line comes back.
+struct HeapIo {
+    ask: tokio::process::ChildStdin,
+    answers: BufReader<tokio::process::ChildStdout>,
 }
 
 /// Starts the server for `kind` in its own process.
 pub(crate) async fn start(kind: ServerKind) -> Result<Server, String> {
+    start_with(kind, false).await
+}
+
+/// Starts the server for `kind` in its own process; with `counting`, on the counting
+/// allocator ([`super::heap`]; Nchan is not a Rust process and is started as it is).
+pub(crate) async fn start_with(kind: ServerKind, counting: bool) -> Result<Server, String> {
     let Some(process) = kind.process() else {
         return start_nchan().await;
     };
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut command = tokio::process::Command::new(exe);
     command.args(["serve", process.name()]);
+    if counting {
+        command.env(super::heap::ENV, "1").stdin(Stdio::piped());
+    }
     start_command(kind.name(), command).await
 }
 
@@ -226,10 +245,15 @@ pub(crate) async fn start_command(
         .map_err(|e| format!("cannot start {kind} server: {e}"))?;
     let pid = child.id().ok_or("server exited")?;
     let mut first = String::new();
-    BufReader::new(child.stdout.take().ok_or("no stdout")?)
+    let mut stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
+    stdout
         .read_line(&mut first)
         .await
         .map_err(|e| e.to_string())?;
+    let heap = child.stdin.take().map(|ask| HeapIo {
+        ask,
+        answers: stdout,
+    });
     let addr: std::net::SocketAddr = first
         .trim()
         .trim_start_matches("listening on http://")
@@ -241,6 +265,7 @@ pub(crate) async fn start_command(
         child_pid: pid,
         pid,
         addr,
+        heap,
         _dir: None,
     })
 }
@@ -269,8 +294,26 @@ impl Server {
             child_pid,
             pid,
             addr,
+            heap: None,
             _dir: Some(dir),
         }
+    }
+
+    /// The server's live heap now, when it was started counting (and answers within 5 s).
+    pub(crate) async fn heap(&mut self) -> Option<Snapshot> {
+        use tokio::io::AsyncWriteExt as _;
+        let io = self.heap.as_mut()?;
+        let asked = async {
+            io.ask.write_all(b"\n").await.ok()?;
+            io.ask.flush().await.ok()?;
+            let mut line = String::new();
+            io.answers.read_line(&mut line).await.ok()?;
+            Snapshot::parse(&line)
+        };
+        tokio::time::timeout(Duration::from_secs(5), asked)
+            .await
+            .ok()
+            .flatten()
     }
 }
 
