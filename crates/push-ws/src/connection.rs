@@ -119,7 +119,14 @@ async fn close(socket: &mut Socket, closing: Closing, grace: Duration) {
     .await;
 }
 
-pub(crate) async fn serve(conn: Connection, upgraded: Upgraded) {
+/// Serves `conn` once the handshake's upgrade is done.
+pub(crate) async fn upgraded(conn: Box<Connection>, on_upgrade: hyper::upgrade::OnUpgrade) {
+    if let Ok(upgraded) = on_upgrade.await {
+        serve(conn, upgraded).await;
+    }
+}
+
+async fn serve(conn: Box<Connection>, upgraded: Upgraded) {
     let Connection {
         ws,
         access,
@@ -128,7 +135,7 @@ pub(crate) async fn serve(conn: Connection, upgraded: Upgraded) {
         permit,
         mut shutdown,
         mut restart,
-    } = conn;
+    } = *conn;
     let config = ws.config.clone();
     let mut socket = WebSocketStream::from_raw_socket(
         TokioIo::new(upgraded),
@@ -153,7 +160,7 @@ pub(crate) async fn serve(conn: Connection, upgraded: Upgraded) {
     )
     .await;
     if let Some(closing) = closing {
-        close(&mut socket, closing, config.shutdown_grace).await;
+        Box::pin(close(&mut socket, closing, config.shutdown_grace)).await;
     }
     drop(state);
     drop(permit);
@@ -176,37 +183,32 @@ async fn run(
     restart: &mut watch::Receiver<u64>,
 ) -> Option<Closing> {
     let config = state.ws.config.clone();
-    for (topic, from) in initial {
-        let reply = state.subscribe(topic, from).await;
-        if let Err(closing) = send(socket, Message::text(reply), &config).await {
-            return closing;
-        }
+    // What runs rarely is boxed, so that the connection's task (resident for its whole life)
+    // is not sized for it: the first subscriptions, client messages, pings and the close.
+    if let Err(closing) = Box::pin(subscribe_initial(socket, state, initial, &config)).await {
+        return closing;
     }
     let period = config.ping_interval.unwrap_or(Duration::from_secs(3600));
     let mut ping = tokio::time::interval_at(Instant::now() + period, period);
     // When the last ping went out without any frame heard since.
     let mut ping_outstanding: Option<Instant> = None;
-    // Closing the hub is the one call a graceful stop needs: it closes this connection too,
-    // even when it holds no subscription.
-    let hub_closed = state.ws.hub.closed();
-    tokio::pin!(hub_closed);
-    let expiry = tokio::time::sleep_until(deadline(&state.access));
-    tokio::pin!(expiry);
+    // Why the server would stop, as one future kept across the loop's turns: waiting on the
+    // shared signals registers once per signal, not once per delivery. Closing the hub is the
+    // one call a graceful stop needs: it closes this connection too, even when it holds no
+    // subscription.
+    let mut stop = Box::pin(stopped(state.ws.hub.closed(), shutdown, restart));
+    // The grant's end; only a grant that ends has a timer.
+    let mut expiry = state
+        .access
+        .expires
+        .is_some()
+        .then(|| Box::pin(tokio::time::sleep_until(deadline(&state.access))));
     loop {
-        if *shutdown.borrow() {
-            return Some(Closing(CloseCode::Away, "server shutting down"));
-        }
         // Biased: a shutdown or restart is acted on before more deliveries are written.
         tokio::select! {
             biased;
-            _ = shutdown.changed() => {}
-            () = &mut hub_closed => {
-                return Some(Closing(CloseCode::Away, "server shutting down"));
-            }
-            _ = restart.changed() => {
-                return Some(Closing(CloseCode::Restart, "service restart: reconnect"));
-            }
-            () = &mut expiry, if state.access.expires.is_some() => {
+            closing = &mut stop => return Some(closing),
+            () = async { expiry.as_mut().expect("guarded").await }, if expiry.is_some() => {
                 return Some(Closing(CloseCode::Library(EXPIRED), "credentials expired"));
             }
             incoming = socket.next() => {
@@ -218,13 +220,18 @@ async fn run(
                 ping_outstanding = None;
                 match message {
                     Message::Text(text) => {
-                        if let Some(reply) = state.handle(text.as_str()).await {
-                            if let Err(closing) = send(socket, Message::text(reply), &config).await {
+                        let reply = Box::pin(state.handle(text.as_str())).await;
+                        if let Some(reply) = reply {
+                            if let Err(closing) =
+                                Box::pin(send(socket, Message::text(reply), &config)).await
+                            {
                                 return closing;
                             }
                         }
                         if std::mem::take(&mut state.renewed) {
-                            expiry.as_mut().reset(deadline(&state.access));
+                            expiry = state.access.expires.is_some().then(|| {
+                                Box::pin(tokio::time::sleep_until(deadline(&state.access)))
+                            });
                         }
                     }
                     Message::Binary(_) => {
@@ -243,20 +250,20 @@ async fn run(
                     // Every subscription ended: the hub was closed.
                     return Some(Closing(CloseCode::Away, "server shutting down"));
                 };
-                let mut pending = Some(first);
-                let mut written = 0;
-                while let Some((topic, delivery)) = pending.take() {
-                    let message = state.encode(&topic, delivery);
-                    if let Err(closing) = feed(socket, message, &config).await {
-                        return closing;
+                // Waiting is the backpressure unless slow clients are closed: then the batch is
+                // written under a timeout (boxed: most connections never need its timer).
+                let written = match config.slow_client {
+                    SlowClient::Gap => write_batch(socket, state, first).await,
+                    SlowClient::Close => {
+                        let write = write_batch(socket, state, first);
+                        match Box::pin(tokio::time::timeout(config.slow_timeout, write)).await {
+                            Ok(written) => written,
+                            Err(_) => return Some(Closing(CloseCode::Policy, "too slow")),
+                        }
                     }
-                    written += 1;
-                    if written < BATCH {
-                        pending = state.subs.next().now_or_never().flatten();
-                    }
-                }
-                if let Err(closing) = flush(socket, &config).await {
-                    return closing;
+                };
+                if let Err(e) = written {
+                    return close_for(&e);
                 }
             }
             _ = ping.tick(), if config.ping_interval.is_some() => {
@@ -266,7 +273,8 @@ async fn run(
                     }
                     Some(_) => {}
                     None => {
-                        if let Err(closing) = send(socket, Message::Ping(Default::default()), &config).await {
+                        let message = Message::Ping(Default::default());
+                        if let Err(closing) = Box::pin(send(socket, message, &config)).await {
                             return closing;
                         }
                         ping_outstanding = Some(Instant::now());
@@ -277,6 +285,65 @@ async fn run(
             }
         }
     }
+}
+
+/// Subscribes the topics of the handshake, answering each.
+async fn subscribe_initial(
+    socket: &mut Socket,
+    state: &mut State<'_>,
+    initial: Vec<(Topic, StartFrom)>,
+    config: &crate::WsConfig,
+) -> Sent {
+    for (topic, from) in initial {
+        let reply = state.subscribe(topic, from).await;
+        send(socket, Message::text(reply), config).await?;
+    }
+    Ok(())
+}
+
+/// Resolves when the connection must close for the server's sake: shutdown, the hub closed,
+/// or a restart.
+async fn stopped(
+    hub_closed: impl std::future::Future<Output = ()>,
+    shutdown: &mut watch::Receiver<bool>,
+    restart: &mut watch::Receiver<u64>,
+) -> Closing {
+    tokio::pin!(hub_closed);
+    let away = Closing(CloseCode::Away, "server shutting down");
+    let mut shutdown_open = true;
+    loop {
+        if *shutdown.borrow_and_update() {
+            return away;
+        }
+        tokio::select! {
+            biased;
+            changed = shutdown.changed(), if shutdown_open => shutdown_open = changed.is_ok(),
+            () = &mut hub_closed => return away,
+            _ = restart.changed() => {
+                return Closing(CloseCode::Restart, "service restart: reconnect");
+            }
+        }
+    }
+}
+
+/// Writes `first` and whatever else is ready now, up to [`BATCH`] deliveries, then flushes:
+/// one write to the socket for the lot.
+async fn write_batch(
+    socket: &mut Socket,
+    state: &mut State<'_>,
+    first: (String, Delivery),
+) -> Result<(), tungstenite::Error> {
+    let mut pending = Some(first);
+    let mut written = 0;
+    while let Some((topic, delivery)) = pending.take() {
+        let message = state.encode(&topic, delivery);
+        socket.feed(message).await?;
+        written += 1;
+        if written < BATCH {
+            pending = state.subs.next().now_or_never().flatten();
+        }
+    }
+    socket.flush().await
 }
 
 /// The most bytes a WebSocket frame header takes (RFC 6455 §5.2: 2 + 8 for the length + 4
@@ -305,14 +372,6 @@ async fn with_policy(
 
 async fn send(socket: &mut Socket, message: Message, config: &crate::WsConfig) -> Sent {
     with_policy(config, socket.send(message)).await
-}
-
-async fn feed(socket: &mut Socket, message: Message, config: &crate::WsConfig) -> Sent {
-    with_policy(config, socket.feed(message)).await
-}
-
-async fn flush(socket: &mut Socket, config: &crate::WsConfig) -> Sent {
-    with_policy(config, socket.flush()).await
 }
 
 impl State<'_> {

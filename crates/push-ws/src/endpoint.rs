@@ -25,8 +25,8 @@ pub enum SlowClient {
     /// behind retention, skip ahead with a `gap` message carrying the count missed. Memory stays
     /// bounded by retention plus one bounded write buffer.
     Gap,
-    /// Close the connection with 1008 ("too slow") when a write has waited for the client longer
-    /// than [`WsConfig::slow_timeout`].
+    /// Close the connection with 1008 ("too slow") when a write (a batch of at most 64 messages
+    /// and its flush) has waited for the client longer than [`WsConfig::slow_timeout`].
     Close,
 }
 
@@ -34,7 +34,7 @@ pub enum SlowClient {
 ///
 /// | setting | default | why |
 /// |---|---|---|
-/// | [`read_buffer`](Self::read_buffer) | 2 KiB | tungstenite's 128 KiB default is resident for every idle connection; clients send small control messages |
+/// | [`read_buffer`](Self::read_buffer) | 1 KiB | tungstenite's 128 KiB default is resident for every idle connection; clients send small control messages, and a larger message grows the buffer for as long as it takes |
 /// | [`write_buffer`](Self::write_buffer) | 0 (write each message at once) | events are flushed as they come |
 /// | [`max_write_buffer`](Self::max_write_buffer) | 256 KiB | the bound on what waits for a slow client; an event whose envelope is larger arrives as a `gap` of one at its cursor, and the connection stays open |
 /// | [`max_message`](Self::max_message) / [`max_frame`](Self::max_frame) | 64 KiB / 64 KiB | a client's message over it is closed with 1009 |
@@ -88,7 +88,7 @@ pub struct WsConfig {
 impl Default for WsConfig {
     fn default() -> Self {
         Self {
-            read_buffer: 2 * 1024,
+            read_buffer: 1024,
             write_buffer: 0,
             max_write_buffer: 256 * 1024,
             max_message: 64 * 1024,
@@ -352,11 +352,9 @@ impl Ws {
             shutdown: self.shutdown.subscribe(),
             restart: self.restart.subscribe(),
         };
-        tokio::spawn(async move {
-            if let Ok(upgraded) = on_upgrade.await {
-                connection::serve(conn, upgraded).await;
-            }
-        });
+        // Boxed: an async block or fn keeps its captured arguments beside the state it moves
+        // them into, so a connection passed by value would be resident twice for its life.
+        tokio::spawn(connection::upgraded(Box::new(conn), on_upgrade));
         accepted(upgrade, protocol)
     }
 
