@@ -68,6 +68,14 @@ struct PushEndpoints {
 
 type PushBody = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
 
+/// A response with its body boxed: what every route answers.
+fn boxed<B>(res: http::Response<B>) -> http::Response<PushBody>
+where
+    B: hyper::body::Body<Data = Bytes, Error = Infallible> + Send + 'static,
+{
+    res.map(http_body_util::BodyExt::boxed_unsync)
+}
+
 /// The future of one push request, boxed: see [`PushEndpoints::route`].
 type Routed = std::pin::Pin<Box<dyn std::future::Future<Output = http::Response<PushBody>> + Send>>;
 
@@ -91,6 +99,7 @@ impl PushEndpoints {
     /// would be resident at its largest size (2.5 KiB) on every held stream. Boxed per
     /// request, hyper keeps a pointer, and each request's state is freed when it is answered.
     fn route(&self, req: http::Request<hyper::body::Incoming>) -> Routed {
+        use futures_util::FutureExt as _;
         use http_body_util::{BodyExt, Full};
         let path = req.uri().path();
         let name = path.rsplit('/').next().unwrap_or_default();
@@ -109,39 +118,13 @@ impl PushEndpoints {
                 http::Response::new(Full::new(Bytes::from_static(b"ok")).boxed_unsync())
             });
         }
+        // Each technique's answer is a `'static` future of its own: no handle is cloned.
         match path.split('/').nth(1).unwrap_or_default() {
-            "sse" => {
-                let sse = self.sse.clone();
-                Box::pin(async move { sse.respond(&topic, req).await.map(BodyExt::boxed_unsync) })
-            }
-            "stream" => {
-                let streamer = self.streamer.clone();
-                Box::pin(async move {
-                    streamer
-                        .respond(&topic, req)
-                        .await
-                        .map(BodyExt::boxed_unsync)
-                })
-            }
-            "ws" => {
-                let ws = self.ws.clone();
-                Box::pin(async move { ws.respond(&topic, req).await.map(BodyExt::boxed_unsync) })
-            }
-            "longpoll" => {
-                let longpoll = self.longpoll.clone();
-                Box::pin(async move {
-                    longpoll
-                        .respond(&topic, req)
-                        .await
-                        .map(BodyExt::boxed_unsync)
-                })
-            }
-            _ => {
-                let poller = self.poller.clone();
-                Box::pin(
-                    async move { poller.respond(&topic, req).await.map(BodyExt::boxed_unsync) },
-                )
-            }
+            "sse" => Box::pin(self.sse.respond(&topic, req).map(boxed)),
+            "stream" => Box::pin(self.streamer.respond(&topic, req).map(boxed)),
+            "ws" => Box::pin(self.ws.respond(&topic, req).map(boxed)),
+            "longpoll" => Box::pin(self.longpoll.respond(&topic, req).map(boxed)),
+            _ => Box::pin(self.poller.respond(&topic, req).map(boxed)),
         }
     }
 }
