@@ -31,8 +31,9 @@ const FLOOD: Duration = Duration::from_secs(2);
 /// `xtask serve PROCESS`: a benchmark server on a free loopback port; prints its address first.
 pub(crate) fn serve(process: Process) -> Result<(), String> {
     super::heap::serve_if_asked();
+    let workers = if process == Process::Push2w { 2 } else { 1 };
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(workers)
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
@@ -46,7 +47,7 @@ pub(crate) fn serve(process: Process) -> Result<(), String> {
         let listener = socket.listen(1024).map_err(|e| e.to_string())?;
         println!("{}", listener.local_addr().map_err(|e| e.to_string())?);
         match process {
-            Process::Push => serve_push(listener).await,
+            Process::Push | Process::Push2w => serve_push(listener).await,
             Process::AxumSse => serve_axum(listener).await,
             Process::Tungstenite => serve_tungstenite(listener).await,
             Process::Raw => serve_raw(listener).await,
@@ -379,6 +380,8 @@ pub(crate) struct Measured {
     pub(crate) not_modified_per_sec: Option<f64>,
     /// What each idle client holds on the server's heap, when it ran counting.
     pub(crate) heap: Option<PerConnection>,
+    /// The p99 of each run this row is the median of (one run: its own).
+    pub(crate) p99_runs_us: Vec<f64>,
 }
 
 impl Measured {
@@ -407,7 +410,53 @@ impl Measured {
             "cpu_seconds": self.cpu_ticks as f64 / 100.0,
             "not_modified_per_sec": self.not_modified_per_sec,
             "heap_per_conn": self.heap.as_ref().map(PerConnection::json),
+            "runs": self.p99_runs_us.len(),
+            "p99_each_run_us": self.p99_runs_us,
         })
+    }
+
+    /// One row from several runs of the same server and load: the median of each figure,
+    /// the fewest events delivered and the most errors of any run (a loss in one run is not
+    /// hidden by the others).
+    pub(crate) fn median(mut runs: Vec<Measured>) -> Option<Measured> {
+        fn mid(mut values: Vec<f64>) -> f64 {
+            values.sort_by(f64::total_cmp);
+            values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+        }
+        let f = |runs: &[Measured], get: fn(&Measured) -> f64| mid(runs.iter().map(get).collect());
+        let u = |runs: &[Measured], get: fn(&Measured) -> u64| {
+            mid(runs.iter().map(|m| get(m) as f64).collect()) as u64
+        };
+        let p99_runs_us = runs.iter().map(|m| m.p99_us).collect();
+        let row = Measured {
+            kind: runs.first()?.kind,
+            clients: runs[0].clients,
+            topics: runs[0].topics,
+            flat_out: runs[0].flat_out,
+            published: runs.iter().map(|m| m.published).min().unwrap_or(0),
+            delivered_per_sec: f(&runs, |m| m.delivered_per_sec),
+            expected: runs.iter().map(|m| m.expected).min().unwrap_or(0),
+            delivered: runs.iter().map(|m| m.delivered).min().unwrap_or(0),
+            p50_us: f(&runs, |m| m.p50_us),
+            p99_us: f(&runs, |m| m.p99_us),
+            p999_us: f(&runs, |m| m.p999_us),
+            connect_p50_ms: f(&runs, |m| m.connect_p50_ms),
+            connect_p99_ms: f(&runs, |m| m.connect_p99_ms),
+            errors: runs.iter().map(|m| m.errors).max().unwrap_or(0),
+            idle_kib_per_conn: f(&runs, |m| m.idle_kib_per_conn),
+            peak_rss_mib: f(&runs, |m| m.peak_rss_mib),
+            steady_rss_mib: f(&runs, |m| m.steady_rss_mib),
+            requests: u(&runs, |m| m.requests),
+            bytes_in: u(&runs, |m| m.bytes_in),
+            requests_per_sec: f(&runs, |m| m.requests_per_sec),
+            cpu_ticks: u(&runs, |m| m.cpu_ticks),
+            not_modified_per_sec: runs[0]
+                .not_modified_per_sec
+                .map(|_| f(&runs, |m| m.not_modified_per_sec.unwrap_or(f64::NAN))),
+            heap: runs.pop().and_then(|m| m.heap),
+            p99_runs_us,
+        };
+        Some(row)
     }
 
     /// Server CPU microseconds per delivered event.
@@ -872,9 +921,12 @@ fn spawn_client(kind: ServerKind, c: Client) -> tokio::task::JoinHandle<Option<S
         ServerKind::PushLongpoll => tokio::spawn(longpoll_client(c("/longpoll/"), false)),
         ServerKind::NchanLongpoll => tokio::spawn(longpoll_client(c("/longpoll/"), true)),
         ServerKind::PushPoll => tokio::spawn(poll_client(c("/poll/"))),
-        ServerKind::PushWs | ServerKind::NchanWs => tokio::spawn(ws_client(c("/ws/"))),
+        ServerKind::PushWs | ServerKind::PushWs2w | ServerKind::NchanWs => {
+            tokio::spawn(ws_client(c("/ws/")))
+        }
         ServerKind::Tungstenite => tokio::spawn(ws_client(c("/"))),
         ServerKind::PushSse
+        | ServerKind::PushSse2w
         | ServerKind::NchanSse
         | ServerKind::AxumSse
         | ServerKind::Raw
@@ -1068,6 +1120,7 @@ pub(crate) async fn measure_load(
         cpu_ticks: cpu,
         not_modified_per_sec: polls.then(|| totals.flood_304 as f64 / FLOOD.as_secs_f64()),
         heap,
+        p99_runs_us: vec![p99_us],
     })
 }
 

@@ -70,6 +70,11 @@ pub(crate) struct BenchArgs {
     /// WebSocket clients per server (default 10,000; 500 with --quick).
     #[arg(long)]
     ws_clients: Option<usize>,
+    /// Runs of the fixed-rate fan-out (HTTP and WebSocket), each server once per run in turn,
+    /// so that push and its peer are paired in every run; the tables show the median of each
+    /// figure (default 3; 1 with --quick).
+    #[arg(long)]
+    runs: Option<usize>,
     /// Where the JSON goes (the chart goes beside it).
     #[arg(long, default_value = "target/bench/bench.json")]
     json: PathBuf,
@@ -194,11 +199,32 @@ async fn fan_out(plan: &Plan, part: Part) -> Result<serde_json::Value, String> {
             plan.seconds,
         )
     };
-    let mut rows = Vec::new();
-    for kind in kinds {
-        let load = http::Load::fan_out(clients, rate, seconds);
-        rows.push(http::measure(kind, load).await?);
+    let runs = plan
+        .args
+        .runs
+        .unwrap_or(if plan.args.quick { 1 } else { 3 })
+        .max(1);
+    let mut each: Vec<Vec<http::Measured>> = kinds.iter().map(|_| Vec::new()).collect();
+    for run in 1..=runs {
+        for (i, &kind) in kinds.iter().enumerate() {
+            let load = http::Load::fan_out(clients, rate, seconds);
+            let row = http::measure(kind, load).await?;
+            if runs > 1 {
+                eprintln!(
+                    "run {run}/{runs}: {} p99 {:.1} ms, {} of {} delivered",
+                    row.kind,
+                    row.p99_us / 1e3,
+                    row.delivered,
+                    row.expected
+                );
+            }
+            each[i].push(row);
+        }
     }
+    let rows: Vec<http::Measured> = each
+        .into_iter()
+        .filter_map(http::Measured::median)
+        .collect();
     if !rows.is_empty() {
         let table = if part == Part::Ws {
             report::ws_markdown(&rows, rate, seconds)

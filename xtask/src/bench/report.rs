@@ -56,14 +56,16 @@ pub(crate) fn ws_markdown(rows: &[Measured], rate: u64, seconds: u64) -> String 
         _ => "–".to_owned(),
     };
     let mut out = format!(
-        "## WebSocket, {} idle then broadcast clients on one topic, {rate} events/s for {seconds} s (one server process per row, 1 worker thread)\n\n\
-         | server | idle KiB/conn | idle vs nchan-ws | idle vs tungstenite | delivered / expected | p50 ms | p99 ms | p99.9 ms | connect p50 / p99 ms | errors | peak RSS MiB | server CPU µs/event | bytes/event |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
-        rows.first().map_or(0, |m| m.clients)
+        "## WebSocket, {} idle then broadcast clients on one topic, {rate} events/s for {seconds} s (one server process per row{}{})\n\n\
+         | server | idle KiB/conn | idle vs nchan-ws | idle vs tungstenite | delivered / expected | p50 ms | p99 ms | p99.9 ms | p99 vs nchan-ws | p99.9 vs nchan-ws | connect p50 / p99 ms | errors | peak RSS MiB | server CPU µs/event | CPU vs nchan-ws | bytes/event |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        rows.first().map_or(0, |m| m.clients),
+        workers_note(rows),
+        runs_note(rows),
     );
     for m in rows {
         out += &format!(
-            "| {} | {:.1} | {} | {} | {} / {} | {:.1} | {:.1} | {:.1} | {:.1} / {:.1} | {} | {:.1} | {:.2} | {:.0} |\n",
+            "| {} | {:.1} | {} | {} | {} / {} | {:.1} | {:.1} | {:.1} | {} | {} | {:.1} / {:.1} | {} | {:.1} | {:.2} | {} | {:.0} |\n",
             m.kind,
             m.idle_kib_per_conn,
             ratio(m.idle_kib_per_conn, nchan.map(|b| b.idle_kib_per_conn)),
@@ -73,11 +75,14 @@ pub(crate) fn ws_markdown(rows: &[Measured], rate: u64, seconds: u64) -> String 
             m.p50_us / 1e3,
             m.p99_us / 1e3,
             m.p999_us / 1e3,
+            ratio(m.p99_us, nchan.map(|b| b.p99_us)),
+            ratio(m.p999_us, nchan.map(|b| b.p999_us)),
             m.connect_p50_ms,
             m.connect_p99_ms,
             m.errors,
             m.peak_rss_mib,
             m.cpu_us_per_event(),
+            ratio(m.cpu_us_per_event(), nchan.map(Measured::cpu_us_per_event)),
             if m.delivered == 0 {
                 f64::NAN
             } else {
@@ -87,7 +92,7 @@ pub(crate) fn ws_markdown(rows: &[Measured], rate: u64, seconds: u64) -> String 
     }
     out +=
         "\n`tungstenite` is a plain tokio-tungstenite server with default settings (128 KiB read \
-            buffer) forwarding a `tokio::sync::broadcast`; push-ws runs its defaults (2 KiB read \
+            buffer) forwarding a `tokio::sync::broadcast`; push-ws runs its defaults (1 KiB read \
             buffer); `nchan-ws` is nginx 1.22 with Nchan 1.3.6, one worker. Idle cost = (RSS with \
             N connections − RSS with none) / N, of the one server process (Nchan: the worker).\n";
     out
@@ -97,7 +102,7 @@ pub(crate) fn http_markdown(rows: &[Measured], rate: u64, seconds: u64) -> Strin
     let find = |k: &str| rows.iter().find(|m| m.kind == k);
     // Each push technique against its Nchan counterpart.
     let peer = |kind: &str| match kind {
-        "push-sse" | "axum-sse" | "raw" => find("nchan-sse"),
+        "push-sse" | "push-sse-2w" | "axum-sse" | "raw" => find("nchan-sse"),
         "push-stream" => find("nchan-stream"),
         "push-longpoll" => find("nchan-longpoll"),
         _ => None,
@@ -107,10 +112,12 @@ pub(crate) fn http_markdown(rows: &[Measured], rate: u64, seconds: u64) -> Strin
         _ => "–".to_owned(),
     };
     let mut out = format!(
-        "## HTTP techniques, {} clients on one topic, {rate} events/s for {seconds} s (one server process per row, 1 worker thread)\n\n\
-         | server | delivered / expected | p50 ms | p99 ms | p99.9 ms | connect p50 / p99 ms | errors | idle KiB/client | idle vs Nchan | peak / steady RSS MiB | server CPU µs/event | CPU vs Nchan | requests/event | bytes/event | requests/s | 304/s |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
-        rows.first().map_or(0, |m| m.clients)
+        "## HTTP techniques, {} clients on one topic, {rate} events/s for {seconds} s (one server process per row{}{})\n\n\
+         | server | delivered / expected | p50 ms | p99 ms | p99.9 ms | p99 vs Nchan | p99.9 vs Nchan | connect p50 / p99 ms | errors | idle KiB/client | idle vs Nchan | peak / steady RSS MiB | server CPU µs/event | CPU vs Nchan | requests/event | bytes/event | requests/s | 304/s |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        rows.first().map_or(0, |m| m.clients),
+        workers_note(rows),
+        runs_note(rows),
     );
     for m in rows {
         let per_event = |x: u64| {
@@ -122,13 +129,15 @@ pub(crate) fn http_markdown(rows: &[Measured], rate: u64, seconds: u64) -> Strin
         };
         let nchan = peer(m.kind).filter(|p| p.kind != m.kind);
         out += &format!(
-            "| {} | {} / {} | {:.1} | {:.1} | {:.1} | {:.1} / {:.1} | {} | {:.1} | {} | {:.1} / {:.1} | {:.2} | {} | {:.3} | {:.0} | {} | {} |\n",
+            "| {} | {} / {} | {:.1} | {:.1} | {:.1} | {} | {} | {:.1} / {:.1} | {} | {:.1} | {} | {:.1} / {:.1} | {:.2} | {} | {:.3} | {:.0} | {} | {} |\n",
             m.kind,
             m.delivered,
             m.expected,
             m.p50_us / 1e3,
             m.p99_us / 1e3,
             m.p999_us / 1e3,
+            ratio(m.p99_us, nchan.map(|p| p.p99_us)),
+            ratio(m.p999_us, nchan.map(|p| p.p999_us)),
             m.connect_p50_ms,
             m.connect_p99_ms,
             m.errors,
@@ -154,6 +163,19 @@ pub(crate) fn http_markdown(rows: &[Measured], rate: u64, seconds: u64) -> Strin
             bytes written to each socket). Idle cost = (RSS with N clients − RSS with none) / N. \
             Ratios below 1 mean less memory or CPU than Nchan.\n";
     out
+}
+
+/// ", 1 worker thread" (and the rows with two say so in their names).
+fn workers_note(_rows: &[Measured]) -> &'static str {
+    ", 1 worker thread unless named -2w"
+}
+
+/// ", median of N paired runs" when the rows are medians.
+fn runs_note(rows: &[Measured]) -> String {
+    match rows.first().map_or(1, |m| m.p99_runs_us.len()) {
+        0 | 1 => String::new(),
+        n => format!(", median of {n} paired runs"),
+    }
 }
 
 /// What the machine is, for the tables and the chart: CPU model, cores, kernel.

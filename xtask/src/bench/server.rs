@@ -27,6 +27,12 @@ pub(crate) enum ServerKind {
     /// push-ws.
     #[value(name = "push-ws")]
     PushWs,
+    /// push-sse on two worker threads.
+    #[value(name = "push-sse-2w")]
+    PushSse2w,
+    /// push-ws on two worker threads.
+    #[value(name = "push-ws-2w")]
+    PushWs2w,
     /// Nchan's EventSource.
     #[value(name = "nchan-sse")]
     NchanSse,
@@ -58,6 +64,9 @@ pub(crate) enum ServerKind {
 pub(crate) enum Process {
     /// Every push technique on one hyper server.
     Push,
+    /// The same on two worker threads.
+    #[value(name = "push-2w")]
+    Push2w,
     /// axum's `Sse`.
     #[value(name = "axum-sse")]
     AxumSse,
@@ -74,6 +83,7 @@ impl Process {
     pub(crate) fn name(self) -> &'static str {
         match self {
             Process::Push => "push",
+            Process::Push2w => "push-2w",
             Process::AxumSse => "axum-sse",
             Process::Tungstenite => "tungstenite",
             Process::Raw => "raw",
@@ -91,6 +101,8 @@ impl ServerKind {
             ServerKind::PushLongpoll => "push-longpoll",
             ServerKind::PushPoll => "push-poll",
             ServerKind::PushWs => "push-ws",
+            ServerKind::PushSse2w => "push-sse-2w",
+            ServerKind::PushWs2w => "push-ws-2w",
             ServerKind::NchanSse => "nchan-sse",
             ServerKind::NchanStream => "nchan-stream",
             ServerKind::NchanLongpoll => "nchan-longpoll",
@@ -110,6 +122,7 @@ impl ServerKind {
             | ServerKind::PushLongpoll
             | ServerKind::PushPoll
             | ServerKind::PushWs => Some(Process::Push),
+            ServerKind::PushSse2w | ServerKind::PushWs2w => Some(Process::Push2w),
             ServerKind::NchanSse
             | ServerKind::NchanStream
             | ServerKind::NchanLongpoll
@@ -124,13 +137,14 @@ impl ServerKind {
 
 use ServerKind::{
     AxumSse, HyperBare, NchanLongpoll, NchanSse, NchanStream, NchanWs, PushLongpoll, PushPoll,
-    PushSse, PushStream, PushWs, Raw, Tungstenite,
+    PushSse, PushSse2w, PushStream, PushWs, PushWs2w, Raw, Tungstenite,
 };
 
 /// The HTTP servers of the fan-out table, in table order: each push technique next to its
-/// peers, and the raw-socket ceiling.
-pub(crate) const HTTP: [ServerKind; 9] = [
+/// peers, and the raw-socket ceiling; push-sse also on two worker threads.
+pub(crate) const HTTP: [ServerKind; 10] = [
     PushSse,
+    PushSse2w,
     NchanSse,
     AxumSse,
     PushStream,
@@ -142,7 +156,7 @@ pub(crate) const HTTP: [ServerKind; 9] = [
 ];
 
 /// The WebSocket servers measured (at their own, larger N).
-pub(crate) const WS: [ServerKind; 3] = [PushWs, NchanWs, Tungstenite];
+pub(crate) const WS: [ServerKind; 4] = [PushWs, PushWs2w, NchanWs, Tungstenite];
 
 /// The servers of the flat-out fan-out, measured at every N.
 pub(crate) const SATURATION: [ServerKind; 5] = [PushSse, PushStream, NchanSse, AxumSse, Raw];
