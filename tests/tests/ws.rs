@@ -488,3 +488,66 @@ async fn a_reader_that_stalls_gets_an_exact_gap_and_shutdown_sends_1001() {
     // New handshakes are refused while shut down.
     assert!(Client::connect(&ws_url(&server, "/ws/t")).await.is_err());
 }
+
+/// Deliveries are written before the client's frames are read, but never for long: a client's
+/// unsubscribe sent during a flood of events is read and answered while the flood goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_events_does_not_hold_off_the_clients_messages() {
+    let hub = Hub::memory();
+    let ws = Ws::new(hub.clone());
+    let server = server(&ws).await;
+    let mut client = Client::connect(&ws_url(&server, "/ws/flood"))
+        .await
+        .unwrap();
+    assert!(matches!(next(&mut client).await, Received::Outcome { .. }));
+    let topic = Topic::new("flood").unwrap();
+    let flooding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let publisher = tokio::spawn({
+        let (hub, flooding) = (hub.clone(), flooding.clone());
+        async move {
+            let mut published = 0u64;
+            let deadline = tokio::time::Instant::now() + BOUND;
+            while flooding.load(std::sync::atomic::Ordering::Relaxed)
+                && tokio::time::Instant::now() < deadline
+            {
+                for _ in 0..1_024 {
+                    hub.publish(&topic, NewEvent::new("x")).await.unwrap();
+                    published += 1;
+                }
+                tokio::task::yield_now().await;
+            }
+            published
+        }
+    });
+    // Let the flood get going: events arrive before the unsubscribe is sent.
+    // (A reader behind the flood meets gaps: retention is bounded.)
+    let mut read = 0;
+    while read < 1_000 {
+        if let Received::Event { .. } = next(&mut client).await {
+            read += 1;
+        }
+    }
+    client.unsubscribe("flood").await.unwrap();
+    let mut after = 0u64;
+    loop {
+        match next(&mut client).await {
+            Received::Unsubscribed { topic } => {
+                assert_eq!(topic, "flood");
+                break;
+            }
+            Received::Event { .. } => after += 1,
+            Received::Outcome { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        !publisher.is_finished(),
+        "the unsubscribe was answered only after the flood ended"
+    );
+    flooding.store(false, std::sync::atomic::Ordering::Relaxed);
+    let published = publisher.await.unwrap();
+    assert!(
+        published > 1_000 + after,
+        "{published} published, {after} after the unsubscribe"
+    );
+}

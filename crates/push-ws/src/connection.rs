@@ -27,6 +27,10 @@ type Socket = WebSocketStream<TokioIo<Upgraded>>;
 /// The most deliveries written before one flush.
 const BATCH: usize = 64;
 
+/// The most delivery turns (of up to [`BATCH`] deliveries each) written in a row before the
+/// socket is read.
+const FAIR: u32 = 16;
+
 pub(crate) struct Connection {
     pub(crate) ws: Ws,
     pub(crate) access: Grant,
@@ -203,15 +207,43 @@ async fn run(
         .expires
         .is_some()
         .then(|| Box::pin(tokio::time::sleep_until(deadline(&state.access))));
+    // Delivery turns since the client's side was last read: see [`FAIR`].
+    let mut streak = 0u32;
     loop {
-        // Biased: a shutdown or restart is acted on before more deliveries are written.
+        // Biased: a shutdown or restart is acted on before more deliveries are written, and
+        // deliveries are written before the socket is polled for the client's (rare) frames, so
+        // a wake-up for an event costs no read attempt. Every FAIR delivery turns in a row, one
+        // turn reads first, so a flood of events cannot hold off a client's messages.
         tokio::select! {
             biased;
             closing = &mut stop => return Some(closing),
             () = async { expiry.as_mut().expect("guarded").await }, if expiry.is_some() => {
                 return Some(Closing(CloseCode::Library(EXPIRED), "credentials expired"));
             }
+            delivery = state.subs.next(), if !state.subs.is_empty() && streak < FAIR => {
+                streak += 1;
+                let Some(first) = delivery else {
+                    // Every subscription ended: the hub was closed.
+                    return Some(Closing(CloseCode::Away, "server shutting down"));
+                };
+                // Waiting is the backpressure unless slow clients are closed: then the batch is
+                // written under a timeout (boxed: most connections never need its timer).
+                let written = match config.slow_client {
+                    SlowClient::Gap => write_batch(socket, state, first).await,
+                    SlowClient::Close => {
+                        let write = write_batch(socket, state, first);
+                        match Box::pin(tokio::time::timeout(config.slow_timeout, write)).await {
+                            Ok(written) => written,
+                            Err(_) => return Some(Closing(CloseCode::Policy, "too slow")),
+                        }
+                    }
+                };
+                if let Err(e) = written {
+                    return close_for(&e);
+                }
+            }
             incoming = socket.next() => {
+                streak = 0;
                 let message = match incoming {
                     None => return None,
                     Some(Err(e)) => return close_for(&e),
@@ -245,27 +277,6 @@ async fn run(
                     Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => {}
                 }
             }
-            delivery = state.subs.next(), if !state.subs.is_empty() => {
-                let Some(first) = delivery else {
-                    // Every subscription ended: the hub was closed.
-                    return Some(Closing(CloseCode::Away, "server shutting down"));
-                };
-                // Waiting is the backpressure unless slow clients are closed: then the batch is
-                // written under a timeout (boxed: most connections never need its timer).
-                let written = match config.slow_client {
-                    SlowClient::Gap => write_batch(socket, state, first).await,
-                    SlowClient::Close => {
-                        let write = write_batch(socket, state, first);
-                        match Box::pin(tokio::time::timeout(config.slow_timeout, write)).await {
-                            Ok(written) => written,
-                            Err(_) => return Some(Closing(CloseCode::Policy, "too slow")),
-                        }
-                    }
-                };
-                if let Err(e) = written {
-                    return close_for(&e);
-                }
-            }
             _ = ping.tick(), if config.ping_interval.is_some() => {
                 match ping_outstanding {
                     Some(sent) if sent.elapsed() >= config.pong_timeout => {
@@ -283,6 +294,8 @@ async fn run(
                     }
                 }
             }
+            // The fair turn: the socket (and the ping) were polled above; deliveries resume.
+            () = std::future::ready(()), if streak >= FAIR => streak = 0,
         }
     }
 }
