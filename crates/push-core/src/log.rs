@@ -149,18 +149,29 @@ impl From<usize> for BatchLimit {
 pub(crate) struct TopicLog {
     pub(crate) topic: Topic,
     pub(crate) epoch: Epoch,
-    config: HubConfig,
+    /// Shared by the hub's logs.
+    config: Arc<HubConfig>,
     /// Bytes held by this log's events (and, through it, by the hub's logs).
     meter: Arc<Meter>,
     state: Mutex<State>,
+}
+
+/// A log's idempotency keys.
+#[derive(Default)]
+struct Keys {
+    /// The cursor and time of the first publish of each key.
+    first: HashMap<Box<str>, (Cursor, SystemTime)>,
+    /// The same keys in the order they came, with when, for expiry and the cap.
+    order: VecDeque<(Box<str>, Instant)>,
 }
 
 struct State {
     /// The retained events; an entry that is the `hole` placeholder stands for an event that
     /// never reached this log (see [`TopicLog::append`]).
     events: VecDeque<Arc<Event>>,
-    /// Shared by every hole of this log; compared by pointer.
-    hole: Arc<Event>,
+    /// Shared by every hole of this log; compared by pointer. Made at the first hole: most
+    /// logs never have one, and an empty log should cost little.
+    hole: Option<Arc<Event>>,
     /// The sequence number of `events[0]`, or `next_seq` when the log is empty.
     first_seq: u64,
     /// The sequence number the next publish gets.
@@ -179,10 +190,9 @@ struct State {
     completed: bool,
     /// Set when the hub reclaimed this log; operations that meet it look the topic up again.
     retired: bool,
-    /// Idempotency keys of recent publishes: the cursor and time of the first publish of each.
-    keys: HashMap<Box<str>, (Cursor, SystemTime)>,
-    /// The same keys in the order they came, with when, for expiry and the cap.
-    key_order: VecDeque<(Box<str>, Instant)>,
+    /// Idempotency keys of recent publishes, made at the first keyed publish (boxed: most
+    /// topics never see one, and an empty log should cost little).
+    keys: Option<Box<Keys>>,
     last_active: Instant,
 }
 
@@ -216,7 +226,7 @@ impl TopicLog {
     pub(crate) fn new(
         topic: Topic,
         epoch: Epoch,
-        config: HubConfig,
+        config: Arc<HubConfig>,
         hub_bytes: Arc<std::sync::atomic::AtomicUsize>,
     ) -> Self {
         Self::starting_after(topic, epoch, 0, config, hub_bytes)
@@ -227,15 +237,10 @@ impl TopicLog {
         topic: Topic,
         epoch: Epoch,
         head: u64,
-        config: HubConfig,
+        config: Arc<HubConfig>,
         hub_bytes: Arc<std::sync::atomic::AtomicUsize>,
     ) -> Self {
         let next = head.saturating_add(1);
-        let hole = Arc::new(Event::new(
-            Cursor::new(epoch, 0),
-            topic.clone(),
-            NewEvent::new(bytes::Bytes::new()),
-        ));
         Self {
             topic,
             epoch,
@@ -243,7 +248,7 @@ impl TopicLog {
             meter: Arc::new(Meter::new(hub_bytes)),
             state: Mutex::new(State {
                 events: VecDeque::new(),
-                hole,
+                hole: None,
                 first_seq: next,
                 next_seq: next,
                 waiters: Slab::new(),
@@ -251,8 +256,7 @@ impl TopicLog {
                 subscribers: 0,
                 closed: false,
                 completed: false,
-                keys: HashMap::new(),
-                key_order: VecDeque::new(),
+                keys: None,
                 retired: false,
                 last_active: Instant::now(),
             }),
@@ -279,7 +283,8 @@ impl TopicLog {
         let key = new.idempotency_key.clone();
         if let Some(key) = &key {
             self.forget_old_keys(&mut state);
-            if let Some(&(cursor, at)) = state.keys.get(key) {
+            let first = state.keys.as_ref().and_then(|keys| keys.first.get(key));
+            if let Some(&(cursor, at)) = first {
                 // A retry: the first publish's cursor, nothing stored.
                 return Ok(Arc::new(Event::restored(
                     cursor,
@@ -306,31 +311,37 @@ impl TopicLog {
     /// Drops keys past the window.
     fn forget_old_keys(&self, state: &mut State) {
         let window = self.config.idempotency_window;
-        while let Some((_, at)) = state.key_order.front() {
+        let Some(keys) = state.keys.as_mut() else {
+            return;
+        };
+        while let Some((_, at)) = keys.order.front() {
             if at.elapsed() < window {
                 break;
             }
-            if let Some((key, _)) = state.key_order.pop_front() {
-                self.drop_key(state, &key);
+            if let Some((key, _)) = keys.order.pop_front() {
+                self.drop_key(keys, &key);
             }
+        }
+        if keys.order.is_empty() {
+            state.keys = None;
         }
     }
 
     fn remember_key(&self, state: &mut State, key: Box<str>, event: &Event) {
         self.meter.add(key_cost(&key));
-        state
-            .keys
+        let keys = state.keys.get_or_insert_with(Box::default);
+        keys.first
             .insert(key.clone(), (event.id(), event.published_at()));
-        state.key_order.push_back((key, Instant::now()));
-        while state.key_order.len() > self.config.max_idempotency_keys.max(1) {
-            if let Some((old, _)) = state.key_order.pop_front() {
-                self.drop_key(state, &old);
+        keys.order.push_back((key, Instant::now()));
+        while keys.order.len() > self.config.max_idempotency_keys.max(1) {
+            if let Some((old, _)) = keys.order.pop_front() {
+                self.drop_key(keys, &old);
             }
         }
     }
 
-    fn drop_key(&self, state: &mut State, key: &str) {
-        if state.keys.remove(key).is_some() {
+    fn drop_key(&self, keys: &mut Keys, key: &str) {
+        if keys.first.remove(key).is_some() {
             self.meter.sub(key_cost(key));
         }
     }
@@ -435,6 +446,20 @@ impl TopicLog {
         Ok(head)
     }
 
+    /// This log's hole placeholder, made at the first hole.
+    fn hole(&self, state: &mut State) -> Arc<Event> {
+        state
+            .hole
+            .get_or_insert_with(|| {
+                Arc::new(Event::new(
+                    Cursor::new(self.epoch, 0),
+                    self.topic.clone(),
+                    NewEvent::new(bytes::Bytes::new()),
+                ))
+            })
+            .clone()
+    }
+
     /// Completes the log at `end`, the end's own position as a shared store numbered it: the
     /// events between the head and it that never arrived become a hole (readers get a gap),
     /// then readers end after the last event.
@@ -444,7 +469,7 @@ impl TopicLog {
             return;
         }
         for _ in state.next_seq..end {
-            let hole = state.hole.clone();
+            let hole = self.hole(&mut state);
             self.meter.add(hole.retained_size());
             state.events.push_back(hole);
         }
@@ -479,7 +504,7 @@ impl TopicLog {
             .events
             .iter()
             .rev()
-            .find(|e| !Arc::ptr_eq(e, &state.hole))
+            .find(|e| !state.is_hole(e))
             .map(|e| e.published_at())
     }
 
@@ -512,7 +537,7 @@ impl TopicLog {
             state.next_seq = seq;
         } else {
             for _ in 0..skipped {
-                let hole = state.hole.clone();
+                let hole = self.hole(&mut state);
                 self.meter.add(hole.retained_size());
                 state.events.push_back(hole);
                 state.next_seq += 1;
@@ -654,9 +679,16 @@ pub(crate) struct LogStats {
 }
 
 impl State {
+    /// Whether `event` is this log's hole placeholder.
+    fn is_hole(&self, event: &Arc<Event>) -> bool {
+        self.hole
+            .as_ref()
+            .is_some_and(|hole| Arc::ptr_eq(event, hole))
+    }
+
     fn pop_front(&mut self, meter: &Meter) {
         if let Some(event) = self.events.pop_front() {
-            if Arc::ptr_eq(&event, &self.hole) {
+            if self.is_hole(&event) {
                 meter.sub(event.retained_size());
             } else {
                 event.release();
@@ -669,16 +701,17 @@ impl State {
         while !self.events.is_empty() {
             self.pop_front(meter);
         }
-        for (key, _) in self.keys.drain() {
-            meter.sub(key_cost(&key));
+        if let Some(keys) = self.keys.take() {
+            for key in keys.first.keys() {
+                meter.sub(key_cost(key));
+            }
         }
-        self.key_order.clear();
     }
 
     fn front_instant(&self) -> Option<Instant> {
         self.events
             .iter()
-            .find(|e| !Arc::ptr_eq(e, &self.hole))
+            .find(|e| !self.is_hole(e))
             .map(|e| e.published_instant)
     }
 
@@ -931,7 +964,7 @@ fn step(next_seq: &mut u64, state: &mut State) -> Step {
         // In range: first_seq <= next_seq < state.next_seq, so the index is valid.
         let index = usize::try_from(*next_seq - state.first_seq).unwrap_or(usize::MAX);
         if let Some(event) = state.events.get(index) {
-            if !Arc::ptr_eq(event, &state.hole) {
+            if !state.is_hole(event) {
                 *next_seq += 1;
                 return Step::Event(event.clone());
             }
@@ -939,7 +972,7 @@ fn step(next_seq: &mut u64, state: &mut State) -> Step {
             let holes = state
                 .events
                 .range(index..)
-                .take_while(|e| Arc::ptr_eq(e, &state.hole))
+                .take_while(|e| state.is_hole(e))
                 .count();
             *next_seq += holes as u64;
             return Step::Gap(holes as u64);

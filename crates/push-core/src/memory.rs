@@ -31,7 +31,8 @@ pub struct MemoryHub {
 
 #[derive(Debug)]
 struct Inner {
-    config: HubConfig,
+    /// Shared with every topic's log.
+    config: Arc<HubConfig>,
     topics: Mutex<Topics>,
     closed: AtomicBool,
     published: AtomicU64,
@@ -66,7 +67,7 @@ impl MemoryHub {
     pub fn new(config: HubConfig) -> Self {
         Self {
             inner: Arc::new(Inner {
-                config,
+                config: Arc::new(config),
                 topics: Mutex::new(Topics {
                     map: HashMap::new(),
                     last_sweep: Instant::now(),
@@ -119,7 +120,7 @@ impl MemoryHub {
         let log = Arc::new(TopicLog::new(
             topic.clone(),
             Epoch::random(),
-            *config,
+            self.inner.config.clone(),
             self.inner.bytes.clone(),
         ));
         topics.map.insert(topic.clone(), log.clone());

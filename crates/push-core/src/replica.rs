@@ -77,7 +77,7 @@ impl ReplicaLog {
                 topic,
                 epoch,
                 head,
-                config,
+                Arc::new(config),
                 Arc::default(),
             )),
         }

@@ -182,7 +182,8 @@ impl PerConnection {
 }
 
 /// In a `cargo xtask serve` process: when [`ENV`] is set, turns counting on and answers each
-/// line on stdin with a [`Snapshot`] line on stdout, from a thread of its own.
+/// line on stdin with a [`Snapshot`] line on stdout, from a thread of its own; the line `off`
+/// turns counting off first (so that the load that follows runs uncounted).
 pub(crate) fn serve_if_asked() {
     if std::env::var_os(ENV).is_none() {
         return;
@@ -193,6 +194,9 @@ pub(crate) fn serve_if_asked() {
         let stdin = std::io::stdin();
         let mut line = String::new();
         while stdin.lock().read_line(&mut line).is_ok_and(|n| n > 0) {
+            if line.trim() == "off" {
+                ON.store(false, Relaxed);
+            }
             line.clear();
             let mut out = std::io::stdout().lock();
             if writeln!(out, "{}", Snapshot::now().line())

@@ -376,6 +376,11 @@ pub(crate) struct Measured {
     pub(crate) requests_per_sec: f64,
     /// Server CPU time (user + system, clock ticks of 10 ms) from the end of the idle phase.
     pub(crate) cpu_ticks: u64,
+    /// The load generator's CPU time (this process) over the same span. On loopback a send
+    /// also runs the receiver's TCP input, and waking a client that sleeps costs the sender,
+    /// so how the work splits between server and clients depends on their timing; the sum
+    /// does not.
+    pub(crate) clients_cpu_ticks: u64,
     /// Pollers only: `304` answers per second during the flood.
     pub(crate) not_modified_per_sec: Option<f64>,
     /// What each idle client holds on the server's heap, when it ran counting.
@@ -408,6 +413,7 @@ impl Measured {
             "bytes_in": self.bytes_in,
             "requests_per_sec": self.requests_per_sec,
             "cpu_seconds": self.cpu_ticks as f64 / 100.0,
+            "clients_cpu_seconds": self.clients_cpu_ticks as f64 / 100.0,
             "not_modified_per_sec": self.not_modified_per_sec,
             "heap_per_conn": self.heap.as_ref().map(PerConnection::json),
             "runs": self.p99_runs_us.len(),
@@ -450,6 +456,7 @@ impl Measured {
             bytes_in: u(&runs, |m| m.bytes_in),
             requests_per_sec: f(&runs, |m| m.requests_per_sec),
             cpu_ticks: u(&runs, |m| m.cpu_ticks),
+            clients_cpu_ticks: u(&runs, |m| m.clients_cpu_ticks),
             not_modified_per_sec: runs[0]
                 .not_modified_per_sec
                 .map(|_| f(&runs, |m| m.not_modified_per_sec.unwrap_or(f64::NAN))),
@@ -457,6 +464,15 @@ impl Measured {
             p99_runs_us,
         };
         Some(row)
+    }
+
+    /// Server and load-generator CPU microseconds per delivered event.
+    pub(crate) fn total_cpu_us_per_event(&self) -> f64 {
+        if self.delivered == 0 {
+            f64::NAN
+        } else {
+            (self.cpu_ticks + self.clients_cpu_ticks) as f64 * 10_000.0 / self.delivered as f64
+        }
     }
 
     /// Server CPU microseconds per delivered event.
@@ -985,7 +1001,7 @@ async fn connect_clients(
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_idle = proc_kib(pid, "VmRSS:");
-    let heap = match (heap_empty, server.heap().await) {
+    let heap = match (heap_empty, server.last_heap().await) {
         (Some(empty), Some(idle)) => Some(idle.per(&empty, load.clients)),
         _ => None,
     };
@@ -1056,6 +1072,7 @@ pub(crate) async fn measure_load(
         heap,
     } = connect_clients(kind, &mut server, &load).await?;
     let cpu_before = cpu_ticks(pid);
+    let clients_before = cpu_ticks(std::process::id());
     let start = Instant::now();
     let topics = load.topics.max(1);
     let published = if kind == ServerKind::Tungstenite {
@@ -1069,6 +1086,7 @@ pub(crate) async fn measure_load(
     // Let the last events arrive; pollers then poll back to back for the flood.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let cpu = cpu_ticks(pid).saturating_sub(cpu_before);
+    let clients_cpu = cpu_ticks(std::process::id()).saturating_sub(clients_before);
     let polls = kind == ServerKind::PushPoll;
     if polls {
         phase.send_replace(FLOOD_PHASE);
@@ -1118,6 +1136,7 @@ pub(crate) async fn measure_load(
         bytes_in: totals.bytes_in,
         requests_per_sec: totals.requests as f64 / request_span,
         cpu_ticks: cpu,
+        clients_cpu_ticks: clients_cpu,
         not_modified_per_sec: polls.then(|| totals.flood_304 as f64 / FLOOD.as_secs_f64()),
         heap,
         p99_runs_us: vec![p99_us],

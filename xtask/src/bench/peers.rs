@@ -37,16 +37,11 @@ pub(crate) fn idle_markdown(rows: &[Measured]) -> String {
             "push-longpoll" | "nchan-longpoll" => get("nchan-longpoll"),
             _ => get("nchan-sse"),
         };
-        let (bytes, blocks, by_size) = m.heap.as_ref().map_or_else(
-            || ("–".to_owned(), "–".to_owned(), "–".to_owned()),
-            |h| {
-                (
-                    format!("{:.0}", h.bytes),
-                    format!("{:.1}", h.total_blocks()),
-                    h.breakdown(),
-                )
-            },
-        );
+        let (bytes, by_size) = heap_cells(m);
+        let blocks = m
+            .heap
+            .as_ref()
+            .map_or("–".to_owned(), |h| format!("{:.1}", h.total_blocks()));
         out += &format!(
             "| {} | {:.1} | {} | {} | {bytes} | {blocks} | {by_size} | {:.1} / {:.1} | {} |\n",
             m.kind,
@@ -102,7 +97,7 @@ pub(crate) async fn many_topics(
             rate: Some(rate),
             seconds,
         };
-        out.push(measure(kind, load).await?);
+        out.push(super::http::measure_counting(kind, load).await?);
     }
     Ok(out)
 }
@@ -160,13 +155,14 @@ pub(crate) fn many_topics_markdown(rows: &[Measured], rate: u64, seconds: u64) -
     let clients = rows.first().map_or(0, |m| m.clients);
     let mut out = format!(
         "## Many topics: {clients} clients each on its own topic, {rate} events/s round the topics for {seconds} s\n\n\
-         | server | delivered / expected | p50 ms | p99 ms | p99.9 ms | idle KiB/client | server CPU µs/event | CPU vs nchan-sse |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|\n"
+         | server | delivered / expected | p50 ms | p99 ms | p99.9 ms | idle KiB/client | idle vs nchan-sse | heap B/client | heap blocks by size | server CPU µs/event | CPU vs nchan-sse |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|\n"
     );
-    let nchan = find(rows, "nchan-sse", clients).map_or(f64::NAN, Measured::cpu_us_per_event);
+    let nchan = find(rows, "nchan-sse", clients);
     for m in rows {
+        let (bytes, by_size) = heap_cells(m);
         out += &format!(
-            "| {} | {} / {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {} |\n",
+            "| {} | {} / {} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {bytes} | {by_size} | {:.2} | {} |\n",
             m.kind,
             m.delivered,
             m.expected,
@@ -174,11 +170,24 @@ pub(crate) fn many_topics_markdown(rows: &[Measured], rate: u64, seconds: u64) -
             m.p99_us / 1e3,
             m.p999_us / 1e3,
             m.idle_kib_per_conn,
+            ratio(m.idle_kib_per_conn, nchan.map_or(f64::NAN, |n| n.idle_kib_per_conn)),
             m.cpu_us_per_event(),
-            ratio(m.cpu_us_per_event(), nchan),
+            ratio(m.cpu_us_per_event(), nchan.map_or(f64::NAN, Measured::cpu_us_per_event)),
         );
     }
+    out +=
+        "\nHeap per client is counted in the server process (Rust servers only) while the clients \
+            are idle; against the one-topic idle table it gives what a topic with one subscriber \
+            costs besides the connection.\n";
     out
+}
+
+/// The heap cells of a row: bytes per connection, and blocks by size class.
+fn heap_cells(m: &Measured) -> (String, String) {
+    m.heap.as_ref().map_or_else(
+        || ("–".to_owned(), "–".to_owned()),
+        |h| (format!("{:.0}", h.bytes), h.breakdown()),
+    )
 }
 
 /// An SVG chart of the flat-out runs: delivered events/s and p99 latency versus N, one line per

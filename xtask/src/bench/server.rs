@@ -315,10 +315,19 @@ impl Server {
 
     /// The server's live heap now, when it was started counting (and answers within 5 s).
     pub(crate) async fn heap(&mut self) -> Option<Snapshot> {
+        self.ask_heap(b"\n").await
+    }
+
+    /// [`heap`](Self::heap), then counting stops: what follows runs at full speed.
+    pub(crate) async fn last_heap(&mut self) -> Option<Snapshot> {
+        self.ask_heap(b"off\n").await
+    }
+
+    async fn ask_heap(&mut self, line: &[u8]) -> Option<Snapshot> {
         use tokio::io::AsyncWriteExt as _;
         let io = self.heap.as_mut()?;
         let asked = async {
-            io.ask.write_all(b"\n").await.ok()?;
+            io.ask.write_all(line).await.ok()?;
             io.ask.flush().await.ok()?;
             let mut line = String::new();
             io.answers.read_line(&mut line).await.ok()?;
