@@ -1056,13 +1056,50 @@ async fn collect(tasks: Vec<tokio::task::JoinHandle<Option<Seen>>>) -> Totals {
     t
 }
 
+/// What the publishing phase of a run measured.
+struct Published {
+    published: u64,
+    elapsed: Duration,
+    /// The server's RSS (KiB) right after the publishing.
+    steady: u64,
+    /// Server CPU ticks from the start of the publishing until 3 s after it.
+    cpu: u64,
+    /// The load generator's CPU ticks over the same span.
+    clients_cpu: u64,
+}
+
+/// Publishes `load`'s events to `server`, then lets the last ones arrive (3 s).
+async fn publish(kind: ServerKind, server: &mut Server, load: &Load) -> Result<Published, String> {
+    let (pid, addr) = (server.pid, server.addr);
+    let cpu_before = cpu_ticks(pid);
+    let clients_before = cpu_ticks(std::process::id());
+    let start = Instant::now();
+    let published = if kind == ServerKind::Tungstenite {
+        publish_ws(addr, load.rate.unwrap_or(1000), load.seconds).await?
+    } else {
+        let child = &mut server.child;
+        let topics = load.topics.max(1);
+        publish_http(kind.name(), addr, topics, load.rate, load.seconds, child).await?
+    };
+    let elapsed = start.elapsed();
+    let steady = proc_kib(pid, "VmRSS:");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    Ok(Published {
+        published,
+        elapsed,
+        steady,
+        cpu: cpu_ticks(pid).saturating_sub(cpu_before),
+        clients_cpu: cpu_ticks(std::process::id()).saturating_sub(clients_before),
+    })
+}
+
 /// Runs `load` against `server`.
 pub(crate) async fn measure_load(
     kind: ServerKind,
     mut server: Server,
     load: Load,
 ) -> Result<Measured, String> {
-    let (pid, addr) = (server.pid, server.addr);
+    let pid = server.pid;
     let Connected {
         tasks,
         phase,
@@ -1071,22 +1108,15 @@ pub(crate) async fn measure_load(
         rss_idle,
         heap,
     } = connect_clients(kind, &mut server, &load).await?;
-    let cpu_before = cpu_ticks(pid);
-    let clients_before = cpu_ticks(std::process::id());
     let start = Instant::now();
     let topics = load.topics.max(1);
-    let published = if kind == ServerKind::Tungstenite {
-        publish_ws(addr, load.rate.unwrap_or(1000), load.seconds).await?
-    } else {
-        let child = &mut server.child;
-        publish_http(kind.name(), addr, topics, load.rate, load.seconds, child).await?
-    };
-    let elapsed = start.elapsed();
-    let steady = proc_kib(pid, "VmRSS:");
-    // Let the last events arrive; pollers then poll back to back for the flood.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let cpu = cpu_ticks(pid).saturating_sub(cpu_before);
-    let clients_cpu = cpu_ticks(std::process::id()).saturating_sub(clients_before);
+    let Published {
+        published,
+        elapsed,
+        steady,
+        cpu,
+        clients_cpu,
+    } = publish(kind, &mut server, &load).await?;
     let polls = kind == ServerKind::PushPoll;
     if polls {
         phase.send_replace(FLOOD_PHASE);

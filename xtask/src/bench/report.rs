@@ -58,7 +58,7 @@ pub(crate) fn ws_markdown(rows: &[Measured], rate: u64, seconds: u64) -> String 
     let mut out = format!(
         "## WebSocket, {} idle then broadcast clients on one topic, {rate} events/s for {seconds} s (one server process per row{}{})\n\n\
          | server | idle KiB/conn | idle vs nchan-ws | idle vs tungstenite | delivered / expected | p50 ms | p99 ms | p99.9 ms | p99 vs nchan-ws | p99.9 vs nchan-ws | connect p50 / p99 ms | errors | peak RSS MiB | server CPU µs/event | CPU vs nchan-ws | server + clients CPU µs/event | vs nchan-ws | bytes/event |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         rows.first().map_or(0, |m| m.clients),
         workers_note(rows),
         runs_note(rows),
@@ -119,7 +119,7 @@ pub(crate) fn http_markdown(rows: &[Measured], rate: u64, seconds: u64) -> Strin
     let mut out = format!(
         "## HTTP techniques, {} clients on one topic, {rate} events/s for {seconds} s (one server process per row{}{})\n\n\
          | server | delivered / expected | p50 ms | p99 ms | p99.9 ms | p99 vs Nchan | p99.9 vs Nchan | connect p50 / p99 ms | errors | idle KiB/client | idle vs Nchan | peak / steady RSS MiB | server CPU µs/event | CPU vs Nchan | server + clients CPU µs/event | vs Nchan | requests/event | bytes/event | requests/s | 304/s |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         rows.first().map_or(0, |m| m.clients),
         workers_note(rows),
         runs_note(rows),
