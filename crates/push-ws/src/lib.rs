@@ -77,9 +77,9 @@
 //!
 //! # Cost per idle connection
 //!
-//! The defaults are chosen for many mostly idle clients: a 2 KiB read buffer (tungstenite's
+//! The defaults are chosen for many mostly idle clients: a 1 KiB read buffer (tungstenite's
 //! default, 128 KiB, stays allocated for the life of every connection; a client sends small
-//! control messages, and a larger one is simply read in several chunks), no write buffering,
+//! control messages, and the buffer grows for a larger one), no write buffering,
 //! and a 256 KiB bound on what may queue for one client. What an idle connection costs with
 //! these defaults, against Nchan and a default tokio-tungstenite server, is measured by
 //! `cargo xtask bench --only idle` and kept current in the repository README's benchmark
