@@ -128,7 +128,51 @@ fn bench_smoke(cargo: &str) -> Result<(), String> {
             &json.display().to_string(),
         ],
         &[],
-    )
+    )?;
+    let text = std::fs::read_to_string(&json)
+        .map_err(|e| format!("cannot read {}: {e}", json.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", json.display()))?;
+    check_smoke(&value)
+}
+
+/// What the smoke run must show besides finishing: every push row of the fixed-rate fan-out
+/// delivered exactly what was published to every client, with no client failing (push never
+/// drops an event to keep up), and the idle table has each Rust server's heap per connection
+/// from the counting allocator.
+fn check_smoke(bench: &serde_json::Value) -> Result<(), String> {
+    let rows = |section: &str| {
+        bench[section]
+            .as_array()
+            .cloned()
+            .ok_or_else(|| format!("bench JSON: no {section} rows"))
+    };
+    let mut fan_out = rows("http")?;
+    fan_out.extend(rows("websocket")?);
+    for row in &fan_out {
+        let name = row["server"].as_str().unwrap_or("?");
+        if !name.starts_with("push-") {
+            continue;
+        }
+        let (delivered, expected) = (&row["delivered"], &row["expected"]);
+        if delivered != expected || row["errors"] != 0 {
+            return Err(format!(
+                "bench smoke: {name} delivered {delivered} of {expected} with {} client errors",
+                row["errors"]
+            ));
+        }
+    }
+    for row in rows("idle")? {
+        let name = row["server"].as_str().unwrap_or("?");
+        let rust = !name.starts_with("nchan-");
+        let heap = row["heap_per_conn"]["bytes"].as_f64();
+        if rust && !heap.is_some_and(|b| b > 1024.0) {
+            return Err(format!(
+                "bench smoke: {name} has no heap per connection ({heap:?})"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The directory names under `crates/`, which are the published crates.
@@ -184,5 +228,35 @@ fn forget_packaged_copies(crates: &[String]) {
                 let _ = std::fs::remove_dir_all(dir.path());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    fn bench(delivered: u64, heap: Option<f64>) -> serde_json::Value {
+        json!({
+            "http": [
+                {"server": "push-sse", "delivered": delivered, "expected": 1000, "errors": 0},
+                {"server": "axum-sse", "delivered": 10, "expected": 1000, "errors": 3},
+            ],
+            "websocket": [
+                {"server": "push-ws", "delivered": 500, "expected": 500, "errors": 0},
+            ],
+            "idle": [
+                {"server": "push-sse", "heap_per_conn": heap.map(|b| json!({"bytes": b}))},
+                {"server": "nchan-sse", "heap_per_conn": null},
+            ],
+        })
+    }
+
+    #[test]
+    fn the_smoke_check_wants_every_push_event_and_the_heap_figures() {
+        assert_eq!(super::check_smoke(&bench(1000, Some(18_000.0))), Ok(()));
+        let lost = super::check_smoke(&bench(999, Some(18_000.0))).unwrap_err();
+        assert!(lost.contains("push-sse delivered 999 of 1000"), "{lost}");
+        let uncounted = super::check_smoke(&bench(1000, None)).unwrap_err();
+        assert!(uncounted.contains("push-sse has no heap"), "{uncounted}");
     }
 }
