@@ -489,65 +489,57 @@ async fn a_reader_that_stalls_gets_an_exact_gap_and_shutdown_sends_1001() {
     assert!(Client::connect(&ws_url(&server, "/ws/t")).await.is_err());
 }
 
-/// Deliveries are written before the client's frames are read, but never for long: a client's
-/// unsubscribe sent during a flood of events is read and answered while the flood goes on.
+/// Deliveries are written before the client's frames are read, but never for long. A client
+/// with a small receive buffer sends an unsubscribe while 8,000 events (more than the socket
+/// buffers hold, all retained) wait for it: the server must read it between delivery turns and
+/// answer before the backlog is through. Reading only when no delivery is ready would answer
+/// after all 8,000.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flood_of_events_does_not_hold_off_the_clients_messages() {
-    let hub = Hub::memory();
+async fn a_backlog_of_events_does_not_hold_off_the_clients_messages() {
+    const EVENTS: usize = 8_000;
+    let config =
+        HubConfig::default().retention(Retention::default().max_events(EVENTS).max_bytes(64 << 20));
+    let hub = Hub::new(MemoryHub::new(config));
     let ws = Ws::new(hub.clone());
     let server = server(&ws).await;
-    let mut client = Client::connect(&ws_url(&server, "/ws/flood"))
-        .await
-        .unwrap();
-    assert!(matches!(next(&mut client).await, Received::Outcome { .. }));
-    let topic = Topic::new("flood").unwrap();
-    let flooding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let publisher = tokio::spawn({
-        let (hub, flooding) = (hub.clone(), flooding.clone());
-        async move {
-            let mut published = 0u64;
-            let deadline = tokio::time::Instant::now() + BOUND;
-            while flooding.load(std::sync::atomic::Ordering::Relaxed)
-                && tokio::time::Instant::now() < deadline
-            {
-                for _ in 0..1_024 {
-                    hub.publish(&topic, NewEvent::new("x")).await.unwrap();
-                    published += 1;
-                }
-                tokio::task::yield_now().await;
-            }
-            published
-        }
-    });
-    // Let the flood get going: events arrive before the unsubscribe is sent.
-    // (A reader behind the flood meets gaps: retention is bounded.)
-    let mut read = 0;
-    while read < 1_000 {
-        if let Received::Event { .. } = next(&mut client).await {
-            read += 1;
-        }
+    // A fixed 4 KiB receive buffer: what the server can write ahead is bounded by its own send
+    // buffer (4 MiB at most), well under the backlog's 8 MiB.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(server.addr).await.unwrap();
+    let url = ws_url(&server, "/ws/backlog");
+    let (mut client, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+    let text = |m: Message| m.into_text().unwrap().as_str().to_owned();
+    let first = tokio::time::timeout(BOUND, client.next()).await.unwrap();
+    assert!(text(first.unwrap().unwrap()).contains("\"outcome\""));
+    let topic = Topic::new("backlog").unwrap();
+    let payload = "x".repeat(1024);
+    for _ in 0..EVENTS {
+        hub.publish(&topic, NewEvent::text(payload.clone()))
+            .await
+            .unwrap();
     }
-    client.unsubscribe("flood").await.unwrap();
-    let mut after = 0u64;
+    let unsubscribe = r#"{"op":"unsubscribe","topic":"backlog"}"#;
+    client.send(Message::text(unsubscribe)).await.unwrap();
+    let mut before = 0;
     loop {
-        match next(&mut client).await {
-            Received::Unsubscribed { topic } => {
-                assert_eq!(topic, "flood");
-                break;
-            }
-            Received::Event { .. } => after += 1,
-            Received::Outcome { .. } => {}
-            other => panic!("unexpected {other:?}"),
+        let message = tokio::time::timeout(BOUND, client.next())
+            .await
+            .expect("the answer in time")
+            .expect("connection open")
+            .unwrap();
+        let value: serde_json::Value = serde_json::from_str(&text(message)).unwrap();
+        if value["unsubscribed"] == true {
+            break;
         }
+        assert!(
+            value.get("data").is_some(),
+            "only events before the answer: {value}"
+        );
+        before += 1;
     }
     assert!(
-        !publisher.is_finished(),
-        "the unsubscribe was answered only after the flood ended"
-    );
-    flooding.store(false, std::sync::atomic::Ordering::Relaxed);
-    let published = publisher.await.unwrap();
-    assert!(
-        published > 1_000 + after,
-        "{published} published, {after} after the unsubscribe"
+        before < EVENTS,
+        "the unsubscribe was answered only after the whole backlog"
     );
 }

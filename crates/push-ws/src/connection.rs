@@ -219,7 +219,7 @@ async fn run(
         tokio::select! {
             biased;
             closing = &mut stop => return Some(closing),
-            () = async { expiry.as_mut().expect("guarded").await }, if expiry.is_some() => {
+            () = until(expiry.as_mut()), if expiry.is_some() => {
                 return Some(Closing(CloseCode::Library(EXPIRED), "credentials expired"));
             }
             delivery = state.subs.next(), if !state.subs.is_empty() && streak < FAIR => {
@@ -299,6 +299,14 @@ async fn run(
             // The fair turn: the socket (and the ping) were polled above; deliveries resume.
             () = std::future::ready(()), if streak >= FAIR => streak = 0,
         }
+    }
+}
+
+/// Resolves at `sleep`'s deadline, or never without one.
+async fn until(sleep: Option<&mut std::pin::Pin<Box<tokio::time::Sleep>>>) {
+    match sleep {
+        Some(sleep) => sleep.await,
+        None => std::future::pending().await,
     }
 }
 
