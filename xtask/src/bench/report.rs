@@ -60,7 +60,7 @@ pub(crate) fn ws_markdown(rows: &[Measured], rate: u64, seconds: u64) -> String 
          | server | idle KiB/conn | idle vs nchan-ws | idle vs tungstenite | delivered / expected | p50 ms | p99 ms | p99.9 ms | p99 vs nchan-ws | p99.9 vs nchan-ws | connect p50 / p99 ms | errors | peak RSS MiB | server CPU µs/event | CPU vs nchan-ws | server + clients CPU µs/event | vs nchan-ws | bytes/event |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         rows.first().map_or(0, |m| m.clients),
-        workers_note(rows),
+        WORKERS,
         runs_note(rows),
     );
     for m in rows {
@@ -121,7 +121,7 @@ pub(crate) fn http_markdown(rows: &[Measured], rate: u64, seconds: u64) -> Strin
          | server | delivered / expected | p50 ms | p99 ms | p99.9 ms | p99 vs Nchan | p99.9 vs Nchan | connect p50 / p99 ms | errors | idle KiB/client | idle vs Nchan | peak / steady RSS MiB | server CPU µs/event | CPU vs Nchan | server + clients CPU µs/event | vs Nchan | requests/event | bytes/event | requests/s | 304/s |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         rows.first().map_or(0, |m| m.clients),
-        workers_note(rows),
+        WORKERS,
         runs_note(rows),
     );
     for m in rows {
@@ -175,10 +175,8 @@ pub(crate) fn http_markdown(rows: &[Measured], rate: u64, seconds: u64) -> Strin
     out
 }
 
-/// ", 1 worker thread" (and the rows with two say so in their names).
-fn workers_note(_rows: &[Measured]) -> &'static str {
-    ", 1 worker thread unless named -2w"
-}
+/// How many worker threads the rows' servers run: the rows with two say so in their names.
+const WORKERS: &str = ", 1 worker thread unless named -2w";
 
 /// ", median of N paired runs" when the rows are medians.
 fn runs_note(rows: &[Measured]) -> String {
