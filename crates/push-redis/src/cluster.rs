@@ -14,7 +14,7 @@
 //! event any client saw, and the next publish follows them without reusing a cursor.
 
 use push_core::Topic;
-use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
 use redis::{ConnectionAddr, ConnectionInfo, RedisError, Value};
 
 /// The number of hash slots of a Redis Cluster.
@@ -70,20 +70,23 @@ impl Cluster {
         self.tags.get(i).map_or(0, |tag| slot(tag.as_bytes()))
     }
 
-    /// The node a reader of `slot` reads now, asked of any node (`CLUSTER SLOTS`): a replica
-    /// of the slot's master, or the master when it has none; as a client.
+    /// The node a reader of `slot` reads now: a replica of the slot's master, or the master
+    /// when it has none; as a client. Every node is asked (`CLUSTER SLOTS`) and the answer most
+    /// of them give wins: a node restarted after a failover names itself master of its old
+    /// slots until it learns otherwise, and reading its writes of that moment would hand out
+    /// events the cluster then drops.
     pub(crate) async fn node(
         &self,
         commands: &mut redis::cluster_async::ClusterConnection,
         slot: usize,
     ) -> Result<(redis::Client, (String, u16)), RedisError> {
-        let reply = commands
+        let replies = commands
             .route_command(
                 redis::cmd("CLUSTER").arg("SLOTS").clone(),
-                RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+                RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllNodes, None)),
             )
             .await?;
-        let (host, port) = reader_of(&reply, slot).ok_or_else(|| {
+        let (host, port) = most_named(&replies, slot).ok_or_else(|| {
             RedisError::from((
                 redis::ErrorKind::Client,
                 "no node serves the slot",
@@ -182,6 +185,20 @@ fn holds(reply: &Value, data: &[u8]) -> bool {
     })
 }
 
+/// The reader address for `slot` most nodes name, from every node's `CLUSTER SLOTS` reply (a
+/// map from node to reply; a single reply counts as one node's).
+fn most_named(replies: &Value, slot: usize) -> Option<(String, u16)> {
+    let answers: Vec<(String, u16)> = match replies {
+        Value::Map(pairs) => pairs
+            .iter()
+            .filter_map(|(_, reply)| reader_of(reply, slot))
+            .collect(),
+        reply => reader_of(reply, slot).into_iter().collect(),
+    };
+    let count = |a: &(String, u16)| answers.iter().filter(|b| *b == a).count();
+    answers.iter().max_by_key(|a| count(a)).cloned()
+}
+
 /// The address to read `slot` at in a `CLUSTER SLOTS` reply (`[[start, end, [host, port, id,
 /// …], replicas…], …]`): its first replica, else its master.
 fn reader_of(reply: &Value, slot: usize) -> Option<(String, u16)> {
@@ -216,6 +233,34 @@ fn reader_of(reply: &Value, slot: usize) -> Option<(String, u16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `CLUSTER SLOTS` reply: slots 0-16383 served by `master`, with `replica` if given.
+    fn slots_reply(master: u16, replica: Option<u16>) -> Value {
+        let node = |port: u16| {
+            Value::Array(vec![
+                Value::BulkString(b"127.0.0.1".to_vec()),
+                Value::Int(port.into()),
+            ])
+        };
+        let mut range = vec![Value::Int(0), Value::Int(16383), node(master)];
+        range.extend(replica.map(node));
+        Value::Array(vec![Value::Array(range)])
+    }
+
+    #[test]
+    fn the_reader_is_the_node_most_nodes_name() {
+        let host = |port| Some(("127.0.0.1".to_owned(), port));
+        // A restarted old master still names itself (no replica); the others name the new
+        // master's replica, or the new master while it has none.
+        let replies = Value::Map(vec![
+            (Value::Int(1), slots_reply(7000, None)),
+            (Value::Int(2), slots_reply(7003, Some(7004))),
+            (Value::Int(3), slots_reply(7003, Some(7004))),
+        ]);
+        assert_eq!(most_named(&replies, 42), host(7004));
+        assert_eq!(most_named(&slots_reply(7003, None), 42), host(7003));
+        assert_eq!(most_named(&Value::Map(Vec::new()), 42), None);
+    }
 
     #[test]
     fn slots_match_redis() {
