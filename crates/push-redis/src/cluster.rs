@@ -14,7 +14,7 @@
 //! event any client saw, and the next publish follows them without reusing a cursor.
 
 use push_core::Topic;
-use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
 use redis::{ConnectionAddr, ConnectionInfo, RedisError, Value};
 
 /// The number of hash slots of a Redis Cluster.
@@ -109,45 +109,6 @@ impl Cluster {
     }
 }
 
-/// Waits until a replica of `key`'s master holds entry `id` with this `data` (read back with
-/// `XRANGE`), for at most `timeout`; the reason when it does not.
-pub(crate) async fn read_back(
-    conn: &mut redis::cluster_async::ClusterConnection,
-    key: &str,
-    id: &[u8],
-    data: &[u8],
-    timeout: std::time::Duration,
-) -> Result<(), String> {
-    use redis::cluster_routing::{Route, SlotAddr};
-    let slot = u16::try_from(key_slot(key)).unwrap_or(0);
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut pause = std::time::Duration::from_millis(1);
-    loop {
-        let mut cmd = redis::cmd("XRANGE");
-        cmd.arg(key).arg(id).arg(id);
-        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
-            slot,
-            SlotAddr::ReplicaRequired,
-        )));
-        match conn.route_command(cmd, route).await {
-            Ok(reply) if holds(&reply, data) => return Ok(()),
-            Ok(Value::Array(entries)) if !entries.is_empty() => {
-                return Err(
-                    "another event holds its id on the replica: publish it again".to_owned(),
-                );
-            }
-            _ => {}
-        }
-        if tokio::time::Instant::now() + pause > deadline {
-            return Err(format!(
-                "no replica holds it after {timeout:?}; it may still be stored: retry with its idempotency key"
-            ));
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(std::time::Duration::from_millis(50));
-    }
-}
-
 /// Whether a node whose `ROLE` answered `role` may be read: a replica, or a master without
 /// replicas (whose writes no failover can take back, as none can happen).
 pub(crate) fn safe_to_read(role: &Value) -> bool {
@@ -164,25 +125,6 @@ pub(crate) fn safe_to_read(role: &Value) -> bool {
         b"master" => matches!(parts.get(2), Some(Value::Array(replicas)) if replicas.is_empty()),
         _ => false,
     }
-}
-
-/// Whether an `XRANGE` reply of one entry has `data` in its `data` field.
-fn holds(reply: &Value, data: &[u8]) -> bool {
-    let Value::Array(entries) = reply else {
-        return false;
-    };
-    let Some(Value::Array(entry)) = entries.first() else {
-        return false;
-    };
-    let Some(Value::Array(fields)) = entry.get(1) else {
-        return false;
-    };
-    fields.chunks(2).any(|pair| match pair {
-        [Value::BulkString(name), Value::BulkString(value)] => {
-            name.as_slice() == crate::stream::DATA.as_bytes() && value.as_slice() == data
-        }
-        _ => false,
-    })
 }
 
 /// The reader address for `slot` most nodes name, from every node's `CLUSTER SLOTS` reply (a

@@ -74,7 +74,8 @@
 //! subscriptions take the head from that replica, and resumes read history from replicas; a
 //! client is only ever handed what the next master will hold. With
 //! [`RedisConfig::wait_replicas`] at 1, a publish is acknowledged only once a replica holds it
-//! (`WAIT`, then read back on a replica), so an acknowledged publish survives the failover too;
+//! (`WAIT` in the same pipeline as the write, so on the node that took it), so an acknowledged
+//! publish survives the failover too;
 //! one that failed may still be stored, and retrying it with its idempotency key stores it
 //! once. While a slot's master has no replica (after a failover, until the old master comes
 //! back as a replica), its publishes then fail. A failure of the new master within a moment of
@@ -639,9 +640,12 @@ impl RedisHub {
         let published_at = SystemTime::now();
         let stream_key = self.key(topic);
         let idem = stream::idempotency_key(&stream_key, event.idempotency_key());
-        let mut invocation = self.inner.publish.key(&stream_key);
-        invocation
-            .key(idem)
+        let mut publish = redis::cmd("EVALSHA");
+        publish
+            .arg(self.inner.publish.get_hash())
+            .arg(2)
+            .arg(&stream_key)
+            .arg(idem)
             .arg(self.inner.config.hub.retention.max_events.max(1))
             .arg(if event.idempotency_key().is_some() {
                 "1"
@@ -654,32 +658,19 @@ impl RedisHub {
                     .max(1),
             );
         for field in stream::fields(&event, published_at) {
-            invocation.arg(field);
+            publish.arg(field);
         }
-        let mut conn = self.inner.commands.clone();
         let health = &self.inner.health;
-        let id: Vec<u8> = match invocation.invoke_async(&mut conn).await {
+        let id = match self.run_publish(publish).await {
             Ok(id) => id,
-            Err(e) if e.code() == Some("PUSHCOMPLETE") => return Err(Error::Complete),
-            Err(e) => {
+            Err(Error::Complete) => return Err(Error::Complete),
+            Err(error) => {
                 health.publish_errors.fetch_add(1, Ordering::Relaxed);
                 health.publish_failing.store(true, Ordering::Relaxed);
-                let error = RedisError::boxed("publish", e);
                 health.error(error.to_string());
                 return Err(error);
             }
         };
-        if self.inner.config.wait_replicas > 0 {
-            if let Err(e) = self
-                .wait_replicated(&mut conn, &stream_key, &id, event.data())
-                .await
-            {
-                health.publish_errors.fetch_add(1, Ordering::Relaxed);
-                health.publish_failing.store(true, Ordering::Relaxed);
-                health.error(e.to_string());
-                return Err(e);
-            }
-        }
         health.publishes.fetch_add(1, Ordering::Relaxed);
         health.publish_failing.store(false, Ordering::Relaxed);
         self.inner.published.fetch_add(1, Ordering::Relaxed);
@@ -694,64 +685,70 @@ impl RedisHub {
         )))
     }
 
-    /// Until [`RedisConfig::wait_replicas`] replicas hold the publish `id` of `key`, or the
-    /// timeout: `WAIT` on the connection that wrote. In a cluster `WAIT` goes to the slot's
-    /// master, which may have changed since the write (a `WAIT` without writes answers at
-    /// once), so the entry is then also read back on a replica, and must be this publish's.
-    async fn wait_replicated(
-        &self,
-        conn: &mut Commands,
-        key: &str,
-        id: &[u8],
-        data: &[u8],
-    ) -> Result<(), Error> {
+    /// Runs the publish script (`EVALSHA`, loading the script where a node lacks it) and returns
+    /// the entry's id. With [`RedisConfig::wait_replicas`], `WAIT` follows in the same pipeline:
+    /// the pipeline goes to one node as a whole, and is sent again as a whole when the script is
+    /// redirected, so `WAIT` always counts the replicas of the node and connection that wrote,
+    /// whatever a cluster client's slot map says by then.
+    async fn run_publish(&self, publish: redis::Cmd) -> Result<Vec<u8>, Error> {
         let config = &self.inner.config;
-        let mut cmd = redis::cmd("WAIT");
-        cmd.arg(config.wait_replicas).arg(
-            u64::try_from(config.wait_timeout.as_millis())
-                .unwrap_or(u64::MAX)
-                .max(1),
-        );
-        let reply: Result<Value, redis::RedisError> = match conn {
-            Commands::Single(c) => {
-                let _ = (key, id, data);
-                cmd.query_async(c).await
-            }
-            #[cfg(feature = "cluster")]
-            Commands::Cluster(c) => {
-                use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-                let slot = u16::try_from(cluster::key_slot(key)).unwrap_or(0);
-                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
-                    Route::new(slot, SlotAddr::Master),
-                ));
-                let waited = c.route_command(cmd, route).await;
-                if matches!(waited, Ok(Value::Int(n)) if usize::try_from(n).unwrap_or(0) >= config.wait_replicas)
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors().add_command(publish);
+        if config.wait_replicas > 0 {
+            pipe.cmd("WAIT").arg(config.wait_replicas).arg(
+                u64::try_from(config.wait_timeout.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(1),
+            );
+        }
+        let mut conn = self.inner.commands.clone();
+        let mut loads = 0;
+        let (written, waited) = loop {
+            let replies: Vec<redis::RedisResult<Value>> = pipe
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| RedisError::boxed("publish", e))?;
+            let mut replies = replies.into_iter();
+            match replies.next() {
+                Some(Err(e))
+                    if loads < 3
+                        && e.kind()
+                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
                 {
-                    cluster::read_back(c, key, id, data, config.wait_timeout)
+                    loads += 1;
+                    self.inner
+                        .publish
+                        .load_async(&mut conn)
                         .await
-                        .map_err(|reason| {
-                            Error::Backend(Box::new(RedisError::Command {
-                                op: "publish",
-                                reason,
-                            }))
-                        })?;
+                        .map_err(|e| RedisError::boxed("publish", e))?;
                 }
-                waited
+                Some(written) => break (written, replies.next()),
+                None => return Err(Error::Backend("redis answered no reply".into())),
             }
         };
-        match reply {
-            Ok(Value::Int(n)) if usize::try_from(n).unwrap_or(0) >= config.wait_replicas => Ok(()),
-            Ok(Value::Int(n)) => Err(Error::Backend(Box::new(RedisError::Command {
+        let id = match written {
+            Ok(id) => redis::from_redis_value::<Vec<u8>>(id).map_err(|e| {
+                Error::Backend(format!("redis returned an unexpected stream id: {e}").into())
+            })?,
+            Err(e) if e.code() == Some("PUSHCOMPLETE") => return Err(Error::Complete),
+            Err(e) => return Err(RedisError::boxed("publish", e)),
+        };
+        match waited {
+            None => Ok(id),
+            Some(Ok(Value::Int(n))) if usize::try_from(n).unwrap_or(0) >= config.wait_replicas => {
+                Ok(id)
+            }
+            Some(Ok(Value::Int(n))) => Err(Error::Backend(Box::new(RedisError::Command {
                 op: "publish",
                 reason: format!(
                     "{n} of {} replicas hold it after {:?}; it may still be stored: retry with its idempotency key",
                     config.wait_replicas, config.wait_timeout
                 ),
             }))),
-            Ok(other) => Err(Error::Backend(
+            Some(Ok(other)) => Err(Error::Backend(
                 format!("redis WAIT answered {other:?}").into(),
             )),
-            Err(e) => Err(RedisError::boxed("publish", e)),
+            Some(Err(e)) => Err(RedisError::boxed("publish", e)),
         }
     }
 
