@@ -388,6 +388,81 @@ async fn an_idempotency_key_stores_a_retried_publish_once_across_servers() {
     assert_eq!(batch.events.len(), 2, "{batch:?}");
 }
 
+/// With `wait_replicas`, a publish is acknowledged only once a replica holds it: refused while
+/// the master has none (with a message that says what to do), stored once when retried with its
+/// idempotency key after a replica joined, and on the replica as soon as it is acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledged_publish_is_held_by_a_replica() {
+    // Full syncs start at once instead of after Redis's default 5 s.
+    let Some(master) = RedisServer::start_with(&["--repl-diskless-sync-delay", "0"]) else {
+        return;
+    };
+    let acked = config().wait_replicas(1, Duration::from_millis(300));
+    let (hub, backend) = hub(&master, acked).await;
+    let orders = topic("orders");
+    let keyed = |text: &str| {
+        NewEvent::text(text.to_owned())
+            .with_idempotency_key(text)
+            .unwrap()
+    };
+    let refused = hub.publish(&orders, keyed("o1")).await.unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("0 of 1 replicas hold it after 300ms; it may still be stored: retry with its idempotency key"),
+        "{refused}"
+    );
+    let health = backend.health();
+    assert!(
+        !health.publishing && health.publish_errors == 1,
+        "{health:?}"
+    );
+
+    let port = master.port.to_string();
+    let mut replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !replica
+        .cli(&["INFO", "replication"])
+        .contains("master_link_status:up")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica never synced"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // After a full sync, Redis starts the replica's stream at its first acknowledgement (up to a
+    // second later): until then publishes may be refused, and are retried as the message says.
+    let retry = |text: &'static str| {
+        let (hub, orders) = (&hub, &orders);
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                match hub.publish(orders, keyed(text)).await {
+                    Ok(event) => return event,
+                    Err(e) => assert!(tokio::time::Instant::now() < deadline, "{text}: {e}"),
+                }
+            }
+        }
+    };
+    let retried = retry("o1").await;
+    let second = retry("o2").await;
+    assert_eq!(second.id().seq(), retried.id().seq() + 1, "o1 stored once");
+    let key = backend.key(&orders);
+    let on_replica = replica.cli(&["XRANGE", &key, "-", "+"]);
+    assert!(
+        on_replica.contains("o1") && on_replica.contains("o2"),
+        "{on_replica}"
+    );
+    assert_eq!(replica.cli(&["XLEN", &key]).trim(), "2");
+
+    replica.kill();
+    let refused = hub.publish(&orders, keyed("o3")).await.unwrap_err();
+    assert!(refused.to_string().contains("0 of 1 replicas"), "{refused}");
+    let batch = hub.read(&orders, StartFrom::Oldest, 10).await.unwrap();
+    assert_eq!(payloads_of(&batch.events), ["o1", "o2", "o3"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_topics_share_a_few_reader_connections() {
     let Some(redis) = RedisServer::start() else {

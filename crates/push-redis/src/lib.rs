@@ -159,7 +159,9 @@ pub struct RedisConfig {
     /// cluster, also the number of hash-tag groups, which must be the same on every process.
     pub readers: usize,
     /// Replicas that must hold a publish before it is acknowledged (`WAIT`); 0 (the default)
-    /// acknowledges once the master has it, which a failover can lose.
+    /// acknowledges once the master has it, which a failover can lose. Redis streams writes to
+    /// a replica that has just synced only from its first acknowledgement, up to a second
+    /// later, so publishes may be refused for that long after a replica (re)joins.
     pub wait_replicas: usize,
     /// How long a publish waits for [`wait_replicas`](Self::wait_replicas); past it the
     /// publish fails (it may still be stored: retry it with its idempotency key).
