@@ -155,10 +155,11 @@ fn check_smoke(bench: &serde_json::Value) -> Result<(), String> {
             continue;
         }
         let (delivered, expected) = (&row["delivered"], &row["expected"]);
-        if delivered != expected || row["errors"] != 0 {
+        if delivered != expected || row["errors"] != 0 || row["repeated"] != 0 {
             return Err(format!(
-                "bench smoke: {name} delivered {delivered} of {expected} with {} client errors",
-                row["errors"]
+                "bench smoke: {name} delivered {delivered} of {expected} with {} client errors \
+                 and {} events repeated",
+                row["errors"], row["repeated"]
             ));
         }
     }
@@ -235,14 +236,17 @@ fn forget_packaged_copies(crates: &[String]) {
 mod tests {
     use serde_json::json;
 
-    fn bench(delivered: u64, heap: Option<f64>) -> serde_json::Value {
+    fn bench(delivered: u64, repeated: u64, heap: Option<f64>) -> serde_json::Value {
         json!({
             "http": [
-                {"server": "push-sse", "delivered": delivered, "expected": 1000, "errors": 0},
-                {"server": "axum-sse", "delivered": 10, "expected": 1000, "errors": 3},
+                {"server": "push-sse", "delivered": delivered, "expected": 1000, "errors": 0,
+                 "repeated": 0},
+                {"server": "axum-sse", "delivered": 10, "expected": 1000, "errors": 3,
+                 "repeated": 4},
             ],
             "websocket": [
-                {"server": "push-ws", "delivered": 500, "expected": 500, "errors": 0},
+                {"server": "push-ws", "delivered": 500, "expected": 500, "errors": 0,
+                 "repeated": repeated},
             ],
             "idle": [
                 {"server": "push-sse", "heap_per_conn": heap.map(|b| json!({"bytes": b}))},
@@ -252,11 +256,18 @@ mod tests {
     }
 
     #[test]
-    fn the_smoke_check_wants_every_push_event_and_the_heap_figures() {
-        assert_eq!(super::check_smoke(&bench(1000, Some(18_000.0))), Ok(()));
-        let lost = super::check_smoke(&bench(999, Some(18_000.0))).unwrap_err();
+    fn the_smoke_check_wants_every_push_event_once_and_the_heap_figures() {
+        assert_eq!(super::check_smoke(&bench(1000, 0, Some(18_000.0))), Ok(()));
+        let lost = super::check_smoke(&bench(999, 0, Some(18_000.0))).unwrap_err();
         assert!(lost.contains("push-sse delivered 999 of 1000"), "{lost}");
-        let uncounted = super::check_smoke(&bench(1000, None)).unwrap_err();
+        let repeated = super::check_smoke(&bench(1000, 2, Some(18_000.0))).unwrap_err();
+        assert!(
+            repeated.contains(
+                "push-ws delivered 500 of 500 with 0 client errors and 2 events repeated"
+            ),
+            "{repeated}"
+        );
+        let uncounted = super::check_smoke(&bench(1000, 0, None)).unwrap_err();
         assert!(uncounted.contains("push-sse has no heap"), "{uncounted}");
     }
 }

@@ -365,6 +365,8 @@ pub(crate) struct Measured {
     pub(crate) connect_p99_ms: f64,
     /// Clients that could not connect or whose connection failed.
     pub(crate) errors: u64,
+    /// Events a client received again, or after a later one: not counted in `delivered`.
+    pub(crate) repeated: u64,
     pub(crate) idle_kib_per_conn: f64,
     pub(crate) peak_rss_mib: f64,
     /// RSS right after the publishing phase.
@@ -406,6 +408,7 @@ impl Measured {
             "connect_p50_ms": self.connect_p50_ms,
             "connect_p99_ms": self.connect_p99_ms,
             "errors": self.errors,
+            "repeated": self.repeated,
             "idle_kib_per_conn": self.idle_kib_per_conn,
             "peak_rss_mib": self.peak_rss_mib,
             "steady_rss_mib": self.steady_rss_mib,
@@ -422,8 +425,8 @@ impl Measured {
     }
 
     /// One row from several runs of the same server and load: the median of each figure,
-    /// the fewest events delivered and the most errors of any run (a loss in one run is not
-    /// hidden by the others).
+    /// the fewest events delivered and the most errors and repeats of any run (a loss in one
+    /// run is not hidden by the others).
     pub(crate) fn median(mut runs: Vec<Measured>) -> Option<Measured> {
         fn mid(mut values: Vec<f64>) -> f64 {
             values.sort_by(f64::total_cmp);
@@ -449,6 +452,7 @@ impl Measured {
             connect_p50_ms: f(&runs, |m| m.connect_p50_ms),
             connect_p99_ms: f(&runs, |m| m.connect_p99_ms),
             errors: runs.iter().map(|m| m.errors).max().unwrap_or(0),
+            repeated: runs.iter().map(|m| m.repeated).max().unwrap_or(0),
             idle_kib_per_conn: f(&runs, |m| m.idle_kib_per_conn),
             peak_rss_mib: f(&runs, |m| m.peak_rss_mib),
             steady_rss_mib: f(&runs, |m| m.steady_rss_mib),
@@ -464,6 +468,11 @@ impl Measured {
             p99_runs_us,
         };
         Some(row)
+    }
+
+    /// The `delivered / expected / repeated` cell of the tables.
+    pub(crate) fn delivery_cell(&self) -> String {
+        format!("{} / {} / {}", self.delivered, self.expected, self.repeated)
     }
 
     /// Server and load-generator CPU microseconds per delivered event.
@@ -490,6 +499,21 @@ fn now_nanos() -> u128 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0)
+}
+
+/// A publish's payload: the time in nanoseconds, and greater than every earlier stamp of this
+/// process even if the clock steps back, so a client that receives one not greater than the
+/// last it received on its topic has a repeat (or a reordering).
+fn stamp() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = u64::try_from(now_nanos()).unwrap_or(u64::MAX);
+    let prev = LAST
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+            Some(now.max(last + 1))
+        })
+        .unwrap_or(now);
+    now.max(prev + 1).to_string()
 }
 
 /// Latency samples of one run, shared by every client: each buffers a few and records them in
@@ -542,6 +566,10 @@ struct Seen {
     flood_304: u64,
     last_receipt: Option<Instant>,
     connect_us: u64,
+    /// The newest publish stamp received (see [`stamp`]).
+    last_sent: u128,
+    /// Events received again or after a later one.
+    repeated: u64,
 }
 
 impl Seen {
@@ -554,10 +582,18 @@ impl Seen {
             flood_304: 0,
             last_receipt: None,
             connect_us: 0,
+            last_sent: 0,
+            repeated: 0,
         }
     }
 
+    /// One event received at `now` that was published at `sent`.
     fn sample(&mut self, now: u128, sent: u128) {
+        if sent <= self.last_sent {
+            self.repeated += 1;
+            return;
+        }
+        self.last_sent = sent;
         self.pending
             .push(u64::try_from(now.saturating_sub(sent) / 1000).unwrap_or(u64::MAX));
         self.last_receipt = Some(Instant::now());
@@ -1019,6 +1055,7 @@ async fn connect_clients(
 #[derive(Default)]
 struct Totals {
     requests: u64,
+    repeated: u64,
     bytes_in: u64,
     flood_304: u64,
     errors: u64,
@@ -1048,6 +1085,7 @@ async fn collect(tasks: Vec<tokio::task::JoinHandle<Option<Seen>>>) -> Totals {
         t.requests += seen.requests;
         t.bytes_in += seen.bytes_in;
         t.flood_304 += seen.flood_304;
+        t.repeated += seen.repeated;
         if let Some(h) = t.connect.as_mut() {
             h.saturating_record(seen.connect_us.max(1));
         }
@@ -1159,6 +1197,7 @@ pub(crate) async fn measure_load(
         connect_p50_ms: connect(0.5),
         connect_p99_ms: connect(0.99),
         errors: totals.errors,
+        repeated: totals.repeated,
         idle_kib_per_conn: rss_idle.saturating_sub(rss_empty) as f64 / load.clients as f64,
         peak_rss_mib: peak as f64 / 1024.0,
         steady_rss_mib: steady as f64 / 1024.0,
@@ -1216,9 +1255,7 @@ async fn publish_http(
         }
         let req = http::Request::post(paths[(i % topics as u64) as usize].as_str())
             .header("host", "bench")
-            .body(http_body_util::Full::new(Bytes::from(
-                now_nanos().to_string(),
-            )))
+            .body(http_body_util::Full::new(Bytes::from(stamp())))
             .map_err(|e| e.to_string())?;
         // The connection needs a poll to become idle again after the previous response.
         sender
@@ -1255,11 +1292,29 @@ async fn publish_ws(addr: std::net::SocketAddr, rate: u64, seconds: u64) -> Resu
         let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
         tokio::time::sleep_until(due.into()).await;
         socket
-            .send(tokio_tungstenite::tungstenite::Message::text(
-                now_nanos().to_string(),
-            ))
+            .send(tokio_tungstenite::tungstenite::Message::text(stamp()))
             .await
             .map_err(|e| format!("tungstenite: publish {i}: {e}"))?;
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{stamp, Latencies, Seen};
+
+    #[test]
+    fn a_repeated_or_reordered_event_is_counted_and_not_delivered() {
+        let stamps: Vec<u128> = (0..4).map(|_| stamp().parse().unwrap()).collect();
+        assert!(stamps.windows(2).all(|w| w[0] < w[1]), "{stamps:?}");
+        let latencies = Latencies::new();
+        let mut seen = Seen::new(&latencies);
+        let now = stamps[3] + 1_000_000;
+        for sent in [stamps[0], stamps[1], stamps[1], stamps[3], stamps[2]] {
+            seen.sample(now, sent);
+        }
+        let seen = seen.finish();
+        assert_eq!(seen.repeated, 2);
+        assert_eq!(latencies.quantiles([0.5]).0, 3, "three events delivered");
+    }
 }
