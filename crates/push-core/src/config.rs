@@ -82,6 +82,11 @@ pub enum ResetPolicy {
 /// | [`reset_policy`](Self::reset_policy) | [`ResetPolicy::Oldest`] |
 /// | [`idempotency_window`](Self::idempotency_window) | 5 min |
 /// | [`max_idempotency_keys`](Self::max_idempotency_keys) | 256 per topic |
+/// | [`max_idempotency_bytes`](Self::max_idempotency_bytes) | 16 MiB over all topics |
+///
+/// Events and idempotency keys have budgets of their own, so the hub holds at most about
+/// `max_bytes + max_idempotency_bytes` (plus each topic's fixed cost, a few hundred bytes): a
+/// flood of keyed publishes forgets the oldest keys sooner, and never trims an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HubConfig {
@@ -114,10 +119,17 @@ pub struct HubConfig {
     /// first one's cursor instead of storing the event again.
     pub idempotency_window: Duration,
     /// The most idempotency keys remembered per topic; past it the oldest is forgotten first
-    /// (so a flood of keys costs bounded memory, and shortens the window). A key costs its
-    /// length plus about 100 bytes, counted in the topic's retained bytes: at most about
-    /// 58 KiB per topic at the default.
+    /// (so a flood of keys costs bounded memory, and shortens the window). A key costs twice
+    /// its length plus 100 bytes (at most 356 bytes: keys are at most
+    /// [`MAX_IDEMPOTENCY_KEY_LEN`](crate::MAX_IDEMPOTENCY_KEY_LEN) long), counted against
+    /// [`max_idempotency_bytes`](Self::max_idempotency_bytes), not against the events' budgets:
+    /// at most about 89 KiB per topic at the default.
     pub max_idempotency_keys: usize,
+    /// The most bytes of idempotency keys remembered over all topics. Past it, the oldest keys
+    /// across topics are forgotten (by when they came) until they take 90 % of it, so a flood
+    /// of keys shortens the window of the oldest keys and leaves every retained event alone.
+    /// 16 MiB hold at least 47,000 keys of the longest kind.
+    pub max_idempotency_bytes: usize,
 }
 
 impl Default for HubConfig {
@@ -131,6 +143,7 @@ impl Default for HubConfig {
             reset_policy: ResetPolicy::Oldest,
             idempotency_window: Duration::from_secs(300),
             max_idempotency_keys: 256,
+            max_idempotency_bytes: 16 << 20,
         }
     }
 }
@@ -189,6 +202,13 @@ impl HubConfig {
     #[must_use]
     pub fn max_idempotency_keys(mut self, n: usize) -> Self {
         self.max_idempotency_keys = n;
+        self
+    }
+
+    /// Sets [`max_idempotency_bytes`](Self::max_idempotency_bytes).
+    #[must_use]
+    pub fn max_idempotency_bytes(mut self, n: usize) -> Self {
+        self.max_idempotency_bytes = n;
         self
     }
 }

@@ -153,7 +153,19 @@ pub(crate) struct TopicLog {
     config: Arc<HubConfig>,
     /// Bytes held by this log's events (and, through it, by the hub's logs).
     meter: Arc<Meter>,
+    /// Bytes held by this log's idempotency keys (and, through it, by the hub's logs): a
+    /// budget apart from the events', so that keys can never crowd out events.
+    key_meter: Meter,
     state: Mutex<State>,
+}
+
+/// The hub-wide byte counters every log of a hub adds to.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HubCounters {
+    /// Bytes of retained events (see [`HubConfig::max_bytes`]).
+    pub(crate) events: Arc<std::sync::atomic::AtomicUsize>,
+    /// Bytes of remembered idempotency keys (see [`HubConfig::max_idempotency_bytes`]).
+    pub(crate) keys: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// A log's idempotency keys.
@@ -161,7 +173,7 @@ pub(crate) struct TopicLog {
 struct Keys {
     /// The cursor and time of the first publish of each key.
     first: HashMap<Box<str>, (Cursor, SystemTime)>,
-    /// The same keys in the order they came, with when, for expiry and the cap.
+    /// The same keys in the order they came, with when, for expiry and the caps.
     order: VecDeque<(Box<str>, Instant)>,
 }
 
@@ -227,25 +239,26 @@ impl TopicLog {
         topic: Topic,
         epoch: Epoch,
         config: Arc<HubConfig>,
-        hub_bytes: Arc<std::sync::atomic::AtomicUsize>,
+        hub: &HubCounters,
     ) -> Self {
-        Self::starting_after(topic, epoch, 0, config, hub_bytes)
+        Self::starting_after(topic, epoch, 0, config, hub)
     }
 
-    /// An empty log whose next event has sequence `head + 1`; its bytes count in `hub_bytes`.
+    /// An empty log whose next event has sequence `head + 1`; its bytes count in `hub`.
     pub(crate) fn starting_after(
         topic: Topic,
         epoch: Epoch,
         head: u64,
         config: Arc<HubConfig>,
-        hub_bytes: Arc<std::sync::atomic::AtomicUsize>,
+        hub: &HubCounters,
     ) -> Self {
         let next = head.saturating_add(1);
         Self {
             topic,
             epoch,
             config,
-            meter: Arc::new(Meter::new(hub_bytes)),
+            meter: Arc::new(Meter::new(hub.events.clone())),
+            key_meter: Meter::new(hub.keys.clone()),
             state: Mutex::new(State {
                 events: VecDeque::new(),
                 hole: None,
@@ -319,7 +332,7 @@ impl TopicLog {
                 break;
             }
             if let Some((key, _)) = keys.order.pop_front() {
-                self.drop_key(keys, &key);
+                drop_key(&self.key_meter, keys, &key);
             }
         }
         if keys.order.is_empty() {
@@ -328,22 +341,37 @@ impl TopicLog {
     }
 
     fn remember_key(&self, state: &mut State, key: Box<str>, event: &Event) {
-        self.meter.add(key_cost(&key));
+        self.key_meter.add(key_cost(&key));
         let keys = state.keys.get_or_insert_with(Box::default);
         keys.first
             .insert(key.clone(), (event.id(), event.published_at()));
         keys.order.push_back((key, Instant::now()));
         while keys.order.len() > self.config.max_idempotency_keys.max(1) {
             if let Some((old, _)) = keys.order.pop_front() {
-                self.drop_key(keys, &old);
+                drop_key(&self.key_meter, keys, &old);
             }
         }
     }
 
-    fn drop_key(&self, keys: &mut Keys, key: &str) {
-        if keys.first.remove(key).is_some() {
-            self.meter.sub(key_cost(key));
+    /// Forgets the oldest idempotency key, for the hub's key budget. Returns when the key
+    /// that is oldest afterwards came, if any.
+    pub(crate) fn forget_oldest_key(&self) -> Option<Instant> {
+        let mut state = self.lock();
+        let keys = state.keys.as_mut()?;
+        if let Some((old, _)) = keys.order.pop_front() {
+            drop_key(&self.key_meter, keys, &old);
         }
+        let next = keys.order.front().map(|(_, at)| *at);
+        if next.is_none() {
+            state.keys = None;
+        }
+        next
+    }
+
+    /// When the oldest idempotency key this log remembers came.
+    pub(crate) fn oldest_key_instant(&self) -> Option<Instant> {
+        let state = self.lock();
+        state.keys.as_ref()?.order.front().map(|(_, at)| *at)
     }
 
     /// Appends the event that takes the next sequence, applies retention, releases the lock
@@ -489,7 +517,7 @@ impl TopicLog {
         let mut state = self.lock();
         state.closed = true;
         state.retired = true;
-        state.release_all(&self.meter);
+        state.release_all(&self.meter, &self.key_meter);
         let wakers = state.take_waiters();
         drop(state);
         for waker in wakers {
@@ -532,7 +560,7 @@ impl TopicLog {
         let skipped = seq - state.next_seq;
         let max_events = u64::try_from(self.config.retention.max_events.max(1)).unwrap_or(u64::MAX);
         if skipped >= max_events {
-            state.release_all(&self.meter);
+            state.release_all(&self.meter, &self.key_meter);
             state.first_seq = seq;
             state.next_seq = seq;
         } else {
@@ -621,7 +649,7 @@ impl TopicLog {
             return false;
         }
         state.retired = true;
-        state.release_all(&self.meter);
+        state.release_all(&self.meter, &self.key_meter);
         true
     }
 
@@ -666,8 +694,8 @@ impl TopicLog {
 impl Drop for TopicLog {
     fn drop(&mut self) {
         // Events still referenced elsewhere (a reader holding one) no longer count as retained.
-        let meter = self.meter.clone();
-        self.lock().release_all(&meter);
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        state.release_all(&self.meter, &self.key_meter);
     }
 }
 
@@ -697,13 +725,13 @@ impl State {
         }
     }
 
-    fn release_all(&mut self, meter: &Meter) {
+    fn release_all(&mut self, meter: &Meter, key_meter: &Meter) {
         while !self.events.is_empty() {
             self.pop_front(meter);
         }
         if let Some(keys) = self.keys.take() {
             for key in keys.first.keys() {
-                meter.sub(key_cost(key));
+                key_meter.sub(key_cost(key));
             }
         }
     }
@@ -948,7 +976,14 @@ impl Drop for Subscription {
     }
 }
 
-/// What remembering an idempotency key costs, for retention accounting.
+fn drop_key(key_meter: &Meter, keys: &mut Keys, key: &str) {
+    if keys.first.remove(key).is_some() {
+        key_meter.sub(key_cost(key));
+    }
+}
+
+/// What remembering an idempotency key costs (the key twice, the map and queue entries), for
+/// the key budget.
 fn key_cost(key: &str) -> usize {
     key.len() * 2 + 100
 }

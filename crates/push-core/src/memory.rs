@@ -3,12 +3,12 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, BoxFuture};
-use crate::log::{Refused, TopicLog};
+use crate::log::{HubCounters, Refused, TopicLog};
 use crate::{
     Cursor, Epoch, Error, Event, HubConfig, HubStats, NewEvent, StartFrom, Subscription, Topic,
 };
@@ -36,10 +36,13 @@ struct Inner {
     topics: Mutex<Topics>,
     closed: AtomicBool,
     published: AtomicU64,
-    /// Bytes retained over all topics (see [`HubConfig::max_bytes`]).
-    bytes: Arc<AtomicUsize>,
+    /// Bytes retained over all topics (see [`HubConfig::max_bytes`]) and bytes of idempotency
+    /// keys (see [`HubConfig::max_idempotency_bytes`]).
+    counters: HubCounters,
     /// Held while one publisher trims for the byte budget; others do not wait for it.
     evicting: Mutex<()>,
+    /// Held while one publisher forgets keys for the key budget; others do not wait for it.
+    forgetting: Mutex<()>,
 }
 
 struct Topics {
@@ -74,8 +77,9 @@ impl MemoryHub {
                 }),
                 closed: AtomicBool::new(false),
                 published: AtomicU64::new(0),
-                bytes: Arc::default(),
+                counters: HubCounters::default(),
                 evicting: Mutex::new(()),
+                forgetting: Mutex::new(()),
             }),
         }
     }
@@ -121,7 +125,7 @@ impl MemoryHub {
             topic.clone(),
             Epoch::random(),
             self.inner.config.clone(),
-            self.inner.bytes.clone(),
+            &self.inner.counters,
         ));
         topics.map.insert(topic.clone(), log.clone());
         Ok(log)
@@ -165,7 +169,7 @@ impl MemoryHub {
     /// [`HubConfig::max_bytes`].
     fn enforce_budget(&self) {
         let limit = self.inner.config.max_bytes;
-        if self.inner.bytes.load(Ordering::Relaxed) <= limit {
+        if self.inner.counters.events.load(Ordering::Relaxed) <= limit {
             return;
         }
         // One trimmer at a time; a publisher that finds one at work goes on.
@@ -179,7 +183,7 @@ impl MemoryHub {
             .enumerate()
             .filter_map(|(i, log)| log.front_instant().map(|t| Reverse((t, i))))
             .collect();
-        while self.inner.bytes.load(Ordering::Relaxed) > target {
+        while self.inner.counters.events.load(Ordering::Relaxed) > target {
             let Some(Reverse((_, i))) = oldest.pop() else {
                 break;
             };
@@ -189,10 +193,46 @@ impl MemoryHub {
         }
     }
 
+    /// Forgets the oldest idempotency keys across topics until they take at most 90 % of
+    /// [`HubConfig::max_idempotency_bytes`]: the same scheme as [`enforce_budget`](Self::enforce_budget)
+    /// on a budget of their own, so a flood of keys shortens the key window and never touches
+    /// retained events.
+    fn enforce_key_budget(&self) {
+        let limit = self.inner.config.max_idempotency_bytes;
+        if self.inner.counters.keys.load(Ordering::Relaxed) <= limit {
+            return;
+        }
+        let Ok(_forgetting) = self.inner.forgetting.try_lock() else {
+            return;
+        };
+        let target = limit / 10 * 9;
+        let logs: Vec<Arc<TopicLog>> = self.topics().map.values().cloned().collect();
+        let mut oldest: BinaryHeap<Reverse<(Instant, usize)>> = logs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, log)| log.oldest_key_instant().map(|t| Reverse((t, i))))
+            .collect();
+        while self.inner.counters.keys.load(Ordering::Relaxed) > target {
+            let Some(Reverse((_, i))) = oldest.pop() else {
+                break;
+            };
+            if let Some(next) = logs[i].forget_oldest_key() {
+                oldest.push(Reverse((next, i)));
+            }
+        }
+    }
+
     /// Bytes retained over all topics now (see [`HubConfig::max_bytes`]).
     #[must_use]
     pub fn retained_bytes(&self) -> usize {
-        self.inner.bytes.load(Ordering::Relaxed)
+        self.inner.counters.events.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of idempotency keys remembered over all topics now (see
+    /// [`HubConfig::max_idempotency_bytes`]).
+    #[must_use]
+    pub fn key_bytes(&self) -> usize {
+        self.inner.counters.keys.load(Ordering::Relaxed)
     }
 
     /// Reclaims every idle topic now (see [`HubConfig::idle_timeout`]) and returns how many
@@ -222,6 +262,7 @@ impl MemoryHub {
                 Ok(published) => {
                     self.inner.published.fetch_add(1, Ordering::Relaxed);
                     self.enforce_budget();
+                    self.enforce_key_budget();
                     return Ok(published);
                 }
                 Err(Refused::Closed) => return Err(Error::Closed),

@@ -78,7 +78,7 @@ impl ReplicaLog {
                 epoch,
                 head,
                 Arc::new(config),
-                Arc::default(),
+                &crate::log::HubCounters::default(),
             )),
         }
     }

@@ -376,3 +376,50 @@ async fn next_batch_waits_for_news_but_reports_a_reset_at_once() {
     assert_eq!(batch.events[0].id().seq(), 1);
     assert_eq!(hub.backend().stats().published, 3);
 }
+
+/// A flood of keyed publishes (the attack: 800,000 keys over 10,000 topics once left no event
+/// retained anywhere) forgets old keys, never events: every untouched topic keeps its history
+/// and the keys stay within their own budget.
+#[test]
+fn a_flood_of_idempotency_keys_never_trims_events() {
+    let key_budget = 64 * 1024;
+    // Room for every event retention keeps (20 + 50 topics x 10), not for the keys.
+    let hub = MemoryHub::new(
+        HubConfig::default()
+            .retention(Retention::default().max_events(20))
+            .max_bytes(256 * 1024)
+            .max_idempotency_bytes(key_budget),
+    );
+    let quiet = topic("quiet");
+    for i in 0..20 {
+        hub.publish_now(&quiet, NewEvent::new(format!("ev{i}")))
+            .unwrap();
+    }
+    let events_before = hub.retained_bytes();
+    let long_key = "k".repeat(push_core::MAX_IDEMPOTENCY_KEY_LEN - 8);
+    for i in 0..20_000 {
+        let t = topic(&format!("flood-{}", i % 50));
+        let key = format!("{long_key}{i:08}");
+        let event = NewEvent::new("").with_idempotency_key(&key).unwrap();
+        hub.publish_now(&t, event).unwrap();
+        assert!(hub.key_bytes() <= key_budget + 512, "keys over budget");
+    }
+    // The keys' 7 MB went through their own budget; the quiet topic was not trimmed: its
+    // reader gets all 20 with no gap.
+    assert!(hub.retained_bytes() <= 256 * 1024);
+    assert!(hub.key_bytes() > key_budget / 2);
+    let mut sub = hub.subscribe_now(&quiet, StartFrom::Oldest).unwrap();
+    assert_eq!(sub.outcome(), Outcome::Resumed);
+    let batch = sub.try_batch(100).unwrap();
+    assert_eq!(batch.events.len(), 20);
+    assert!(events_before > 0);
+    // The newest keys are still remembered: a retry of the last publish is not stored again.
+    let last = topic("flood-49");
+    let key = format!("{long_key}{:08}", 19_999);
+    let before = hub.head_now(&last).unwrap();
+    let again = hub
+        .publish_now(&last, NewEvent::new("").with_idempotency_key(&key).unwrap())
+        .unwrap();
+    assert_eq!(again.id(), before);
+    assert_eq!(hub.head_now(&last).unwrap(), before);
+}
