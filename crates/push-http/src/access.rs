@@ -68,6 +68,10 @@ pub struct Grant {
     /// `4401`, a held long-poll with its empty answer), and a grant already past it is
     /// refused with `401`. `None`: no end.
     pub expires: Option<SystemTime>,
+    /// Who the credentials name (a token's `sub`), when the authorizer vouches for one: the
+    /// per-client [`Quota`](crate::Quota) then counts by it instead of by address, so clients
+    /// behind one address are told apart and one client on many addresses is not.
+    pub subject: Option<String>,
 }
 
 impl Grant {
@@ -78,7 +82,15 @@ impl Grant {
             read,
             publish,
             expires: None,
+            subject: None,
         }
+    }
+
+    /// The same grant, naming the client `subject` (see [`subject`](Self::subject)).
+    #[must_use]
+    pub fn with_subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
     }
 
     /// The same grant, ending at `expires`.

@@ -13,7 +13,7 @@ use http::{Method, Response};
 use http_body::{Body, Frame, SizeHint};
 use push_core::{Hub, StartFrom, Topic};
 
-use crate::{method_not_allowed, unavailable, Frames, Framing, Limiter};
+use crate::{method_not_allowed, unavailable, Frames, Framing, Permit};
 
 /// A response body: a stream of frames, or a short complete answer (an error's text).
 ///
@@ -143,12 +143,13 @@ impl StreamSettings {
 }
 
 /// Answers a stream request: `405` (with `Allow: GET, HEAD`) for another method than `GET` or
-/// `HEAD`, `503` with `Retry-After` at the `limiter`'s cap or when the hub refuses the
-/// subscription (closed, at its topic cap, unreachable), else `200` with a [`FramedBody`] over
-/// the subscription from `from`, holding the limiter's permit until the body is dropped.
+/// `HEAD`, `503` with `Retry-After` when the hub refuses the subscription (closed, at its topic
+/// cap, unreachable), else `200` with a [`FramedBody`] over the subscription from `from`,
+/// holding `permit` (the place the caller took from its [`Limiter`](crate::Limiter), see
+/// [`Limiter::acquire`](crate::Limiter::acquire)) until the body is dropped.
 pub async fn open_stream<F: Framing>(
     hub: &Hub,
-    limiter: &Limiter,
+    permit: Permit,
     method: &Method,
     topic: &Topic,
     from: StartFrom,
@@ -158,10 +159,6 @@ pub async fn open_stream<F: Framing>(
     if method != Method::GET && method != Method::HEAD {
         return method_not_allowed("GET, HEAD", "streams answer GET and HEAD only\n");
     }
-    let Some(permit) = limiter.try_acquire() else {
-        let reason = format!("too many open streams (limit {})\n", limiter.max());
-        return unavailable(settings.retry_after, &reason);
-    };
     let sub = match hub.subscribe(topic, from).await {
         Ok(sub) => sub,
         Err(e) => return unavailable(settings.retry_after, &format!("{e}\n")),

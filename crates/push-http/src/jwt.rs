@@ -9,11 +9,16 @@
 //! | `nbf` | optional: not valid before |
 //! | `aud` | checked against [`Jwt::audience`]; a token naming an audience is refused when none is set (RFC 7519 §4.1.3) |
 //! | `push` | `{"subscribe":[PATTERN…],"publish":[PATTERN…]}`: topic patterns, each an exact name or a prefix ending in `*` (`chat:*`); a missing list grants nothing |
+//! | `sub` | optional: the client, which per-client quotas count by ([`Grant::subject`]) instead of its address |
 //!
 //! The token is read from, in this order: `Authorization: Bearer TOKEN`, the cookie named by
 //! [`Jwt::cookie`] (none by default), and the `access_token` query parameter
 //! ([`Jwt::query_param`]), which is how a browser's `EventSource` and `WebSocket` pass it
-//! (they cannot set headers). Query strings end up in access logs: keep such tokens short-lived.
+//! (they cannot set headers). A token from the query grants **reading only**: its `publish`
+//! patterns are ignored, since URLs end up in access logs, browser history and `Referer`
+//! headers, and a leaked reading token should not be a publishing one. Publish with the token
+//! in `Authorization` (a WebSocket sends it in an `auth` message). Keep query tokens
+//! short-lived.
 //!
 //! ```
 //! use push_core::{Hub, Topic};
@@ -56,6 +61,9 @@ struct Claims {
     // names the missing claim.
     #[serde(default)]
     exp: Option<u64>,
+    /// Who the token names: the grant's subject, which the per-client quotas count by.
+    #[serde(default)]
+    sub: Option<String>,
     #[serde(default)]
     push: Option<PushClaim>,
 }
@@ -183,8 +191,9 @@ impl Jwt {
         self
     }
 
-    /// The token a request carries, from the first place that has one.
-    fn token(&self, parts: &Parts) -> Option<String> {
+    /// The token a request carries, from the first place that has one, and whether that
+    /// place is the query string.
+    fn token(&self, parts: &Parts) -> Option<(String, bool)> {
         let header = parts.headers.get(AUTHORIZATION).and_then(|v| {
             let v = v.to_str().ok()?;
             let (scheme, token) = v.split_once(' ')?;
@@ -192,8 +201,8 @@ impl Jwt {
                 .eq_ignore_ascii_case("bearer")
                 .then(|| token.trim().to_owned())
         });
-        if header.is_some() {
-            return header;
+        if let Some(token) = header {
+            return Some((token, false));
         }
         let cookie = self.cookie.as_deref().and_then(|name| {
             parts
@@ -206,11 +215,11 @@ impl Jwt {
                 .find(|(key, _)| *key == name)
                 .map(|(_, value)| value.to_owned())
         });
-        if cookie.is_some() {
-            return cookie;
+        if let Some(token) = cookie {
+            return Some((token, false));
         }
         let (param, query) = (self.query_param.as_deref()?, parts.uri.query()?);
-        crate::query_value(query, param).map(std::borrow::Cow::into_owned)
+        crate::query_value(query, param).map(|token| (token.into_owned(), true))
     }
 
     /// The grant a request's token carries.
@@ -220,7 +229,7 @@ impl Jwt {
     /// [`Refusal::Unauthorized`] with the reason: no token, too long, malformed, a bad
     /// signature, another algorithm, expired, not yet valid, or the wrong audience.
     pub fn grant(&self, parts: &Parts) -> Result<Grant, Refusal> {
-        let token = self.token(parts).ok_or_else(|| {
+        let (token, in_query) = self.token(parts).ok_or_else(|| {
             Refusal::Unauthorized(
                 "a token is required (Authorization: Bearer, or ?access_token=)".into(),
             )
@@ -239,7 +248,14 @@ impl Jwt {
             .ok_or_else(|| Refusal::Unauthorized("the token has no exp claim".into()))?;
         let push = data.claims.push.unwrap_or_default();
         let expires = UNIX_EPOCH + Duration::from_secs(exp);
-        Ok(Grant::new(allow(push.subscribe), allow(push.publish)).until(expires))
+        let publish = if in_query {
+            Allow::Nothing
+        } else {
+            allow(push.publish)
+        };
+        let mut grant = Grant::new(allow(push.subscribe), publish).until(expires);
+        grant.subject = data.claims.sub;
+        Ok(grant)
     }
 
     /// This as an [`Authorizer`].
@@ -329,6 +345,29 @@ mod tests {
             assert_eq!(grant.publish, Allow::Nothing);
             assert_eq!(grant.expires, Some(UNIX_EPOCH + Duration::from_secs(exp)));
         }
+    }
+
+    #[test]
+    fn a_token_in_the_query_grants_reading_only_and_the_subject_is_kept() {
+        let claims = serde_json::json!({
+            "exp": unix_now() + 60,
+            "sub": "alice",
+            "push": {"subscribe": ["news"], "publish": ["news"]},
+        });
+        let t = token(&claims);
+        let jwt = Jwt::hs256(SECRET);
+        let news = Topic::new("news").unwrap();
+        let header = jwt
+            .grant(&parts("/", &[("authorization", &format!("Bearer {t}"))]))
+            .unwrap();
+        assert!(header.publish.allows(&news));
+        assert_eq!(header.subject.as_deref(), Some("alice"));
+        let query = jwt
+            .grant(&parts(&format!("/topics/news?access_token={t}"), &[]))
+            .unwrap();
+        assert!(query.read.allows(&news));
+        assert_eq!(query.publish, Allow::Nothing);
+        assert_eq!(query.subject.as_deref(), Some("alice"));
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //!   frames, given a [`Framing`] (the wire format): the start outcome, events and gaps as they
 //!   come, heartbeats when silent, and a goodbye when the hub closes.
 //! - [`open_stream`]: the whole long-lived answer that SSE and NDJSON streaming share (method
-//!   check, stream limit, subscription, headers), configured by [`StreamSettings`].
+//!   check, subscription, headers, holding the [`Limiter`]'s permit), configured by
+//!   [`StreamSettings`].
 //! - The common answers: [`text`], [`method_not_allowed`], [`options`], [`unavailable`], and
 //!   [`error_response`] for a hub error.
 //! - [`multi`]: several topics in one request (`?topic=a&topic=b`): the topics, one combined
@@ -29,8 +30,10 @@
 //!   deliveries, bytes, gaps, resets), through the `metrics` facade with the `metrics` feature.
 //! - [`browser`]: the browser client, `push-client.js` ([`browser::CLIENT_JS`]), to serve to
 //!   pages.
-//! - [`Limiter`]: a non-waiting cap on open streams or held requests; its [`Permit`] lives in
-//!   the body, so the count drops the moment the server drops the response.
+//! - [`Limiter`]: a non-waiting cap on open streams or held requests (`503`), with a [`Quota`]
+//!   per [`Client`] beside it (`429`: streams and subscribed topics per client, by address or
+//!   by the subject an authorizer vouched for); its [`Permit`] lives in the body, so the
+//!   count drops the moment the server drops the response.
 //! - [`json`] (feature `json`): the JSON forms shared by poll, long-poll, streaming, WebSocket
 //!   and HTTP/2 event lines.
 //! - [`client`] (feature `client`): the HTTP side of the poll and long-poll clients.
@@ -69,9 +72,10 @@
 //! let limiter = Limiter::new(100);
 //! let settings = StreamSettings::new("text/plain; charset=utf-8");
 //! let topic = Topic::new("news").unwrap();
+//! let permit = limiter.try_acquire().expect("room for one");
 //! let res = open_stream(
 //!     &hub,
-//!     &limiter,
+//!     permit,
 //!     &http::Method::GET,
 //!     &topic,
 //!     StartFrom::Newest,
@@ -114,7 +118,7 @@ pub use crate::answer::{error_response, method_not_allowed, options, text, unava
 pub use crate::body::{open_stream, FramedBody, StreamSettings};
 pub use crate::cors::{Cors, CorsRules, Origins};
 pub use crate::frames::{End, Frames, Framing};
-pub use crate::limit::{Limiter, Permit};
+pub use crate::limit::{Client, Limiter, Over, Permit, Quota};
 pub use crate::meters::Meters;
 pub use crate::multi::{open_streams, MultiBody, MultiFrames};
 pub use crate::publish::{

@@ -27,12 +27,18 @@ pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 /// | setting | default |
 /// |---|---|
 /// | [`max_body`](Self::max_body) | 64 KiB, then `413` |
+/// | [`body_timeout`](Self::body_timeout) | 10 s for the whole body, then `408` |
 /// | [`retry_after`](Self::retry_after) | `Retry-After: 5` on `503` |
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct PublishConfig {
-    /// The largest body accepted.
+    /// The largest body accepted. A request whose `Content-Length` says more is refused at
+    /// once, before any of its body is read.
     pub max_body: usize,
+    /// The longest the whole body may take to arrive, counted from when the request head was
+    /// answered to: a client trickling its body cannot hold the request (and its connection)
+    /// longer than this.
+    pub body_timeout: Duration,
     /// The `Retry-After` sent with `503`.
     pub retry_after: Duration,
 }
@@ -41,6 +47,7 @@ impl Default for PublishConfig {
     fn default() -> Self {
         Self {
             max_body: 64 * 1024,
+            body_timeout: Duration::from_secs(10),
             retry_after: Duration::from_secs(5),
         }
     }
@@ -51,6 +58,13 @@ impl PublishConfig {
     #[must_use]
     pub fn max_body(mut self, bytes: usize) -> Self {
         self.max_body = bytes;
+        self
+    }
+
+    /// Sets [`body_timeout`](Self::body_timeout).
+    #[must_use]
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
         self
     }
 }
@@ -68,9 +82,10 @@ impl PublishConfig {
 /// | `405` + `Allow: POST` | another method |
 /// | `400` | an invalid [`IDEMPOTENCY_KEY_HEADER`] (1 to 128 visible ASCII characters), an invalid event type ([`EVENT_TYPE_HEADER`] or `?event=`), or a body that is not what its `Content-Type` says (JSON that does not parse, `text/*` that is not UTF-8; see [`payload_kind`]) |
 /// | `401` / `403` | the [`Authorizer`] refused, or its grant does not cover publishing to the topic |
-/// | `403` | a cross-site browser request (`Origin` of another host, or `Sec-Fetch-Site` not `same-origin`/`none`) that no authorizer vouched for |
+/// | `403` | a cross-site browser request (`Origin` of another host, or `Sec-Fetch-Site` not `same-origin`/`none`) that no authorizer vouched for; a grant from a token in the URL (`?access_token=`), which grants reading only |
+/// | `408` | the body did not arrive within [`body_timeout`](PublishConfig::body_timeout) |
 /// | `409` | the topic is complete ([`Hub::complete`](push_core::Hub::complete)) |
-/// | `413` | a body over [`max_body`](PublishConfig::max_body) |
+/// | `413` | a body over [`max_body`](PublishConfig::max_body), or a `Content-Length` over it (answered before reading the body) |
 /// | `503` + `Retry-After` | the hub is closed, at its topic cap, or unreachable |
 ///
 /// Without an authorizer anyone who can reach the endpoint may publish (fine on loopback or
@@ -130,13 +145,12 @@ impl Publisher {
                 Ok(head) => head,
                 Err(e) => return crate::text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
             };
-            drop(parts);
-            let Ok(body) = Limited::new(body, this.config.max_body).collect().await else {
-                let limit = this.config.max_body;
-                let reason = format!("body over {limit} bytes, or unreadable\n");
-                return crate::text(StatusCode::PAYLOAD_TOO_LARGE, &reason);
+            let body = match this.read_body(&parts, body).await {
+                Ok(body) => body,
+                Err(res) => return res,
             };
-            let event = match head.event(body.to_bytes()) {
+            drop(parts);
+            let event = match head.event(body) {
                 Ok(event) => event,
                 Err(e) => return crate::text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
             };
@@ -155,6 +169,44 @@ impl Publisher {
         }
     }
 
+    /// The body, bounded in size (a declared length over the limit is refused unread) and in
+    /// time.
+    async fn read_body<B>(&self, parts: &Parts, body: B) -> Result<Bytes, Response<PublishBody>>
+    where
+        B: Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let limit = self.config.max_body;
+        let too_large = |what: &str| {
+            let reason = format!("{what} is over the limit of {limit} bytes\n");
+            crate::text(StatusCode::PAYLOAD_TOO_LARGE, &reason)
+        };
+        let declared = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(too_large("the declared Content-Length"));
+        }
+        let timeout = self.config.body_timeout;
+        let read = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await;
+        match read {
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large("the body")),
+            Ok(Err(e)) => Err(crate::text(
+                StatusCode::BAD_REQUEST,
+                &format!("the body could not be read: {e}\n"),
+            )),
+            Err(_) => Err(crate::text(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "the body did not arrive within {} s\n",
+                    timeout.as_secs_f64()
+                ),
+            )),
+        }
+    }
+
     /// The method, the authorizer's grant, and the cross-site rule.
     async fn admit(&self, parts: &Parts, topic: &Topic) -> Result<(), Response<PublishBody>> {
         if parts.method != http::Method::POST {
@@ -169,7 +221,16 @@ impl Publisher {
         };
         let grant = authorizer.grant(parts).await.map_err(|r| r.response())?;
         if !grant.publish.allows(topic) {
-            let reason = format!("publishing to {:?} is not granted", topic.as_str());
+            let mut reason = format!("publishing to {:?} is not granted", topic.as_str());
+            if parts
+                .uri
+                .query()
+                .is_some_and(|q| q.contains("access_token="))
+            {
+                reason.push_str(
+                    " (a token in the URL grants reading only: send it in Authorization: Bearer)",
+                );
+            }
             return Err(Refusal::Forbidden(reason).response());
         }
         Ok(())

@@ -11,7 +11,7 @@ use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use push_core::{Batch, Hub, Outcome, StartFrom, Topic};
-use push_http::{text, Authorizer, Cors, CorsRules, Limiter};
+use push_http::{text, Authorizer, Client, Cors, CorsRules, Limiter, Quota};
 
 use crate::Error;
 
@@ -24,6 +24,7 @@ use crate::Error;
 /// | [`max_batch`](Self::max_batch) | 100 events per answer |
 /// | [`max_batch_bytes`](Self::max_batch_bytes) | 1 MiB of event objects per answer |
 /// | [`max_held`](Self::max_held) | 10,000 requests held at once, then `503` |
+/// | [`quota`](Self::quota) | 1,000 held requests and 1,000 topics per client, then `429` ([`Quota`]) |
 /// | [`retry_after`](Self::retry_after) | `Retry-After: 5` on `503` and on the shutdown answer |
 /// | [`start`](Self::start) | a request without a cursor waits for the next event |
 /// | [`resume_param`](Self::resume_param) / [`timeout_param`](Self::timeout_param) | `since` / `timeout` |
@@ -45,6 +46,9 @@ pub struct LongPollConfig {
     pub max_batch_bytes: usize,
     /// The most requests held (or being answered) at once on this endpoint.
     pub max_held: usize,
+    /// What one client may hold of it: over its quota a client gets `429` with `Retry-After`
+    /// while the others are served. Clients are told apart by [`Client::of`](push_http::Client::of).
+    pub quota: Quota,
     /// The `Retry-After` sent with `503` and with the answers given at shutdown.
     pub retry_after: Duration,
     /// Where a request without a cursor starts: [`StartFrom::Newest`] (wait for the next event)
@@ -66,6 +70,7 @@ impl Default for LongPollConfig {
             max_batch: 100,
             max_batch_bytes: 1 << 20,
             max_held: 10_000,
+            quota: Quota::default(),
             retry_after: Duration::from_secs(5),
             start: StartFrom::Newest,
             resume_param: "since",
@@ -108,6 +113,13 @@ impl LongPollConfig {
     #[must_use]
     pub fn max_held(mut self, n: usize) -> Self {
         self.max_held = n;
+        self
+    }
+
+    /// Sets [`quota`](Self::quota).
+    #[must_use]
+    pub fn quota(mut self, quota: Quota) -> Self {
+        self.quota = quota;
         self
     }
 
@@ -176,7 +188,7 @@ impl LongPoll {
     #[must_use]
     pub fn with_config(hub: Hub, config: LongPollConfig) -> Self {
         let meters = push_http::Meters::new("longpoll");
-        let limiter = Limiter::with_meters(config.max_held, meters.clone());
+        let limiter = Limiter::with_meters(config.max_held, meters.clone()).quota(config.quota);
         Self {
             hub,
             config: Arc::new(config),
@@ -259,8 +271,8 @@ impl LongPoll {
             req,
             vec![topic.clone()],
             |this, parts| this.start_from(parts),
-            move |this, method, hold, from| async move {
-                this.answer(&topic, &method, hold, from).await
+            move |this, method, hold, from, client| async move {
+                this.answer(&topic, &method, hold, from, client).await
             },
         )
     }
@@ -284,8 +296,9 @@ impl LongPoll {
                 let since = push_http::cursor_text(parts, None, this.config.resume_param);
                 push_http::multi::start_points(since.as_deref(), n, this.config.start)
             },
-            move |this, method, hold, from| async move {
-                this.answer_topics(&list, &method, hold, &from).await
+            move |this, method, hold, from, client| async move {
+                this.answer_topics(&list, &method, hold, &from, client)
+                    .await
             },
         )
     }
@@ -302,7 +315,7 @@ impl LongPoll {
     ) -> impl Future<Output = Response<LongPollBody>> + Send + 'static
     where
         S: Send + 'static,
-        F: FnOnce(Self, Method, Result<Duration, Error>, S) -> Fut + Send + 'static,
+        F: FnOnce(Self, Method, Result<Duration, Error>, S, Option<Client>) -> Fut + Send + 'static,
         Fut: Future<Output = Response<LongPollBody>> + Send,
     {
         let (parts, _) = req.into_parts();
@@ -334,23 +347,27 @@ impl LongPoll {
             // Dropped before the hold: under hyper a request's headers point into the
             // connection's read buffer, which a held request would otherwise keep.
             let method = parts.method.clone();
+            let client = Client::of(&parts, &grant);
             drop(parts);
             let meters = this.meters.clone();
-            let mut res = answer(this, method, hold, from).await;
+            let mut res = answer(this, method, hold, from, client).await;
             res.headers_mut().extend(cors);
             meters.answer(&res);
             res
         }
     }
 
-    /// The method's hold (`HEAD`: none) and a place under the held-request cap, or the
-    /// answer: `204` for `OPTIONS`, `400` for a bad timeout, `405`, or `503` at the cap.
+    /// The method's hold (`HEAD`: none) and a place under the held-request cap and the
+    /// client's quota, or the answer: `204` for `OPTIONS`, `400` for a bad timeout, `405`,
+    /// `503` at the cap, `429` over the client's quota.
     // The error is the answer itself, made at most once per request: no boxing needed.
     #[allow(clippy::result_large_err)]
     fn admit(
         &self,
         method: &Method,
         hold: Result<Duration, Error>,
+        client: Option<Client>,
+        topics: usize,
     ) -> Result<(Duration, push_http::Permit), Response<LongPollBody>> {
         let hold = match *method {
             Method::GET => hold.map_err(|e| text(StatusCode::BAD_REQUEST, &format!("{e}\n")))?,
@@ -361,10 +378,10 @@ impl LongPoll {
                 return Err(push_http::method_not_allowed(METHODS, reason));
             }
         };
-        let Some(permit) = self.limiter.try_acquire() else {
-            let limit = self.limiter.max();
-            return Err(self.unavailable(&format!("too many held requests (limit {limit})\n")));
-        };
+        let permit = self
+            .limiter
+            .acquire(client, topics)
+            .map_err(|over| over.response(self.config.retry_after))?;
         Ok((hold, permit))
     }
 
@@ -374,8 +391,9 @@ impl LongPoll {
         method: &Method,
         hold: Result<Duration, Error>,
         from: &[StartFrom],
+        client: Option<Client>,
     ) -> Response<LongPollBody> {
-        let (hold, _permit) = match self.admit(method, hold) {
+        let (hold, _permit) = match self.admit(method, hold, client, topics.len()) {
             Ok(admitted) => admitted,
             Err(res) => return res,
         };
@@ -422,8 +440,9 @@ impl LongPoll {
         method: &Method,
         hold: Result<Duration, Error>,
         from: StartFrom,
+        client: Option<Client>,
     ) -> Response<LongPollBody> {
-        let (hold, _permit) = match self.admit(method, hold) {
+        let (hold, _permit) = match self.admit(method, hold, client, 1) {
             Ok(admitted) => admitted,
             Err(res) => return res,
         };

@@ -7,7 +7,7 @@ use std::time::Duration;
 use http::{Request, Response};
 use push_core::{Hub, StartFrom, Topic};
 use push_http::json::Ndjson;
-use push_http::{Authorizer, FramedBody, Limiter, Meters, StreamSettings};
+use push_http::{Authorizer, FramedBody, Limiter, Meters, Quota, StreamSettings};
 
 /// Settings of a [`Streamer`] endpoint.
 ///
@@ -16,6 +16,7 @@ use push_http::{Authorizer, FramedBody, Limiter, Meters, StreamSettings};
 /// | [`heartbeat`](Self::heartbeat) | a `{"heartbeat":MS}` line after 15 s of silence |
 /// | [`accel_buffering_header`](Self::accel_buffering_header) | `X-Accel-Buffering: no` sent |
 /// | [`max_streams`](Self::max_streams) | 10,000 open streams, then `503` |
+/// | [`quota`](Self::quota) | 1,000 streams and 1,000 topics per client, then `429` ([`Quota`]) |
 /// | [`retry_after`](Self::retry_after) | `Retry-After: 5` on `503` |
 /// | [`resume_param`](Self::resume_param) | `since` |
 #[derive(Debug, Clone)]
@@ -27,6 +28,9 @@ pub struct StreamConfig {
     pub accel_buffering_header: bool,
     /// The most streams open at once on this endpoint.
     pub max_streams: usize,
+    /// What one client may hold of it: over its quota a client gets `429` with `Retry-After`
+    /// while the others are served. Clients are told apart by [`Client::of`](push_http::Client::of).
+    pub quota: Quota,
     /// The `Retry-After` sent with `503`.
     pub retry_after: Duration,
     /// The query parameter holding the cursor to resume after.
@@ -39,6 +43,7 @@ impl Default for StreamConfig {
             heartbeat: Some(Duration::from_secs(15)),
             accel_buffering_header: true,
             max_streams: 10_000,
+            quota: Quota::default(),
             retry_after: Duration::from_secs(5),
             resume_param: "since",
         }
@@ -64,6 +69,13 @@ impl StreamConfig {
     #[must_use]
     pub fn max_streams(mut self, n: usize) -> Self {
         self.max_streams = n;
+        self
+    }
+
+    /// Sets [`quota`](Self::quota).
+    #[must_use]
+    pub fn quota(mut self, quota: Quota) -> Self {
+        self.quota = quota;
         self
     }
 
@@ -105,7 +117,7 @@ impl Streamer {
     #[must_use]
     pub fn with_config(hub: Hub, config: StreamConfig) -> Self {
         let meters = Meters::new("stream");
-        let limiter = Limiter::with_meters(config.max_streams, meters.clone());
+        let limiter = Limiter::with_meters(config.max_streams, meters.clone()).quota(config.quota);
         let mut settings = StreamSettings::new("application/x-ndjson");
         settings.meters = meters.clone();
         settings.heartbeat = config.heartbeat;
@@ -174,16 +186,13 @@ impl Streamer {
                 Err(refusal) => return this.answered(refusal),
             };
             let (settings, method) = (&this.settings, &parts.method);
-            let mut res = push_http::open_stream(
-                &this.hub,
-                &this.limiter,
-                method,
-                &topic,
-                from,
-                Ndjson,
-                settings,
-            )
-            .await;
+            let permit = match this.limiter.admit(&parts, &grant, 1, settings.retry_after) {
+                Ok(permit) => permit,
+                Err(res) => return this.answered(res),
+            };
+            let mut res =
+                push_http::open_stream(&this.hub, permit, method, &topic, from, Ndjson, settings)
+                    .await;
             res.body_mut().expire_at(grant.deadline());
             this.answered(res)
         }

@@ -153,6 +153,8 @@ async fn serve(conn: Box<Connection>, upgraded: Upgraded) {
         reauth,
         renewed: false,
         subs: StreamMap::new(),
+        permit,
+        ended: false,
     };
     restart.mark_unchanged();
     let closing = run(
@@ -167,7 +169,6 @@ async fn serve(conn: Box<Connection>, upgraded: Upgraded) {
         Box::pin(close(&mut socket, closing, config.shutdown_grace)).await;
     }
     drop(state);
-    drop(permit);
 }
 
 struct State<'a> {
@@ -178,7 +179,38 @@ struct State<'a> {
     renewed: bool,
     /// Keyed by topic: the map hands out its key with every delivery, and a topic's clone is a
     /// reference count where a `String`'s would be an allocation.
-    subs: StreamMap<Topic, Subscription>,
+    subs: StreamMap<Topic, Sub>,
+    /// The connection's place under the endpoint's limits, counting its subscribed topics
+    /// against the client's quota.
+    permit: Permit,
+    /// Set when a subscription ended without its topic completing (the hub closed, or the
+    /// topic's log was replaced under it): the connection closes so that the client
+    /// reconnects and resumes from its cursors.
+    ended: bool,
+}
+
+/// A subscription in the connection's map: its deliveries, then one `None` when it ends
+/// without completing, so the connection learns of it (a map drops ended streams silently).
+struct Sub(Option<Subscription>);
+
+impl futures_util::Stream for Sub {
+    type Item = Option<Delivery>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Option<Delivery>>> {
+        let Some(sub) = self.0.as_mut() else {
+            return std::task::Poll::Ready(None);
+        };
+        match std::task::ready!(sub.poll_next_unpin(cx)) {
+            Some(delivery) => std::task::Poll::Ready(Some(Some(delivery))),
+            None => {
+                self.0 = None;
+                std::task::Poll::Ready(Some(None))
+            }
+        }
+    }
 }
 
 async fn run(
@@ -211,6 +243,7 @@ async fn run(
         .then(|| Box::pin(tokio::time::sleep_until(deadline(&state.access))));
     // Delivery turns since the client's side was last read: see [`FAIR`].
     let mut streak = 0u32;
+    let mut rate = Rate::new(config.max_messages_per_second);
     loop {
         // Biased: a shutdown or restart is acted on before more deliveries are written, and
         // deliveries are written before the socket is polled for the client's (rare) frames, so
@@ -225,8 +258,7 @@ async fn run(
             delivery = state.subs.next(), if !state.subs.is_empty() && streak < FAIR => {
                 streak += 1;
                 let Some(first) = delivery else {
-                    // Every subscription ended: the hub was closed.
-                    return Some(Closing(CloseCode::Away, "server shutting down"));
+                    return Some(state.ended_closing());
                 };
                 // Waiting is the backpressure unless slow clients are closed: then the batch is
                 // written under a timeout (boxed: most connections never need its timer).
@@ -243,6 +275,9 @@ async fn run(
                 if let Err(e) = written {
                     return close_for(&e);
                 }
+                if state.ended {
+                    return Some(state.ended_closing());
+                }
             }
             incoming = socket.next() => {
                 streak = 0;
@@ -252,6 +287,14 @@ async fn run(
                     Some(Ok(message)) => message,
                 };
                 ping_outstanding = None;
+                if !rate.allow() {
+                    let limit = config.max_messages_per_second;
+                    let reason = format!("too many messages: the limit is {limit} per second");
+                    let error = Message::text(protocol::error_message(&reason, None));
+                    // Best effort: the close follows whether or not the client reads it.
+                    let _ = Box::pin(send(socket, error, &config)).await;
+                    return Some(Closing(CloseCode::Policy, "too many messages"));
+                }
                 match message {
                     Message::Text(text) => {
                         let reply = Box::pin(state.handle(text.as_str())).await;
@@ -299,6 +342,42 @@ async fn run(
             // The fair turn: the socket (and the ping) were polled above; deliveries resume.
             () = std::future::ready(()), if streak >= FAIR => streak = 0,
         }
+    }
+}
+
+/// A connection's message rate: at most `limit` messages in any one-second window that starts
+/// with a message (so a burst of `limit`, then `limit` per second).
+struct Rate {
+    limit: u32,
+    count: u32,
+    since: Option<Instant>,
+}
+
+impl Rate {
+    fn new(limit: u32) -> Self {
+        Self {
+            limit,
+            count: 0,
+            since: None,
+        }
+    }
+
+    /// Counts one message; whether it is within the limit (always, for a limit of 0).
+    fn allow(&mut self) -> bool {
+        if self.limit == 0 {
+            return true;
+        }
+        let now = Instant::now();
+        match self.since {
+            Some(since) if now.saturating_duration_since(since) < Duration::from_secs(1) => {
+                self.count += 1;
+            }
+            _ => {
+                self.since = Some(now);
+                self.count = 1;
+            }
+        }
+        self.count <= self.limit
     }
 }
 
@@ -354,12 +433,22 @@ async fn stopped(
 async fn write_batch(
     socket: &mut Socket,
     state: &mut State<'_>,
-    first: (Topic, Delivery),
+    first: (Topic, Option<Delivery>),
 ) -> Result<(), tungstenite::Error> {
     let mut pending = Some(first);
     let mut written = 0;
     while let Some((topic, delivery)) = pending.take() {
+        let Some(delivery) = delivery else {
+            // Ended without completing: what was written so far goes out, then the close.
+            state.ended = true;
+            break;
+        };
+        let complete = matches!(delivery, Delivery::Complete);
         let message = state.encode(topic.as_str(), delivery);
+        if complete {
+            // The topic ends here, by design: it no longer counts, and its end is not news.
+            state.unsubscribe(topic.as_str());
+        }
         socket.feed(message).await?;
         written += 1;
         if written < BATCH {
@@ -398,6 +487,28 @@ async fn send(socket: &mut Socket, message: Message, config: &crate::WsConfig) -
 }
 
 impl State<'_> {
+    /// How to close once a subscription ended without completing: `1001` when the server is
+    /// shutting down (the hub closed), else `1012`: the topic's log was replaced (a shared
+    /// store restarted or lost it), and the client should reconnect and resume from its
+    /// cursors, which tells it exactly what it missed.
+    fn ended_closing(&self) -> Closing {
+        if self.ws.hub.is_closed() {
+            Closing(CloseCode::Away, "server shutting down")
+        } else {
+            Closing(
+                CloseCode::Restart,
+                "subscription restarted: reconnect and resume",
+            )
+        }
+    }
+
+    /// Drops the subscription of `topic`, if any, and its place in the client's quota.
+    fn unsubscribe(&mut self, topic: &str) {
+        if self.subs.remove(topic).is_some() {
+            self.permit.remove_topics(1);
+        }
+    }
+
     fn encode(&mut self, topic: &str, delivery: Delivery) -> Message {
         let message = self.encode_inner(topic, delivery);
         if let Message::Text(text) = &message {
@@ -458,7 +569,8 @@ impl State<'_> {
         self.subs
             .iter()
             .find(|(name, _)| name.as_str() == topic)
-            .map(|(_, sub)| sub.cursor())
+            .and_then(|(_, sub)| sub.0.as_ref())
+            .map(Subscription::cursor)
     }
 
     async fn subscribe(&mut self, topic: Topic, from: StartFrom) -> String {
@@ -466,17 +578,28 @@ impl State<'_> {
         if !self.access.read.allows(&topic) {
             return protocol::error_message("not allowed to read this topic", Some(name));
         }
-        if !self.subs.contains_key(name) && self.subs.len() >= self.ws.config.max_topics {
+        let new = !self.subs.contains_key(name);
+        if new && self.subs.len() >= self.ws.config.max_topics {
             return protocol::error_message("too many topics on this connection", Some(name));
+        }
+        if new {
+            if let Err(over) = self.permit.add_topics(1) {
+                return protocol::error_message(&over.to_string(), Some(name));
+            }
         }
         match self.ws.hub.subscribe(&topic, from).await {
             Ok(sub) => {
                 self.ws.meters.outcome(sub.outcome());
                 let reply = protocol::outcome_message(name, sub.outcome(), sub.cursor());
-                self.subs.insert(topic, sub);
+                self.subs.insert(topic, Sub(Some(sub)));
                 reply
             }
-            Err(e) => protocol::error_message(&e.to_string(), Some(name)),
+            Err(e) => {
+                if new {
+                    self.permit.remove_topics(1);
+                }
+                protocol::error_message(&e.to_string(), Some(name))
+            }
         }
     }
 
@@ -503,7 +626,7 @@ impl State<'_> {
                 Err(e) => protocol::error_message(&e.to_string(), Some(&topic)),
             }),
             ClientOp::Unsubscribe { topic } => {
-                self.subs.remove(topic.as_str());
+                self.unsubscribe(topic.as_str());
                 Some(protocol::unsubscribed_message(&topic))
             }
             ClientOp::Publish {
@@ -551,7 +674,7 @@ impl State<'_> {
             .map(|topic| topic.as_str().to_owned())
             .collect();
         for name in &dropped {
-            self.subs.remove(name.as_str());
+            self.unsubscribe(name);
         }
         let reply = protocol::authorized_message(grant.expires, &dropped);
         self.access = grant;

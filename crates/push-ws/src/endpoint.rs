@@ -10,7 +10,7 @@ use http::header::{HeaderValue, CONNECTION, SEC_WEBSOCKET_PROTOCOL, UPGRADE};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use push_core::{Hub, StartFrom, Topic};
-use push_http::{text, Authorizer, Grant, Limiter};
+use push_http::{text, Authorizer, Grant, Limiter, Quota};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
@@ -43,6 +43,8 @@ pub enum SlowClient {
 /// | [`slow_client`](Self::slow_client) / [`slow_timeout`](Self::slow_timeout) | [`SlowClient::Gap`] / 10 s | |
 /// | [`max_connections`](Self::max_connections) | 10,000, then `503` | |
 /// | [`max_topics`](Self::max_topics) | 64 subscriptions per connection | |
+/// | [`quota`](Self::quota) | 1,000 connections and 1,000 subscribed topics per client, then `429` (a subscribe over it gets an `error` message) | one client cannot fill the connection cap, nor the hub's topic cap with topics it keeps subscribed |
+/// | [`max_messages_per_second`](Self::max_messages_per_second) | 100 per connection (a burst of as many) | over it: an `error` message, then close `1008`; one client's flood cannot take a core |
 /// | [`subprotocols`](Self::subprotocols) | `push.v1` | chosen when the client offers it |
 /// | [`origins`](Self::origins) | same-origin pages and non-browser clients | |
 /// | [`shutdown_grace`](Self::shutdown_grace) | 5 s for clients to answer the close frame | |
@@ -75,6 +77,14 @@ pub struct WsConfig {
     pub max_connections: usize,
     /// The most topics one connection may subscribe to at once.
     pub max_topics: usize,
+    /// What one client may hold over all its connections: connections, and subscribed
+    /// topics. Clients are told apart by [`Client::of`](push_http::Client::of).
+    pub quota: Quota,
+    /// The most messages (text, binary, ping, pong) a client may send per second on one
+    /// connection, with a burst of as many; the first message over it gets an `error`
+    /// message and the connection is closed with `1008` (policy violation). `0` turns the
+    /// limit off.
+    pub max_messages_per_second: u32,
     /// The subprotocols the server accepts, in its order of preference.
     pub subprotocols: Vec<String>,
     /// Which browser origins may connect.
@@ -99,6 +109,8 @@ impl Default for WsConfig {
             slow_timeout: Duration::from_secs(10),
             max_connections: 10_000,
             max_topics: 64,
+            quota: Quota::default(),
+            max_messages_per_second: 100,
             subprotocols: vec![crate::SUBPROTOCOL.to_owned()],
             origins: OriginPolicy::default(),
             shutdown_grace: Duration::from_secs(5),
@@ -142,6 +154,10 @@ impl WsConfig {
         max_connections: usize,
         /// Sets [`max_topics`](Self::max_topics).
         max_topics: usize,
+        /// Sets [`quota`](Self::quota).
+        quota: Quota,
+        /// Sets [`max_messages_per_second`](Self::max_messages_per_second).
+        max_messages_per_second: u32,
         /// Sets [`subprotocols`](Self::subprotocols).
         subprotocols: Vec<String>,
         /// Sets [`origins`](Self::origins).
@@ -205,7 +221,8 @@ impl Ws {
     #[must_use]
     pub fn with_config(hub: Hub, config: WsConfig) -> Self {
         let meters = push_http::Meters::new("ws");
-        let limiter = Limiter::with_meters(config.max_connections, meters.clone());
+        let limiter =
+            Limiter::with_meters(config.max_connections, meters.clone()).quota(config.quota);
         Self {
             hub,
             config: Arc::new(config),
@@ -258,6 +275,7 @@ impl Ws {
     /// | `426` + `Sec-WebSocket-Version: 13` | no `Upgrade: websocket`, or another version |
     /// | `403` | `Origin` not allowed, a topic not readable, or the hook refused (its status) |
     /// | `503` + `Retry-After` | at [`max_connections`](WsConfig::max_connections) or shutting down |
+    /// | `429` + `Retry-After` | the client holds its [`quota`](WsConfig::quota) of connections |
     ///
     /// The server must keep the connection for upgrades: hyper's
     /// `serve_connection_with_upgrades` (HTTP/1.1) and `enable_connect_protocol` (HTTP/2).
@@ -330,11 +348,12 @@ impl Ws {
         if *self.shutdown.borrow() || self.hub.is_closed() {
             return self.unavailable("shutting down\n");
         }
-        let Some(permit) = self.limiter.try_acquire() else {
-            return self.unavailable(&format!(
-                "too many WebSocket connections (limit {})\n",
-                self.limiter.max()
-            ));
+        let permit = match self
+            .limiter
+            .admit(parts, &grant, 0, self.config.retry_after)
+        {
+            Ok(permit) => permit,
+            Err(res) => return res,
         };
         let from = push_http::start_from(parts, None, "since", StartFrom::Newest);
         let protocol =

@@ -9,10 +9,15 @@
 //! | bound | flag | default |
 //! |---|---|---|
 //! | connections open at once; one more is answered `503` and closed | `--max-connections` | 10,000 |
+//! | connections open at once from one address (an IPv6 client by its /64); one more is answered `429` and closed, so one client cannot fill the server for the others | `--max-connections-per-address` | 1,000 |
 //! | first bytes of a connection, the TLS handshake, the HTTP/2 preface | `--handshake-timeout` | 5 s |
 //! | an HTTP/1.1 request head, counted from accept and from the end of the previous response (so it is also the idle keep-alive limit) | `--header-timeout` | 10 s |
 //! | a socket's kernel send buffer (`SO_SNDBUF`; the kernel doubles it for bookkeeping); 0 leaves the kernel's autotuning, up to 4 MiB per socket on Linux | `--send-buffer` | 64 KiB |
 //! | the whole graceful stop after SIGTERM or SIGINT | `--shutdown-timeout` | 5 s |
+//!
+//! Every request carries its client's address as a [`SocketAddr`] request extension (through
+//! [`Ctx::track`], or [`Ctx::peer`] for a server that inserts it itself): push-http's
+//! per-client quotas (`push_http::Client`) count by it.
 //!
 //! Finished connections free everything at once: connections are tracked by a
 //! [`TaskTracker`], which counts running tasks without keeping finished ones. Accept errors
@@ -72,6 +77,9 @@ pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// What a connection over the cap is told before it is closed.
 const OVER_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain\r\nContent-Length: 31\r\nConnection: close\r\n\r\nserver at its connection limit\n";
 
+/// What a connection over its address's quota is told before it is closed.
+const OVER_QUOTA: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 5\r\nContent-Type: text/plain\r\nContent-Length: 39\r\nConnection: close\r\n\r\ntoo many connections from this address\n";
+
 /// The server's bounds, as command-line flags (flatten them into an example's arguments).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerArgs {
@@ -81,6 +89,10 @@ pub struct ServerArgs {
     /// The most connections open at once; one more is answered 503 and closed.
     #[arg(long, default_value_t = 10_000)]
     pub max_connections: usize,
+    /// The most connections open at once from one address (an IPv6 address counts by its
+    /// /64); one more is answered 429 and closed.
+    #[arg(long, default_value_t = 1_000)]
+    pub max_connections_per_address: usize,
     /// Seconds a connection may take to send its first bytes, finish its TLS handshake or
     /// its HTTP/2 preface.
     #[arg(long, default_value = "5", value_parser = seconds)]
@@ -102,6 +114,7 @@ impl Default for ServerArgs {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_connections: 10_000,
+            max_connections_per_address: 1_000,
             handshake_timeout: Duration::from_secs(5),
             header_timeout: Duration::from_secs(10),
             send_buffer: 64 * 1024,
@@ -148,6 +161,7 @@ pub struct Conn {
 #[derive(Debug, Clone)]
 pub struct Ctx {
     limits: Arc<ServerArgs>,
+    peer: SocketAddr,
     stop: CancellationToken,
     /// Set once a request reached the application (see [`Ctx::track`]).
     served: Arc<AtomicBool>,
@@ -184,7 +198,14 @@ impl Ctx {
         Tracked {
             inner: service,
             served: self.served.clone(),
+            peer: self.peer,
         }
+    }
+
+    /// The client's address, which [`track`](Self::track) inserts into every request.
+    #[must_use]
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
     }
 
     /// Records that the connection got a request, for a server that does not go through
@@ -327,24 +348,84 @@ pub async fn drive<C: Future>(conn: C, ctx: &Ctx, graceful: impl FnOnce(std::pin
     let _ = conn.await;
 }
 
-/// A service that records that a request reached it; see [`Ctx::track`].
+/// A service that records that a request reached it and gives it the client's address; see
+/// [`Ctx::track`].
 #[derive(Debug, Clone)]
 struct Tracked<S> {
     inner: S,
     served: Arc<AtomicBool>,
+    peer: SocketAddr,
 }
 
-impl<S, R> hyper::service::Service<R> for Tracked<S>
+impl<S, B> hyper::service::Service<http::Request<B>> for Tracked<S>
 where
-    S: hyper::service::Service<R>,
+    S: hyper::service::Service<http::Request<B>>,
 {
     type Response = S::Response;
     type Error = S::Error;
     type Future = S::Future;
 
-    fn call(&self, req: R) -> Self::Future {
+    fn call(&self, mut req: http::Request<B>) -> Self::Future {
         self.served.store(true, Ordering::Relaxed);
+        req.extensions_mut().insert(self.peer);
         self.inner.call(req)
+    }
+}
+
+/// Connections open per client address (an IPv6 address by its /64 prefix); an address's
+/// entry goes with its last connection, so the map is bounded by the open connections.
+#[derive(Debug, Default)]
+struct PerAddress(std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>);
+
+impl PerAddress {
+    fn key(ip: std::net::IpAddr) -> std::net::IpAddr {
+        match ip.to_canonical() {
+            std::net::IpAddr::V6(v6) => {
+                std::net::Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX)).into()
+            }
+            v4 => v4,
+        }
+    }
+
+    /// Takes a place for `ip`, or `None` when it holds `max` already.
+    fn take(self: &Arc<Self>, ip: std::net::IpAddr, max: usize) -> Option<AddressSlot> {
+        let key = Self::key(ip);
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = map.entry(key).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            map: self.clone(),
+            key,
+        })
+    }
+}
+
+/// A connection's place in its address's count, given back on drop.
+#[derive(Debug)]
+struct AddressSlot {
+    map: Arc<PerAddress>,
+    key: std::net::IpAddr,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut map = self
+            .map
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = map.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(&self.key);
+            }
+        }
     }
 }
 
@@ -415,6 +496,7 @@ where
     let tracker = TaskTracker::new();
     let stop = CancellationToken::new();
     let slots = Arc::new(Semaphore::new(args.max_connections.max(1)));
+    let per_address = Arc::new(PerAddress::default());
     let mut errors = ErrorLog::default();
     let mut backoff = Duration::ZERO;
     let mut signal = std::pin::pin!(signal);
@@ -448,6 +530,11 @@ where
             let _ = stream.try_write(OVER_CAPACITY);
             continue;
         };
+        let Some(address_slot) = per_address.take(peer.ip(), args.max_connections_per_address)
+        else {
+            let _ = stream.try_write(OVER_QUOTA);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         if args.send_buffer > 0 {
             let _ = socket2::SockRef::from(&stream).set_send_buffer_size(args.send_buffer);
@@ -457,6 +544,7 @@ where
             peer,
             ctx: Ctx {
                 limits: limits.clone(),
+                peer,
                 stop: stop.child_token(),
                 served: Arc::default(),
             },
@@ -464,7 +552,7 @@ where
         let task = serve(conn);
         tracker.spawn(async move {
             task.await;
-            drop(slot);
+            drop((slot, address_slot));
         });
     }
     drop(listener);

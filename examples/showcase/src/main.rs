@@ -52,7 +52,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, Limited};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use push_core::{Hub, HubConfig, MemoryHub, NewEvent, Topic};
 use push_h2::{Events, H2Config, PushPolicy};
@@ -74,8 +74,9 @@ const STYLE_CSS: &str = include_str!("style.css");
 const LIMITS_PAGE: &str = include_str!("limits.html");
 /// How long `/limits/hold` holds a stream.
 const LIMITS_HOLD: Duration = Duration::from_secs(120);
-/// The largest request body accepted for a publish.
-const MAX_PUBLISH: usize = 64 * 1024;
+/// The longest URL (path and query) answered; longer ones get `414`. Several topics and a
+/// combined cursor fit in far less.
+const MAX_URI: usize = 8 * 1024;
 
 /// The techniques, as the metrics and the page name them.
 const TECHNIQUES: [&str; 6] = ["poll", "longpoll", "sse", "ws", "stream", "h2"];
@@ -87,6 +88,8 @@ fn count_request(technique: &'static str) {
 
 struct State {
     hub: Hub,
+    /// `POST /topics/{t}`; the access checks are the showcase's own (`topics`).
+    publisher: push_http::Publisher,
     redis: Option<RedisHub>,
     poller: Poller,
     longpoll: LongPoll,
@@ -145,6 +148,12 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    // hyper refuses a head larger than its read buffer (about 400 KiB) with 431 before any
+    // service sees it; a URL under that but longer than any route needs is refused here.
+    if req.uri().path_and_query().map_or(0, |p| p.as_str().len()) > MAX_URI {
+        let reason = format!("the URL is longer than {MAX_URI} bytes\n");
+        return text(StatusCode::URI_TOO_LONG, reason);
+    }
     let path = req.uri().path().to_owned();
     match path.as_str() {
         "/" | "/index.html" => {
@@ -418,7 +427,7 @@ fn hold<B>(req: &Request<B>) -> Response<Body> {
 /// `DELETE /topics/{t}` deletes it; with tokens, each needs the token's publish grant.
 async fn topics<B>(state: &State, rest: &str, req: Request<B>) -> Response<Body>
 where
-    B: http_body::Body<Data = Bytes>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (name, completing) = match rest.strip_suffix("/complete") {
@@ -452,36 +461,20 @@ where
     }
 }
 
+/// A publish, through push-http's `Publisher`: the body bounded in size (a declared length
+/// over it refused unread) and in time, the kind, type and `Idempotency-Key` from the head,
+/// and each outcome's status (an unknown one `202`, never a failure status for what may be
+/// stored).
 async fn publish<B>(state: &State, topic: &Topic, req: Request<B>) -> Response<Body>
 where
-    B: http_body::Body<Data = Bytes>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    // The body's kind from `Content-Type` (`application/json`: carried as a value by every
-    // JSON form), `?event=` or `push-event-type`, and `Idempotency-Key` (a retry answers the
-    // first cursor).
-    let (parts, body) = req.into_parts();
-    let head = match push_http::PublishHead::from_parts(&parts) {
-        Ok(head) => head,
-        Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
-    };
-    let body = match Limited::new(body, MAX_PUBLISH).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "body over 64 KiB\n"),
-    };
-    let event = match head.event(body) {
-        Ok(event) => event,
-        Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
-    };
-    match state.hub.publish(topic, event).await {
-        Err(e @ push_core::Error::Complete) => text(StatusCode::CONFLICT, format!("{e}\n")),
-        Ok(event) => reply(
-            StatusCode::OK,
-            "application/json",
-            format!("{{\"id\":\"{}\"}}\n", event.id()),
-        ),
-        Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
-    }
+    state
+        .publisher
+        .respond(topic, req)
+        .await
+        .map(BodyExt::boxed_unsync)
 }
 
 /// `/metrics`: push-http's meters of every technique (`push_answers_total`,
@@ -655,8 +648,10 @@ where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let h2 = state.h2.clone();
+    let peer = ctx.peer();
     let service = move |mut req: Request<_>| {
         req.extensions_mut().insert(number);
+        req.extensions_mut().insert(peer);
         route(state.clone(), req)
     };
     // GOAWAY at the stop: an HTTP/2 connection without streams then closes at once.
@@ -846,6 +841,7 @@ async fn main() -> std::io::Result<()> {
         events = events.authorize(auth.clone());
     }
     let state = Arc::new(State {
+        publisher: push_http::Publisher::new(hub.clone()),
         redis,
         poller,
         longpoll,
