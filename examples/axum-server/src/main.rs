@@ -29,7 +29,9 @@
 //! curl -d 'hello' http://127.0.0.1:3000/topics/news
 //! ```
 
-use axum::extract::{Path, Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{any, get, post};
@@ -199,7 +201,17 @@ fn router(hub: Hub) -> Router {
         .route("/client.js", get(client_js))
         .route("/", get(page))
         .fallback(|| async { (StatusCode::NOT_FOUND, "no such route\n") })
+        // push-http's per-client quotas count by the peer's address when a request carries
+        // it as a `SocketAddr` extension: copied from axum's `ConnectInfo`.
+        .layer(axum::middleware::map_request(peer_address))
         .with_state(app)
+}
+
+/// Gives the request its client's address, for the per-client quotas (`429` for one client
+/// over its share while the others are served).
+async fn peer_address(ConnectInfo(peer): ConnectInfo<SocketAddr>, mut req: Request) -> Request {
+    req.extensions_mut().insert(peer);
+    req
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
@@ -235,11 +247,14 @@ async fn main() -> std::io::Result<()> {
     println!("listening on http://{}/", listener.local_addr()?);
     let hub = Hub::memory();
     let app = router(hub.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            stop_signal().await;
-            // The one call: every technique says goodbye, so every connection can finish.
-            hub.close();
-        })
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        stop_signal().await;
+        // The one call: every technique says goodbye, so every connection can finish.
+        hub.close();
+    })
+    .await
 }
