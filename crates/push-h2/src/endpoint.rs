@@ -8,7 +8,8 @@ use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use http::{Request, Response};
 use http_body_util::Full;
 use push_core::{Event, Hub, PayloadKind, StartFrom, Topic};
-use push_http::Authorizer;
+use push_http::{Authorizer, Limiter, Quota};
+use std::time::Duration;
 
 use crate::server::PushEvents;
 
@@ -36,18 +37,30 @@ pub struct Events {
     resume_param: Arc<str>,
     authorizer: Option<Authorizer>,
     meters: push_http::Meters,
+    limiter: Limiter,
 }
 
 impl Events {
     /// An endpoint over `hub`, reading the cursor from `since`.
     #[must_use]
     pub fn new(hub: Hub) -> Self {
+        let meters = push_http::Meters::new("h2");
         Self {
             hub,
             resume_param: Arc::from("since"),
             authorizer: None,
-            meters: push_http::Meters::new("h2"),
+            // Not metered: the driver counts what is open (`push_open`) while it delivers.
+            limiter: Limiter::new(10_000),
+            meters,
         }
+    }
+
+    /// Caps the subscriptions open at once at `max` (`503` past it; 10,000 by default) and
+    /// what one client may hold at `quota` (`429` past it; see [`Quota`]).
+    #[must_use]
+    pub fn limits(mut self, max: usize, quota: Quota) -> Self {
+        self.limiter = Limiter::new(max).quota(quota);
+        self
     }
 
     /// Runs `authorizer` before every subscription: a client it refuses, or one whose grant
@@ -73,13 +86,17 @@ impl Events {
         let from = push_http::start_from(&parts, None, &self.resume_param, StartFrom::Newest);
         let base = parts.uri.path().trim_end_matches('/').to_owned();
         let (hub, topic, auth) = (self.hub.clone(), topic.clone(), self.authorizer.clone());
-        let meters = self.meters.clone();
+        let (meters, limiter) = (self.meters.clone(), self.limiter.clone());
         async move {
             let res = match push_http::check_read(auth.as_ref(), &parts, &topic).await {
-                Ok(grant) => {
-                    let expires = grant.deadline();
-                    Self::subscribe(&hub, &topic, from, base, expires, meters.clone()).await
-                }
+                Ok(grant) => match limiter.admit(&parts, &grant, 1, Duration::from_secs(5)) {
+                    Ok(permit) => {
+                        let (expires, meters) = (grant.deadline(), meters.clone());
+                        let place = (base, expires, meters, permit);
+                        Self::subscribe(&hub, &topic, from, place).await
+                    }
+                    Err(res) => res,
+                },
                 Err(refusal) => refusal,
             };
             meters.answer(&res);
@@ -91,10 +108,14 @@ impl Events {
         hub: &Hub,
         topic: &Topic,
         from: StartFrom,
-        base: String,
-        expires: Option<tokio::time::Instant>,
-        meters: push_http::Meters,
+        place: (
+            String,
+            Option<tokio::time::Instant>,
+            push_http::Meters,
+            push_http::Permit,
+        ),
     ) -> Response<EventsBody> {
+        let (base, expires, meters, permit) = place;
         let sub = match hub.subscribe(topic, from).await {
             Ok(sub) => sub,
             Err(e) => {
@@ -109,7 +130,7 @@ impl Events {
         res.headers_mut()
             .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         res.extensions_mut()
-            .insert(PushEvents::new(sub, base, expires, meters));
+            .insert(PushEvents::new(sub, base, expires, meters, permit));
         res
     }
 }

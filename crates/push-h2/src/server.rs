@@ -130,6 +130,7 @@ pub(crate) type Subscribed = (
     String,
     Option<tokio::time::Instant>,
     push_http::Meters,
+    push_http::Permit,
 );
 
 impl PushEvents {
@@ -138,9 +139,12 @@ impl PushEvents {
         base: String,
         expires: Option<tokio::time::Instant>,
         meters: push_http::Meters,
+        permit: push_http::Permit,
     ) -> Self {
         Self {
-            inner: Arc::new(std::sync::Mutex::new(Some((sub, base, expires, meters)))),
+            inner: Arc::new(std::sync::Mutex::new(Some((
+                sub, base, expires, meters, permit,
+            )))),
         }
     }
 
@@ -595,7 +599,8 @@ async fn deliver_events(
     authority: Option<http::uri::Authority>,
     shared: Arc<Shared>,
 ) {
-    let (mut sub, base, expires, meters) = events;
+    // The permit is held for the delivery's life: the endpoint's limits count it.
+    let (mut sub, base, expires, meters, _permit) = events;
     meters.open(1.0);
     // Counted down however this returns.
     let _open = OpenGuard(&meters);
