@@ -2,7 +2,7 @@
 //! client beside it.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, Hash, RandomState};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -49,9 +49,7 @@ impl Client {
     fn hashed(value: impl Hash) -> Self {
         // Keyed per process, so that nobody can pick names that collide with another client's.
         static KEYS: OnceLock<RandomState> = OnceLock::new();
-        let mut hasher = KEYS.get_or_init(RandomState::new).build_hasher();
-        value.hash(&mut hasher);
-        Self(hasher.finish())
+        Self(KEYS.get_or_init(RandomState::new).hash_one(value))
     }
 }
 
