@@ -23,6 +23,12 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// one allocation per publish or subscribe, none per delivered event.
 pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// Appends an event to `topic` (created if needed) and returns it with its cursor.
+    ///
+    /// A failure must say honestly what happened to the event: [`Error::Backend`] only when
+    /// it was certainly not stored (the store could not be reached, or refused the command
+    /// before running it), [`Error::OutcomeUnknown`] when the command may have run (sent, then
+    /// no answer). When in doubt, it is unknown: a client told "failed" for a stored event
+    /// publishes it twice.
     fn publish<'a>(
         &'a self,
         topic: &'a Topic,
@@ -71,6 +77,17 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
 
     /// Whether [`close`](Self::close) was called.
     fn is_closed(&self) -> bool;
+
+    /// Whether the backend can reach its store now, as far as it knows: `false` while a shared
+    /// store does not answer (its readers reconnecting, its commands failing), so that
+    /// streams can tell their clients why nothing comes. Subscriptions stay open meanwhile
+    /// and go on from their positions when it is back.
+    ///
+    /// Asked by every open stream on each heartbeat tick, so it must be cheap: an atomic load,
+    /// no I/O. The default is `true` (an in-process backend is always there).
+    fn is_available(&self) -> bool {
+        true
+    }
 
     /// Current figures, for metrics.
     fn stats(&self) -> HubStats;
@@ -165,8 +182,10 @@ impl Hub {
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`], [`Error::TooManyTopics`], [`Error::EventTooLarge`], or
-    /// [`Error::Backend`] when a shared store is unreachable.
+    /// [`Error::Closed`], [`Error::TooManyTopics`], [`Error::EventTooLarge`],
+    /// [`Error::Backend`] when a shared store is unreachable (nothing was stored), or
+    /// [`Error::OutcomeUnknown`] when the store was asked but did not answer (the event may
+    /// be stored: repeat the publish with the same idempotency key).
     pub async fn publish(&self, topic: &Topic, event: NewEvent) -> Result<Arc<Event>, Error> {
         self.backend.publish(topic, event).await
     }
@@ -212,7 +231,8 @@ impl Hub {
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`], a backend failure, or [`Error::Unsupported`].
+    /// [`Error::Closed`], a backend failure, [`Error::OutcomeUnknown`] (repeat it: completing
+    /// twice is once), or [`Error::Unsupported`].
     pub async fn complete(&self, topic: &Topic) -> Result<Cursor, Error> {
         self.backend.complete(topic).await
     }
@@ -229,7 +249,8 @@ impl Hub {
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`], a backend failure, or [`Error::Unsupported`].
+    /// [`Error::Closed`], a backend failure, [`Error::OutcomeUnknown`] (repeat it; a repeat
+    /// of a delete that took effect answers `false`), or [`Error::Unsupported`].
     pub async fn delete(&self, topic: &Topic) -> Result<bool, Error> {
         self.backend.delete(topic).await
     }
@@ -257,6 +278,14 @@ impl Hub {
     #[must_use]
     pub fn is_closed(&self) -> bool {
         self.backend.is_closed()
+    }
+
+    /// Whether the backend can reach its store now ([`Backend::is_available`]): always `true`
+    /// in memory; `false` while a shared store does not answer. One atomic load for the
+    /// backends of this workspace; stream endpoints ask it on each heartbeat tick.
+    #[must_use]
+    pub fn is_available(&self) -> bool {
+        self.backend.is_available()
     }
 
     /// Current figures.

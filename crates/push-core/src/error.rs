@@ -70,7 +70,28 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
-    /// A backend failed (for instance its server is unreachable).
+    /// A backend failed (for instance its server is unreachable), and what was asked was
+    /// **not** done: a publish stored nothing. Worth retrying later.
+    ///
+    /// A backend returns it only where it knows the operation did not take effect (it could
+    /// not connect, or the store refused the command before running it); when it cannot tell,
+    /// it returns [`OutcomeUnknown`](Self::OutcomeUnknown) instead.
     #[error("backend unavailable: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The operation was sent to the backend but its answer never came (a response timeout, a
+    /// connection lost after the command was written, a replica acknowledgement that did not
+    /// come after the write): it may or may not have taken effect, and may still take effect
+    /// later (a store that was only paused runs what it received once it resumes).
+    ///
+    /// Neither a success nor a failure: a publish may have been stored, so telling its client
+    /// "failed" would be wrong, and a plain retry could store the event twice. Repeat the
+    /// request with the same idempotency key
+    /// ([`NewEvent::with_idempotency_key`](crate::NewEvent::with_idempotency_key)): the
+    /// retry returns the stored event's cursor if the first attempt was stored, and stores it
+    /// once if it was not. Completing and deleting are safe to repeat as they are. push-http
+    /// answers it `202 Accepted` with `{"outcome":"unknown",…}`.
+    #[error(
+        "outcome unknown (the backend may have applied it): {0}; repeat the request, a publish with the same idempotency key"
+    )]
+    OutcomeUnknown(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
