@@ -75,25 +75,61 @@
 //! client is only ever handed what the next master will hold. With
 //! [`RedisConfig::wait_replicas`] at 1, a publish is acknowledged only once a replica holds it
 //! (`WAIT` in the same pipeline as the write, so on the node that took it), so an acknowledged
-//! publish survives the failover too;
-//! one that failed may still be stored, and retrying it with its idempotency key stores it
-//! once. While a slot's master has no replica (after a failover, until the old master comes
-//! back as a replica), its publishes then fail. A failure of the new master within a moment of
-//! the old one (before the readers moved to the new replica) is not covered.
+//! publish survives the failover too; one that was not acknowledged may still be stored
+//! ([`Error::OutcomeUnknown`]), and retrying it with its idempotency key stores it once. While
+//! a slot's master has no replica (after a failover, until the old master comes back as a
+//! replica), its publishes are then not acknowledged. A failure of the new master within a
+//! moment of the old one (before the readers moved to the new replica) is not covered.
 //!
 //! # Failures
 //!
-//! - Redis unreachable, restarting or the connection dropped: a publish fails with
-//!   [`push_core::Error::Backend`] (its message starts with `redis`), never silently. Note that
-//!   a publish whose reply was lost may still have been applied; retrying it then publishes it
-//!   twice.
+//! A failed publish says what happened to its event (its message starts with `redis`):
+//!
+//! - [`Error::Backend`], push-http's `503`: it was **not** stored.
+//!   The connection could not be made (refused, a missing socket, authentication failed), or
+//!   Redis refused the script before running it (`NOSCRIPT` once reloading failed, `READONLY`,
+//!   `LOADING`, `BUSY`, `OOM`, `NOREPLICAS`, `MISCONF`, cluster redirections left over, …).
+//! - [`Error::OutcomeUnknown`], push-http's `202` with
+//!   `"outcome":"unknown"`: the script was sent and its answer did not come, so it may be
+//!   stored, now or later. A response timeout ([`RedisConfig::response_timeout`]: a Redis
+//!   that is paused runs what it received when it resumes), the connection lost while the
+//!   request was in flight, an answer that is not an entry id, and with
+//!   [`RedisConfig::wait_replicas`] a `WAIT` that counted too few replicas (the master holds
+//!   it). When the `redis` crate's error cannot tell whether the request was written (a
+//!   connect timeout looks like a response timeout), the outcome is unknown. Repeat the publish
+//!   with the same idempotency key: the retry answers the stored event's cursor, or stores it
+//!   once. Without a key, a retry may store it twice.
+//!
+//! `complete` and `delete` fail the same two ways; both are safe to repeat as they are.
+//!
 //! - Readers reconnect with exponential backoff ([`RedisConfig::backoff_min`] to
 //!   [`RedisConfig::backoff_max`]) and resume with `XREAD` from the last id they saw, so
 //!   subscribers stay attached and receive every event once, in order. If Redis lost the stream
 //!   meanwhile (no persistence), the next events carry a new epoch: subscriptions of the old
 //!   epoch end and resuming clients get a reset.
-//! - [`RedisHub::health`] reports it: readers running and connected, reconnects, errors and the
-//!   last error's text.
+//! - While a reader has lost its connection and not read since, or the latest command went
+//!   unanswered and Redis has answered nothing since, the hub is not available
+//!   ([`Hub::is_available`](push_core::Hub::is_available), one atomic load): push-http's
+//!   streams write an away notice instead of their heartbeats (push-sse: a comment; push-stream:
+//!   `{"heartbeat":MS,"away":"backend unavailable"}`), stay open, and go on from their cursors
+//!   when Redis is back. A paused Redis is noticed within [`RedisConfig::block`] plus
+//!   [`RedisConfig::response_timeout`] (a reader's read times out), or at the first unanswered
+//!   command.
+//! - [`RedisHub::health`] reports it: readers running and connected, reconnects, errors, the
+//!   last error's text, and whether the hub is available.
+//!
+//! # Idempotency keys
+//!
+//! A publish's idempotency key ([`NewEvent::with_idempotency_key`]) is checked and recorded by
+//! the publish script, atomically with the append, so two servers retrying one publish at once
+//! store it once. A topic's keys are a hash (`{stream}#idem`: key to entry id) and a sorted set
+//! (`{stream}#idem-at`: key by arrival, on the Redis clock), bounded by count as in memory:
+//! keys older than [`HubConfig::idempotency_window`] are forgotten, and past
+//! [`HubConfig::max_idempotency_keys`] the oldest go first, so a flood of keyed publishes holds
+//! at most that many keys per topic (each step O(log n)). Both expire a window after the
+//! latest keyed publish and go with the topic when it is deleted.
+//! ([`HubConfig::max_idempotency_bytes`] bounds a process's memory; Redis holds at most
+//! `max_idempotency_keys` per topic.)
 //!
 //! # Retention
 //!
@@ -114,6 +150,7 @@
 //! | [`RedisConfig::backoff_min`] / [`backoff_max`](RedisConfig::backoff_max) | 50 ms / 2 s |
 //! | [`RedisConfig::readers`] | 4 reader connections per process (in a cluster, also the hash-tag groups) |
 //! | [`RedisConfig::wait_replicas`] / [`wait_timeout`](RedisConfig::wait_timeout) | 0 (acknowledged once the master has it) / 1 s |
+//! | idempotency keys per topic | [`HubConfig::max_idempotency_keys`] (256), each for [`HubConfig::idempotency_window`] (5 min) |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -164,7 +201,8 @@ pub struct RedisConfig {
     /// later, so publishes may be refused for that long after a replica (re)joins.
     pub wait_replicas: usize,
     /// How long a publish waits for [`wait_replicas`](Self::wait_replicas); past it the
-    /// publish fails (it may still be stored: retry it with its idempotency key).
+    /// publish's outcome is unknown ([`Error::OutcomeUnknown`]: the master holds it, which a
+    /// failover may lose; retry it with its idempotency key).
     pub wait_timeout: Duration,
 }
 
@@ -233,7 +271,8 @@ impl RedisConfig {
 }
 
 /// What can go wrong with Redis. A failed command reaches callers inside
-/// [`push_core::Error::Backend`]; its text says which operation failed and why. No type of the
+/// [`push_core::Error::Backend`] (it did not run) or [`push_core::Error::OutcomeUnknown`] (a
+/// write that may have run); its text says which operation failed and why. No type of the
 /// `redis` crate is part of this API.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -252,6 +291,7 @@ pub enum RedisError {
 }
 
 impl RedisError {
+    /// A failure of a command that did not run: [`Error::Backend`].
     fn boxed(op: &'static str, source: redis::RedisError) -> Error {
         Error::Backend(Box::new(Self::Command {
             op,
@@ -259,9 +299,85 @@ impl RedisError {
         }))
     }
 
+    /// A failure of a command that writes: [`Error::Backend`] when it certainly did not run
+    /// ([`not_run`]), else [`Error::OutcomeUnknown`].
+    fn write(op: &'static str, source: &redis::RedisError) -> Error {
+        let error = Box::new(Self::Command {
+            op,
+            reason: source.to_string(),
+        });
+        if not_run(source) {
+            Error::Backend(error)
+        } else {
+            Error::OutcomeUnknown(error)
+        }
+    }
+
+    /// A write whose command ran, or may have, but whose outcome is not known: `reason` says
+    /// why.
+    fn unknown(op: &'static str, reason: String) -> Error {
+        Error::OutcomeUnknown(Box::new(Self::Command { op, reason }))
+    }
+
     fn connect(source: redis::RedisError) -> Self {
         Self::Connect(source.to_string())
     }
+}
+
+/// Whether a command that failed with `e` certainly did not run, so that nothing it would have
+/// written is stored. What the `redis` crate (1.x) tells apart:
+///
+/// - The connection could not be made (`is_connection_refusal`: `ECONNREFUSED`, or a missing
+///   unix socket), authentication failed, the client refused the command itself, or a cluster
+///   client found no connection for the slot: nothing was written.
+/// - Redis refused the command before running it: `NOSCRIPT`, `MOVED`, `ASK`, `TRYAGAIN`,
+///   `CLUSTERDOWN`, `CROSSSLOT`, `MASTERDOWN`, `READONLY`, `LOADING`, `NOPERM`, `EXECABORT`,
+///   `BUSY`, and those a script meets at its first write, before which it wrote nothing an
+///   event depends on (`OOM`, `NOREPLICAS`, `MISCONF`), or at connection (`NOAUTH`,
+///   `WRONGPASS`).
+///
+/// Everything else may have run: a response timeout (the request may have been written; a
+/// paused Redis runs it when it resumes), a connection closed or reset while the request was
+/// in flight (`BrokenPipe`, `ConnectionReset`, `UnexpectedEof`: the `redis` crate reports a
+/// request whose connection task ended, written or not, as `BrokenPipe`), an answer that did
+/// not parse, or a script error raised after it wrote. A timeout while connecting is also an
+/// `io::ErrorKind::TimedOut`, the same as a response timeout, so it counts as unknown too.
+fn not_run(e: &redis::RedisError) -> bool {
+    use redis::{ErrorKind as Kind, ServerErrorKind as Server};
+    if e.is_connection_refusal() {
+        return true;
+    }
+    match e.kind() {
+        Kind::Client
+        | Kind::InvalidClientConfig
+        | Kind::AuthenticationFailed
+        | Kind::ClusterConnectionNotFound
+        | Kind::RESP3NotSupported => true,
+        Kind::Server(
+            Server::NoScript
+            | Server::Moved
+            | Server::Ask
+            | Server::TryAgain
+            | Server::ClusterDown
+            | Server::CrossSlot
+            | Server::MasterDown
+            | Server::ReadOnly
+            | Server::BusyLoading
+            | Server::NoPerm
+            | Server::ExecAbort,
+        ) => true,
+        Kind::Extension => matches!(
+            e.code(),
+            Some("BUSY" | "OOM" | "NOREPLICAS" | "MISCONF" | "NOAUTH" | "WRONGPASS")
+        ),
+        _ => false,
+    }
+}
+
+/// Whether `e` says Redis did not answer (an I/O error or timeout), as opposed to an answer
+/// that was an error: what makes the hub [unavailable](RedisHub::is_available).
+fn unanswered(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
 }
 
 /// The health of a [`RedisHub`]'s connections, for metrics.
@@ -284,6 +400,8 @@ pub struct RedisHealth {
     pub read_errors: u64,
     /// Whether the latest publish succeeded (true until one fails).
     pub publishing: bool,
+    /// Whether Redis answers now, as [`RedisHub::is_available`] says.
+    pub available: bool,
     /// The text of the latest error, if any.
     pub last_error: Option<String>,
     /// Each shared reader, in order ([`RedisConfig::readers`] of them).
@@ -417,6 +535,14 @@ struct Health {
     read_errors: AtomicU64,
     publish_failing: AtomicBool,
     last_error: Mutex<Option<String>>,
+    /// How many of the sources below say Redis does not answer now: each reader that lost its
+    /// connection and has not read since ([`Shard::down`]), and the command connection while
+    /// its latest command went unanswered. Zero: available. One counter, so that
+    /// [`RedisHub::is_available`] is one atomic load.
+    down: AtomicUsize,
+    /// Whether the latest command (not a reader's read) went unanswered, and no answer from
+    /// Redis came since.
+    commands_down: AtomicBool,
 }
 
 impl Health {
@@ -425,6 +551,31 @@ impl Health {
             .last_error
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(text);
+    }
+
+    /// Sets one source of [`down`](Self::down); a load and nothing more when it does not
+    /// change.
+    fn set_down(&self, flag: &AtomicBool, down: bool) {
+        if flag.load(Ordering::Acquire) == down {
+            return;
+        }
+        if flag.swap(down, Ordering::AcqRel) != down {
+            if down {
+                self.down.fetch_add(1, Ordering::AcqRel);
+            } else {
+                self.down.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+    }
+
+    /// A command was answered (`None`), or failed with `e`: unanswered makes the commands
+    /// down, any answer (an error reply included) brings them up.
+    fn command(&self, e: Option<&redis::RedisError>) {
+        self.set_down(&self.commands_down, e.is_some_and(unanswered));
+    }
+
+    fn available(&self) -> bool {
+        self.down.load(Ordering::Acquire) == 0
     }
 }
 
@@ -596,6 +747,7 @@ impl RedisHub {
             publish_errors: h.publish_errors.load(Ordering::Relaxed),
             read_errors: h.read_errors.load(Ordering::Relaxed),
             publishing: !h.publish_failing.load(Ordering::Relaxed),
+            available: h.available(),
             last_error: h
                 .last_error
                 .lock()
@@ -641,24 +793,23 @@ impl RedisHub {
         }
         let published_at = SystemTime::now();
         let stream_key = self.key(topic);
-        let idem = stream::idempotency_key(&stream_key, event.idempotency_key());
+        let [idem, idem_at] = stream::idempotency_keys(&stream_key);
+        let hub = &self.inner.config.hub;
         let mut publish = redis::cmd("EVALSHA");
         publish
             .arg(self.inner.publish.get_hash())
-            .arg(2)
+            .arg(3)
             .arg(&stream_key)
             .arg(idem)
-            .arg(self.inner.config.hub.retention.max_events.max(1))
-            .arg(if event.idempotency_key().is_some() {
-                "1"
-            } else {
-                "0"
-            })
+            .arg(idem_at)
+            .arg(hub.retention.max_events.max(1))
+            .arg(event.idempotency_key().unwrap_or(""))
             .arg(
-                u64::try_from(self.inner.config.hub.idempotency_window.as_millis())
+                u64::try_from(hub.idempotency_window.as_millis())
                     .unwrap_or(u64::MAX)
                     .max(1),
-            );
+            )
+            .arg(hub.max_idempotency_keys.max(1));
         for field in stream::fields(&event, published_at) {
             publish.arg(field);
         }
@@ -676,8 +827,12 @@ impl RedisHub {
         health.publishes.fetch_add(1, Ordering::Relaxed);
         health.publish_failing.store(false, Ordering::Relaxed);
         self.inner.published.fetch_add(1, Ordering::Relaxed);
+        // The script ran and answered something else than an id: it may have stored it.
         let cursor = stream::parse_id(&id).ok_or_else(|| {
-            Error::Backend(format!("redis returned an unexpected stream id {id:?}").into())
+            RedisError::unknown(
+                "publish",
+                format!("redis returned an unexpected stream id {id:?}"),
+            )
         })?;
         Ok(Arc::new(Event::restored(
             cursor,
@@ -692,8 +847,14 @@ impl RedisHub {
     /// the pipeline goes to one node as a whole, and is sent again as a whole when the script is
     /// redirected, so `WAIT` always counts the replicas of the node and connection that wrote,
     /// whatever a cluster client's slot map says by then.
+    ///
+    /// Fails with [`Error::Backend`] only where the script certainly did not run ([`not_run`]:
+    /// not connected, refused before running, `NOSCRIPT` and a failed reload), else with
+    /// [`Error::OutcomeUnknown`]: no answer, or a `WAIT` that did not count enough replicas (the
+    /// master holds the entry, which a failover may lose).
     async fn run_publish(&self, publish: redis::Cmd) -> Result<Vec<u8>, Error> {
         let config = &self.inner.config;
+        let health = &self.inner.health;
         let mut pipe = redis::pipe();
         pipe.ignore_errors().add_command(publish);
         if config.wait_replicas > 0 {
@@ -706,10 +867,14 @@ impl RedisHub {
         let mut conn = self.inner.commands.clone();
         let mut loads = 0;
         let (written, waited) = loop {
-            let replies: Vec<redis::RedisResult<Value>> = pipe
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| RedisError::boxed("publish", e))?;
+            let replies: Vec<redis::RedisResult<Value>> = match pipe.query_async(&mut conn).await {
+                Ok(replies) => replies,
+                Err(e) => {
+                    health.command(Some(&e));
+                    return Err(RedisError::write("publish", &e));
+                }
+            };
+            health.command(None);
             let mut replies = replies.into_iter();
             match replies.next() {
                 Some(Err(e))
@@ -718,39 +883,53 @@ impl RedisHub {
                             == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
                 {
                     loads += 1;
+                    // The publish did not run: whatever the load does, nothing is stored.
                     self.inner
                         .publish
                         .load_async(&mut conn)
                         .await
-                        .map_err(|e| RedisError::boxed("publish", e))?;
+                        .map_err(|e| {
+                            health.command(Some(&e));
+                            RedisError::boxed("publish", e)
+                        })?;
                 }
                 Some(written) => break (written, replies.next()),
-                None => return Err(Error::Backend("redis answered no reply".into())),
+                None => {
+                    return Err(RedisError::unknown(
+                        "publish",
+                        "redis answered no reply".into(),
+                    ))
+                }
             }
         };
         let id = match written {
             Ok(id) => redis::from_redis_value::<Vec<u8>>(id).map_err(|e| {
-                Error::Backend(format!("redis returned an unexpected stream id: {e}").into())
+                RedisError::unknown(
+                    "publish",
+                    format!("redis returned an unexpected stream id: {e}"),
+                )
             })?,
             Err(e) if e.code() == Some("PUSHCOMPLETE") => return Err(Error::Complete),
-            Err(e) => return Err(RedisError::boxed("publish", e)),
+            Err(e) => return Err(RedisError::write("publish", &e)),
         };
+        // From here on the entry is stored on the node that took it.
         match waited {
             None => Ok(id),
             Some(Ok(Value::Int(n))) if usize::try_from(n).unwrap_or(0) >= config.wait_replicas => {
                 Ok(id)
             }
-            Some(Ok(Value::Int(n))) => Err(Error::Backend(Box::new(RedisError::Command {
-                op: "publish",
-                reason: format!(
+            Some(Ok(Value::Int(n))) => Err(RedisError::unknown(
+                "publish",
+                format!(
                     "{n} of {} replicas hold it after {:?}; it may still be stored: retry with its idempotency key",
                     config.wait_replicas, config.wait_timeout
                 ),
-            }))),
-            Some(Ok(other)) => Err(Error::Backend(
-                format!("redis WAIT answered {other:?}").into(),
             )),
-            Some(Err(e)) => Err(RedisError::boxed("publish", e)),
+            Some(Ok(other)) => Err(RedisError::unknown(
+                "publish",
+                format!("redis WAIT answered {other:?}"),
+            )),
+            Some(Err(e)) => Err(RedisError::unknown("publish", format!("redis WAIT failed: {e}"))),
         }
     }
 
@@ -778,6 +957,7 @@ impl RedisHub {
                 .replica_head(c, key)
                 .await
                 .map_err(|e| self.read_error("head", e))?;
+            self.inner.health.command(None);
             let deleted = matches!(&read, Some((_, end)) if end.as_slice() == b"deleted");
             if !create || (read.is_some() && !deleted) {
                 return Ok(Self::parse_head(read));
@@ -791,6 +971,7 @@ impl RedisHub {
             .invoke_async(&mut conn)
             .await
             .map_err(|e| self.read_error("head", e))?;
+        self.inner.health.command(None);
         Ok(Self::parse_head(reply))
     }
 
@@ -848,35 +1029,44 @@ impl RedisHub {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
         let mut conn = self.inner.commands.clone();
-        let id: Vec<u8> = self
+        let id: Result<Vec<u8>, _> = self
             .inner
             .complete
             .key(self.key(topic))
             .arg(self.inner.config.hub.retention.max_events.max(1))
             .arg(millis.to_string())
             .invoke_async(&mut conn)
-            .await
-            .map_err(|e| RedisError::boxed("complete", e))?;
+            .await;
+        self.inner.health.command(id.as_ref().err());
+        let id = id.map_err(|e| RedisError::write("complete", &e))?;
         stream::parse_id(&id).ok_or_else(|| {
-            Error::Backend(format!("redis returned an unexpected stream id {id:?}").into())
+            RedisError::unknown(
+                "complete",
+                format!("redis returned an unexpected stream id {id:?}"),
+            )
         })
     }
 
     async fn do_delete(&self, topic: &Topic) -> Result<bool, Error> {
         self.check_open()?;
         let mut conn = self.inner.commands.clone();
-        let deleted: i64 = self
+        let key = self.key(topic);
+        let [idem, idem_at] = stream::idempotency_keys(&key);
+        let deleted: Result<i64, _> = self
             .inner
             .delete
-            .key(self.key(topic))
+            .key(key)
+            .key(idem)
+            .key(idem_at)
             .invoke_async(&mut conn)
-            .await
-            .map_err(|e| RedisError::boxed("delete", e))?;
-        Ok(deleted == 1)
+            .await;
+        self.inner.health.command(deleted.as_ref().err());
+        Ok(deleted.map_err(|e| RedisError::write("delete", &e))? == 1)
     }
 
     fn read_error(&self, op: &'static str, e: redis::RedisError) -> Error {
         let health = &self.inner.health;
+        health.command(Some(&e));
         health.read_errors.fetch_add(1, Ordering::Relaxed);
         let error = RedisError::boxed(op, e);
         health.error(error.to_string());
@@ -1035,6 +1225,7 @@ impl RedisHub {
             .query_async(&mut conn)
             .await
             .map_err(|e| self.read_error("history read", e))?;
+        self.inner.health.command(None);
         let mut entries =
             stream::entries(&entry.topic, reply, self.inner.config.hub.max_event_bytes);
         let reached_start = entries.len() < room;
@@ -1130,6 +1321,13 @@ impl Backend for RedisHub {
         self.inner.closed.load(Ordering::Acquire)
     }
 
+    /// `false` while a reader has lost its connection and not read since (it reconnects with
+    /// backoff), or while the latest command went unanswered (a timeout, a connection refused
+    /// or dropped) and Redis has answered nothing since. One atomic load.
+    fn is_available(&self) -> bool {
+        self.inner.health.available()
+    }
+
     fn stats(&self) -> HubStats {
         let entries: Vec<_> = self
             .inner
@@ -1180,6 +1378,9 @@ struct Shard {
     reconnects: AtomicU64,
     /// The age of the newest event of the latest read, in milliseconds.
     lag_ms: AtomicU64,
+    /// Whether the reader lost its connection (or cannot make one) and has not read since: one
+    /// source of [`Health::down`].
+    down: AtomicBool,
 }
 
 impl Shard {
@@ -1285,6 +1486,10 @@ fn shard_of<'a>(inner: &'a Inner, topic: &Topic) -> &'a Arc<Shard> {
 async fn shard_loop(hub: Weak<Inner>, shard: Arc<Shard>, mut shutdown: watch::Receiver<bool>) {
     loop {
         run_shard(&hub, &shard, &mut shutdown).await;
+        // A reader that stops reads nothing: it says nothing about Redis.
+        if let Some(inner) = hub.upgrade() {
+            inner.health.set_down(&shard.down, false);
+        }
         shard.started.store(false, Ordering::Release);
         // A topic that came while the reader was stopping: run again (unless `follow` already
         // started a new reader for it).
@@ -1328,6 +1533,7 @@ async fn run_shard(hub: &Weak<Inner>, shard: &Arc<Shard>, shutdown: &mut watch::
             Ok(conn) => conn,
             Err(e) => {
                 inner.health.read_errors.fetch_add(1, Ordering::Relaxed);
+                inner.health.set_down(&shard.down, true);
                 inner
                     .health
                     .error(format!("redis reader connect failed: {e}"));
@@ -1440,6 +1646,7 @@ async fn read_connected(
         let role: Result<Value, _> = redis::cmd("ROLE").query_async(conn).await;
         if readonly.is_err() || !role.is_ok_and(|role| cluster::safe_to_read(&role)) {
             inner.health.read_errors.fetch_add(1, Ordering::Relaxed);
+            inner.health.set_down(&shard.down, true);
             inner
                 .health
                 .error("redis reader: the node is a master with replicas; asking again".to_owned());
@@ -1450,8 +1657,10 @@ async fn read_connected(
     }
     let id: Result<i64, _> = redis::cmd("CLIENT").arg("ID").query_async(conn).await;
     let Ok(id) = id else {
+        inner.health.set_down(&shard.down, true);
         return Stop::Reconnect;
     };
+    inner.health.set_down(&shard.down, false);
     let _connected = Connected::new(inner.health.clone(), shard.clone());
     shard.client_id.store(id, Ordering::Release);
     // The reader holds no strong handle while it waits, so dropping the last `RedisHub` stops it.
@@ -1493,13 +1702,17 @@ async fn read_connected(
         match reply {
             Err(e) => {
                 inner.health.read_errors.fetch_add(1, Ordering::Relaxed);
+                inner.health.set_down(&shard.down, true);
                 inner.health.error(format!("redis reader failed: {e}"));
                 return Stop::Reconnect;
             }
-            Ok(Value::Nil) => {}
             Ok(reply) => {
-                let read = apply_streams(&inner, shard, reply);
-                inner.health.events_read.fetch_add(read, Ordering::Relaxed);
+                // Redis answered: it is there for commands too.
+                inner.health.command(None);
+                if reply != Value::Nil {
+                    let read = apply_streams(&inner, shard, reply);
+                    inner.health.events_read.fetch_add(read, Ordering::Relaxed);
+                }
             }
         }
         if inner.closed.load(Ordering::Acquire) {
@@ -1681,4 +1894,89 @@ fn retire_if_idle(inner: &Inner, entry: &Arc<TopicEntry>) -> bool {
         topics.remove(&entry.topic);
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io(kind: std::io::ErrorKind) -> redis::RedisError {
+        redis::RedisError::from(std::io::Error::from(kind))
+    }
+
+    #[test]
+    fn only_what_certainly_did_not_run_is_a_failure() {
+        use redis::{ErrorKind as Kind, ServerErrorKind as Server};
+        // Nothing was written: the connection was refused, or Redis refused the command.
+        assert!(not_run(&io(std::io::ErrorKind::ConnectionRefused)));
+        for kind in [
+            Server::NoScript,
+            Server::ReadOnly,
+            Server::BusyLoading,
+            Server::Moved,
+        ] {
+            assert!(not_run(&(Kind::Server(kind), "refused").into()), "{kind:?}");
+        }
+        assert!(not_run(&(Kind::AuthenticationFailed, "auth").into()));
+        for code in ["BUSY", "OOM", "NOREPLICAS", "MISCONF"] {
+            assert!(
+                not_run(&redis::make_extension_error(code.into(), None)),
+                "{code}"
+            );
+        }
+        // The request may have been written: a timeout (a paused Redis runs it later), a
+        // connection lost in flight, an answer that did not parse, an error a script raised
+        // after it wrote.
+        for kind in [
+            std::io::ErrorKind::TimedOut,
+            std::io::ErrorKind::BrokenPipe,
+            std::io::ErrorKind::ConnectionReset,
+            std::io::ErrorKind::UnexpectedEof,
+        ] {
+            assert!(!not_run(&io(kind)), "{kind:?}");
+            assert!(unanswered(&io(kind)), "{kind:?}");
+        }
+        assert!(!not_run(&(Kind::Parse, "garbled").into()));
+        assert!(!not_run(
+            &(Kind::Server(Server::ResponseError), "ERR").into()
+        ));
+        assert!(!not_run(&redis::make_extension_error(
+            "WRONGTYPE".into(),
+            None
+        )));
+        // An error answer is an answer: Redis is there.
+        assert!(!unanswered(
+            &(Kind::Server(Server::NoScript), "refused").into()
+        ));
+    }
+
+    #[test]
+    fn writes_map_to_backend_or_unknown() {
+        let refused = RedisError::write("publish", &io(std::io::ErrorKind::ConnectionRefused));
+        assert!(matches!(refused, Error::Backend(_)), "{refused}");
+        let timeout = RedisError::write("publish", &io(std::io::ErrorKind::TimedOut));
+        assert!(matches!(timeout, Error::OutcomeUnknown(_)), "{timeout}");
+        assert!(
+            timeout.to_string().contains("redis publish failed"),
+            "{timeout}"
+        );
+    }
+
+    #[test]
+    fn availability_counts_each_source_once() {
+        let health = Health::default();
+        let shard = Shard::default();
+        assert!(health.available());
+        health.set_down(&shard.down, true);
+        health.set_down(&shard.down, true);
+        health.command(Some(&io(std::io::ErrorKind::TimedOut)));
+        assert_eq!(health.down.load(Ordering::Relaxed), 2);
+        health.set_down(&shard.down, false);
+        assert!(!health.available(), "commands still unanswered");
+        // A server's error answer is still an answer.
+        health.command(Some(&redis::make_extension_error("OOM".into(), None)));
+        assert!(health.available());
+        health.command(None);
+        assert_eq!(health.down.load(Ordering::Relaxed), 0);
+    }
 }

@@ -60,25 +60,62 @@ local function forget_if_deleted(key)
 end
 ";
 
-/// `KEYS[1]` the stream, `KEYS[2]` the publish's idempotency key (see [`idempotency_key`]),
-/// `ARGV[1]` the `MAXLEN ~` bound, `ARGV[2]` `1` when the publish has an idempotency key,
-/// `ARGV[3]` the idempotency window in milliseconds, the rest field/value pairs. Returns the new
-/// entry's id, or the first one's for a key already seen within the window.
+/// The most idempotency keys one publish forgets (past the window, or over the count): a
+/// bounded amount of work per script, and `unpack` stays far below Lua's stack limit. A publish
+/// adds at most one key, so this drains any backlog.
+const FORGET_BATCH: usize = 100;
+
+/// `KEYS[1]` the stream, `KEYS[2]` and `KEYS[3]` the topic's idempotency keys (see
+/// [`idempotency_keys`]: a hash of key to entry id, and a sorted set of key by the time it
+/// came, in milliseconds of the Redis clock), `ARGV[1]` the `MAXLEN ~` bound, `ARGV[2]` the
+/// publish's idempotency key (empty for none), `ARGV[3]` the idempotency window in
+/// milliseconds, `ARGV[4]` the most keys remembered, the rest field/value pairs. Returns the
+/// new entry's id, or the first one's for a key already seen within the window.
+///
+/// The keys of a topic are bounded by count, as in memory: keys past the window are forgotten
+/// (oldest first, a batch per publish, and a key seen past the window counts as new even
+/// before), then the oldest beyond `ARGV[4]`. Both structures expire a window after the latest
+/// keyed publish, so a topic that stops using keys leaves none behind. Every step is O(log n)
+/// in the keys remembered.
 pub(crate) fn publish_script() -> redis::Script {
     redis::Script::new(&format!(
         "{EPOCH_LUA}
 local key = KEYS[1]
 forget_if_deleted(key)
 if end_of(key) == 'complete' then return redis.error_reply('PUSHCOMPLETE topic is complete') end
-if ARGV[2] == '1' then
-  local first = redis.call('GET', KEYS[2])
-  if first then return first end
+local idem = ARGV[2]
+local now
+if idem ~= '' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local since = now - tonumber(ARGV[3])
+  local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '(' .. since, 'LIMIT', 0, {FORGET_BATCH})
+  if old[1] then
+    redis.call('HDEL', KEYS[2], unpack(old))
+    redis.call('ZREM', KEYS[3], unpack(old))
+  end
+  local at = redis.call('ZSCORE', KEYS[3], idem)
+  if at and tonumber(at) >= since then
+    local first = redis.call('HGET', KEYS[2], idem)
+    if first then return first end
+  end
 end
 local epoch = epoch_of(last_id(key))
 local id
 if epoch then id = epoch .. '-*' else id = fresh_epoch() .. '-1' end
-local added = redis.call('XADD', key, 'MAXLEN', '~', ARGV[1], id, unpack(ARGV, 4))
-if ARGV[2] == '1' then redis.call('SET', KEYS[2], added, 'PX', ARGV[3]) end
+local added = redis.call('XADD', key, 'MAXLEN', '~', ARGV[1], id, unpack(ARGV, 5))
+if idem ~= '' then
+  redis.call('HSET', KEYS[2], idem, added)
+  redis.call('ZADD', KEYS[3], now, idem)
+  local over = math.min(redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[4]), {FORGET_BATCH})
+  if over > 0 then
+    local oldest = redis.call('ZRANGE', KEYS[3], 0, over - 1)
+    redis.call('HDEL', KEYS[2], unpack(oldest))
+    redis.call('ZREMRANGEBYRANK', KEYS[3], 0, over - 1)
+  end
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+  redis.call('PEXPIRE', KEYS[3], ARGV[3])
+end
 return added"
     ))
 }
@@ -98,13 +135,15 @@ return redis.call('XADD', key, 'MAXLEN', '~', ARGV[1], id, '{END}', 'complete', 
     ))
 }
 
-/// `KEYS[1]` the stream. Drops its entries and leaves one `end deleted` entry, so that every
-/// reader learns of it; the next publish starts a new stream (a new epoch). Returns 1 if the
+/// `KEYS[1]` the stream, `KEYS[2]` and `KEYS[3]` its idempotency keys. Drops its entries and
+/// its idempotency keys, and leaves one `end deleted` entry, so that every reader learns of it;
+/// the next publish starts a new stream (a new epoch) with no key remembered. Returns 1 if the
 /// topic existed (and was not deleted already), else 0.
 pub(crate) fn delete_script() -> redis::Script {
     redis::Script::new(&format!(
         "{EPOCH_LUA}
 local key = KEYS[1]
+redis.call('DEL', KEYS[2], KEYS[3])
 local epoch = epoch_of(last_id(key))
 if not epoch or end_of(key) == 'deleted' then return 0 end
 redis.call('XTRIM', key, 'MAXLEN', '0')
@@ -155,10 +194,12 @@ pub(crate) fn stream_id(cursor: Cursor) -> String {
     format!("{}-{}", cursor.epoch().get(), cursor.seq())
 }
 
-/// The key remembering a publish's idempotency key: `{stream}#idem#{key}`. `#` is not a topic
-/// character, so it never names a topic's stream.
-pub(crate) fn idempotency_key(stream: &str, key: Option<&str>) -> String {
-    format!("{stream}#idem#{}", key.unwrap_or(""))
+/// The two keys remembering a topic's idempotency keys: `{stream}#idem`, a hash of key to the
+/// first publish's entry id, and `{stream}#idem-at`, a sorted set of key by the time it came.
+/// `#` is not a topic character, so neither ever names a topic's stream; in a cluster both
+/// carry the stream's hash tag, so the publish script may use them with the stream.
+pub(crate) fn idempotency_keys(stream: &str) -> [String; 2] {
+    [format!("{stream}#idem"), format!("{stream}#idem-at")]
 }
 
 /// The field/value pairs of an entry for `event`.
