@@ -264,3 +264,348 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod parse_props {
+    //! Property tests of `ClientOp::parse`, the one parser of what a WebSocket client sends:
+    //! arbitrary JSON values and arbitrary text never panic, and a message is accepted exactly
+    //! when the protocol table (crate docs) allows it: a JSON object with a known `op`, the
+    //! fields that op takes (each a string, `json` any value; `null` counts as absent), the
+    //! ones it needs, and no other field. Anything else is an error with a reason.
+
+    use proptest::prelude::*;
+    use serde_json::{json, Map, Value};
+
+    use super::ClientOp;
+
+    const CASES: u32 = 256;
+
+    /// Every field of the protocol.
+    const FIELDS: [&str; 8] = [
+        "op",
+        "topic",
+        "since",
+        "data",
+        "data_base64",
+        "json",
+        "type",
+        "token",
+    ];
+
+    /// A parsed message in comparable form (`json` as its text).
+    #[derive(Debug, PartialEq)]
+    enum Want {
+        Subscribe {
+            topic: String,
+            since: Option<String>,
+        },
+        Unsubscribe {
+            topic: String,
+        },
+        Publish {
+            topic: String,
+            data: Option<String>,
+            data_base64: Option<String>,
+            json: Option<String>,
+            event_type: Option<String>,
+        },
+        Message {
+            data: String,
+        },
+        Auth {
+            token: String,
+        },
+    }
+
+    impl From<ClientOp> for Want {
+        fn from(op: ClientOp) -> Self {
+            match op {
+                ClientOp::Subscribe { topic, since } => Want::Subscribe { topic, since },
+                ClientOp::Unsubscribe { topic } => Want::Unsubscribe { topic },
+                ClientOp::Publish {
+                    topic,
+                    data,
+                    data_base64,
+                    json,
+                    event_type,
+                } => Want::Publish {
+                    topic,
+                    data,
+                    data_base64,
+                    json: json.map(|raw| raw.get().to_owned()),
+                    event_type,
+                },
+                ClientOp::Message { data } => Want::Message { data },
+                ClientOp::Auth { token } => Want::Auth { token },
+            }
+        }
+    }
+
+    /// The protocol table as an oracle: the message `value` is, or `None` for an error.
+    fn oracle(value: &Value) -> Option<Want> {
+        let object = value.as_object()?;
+        if object.keys().any(|k| !FIELDS.contains(&k.as_str())) {
+            return None;
+        }
+        let present = |name: &str| object.get(name).filter(|v| !v.is_null());
+        let op = object.get("op")?.as_str()?;
+        let text_fields = ["topic", "since", "data", "data_base64", "type", "token"];
+        if text_fields
+            .iter()
+            .any(|name| present(name).is_some_and(|v| !v.is_string()))
+        {
+            return None;
+        }
+        let takes: &[&str] = match op {
+            "subscribe" => &["topic", "since"],
+            "unsubscribe" => &["topic"],
+            "publish" => &["topic", "data", "data_base64", "json", "type"],
+            "message" => &["data"],
+            "auth" => &["token"],
+            _ => return None,
+        };
+        if FIELDS[1..]
+            .iter()
+            .any(|name| present(name).is_some() && !takes.contains(name))
+        {
+            return None;
+        }
+        let text = |name: &str| present(name).and_then(Value::as_str).map(str::to_owned);
+        Some(match op {
+            "subscribe" => Want::Subscribe {
+                topic: text("topic")?,
+                since: text("since"),
+            },
+            "unsubscribe" => Want::Unsubscribe {
+                topic: text("topic")?,
+            },
+            "publish" => Want::Publish {
+                topic: text("topic")?,
+                data: text("data"),
+                data_base64: text("data_base64"),
+                json: present("json").map(Value::to_string),
+                event_type: text("type"),
+            },
+            "message" => Want::Message {
+                data: text("data")?,
+            },
+            _ => Want::Auth {
+                token: text("token")?,
+            },
+        })
+    }
+
+    /// Arbitrary JSON values, nested a few levels.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            any::<String>().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::btree_map(any::<String>(), inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Objects shaped like client messages: a known or unknown `op` (or none, or not a
+    /// string), and each field absent, a string, null or of another type; now and then a
+    /// field the protocol does not have.
+    fn messages() -> impl Strategy<Value = Value> {
+        let op = prop_oneof![
+            6 => prop::sample::select(vec!["subscribe", "unsubscribe", "publish", "message", "auth"])
+                .prop_map(Value::from),
+            1 => prop::sample::select(vec!["Subscribe", "dance", "", " auth", "publish\0"])
+                .prop_map(Value::from),
+            1 => json_value(),
+        ];
+        let text = || {
+            prop_oneof![
+                6 => prop_oneof![
+                    prop::sample::select(vec!["t", "chat:1", "3fa2c41b9e07-42", ""]).prop_map(str::to_owned),
+                    any::<String>(),
+                ]
+                .prop_map(Value::from),
+                1 => Just(Value::Null),
+                1 => json_value(),
+            ]
+        };
+        let field = |value: BoxedStrategy<Value>| prop::option::weighted(0.4, value);
+        (
+            prop::option::weighted(0.95, op),
+            [
+                field(text().boxed()),
+                field(text().boxed()),
+                field(text().boxed()),
+                field(text().boxed()),
+                field(json_value().boxed()),
+                field(text().boxed()),
+                field(text().boxed()),
+            ],
+            prop::option::weighted(
+                0.1,
+                (
+                    prop_oneof![
+                        prop::sample::select(vec!["extra", "Op", "topics", "id", "json "])
+                            .prop_map(str::to_owned),
+                        any::<String>(),
+                    ],
+                    json_value(),
+                ),
+            ),
+        )
+            .prop_map(|(op, fields, extra)| {
+                let mut object = Map::new();
+                if let Some(op) = op {
+                    object.insert("op".to_owned(), op);
+                }
+                for (name, value) in FIELDS[1..].iter().zip(fields) {
+                    if let Some(value) = value {
+                        object.insert((*name).to_owned(), value);
+                    }
+                }
+                if let Some((name, value)) = extra {
+                    object.insert(name, value);
+                }
+                Value::Object(object)
+            })
+    }
+
+    /// A change to a message's text that may or may not keep it valid.
+    fn mutate(text: &str, at: prop::sample::Index, how: u8, byte: char) -> String {
+        let mut chars: Vec<char> = text.chars().collect();
+        let i = at.index(chars.len() + 1);
+        match how % 4 {
+            0 => chars.truncate(i),
+            1 if i < chars.len() => {
+                chars.remove(i);
+            }
+            2 => chars.insert(i, byte),
+            _ if i < chars.len() => chars[i] = byte,
+            _ => {}
+        }
+        chars.into_iter().collect()
+    }
+
+    /// Checks `text` against the oracle, for text whose JSON value is `value`; a `json` field
+    /// must keep its exact text when the text is `value`'s compact serialization.
+    fn check(text: &str, value: &Value) -> Result<(), TestCaseError> {
+        // Read as a struct, a list of exactly eight values is taken field by field: see
+        // `bug_a_list_is_read_as_a_message`; other lists are refused.
+        if value
+            .as_array()
+            .is_some_and(|list| list.len() == FIELDS.len())
+        {
+            let _ = ClientOp::parse(text);
+            return Ok(());
+        }
+        match (ClientOp::parse(text), oracle(value)) {
+            (Ok(op), Some(mut want)) => {
+                let mut got = Want::from(op);
+                let compact = value.to_string();
+                if text != compact {
+                    // Other whitespace: the same value, read the same way on both sides.
+                    for side in [&mut got, &mut want] {
+                        if let Want::Publish {
+                            json: Some(raw), ..
+                        } = side
+                        {
+                            *raw = serde_json::from_str::<Value>(raw)
+                                .map_or_else(|_| raw.clone(), |v| v.to_string());
+                        }
+                    }
+                }
+                prop_assert_eq!(got, want);
+            }
+            (Err(reason), None) => prop_assert!(!reason.is_empty()),
+            (got, want) => prop_assert!(false, "{}: got {:?}, expected {:?}", text, got, want),
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+        /// Message-shaped objects are accepted exactly as the protocol table says, with their
+        /// fields (a `json` value as its exact text).
+        #[test]
+        fn messages_are_accepted_exactly_as_the_protocol_says(value in messages()) {
+            check(&value.to_string(), &value)?;
+            // Whitespace between tokens changes nothing.
+            let pretty = serde_json::to_string_pretty(&value).expect("a value serializes");
+            check(&pretty, &value)?;
+        }
+
+        /// Arbitrary JSON values: only objects of the protocol are accepted.
+        #[test]
+        fn arbitrary_json_values_are_refused_unless_a_message(value in json_value()) {
+            check(&value.to_string(), &value)?;
+        }
+
+        /// Arbitrary text and damaged messages never panic; text that is not JSON is refused
+        /// with a reason, and text that is JSON is judged as its value.
+        #[test]
+        fn arbitrary_text_never_panics_and_non_json_is_refused(
+            text in prop_oneof![
+                any::<String>(),
+                (messages(), any::<prop::sample::Index>(), any::<u8>(),
+                    prop::sample::select(vec!['{', '}', '[', ']', '"', ':', ',', '\\', ' ', 'n', '0', '\0', 'é']))
+                    .prop_map(|(v, at, how, byte)| mutate(&v.to_string(), at, how, byte)),
+            ],
+        ) {
+            match serde_json::from_str::<Value>(&text) {
+                Ok(value) => check(&text, &value)?,
+                Err(_) => match ClientOp::parse(&text) {
+                    Err(reason) => prop_assert!(!reason.is_empty()),
+                    // `json` is kept as raw text, not decoded: an escape a string cannot hold
+                    // (a lone surrogate, `\ud800`) is all that may pass there.
+                    Ok(op) => prop_assert!(text.contains("\\u"), "{:?} accepted: {:?}", text, op),
+                },
+            }
+        }
+    }
+
+    #[test]
+    fn the_oracle_agrees_with_known_answers() {
+        let ok = json!({"op": "publish", "topic": "t", "json": {"a": [1, 2]}, "type": null});
+        assert_eq!(
+            oracle(&ok),
+            Some(Want::Publish {
+                topic: "t".into(),
+                data: None,
+                data_base64: None,
+                json: Some(r#"{"a":[1,2]}"#.into()),
+                event_type: None,
+            })
+        );
+        for bad in [
+            json!({"op": "subscribe"}),
+            json!({"op": "subscribe", "topic": 1}),
+            json!({"op": "unsubscribe", "topic": "t", "since": "a-1"}),
+            json!({"op": "dance", "topic": "t"}),
+            json!({"op": "auth", "token": "x", "extra": 1}),
+            json!({"op": null, "token": "x"}),
+            json!(["auth", "x"]),
+            json!("auth"),
+        ] {
+            assert_eq!(oracle(&bad), None, "{bad}");
+            assert!(ClientOp::parse(&bad.to_string()).is_err(), "{bad}");
+        }
+    }
+
+    /// A client message is "a text frame holding one JSON object", but `Fields` is a serde
+    /// struct, and serde reads a struct from a JSON list too, field by field in declaration
+    /// order: a list of eight values is accepted as a message.
+    #[test]
+    #[ignore = "bug: ClientOp::parse accepts a JSON list of eight values as a message"]
+    fn bug_a_list_is_read_as_a_message() {
+        let list = r#"["subscribe","t",null,null,null,null,null,null]"#;
+        let got = ClientOp::parse(list);
+        assert!(got.is_err(), "{got:?}");
+    }
+}
