@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
 
-use push_core::{Cursor, Delivery, Event, Outcome, Subscription, Topic};
+use push_core::{Cursor, Delivery, Event, Hub, Outcome, Subscription, Topic};
 
 use crate::Permit;
 
@@ -25,6 +25,14 @@ pub trait Framing: Send + Unpin + 'static {
     fn gap(&self, missed: u64, cursor: Cursor) -> Bytes;
     /// A heartbeat, written when nothing else was written for the heartbeat period.
     fn heartbeat(&self) -> Bytes;
+    /// Written instead of a [`heartbeat`](Self::heartbeat) while the hub's backend is not
+    /// available ([`Hub::is_available`]: a shared store not answering), on streams that
+    /// watch their hub ([`Frames::watch_hub`]): it keeps the connection alive as a heartbeat
+    /// does, and tells a client that reads it why nothing comes. The stream stays open and
+    /// goes on from its position when the backend is back. The default is the heartbeat.
+    fn away(&self) -> Bytes {
+        self.heartbeat()
+    }
     /// The goodbye written before the stream ends, for `reason`.
     fn end(&self, reason: End, cursor: Cursor) -> Bytes;
 
@@ -103,7 +111,9 @@ impl End {
 ///
 /// Events cost the heartbeat nothing: a timer ticks every half period and a heartbeat goes out
 /// on a tick that finds no frame handed out since the previous one, instead of a timer reset (a
-/// clock read and a timer-wheel update) per event and subscriber.
+/// clock read and a timer-wheel update) per event and subscriber. Whether the backend is away
+/// is asked only then: one call to [`Hub::is_available`] (an atomic load) per silent tick, no
+/// waker or channel per stream.
 #[derive(Debug)]
 pub(crate) struct Timers {
     /// Ticks every half heartbeat period while heartbeats are on.
@@ -112,6 +122,17 @@ pub(crate) struct Timers {
     active: bool,
     /// When the client's credentials expire; boxed, as only authorized streams have one.
     expiry: Option<Pin<Box<Sleep>>>,
+    /// The hub whose availability a due heartbeat reports ([`Framing::away`]).
+    hub: Option<Hub>,
+}
+
+/// What a due heartbeat writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Beat {
+    /// [`Framing::heartbeat`].
+    Heartbeat,
+    /// [`Framing::away`]: the hub's backend is not available.
+    Away,
 }
 
 impl Timers {
@@ -126,7 +147,13 @@ impl Timers {
             heartbeat,
             active: true,
             expiry: None,
+            hub: None,
         }
+    }
+
+    /// Heartbeats due while `hub` is not available are [`Beat::Away`].
+    pub(crate) fn watch_hub(&mut self, hub: &Hub) {
+        self.hub = Some(hub.clone());
     }
 
     pub(crate) fn expire_at(&mut self, deadline: Option<Instant>) {
@@ -140,19 +167,18 @@ impl Timers {
             .is_some_and(|expiry| expiry.as_mut().poll(cx).is_ready())
     }
 
-    /// Whether a heartbeat is due now (when nothing else is ready).
-    pub(crate) fn poll_heartbeat(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(interval) = &mut self.heartbeat else {
-            return false;
-        };
+    /// The heartbeat due now (when nothing else is ready), if any.
+    pub(crate) fn poll_heartbeat(&mut self, cx: &mut Context<'_>) -> Option<Beat> {
+        let interval = self.heartbeat.as_mut()?;
         // Every tick that passes registers the waker for the next one.
         while interval.poll_tick(cx).is_ready() {
             if !std::mem::replace(&mut self.active, false) {
                 self.active = true;
-                return true;
+                let away = self.hub.as_ref().is_some_and(|hub| !hub.is_available());
+                return Some(if away { Beat::Away } else { Beat::Heartbeat });
             }
         }
-        false
+        None
     }
 
     /// A frame was handed out.
@@ -161,9 +187,20 @@ impl Timers {
     }
 }
 
+impl Beat {
+    /// The frame `framing` writes for this beat.
+    pub(crate) fn frame<F: Framing>(self, framing: &F) -> Bytes {
+        match self {
+            Beat::Heartbeat => framing.heartbeat(),
+            Beat::Away => framing.away(),
+        }
+    }
+}
+
 /// A [`Subscription`] as a stream of encoded frames: the start outcome, then events and gaps as
-/// they come, heartbeats when idle, and a goodbye when the hub closes, the topic is complete,
-/// or the client's grant expires ([`expire_at`](Self::expire_at)).
+/// they come, heartbeats when idle (or [`Framing::away`] while the hub's backend is away, once
+/// told of the hub with [`watch_hub`](Self::watch_hub)), and a goodbye when the hub closes, the
+/// topic is complete, or the client's grant expires ([`expire_at`](Self::expire_at)).
 ///
 /// Each event's bytes come from [`Framing::event`], shared between all streams when the framing
 /// uses [`Event::encoded`]; nothing is buffered beyond the frame being handed out, so a client
@@ -227,6 +264,17 @@ impl<F: Framing> Frames<F> {
         self.timers.expire_at(deadline);
     }
 
+    /// Writes [`Framing::away`] instead of a heartbeat while `hub` is not available
+    /// ([`Hub::is_available`], asked once per silent heartbeat tick), so that a client learns
+    /// why nothing comes while a shared store is unreachable. The stream stays open and goes
+    /// on from its position when the store is back. Holds a clone of `hub` for the stream's
+    /// life.
+    #[must_use]
+    pub fn watch_hub(mut self, hub: &Hub) -> Self {
+        self.timers.watch_hub(hub);
+        self
+    }
+
     /// The subscription's position: the cursor of the last event handed out.
     #[must_use]
     pub fn cursor(&self) -> Cursor {
@@ -280,10 +328,10 @@ impl<F: Framing> Frames<F> {
                 return Poll::Ready(Some(end));
             }
             Poll::Pending => {
-                if self.timers.poll_heartbeat(cx) {
-                    return Poll::Ready(Some(self.framing.heartbeat()));
-                }
-                return Poll::Pending;
+                return match self.timers.poll_heartbeat(cx) {
+                    Some(beat) => Poll::Ready(Some(beat.frame(&self.framing))),
+                    None => Poll::Pending,
+                };
             }
         };
         self.timers.touch();

@@ -274,9 +274,25 @@ pub fn heartbeat_line() -> Bytes {
     Bytes::from(format!("{{\"heartbeat\":{now}}}\n"))
 }
 
+/// `{"heartbeat":MS,"away":"backend unavailable"}` and a newline: a heartbeat that also says
+/// the hub's backend is not answering ([`Framing::away`](crate::Framing::away)), so nothing
+/// comes until it is back; the stream then goes on from its position. A heartbeat with one
+/// more member, so a client that skips heartbeats skips it too, and one that cares looks for
+/// `away`.
+#[must_use]
+pub fn away_line() -> Bytes {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    Bytes::from(format!(
+        "{{\"heartbeat\":{now},\"away\":\"backend unavailable\"}}\n"
+    ))
+}
+
 /// Newline-delimited JSON as a [`Framing`](crate::Framing): the [`outcome_line`] first, one
-/// [`event_line`] per event, outcome lines for gaps, [`heartbeat_line`]s when silent, and the
-/// [`end_line`] at the end. push-stream's body, and push-h2's event lines.
+/// [`event_line`] per event, outcome lines for gaps, [`heartbeat_line`]s when silent (an
+/// [`away_line`] while the backend is away), and the [`end_line`] at the end. push-stream's body, and push-h2's event lines.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Ndjson;
 
@@ -295,6 +311,10 @@ impl crate::Framing for Ndjson {
 
     fn heartbeat(&self) -> Bytes {
         heartbeat_line()
+    }
+
+    fn away(&self) -> Bytes {
+        away_line()
     }
 
     fn end(&self, reason: crate::End, cursor: push_core::Cursor) -> Bytes {
@@ -591,5 +611,9 @@ mod tests {
             format!("{{\"outcome\":\"reset\",\"cursor\":\"{c}\"}}\n")
         );
         assert!(heartbeat_line().starts_with(b"{\"heartbeat\":"));
+        let away: serde_json::Value = serde_json::from_slice(&away_line()).unwrap();
+        assert!(away["heartbeat"].is_u64(), "{away}");
+        assert_eq!(away["away"], "backend unavailable");
+        assert!(away_line().ends_with(b"}\n"));
     }
 }

@@ -228,6 +228,14 @@ impl<F: Framing> MultiFrames<F> {
         self.timers.expire_at(deadline);
     }
 
+    /// Writes [`Framing::away`] instead of a heartbeat while `hub` is not available; see
+    /// [`Frames::watch_hub`](crate::Frames::watch_hub).
+    #[must_use]
+    pub fn watch_hub(mut self, hub: &Hub) -> Self {
+        self.timers.watch_hub(hub);
+        self
+    }
+
     /// Polls for the next frame; `Ready(None)` after the goodbye.
     pub fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         let polled = self.poll_inner(cx);
@@ -277,10 +285,10 @@ impl<F: Framing> MultiFrames<F> {
                 ));
             }
             Poll::Pending => {
-                if self.timers.poll_heartbeat(cx) {
-                    return Poll::Ready(Some(self.framing.heartbeat()));
-                }
-                return Poll::Pending;
+                return match self.timers.poll_heartbeat(cx) {
+                    Some(beat) => Poll::Ready(Some(beat.frame(&self.framing))),
+                    None => Poll::Pending,
+                };
             }
         };
         let position = self.merged.position();
@@ -429,7 +437,8 @@ pub async fn open_streams<F: Framing>(
         return res;
     }
     let frames = MultiFrames::new(subs, framing, settings.heartbeat, Some(permit))
-        .metered(settings.meters.clone());
+        .metered(settings.meters.clone())
+        .watch_hub(hub);
     let mut res = http::Response::new(MultiBody {
         frames: Some(frames),
         full: None,
