@@ -23,6 +23,18 @@ pub const EXPIRED_EVENT: &str = "push-expired";
 /// good). Close the `EventSource` on this event to skip that one reconnect.
 pub const COMPLETE_EVENT: &str = "push-complete";
 
+/// The comment written instead of a heartbeat while the hub's backend is away (a shared store
+/// not answering): the stream stays open, and its events resume from its cursor when the store
+/// is back.
+///
+/// A comment, not an event: it keeps the connection alive exactly as the heartbeat comment
+/// does, changes nothing a page sees (an `EventSource` drops comments, so no page needs to
+/// handle a new event type, and none would need a matching "back" event to clear a notice:
+/// there is nothing to clear when events simply resume), and every SSE client that logs or
+/// parses comments, curl included, shows why the stream is quiet.
+pub(crate) const AWAY_COMMENT: &[u8] =
+    b": backend unavailable; events resume from this stream's cursor when it is back\n\n";
+
 /// A field value that would break the framing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -302,6 +302,10 @@ impl Framing for SseFraming {
         Bytes::from_static(b":\n\n")
     }
 
+    fn away(&self) -> Bytes {
+        Bytes::from_static(crate::encode::AWAY_COMMENT)
+    }
+
     fn multi_start(
         &self,
         topics: &[(Topic, Outcome, Cursor)],
