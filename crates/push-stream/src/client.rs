@@ -18,7 +18,8 @@ use serde_json::Value;
 /// The longest line the client accepts (an event of the hub's largest size, escaped, fits).
 pub const MAX_LINE: usize = 16 * 1024 * 1024;
 
-/// One line of the stream that matters to an application (heartbeats are skipped).
+/// One line of the stream that matters to an application (heartbeats are skipped, those that
+/// say the backend is away too: see [`StreamClient::backend_away`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Received {
@@ -55,6 +56,8 @@ pub struct StreamClient {
     retry: Duration,
     /// Set by an `{"end":"complete"}` line: the client does not reconnect.
     complete: bool,
+    /// Whether the latest line was a heartbeat saying the server's backend is away.
+    away: bool,
 }
 
 impl StreamClient {
@@ -73,6 +76,7 @@ impl StreamClient {
             connects: 0,
             retry: Duration::from_millis(250),
             complete: false,
+            away: false,
         })
     }
 
@@ -87,6 +91,17 @@ impl StreamClient {
     #[must_use]
     pub fn cursor(&self) -> Option<&str> {
         self.cursor.as_deref()
+    }
+
+    /// Whether the latest line read was a heartbeat saying that the server's backend is not
+    /// available (`{"heartbeat":MS,"away":"backend unavailable"}`, while a shared store such
+    /// as Redis does not answer): nothing comes until it is back, and then the stream goes on
+    /// from its cursor by itself. Any later line clears it. Such heartbeats are skipped by
+    /// [`next`](Self::next) like the others, so an application that shows it reads it between
+    /// calls (say, after a `next` that timed out).
+    #[must_use]
+    pub fn backend_away(&self) -> bool {
+        self.away
     }
 
     /// Connections made (the first, and every reconnect).
@@ -176,6 +191,8 @@ impl StreamClient {
         let value: Value = serde_json::from_slice(line)
             .map_err(|e| ClientError::Body(format!("not JSON: {e}")))?;
         let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
+        // A heartbeat, or one that says the backend is away (a heartbeat with `away`): skipped.
+        self.away = value.get("away").is_some();
         if value.get("heartbeat").is_some() {
             return Ok(None);
         }
@@ -199,5 +216,27 @@ impl StreamClient {
         let event = ReceivedEvent::parse(line)?;
         self.cursor = Some(event.id.clone());
         Ok(Some(Received::Event(event)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeats_and_away_heartbeats_are_skipped_and_away_is_told() {
+        let mut client = StreamClient::new("http://127.0.0.1:1/stream/t").unwrap();
+        assert_eq!(client.parse(br#"{"heartbeat":1}"#).unwrap(), None);
+        assert!(!client.backend_away());
+        let away = push_http::json::away_line();
+        assert_eq!(client.parse(&away[..away.len() - 1]).unwrap(), None);
+        assert!(client.backend_away());
+        let line = br#"{"outcome":"resumed","cursor":"1a-3"}"#;
+        assert!(matches!(
+            client.parse(line).unwrap(),
+            Some(Received::Outcome { .. })
+        ));
+        assert!(!client.backend_away());
+        assert_eq!(client.cursor(), Some("1a-3"));
     }
 }
