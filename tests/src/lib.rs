@@ -419,6 +419,27 @@ impl RedisServer {
         }
     }
 
+    /// Pauses the server (SIGSTOP), as a machine that stops answering would: connections stay
+    /// open, the kernel still accepts new ones and takes what clients write, and nothing is
+    /// answered until [`cont`](Self::cont), when the server runs what it received meanwhile.
+    pub fn stop(&self) {
+        self.signal("STOP");
+    }
+
+    /// Resumes a server paused by [`stop`](Self::stop) (SIGCONT).
+    pub fn cont(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        let child = self.child.as_ref().expect("redis-server is running");
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &child.id().to_string()])
+            .status()
+            .expect("kill is installed");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
     /// Starts the server again on the same port and data, and waits until it answers.
     pub fn restart(&mut self) {
         self.kill();

@@ -2,9 +2,14 @@
 
 use std::time::Duration;
 
-use push_core::{Delivery, Hub, HubConfig, NewEvent, Outcome, StartFrom, Subscription, Topic};
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use push_core::{
+    Cursor, Delivery, Hub, HubConfig, NewEvent, Outcome, StartFrom, Subscription, Topic,
+};
 use push_redis::{RedisConfig, RedisHub};
-use push_tests::RedisServer;
+use push_tests::{boxed, get, http1, read_until, RedisServer, TestServer};
 
 fn topic(name: &str) -> Topic {
     Topic::new(name).unwrap()
@@ -510,5 +515,310 @@ async fn many_topics_share_a_few_reader_connections() {
     assert!(
         clients <= 2 * (4 + 1) + 1,
         "{clients} connections for 300 topics"
+    );
+}
+
+/// The SSE comment written instead of a heartbeat while the backend is away.
+const AWAY: &str =
+    ": backend unavailable; events resume from this stream's cursor when it is back\n\n";
+
+/// push-http's `Publisher` at `/topics/{topic}`, and push-sse's `Sse` with a `keep_alive`
+/// period at `/sse/{topic}` and `/sse-topics?topic=…` (several topics), over `hub`.
+async fn http_server(hub: &Hub, keep_alive: Duration) -> TestServer {
+    let publisher = push_http::Publisher::new(hub.clone());
+    let config = push_sse::SseConfig::default().keep_alive(Some(keep_alive));
+    let sse = push_sse::Sse::with_config(hub.clone(), config);
+    TestServer::start(move |req| {
+        let (publisher, sse) = (publisher.clone(), sse.clone());
+        Box::pin(async move {
+            let path = req.uri().path().to_owned();
+            if path == "/sse-topics" {
+                let topics = push_http::multi::query_topics(req.uri(), "topic", 8).unwrap();
+                return sse.respond_topics(&topics, req).await.map(boxed);
+            }
+            if let Some(name) = path.strip_prefix("/sse/") {
+                return sse.respond(&topic(name), req).await.map(boxed);
+            }
+            let name = path.trim_start_matches("/topics/");
+            publisher.respond(&topic(name), req).await.map(boxed)
+        })
+    })
+    .await
+}
+
+/// `POST /topics/{name}` with `body` (and an `Idempotency-Key` when given): the status, the
+/// headers and the body of the answer, which must come within 20 s.
+async fn post(
+    server: &TestServer,
+    name: &str,
+    body: &str,
+    key: Option<&str>,
+) -> (StatusCode, HeaderMap, String) {
+    let mut req = Request::post(format!("/topics/{name}"))
+        .header("host", server.addr.to_string())
+        .header("content-type", "text/plain");
+    if let Some(key) = key {
+        req = req.header("idempotency-key", key);
+    }
+    let req = req.body(Full::new(Bytes::from(body.to_owned()))).unwrap();
+    let res = tokio::time::timeout(Duration::from_secs(20), http1(server.addr, req))
+        .await
+        .expect("an answer within 20 s");
+    let (status, headers) = (res.status(), res.headers().clone());
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, String::from_utf8(body.to_vec()).unwrap())
+}
+
+/// Waits up to `bound` for `condition`, checking every 20 ms.
+async fn wait_for(bound: Duration, what: &str, condition: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + bound;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {bound:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Redis paused (SIGSTOP): a publish was written to it and never answered, so whether it is
+/// stored is unknown. The publish endpoint says so with `202` and the advice to repeat the
+/// request with its key, not with a failure status. Once Redis resumes it runs what it
+/// received, so the event arrives, once, and the retry with the key answers that event's
+/// cursor and stores nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_redis_does_not_answer_is_accepted_as_unknown_and_stored_once() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let mut config = config();
+    config.response_timeout = Duration::from_millis(500);
+    let (hub, backend) = hub(&redis, config).await;
+    let server = http_server(&hub, Duration::from_secs(15)).await;
+    let orders = topic("orders");
+    let mut sub = hub.subscribe(&orders, StartFrom::Newest).await.unwrap();
+    // A server that has published before: Redis knows the publish script. (Paused before its
+    // first publish, Redis would answer the paused one `NOSCRIPT` on resuming and store
+    // nothing: the outcome was just as unknown, and the retry with the key stores it once.)
+    let (status, _, body) = post(&server, "orders", "o0", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(payloads(&take(&mut sub, 1).await), ["o0"]);
+    assert!(hub.is_available());
+
+    redis.stop();
+    let (status, headers, body) = post(&server, "orders", "o1", Some("order-1")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(headers["content-type"], "application/json");
+    assert!(headers.get("retry-after").is_none());
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["outcome"], "unknown", "{body}");
+    assert!(
+        answer.get("id").is_none(),
+        "no cursor for an unknown outcome: {body}"
+    );
+    let retry = answer["retry"].as_str().unwrap();
+    assert!(retry.contains("same Idempotency-Key"), "{body}");
+    let error = answer["error"].as_str().unwrap();
+    assert!(error.contains("redis publish failed"), "{body}");
+    assert!(!hub.is_available(), "{:?}", backend.health());
+    assert!(!backend.health().available);
+
+    redis.cont();
+    // Redis runs the publish it received while paused: the event arrives.
+    let got = take(&mut sub, 1).await;
+    assert_eq!(payloads(&got), ["o1"]);
+    let Delivery::Event(stored) = &got[0] else {
+        unreachable!()
+    };
+    // The client repeats the request with its key: the stored event's cursor, nothing stored.
+    let (status, _, body) = post(&server, "orders", "o1", Some("order-1")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, format!("{{\"id\":\"{}\"}}\n", stored.id()));
+    let (status, _, body) = post(&server, "orders", "o2", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        payloads(&take(&mut sub, 1).await),
+        ["o2"],
+        "o1 was stored once"
+    );
+    assert_eq!(redis.cli(&["XLEN", &backend.key(&orders)]).trim(), "3");
+    wait_for(Duration::from_secs(10), "redis answers again", || {
+        hub.is_available()
+    })
+    .await;
+}
+
+/// Redis down (killed: connections refused): nothing can have been sent, so nothing is
+/// stored, and the publish endpoint answers `503` with `Retry-After`. After the restart the
+/// event is not there; the client's retry with its key stores it, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_while_redis_is_down_fails_and_stores_nothing() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let (hub, _) = hub(&redis, config()).await;
+    let server = http_server(&hub, Duration::from_secs(15)).await;
+    let jobs = topic("jobs");
+    let (status, _, body) = post(&server, "jobs", "before", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    redis.kill();
+    // A command sent at the moment of the kill may have been written to the connection Redis
+    // was closing: its outcome is honestly unknown. Once the hub has seen the connection go,
+    // nothing can be sent until Redis is back.
+    let probe = hub.head(&topic("probe")).await;
+    assert!(probe.is_err(), "{probe:?}");
+    assert!(!hub.is_available());
+    let (status, headers, body) = post(&server, "jobs", "lost", Some("job-1")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(headers.contains_key("retry-after"), "{headers:?}");
+    assert!(
+        body.starts_with("backend unavailable: redis publish failed"),
+        "{body}"
+    );
+
+    redis.restart();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let batch = loop {
+        match hub.read(&jobs, StartFrom::Oldest, 10).await {
+            Ok(batch) => break batch,
+            Err(e) => assert!(tokio::time::Instant::now() < deadline, "{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        payloads_of(&batch.events),
+        ["before"],
+        "nothing more stored"
+    );
+    let (status, _, first) = post(&server, "jobs", "lost", Some("job-1")).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let (status, _, again) = post(&server, "jobs", "lost", Some("job-1")).await;
+    assert_eq!((status, &again), (StatusCode::OK, &first));
+    let batch = hub.read(&jobs, StartFrom::Oldest, 10).await.unwrap();
+    assert_eq!(payloads_of(&batch.events), ["before", "lost"]);
+    assert!(hub.is_available());
+}
+
+/// An SSE stream on a Redis-backed hub while Redis is paused: its heartbeats become a comment
+/// that says the backend is away, the stream stays open, and once Redis resumes the stream goes
+/// on from its cursor: the event published during the pause (stored when Redis resumed) and
+/// the next, each once, in order, then plain heartbeats again. The same for a stream of
+/// several topics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sse_stream_says_when_redis_is_away_and_goes_on_from_its_cursor() {
+    const BOUND: Duration = Duration::from_secs(20);
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let mut config = config();
+    config.response_timeout = Duration::from_millis(500);
+    let (hub, _) = hub(&redis, config).await;
+    let server = http_server(&hub, Duration::from_secs(1)).await;
+    let feed = topic("feed");
+    let mut bodies = Vec::new();
+    for path in ["/sse/feed", "/sse-topics?topic=feed&topic=other"] {
+        let res = http1(server.addr, get(server.addr, path, &[])).await;
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        let mut body = res.into_body();
+        let text = read_until(&mut body, BOUND, |t| t.contains(":ok\n\n")).await;
+        assert!(text.contains(":ok\n\n"), "{path}: {text:?}");
+        bodies.push((path, body, String::new()));
+    }
+    let e1 = hub.publish(&feed, NewEvent::text("e1")).await.unwrap().id();
+    for (path, body, text) in &mut bodies {
+        *text += &read_until(body, BOUND, |t| t.contains("e1")).await;
+        assert!(
+            text.contains("e1") && !text.contains(AWAY),
+            "{path}: {text:?}"
+        );
+    }
+
+    redis.stop();
+    // Nothing is published: the streams' reader finds Redis silent (its read times out), and
+    // the next heartbeat says so.
+    for (path, body, text) in &mut bodies {
+        *text += &read_until(body, BOUND, |t| t.contains(AWAY)).await;
+        assert!(text.contains(AWAY), "{path}: {text:?}");
+    }
+    let unknown = hub.publish(&feed, NewEvent::text("e2")).await.unwrap_err();
+    assert!(
+        matches!(unknown, push_core::Error::OutcomeUnknown(_)),
+        "{unknown}"
+    );
+
+    redis.cont();
+    let e3 = hub.publish(&feed, NewEvent::text("e3")).await.unwrap().id();
+    assert_eq!(e3, Cursor::new(e1.epoch(), e1.seq() + 2), "e2 was stored");
+    for (path, body, text) in &mut bodies {
+        *text += &read_until(body, BOUND, |t| t.contains("e3")).await;
+        let after = text.split_once("e1").map(|(_, after)| after).unwrap_or("");
+        let (e2_at, e3_at) = (after.find("e2"), after.find("e3"));
+        assert!(
+            e2_at.is_some() && e2_at < e3_at,
+            "{path}: e2 then e3 on the same stream: {text:?}"
+        );
+        assert_eq!(after.matches("e2").count(), 1, "{path}: {text:?}");
+        assert_eq!(after.matches("e3").count(), 1, "{path}: {text:?}");
+        if !path.contains('?') {
+            let e2 = Cursor::new(e1.epoch(), e1.seq() + 1);
+            assert!(
+                after.contains(&format!("id: {e2}\ndata: e2\n\n")),
+                "{text:?}"
+            );
+            assert!(
+                after.contains(&format!("id: {e3}\ndata: e3\n\n")),
+                "{text:?}"
+            );
+        }
+        // Redis answers again: plain heartbeats.
+        let rest = read_until(body, BOUND, |t| t.contains(":\n\n")).await;
+        assert!(
+            rest.contains(":\n\n") && !rest.contains(AWAY),
+            "{path}: {rest:?}"
+        );
+    }
+}
+
+/// Idempotency keys are bounded per topic by count (`HubConfig::max_idempotency_keys`), in
+/// Redis as in memory: a flood of keyed publishes keeps the newest keys, forgets the oldest,
+/// and the keys go with the topic when it is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_keys_in_redis_are_bounded_per_topic_and_go_with_it() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let hub_config = HubConfig::default().max_idempotency_keys(4);
+    let (a, backend) = hub(&redis, config().hub(hub_config)).await;
+    let flood = topic("flood");
+    let keyed = |k: u32| {
+        NewEvent::text(format!("e{k}"))
+            .with_idempotency_key(&format!("k{k}"))
+            .unwrap()
+    };
+    let mut ids = Vec::new();
+    for k in 1..=50u32 {
+        ids.push(a.publish(&flood, keyed(k)).await.unwrap().id());
+    }
+    let key = backend.key(&flood);
+    let (hash, times) = (format!("{key}#idem"), format!("{key}#idem-at"));
+    assert_eq!(redis.cli(&["HLEN", &hash]).trim(), "4");
+    assert_eq!(redis.cli(&["ZCARD", &times]).trim(), "4");
+    let ttl: i64 = redis.cli(&["PTTL", &hash]).trim().parse().unwrap();
+    assert!(ttl > 0 && ttl <= 300_000, "expires with the window: {ttl}");
+    // The newest four are remembered; an older key is forgotten, so its retry stores again.
+    assert_eq!(a.publish(&flood, keyed(50)).await.unwrap().id(), ids[49]);
+    assert_eq!(a.publish(&flood, keyed(47)).await.unwrap().id(), ids[46]);
+    let again = a.publish(&flood, keyed(1)).await.unwrap().id();
+    assert_eq!(again.seq(), ids[49].seq() + 1, "k1 was forgotten");
+    assert_eq!(redis.cli(&["HLEN", &hash]).trim(), "4");
+
+    assert!(a.delete(&flood).await.unwrap());
+    assert_eq!(redis.cli(&["EXISTS", &hash, &times]).trim(), "0");
+    let fresh = a.publish(&flood, keyed(50)).await.unwrap().id();
+    assert_ne!(
+        fresh.epoch(),
+        ids[0].epoch(),
+        "a new history, with no key remembered"
     );
 }
