@@ -5,10 +5,10 @@
 //!
 //! | claim | meaning |
 //! |---|---|
-//! | `exp` | required: the end of the token, in seconds since the Unix epoch. Long-lived connections end then |
+//! | `exp` | required: the end of the token, in seconds since the Unix epoch (a fraction is dropped). Long-lived connections end then |
 //! | `nbf` | optional: not valid before |
-//! | `aud` | checked against [`Jwt::audience`]; a token naming an audience is refused when none is set (RFC 7519 §4.1.3) |
-//! | `push` | `{"subscribe":[PATTERN…],"publish":[PATTERN…]}`: topic patterns, each an exact name or a prefix ending in `*` (`chat:*`); a missing list grants nothing |
+//! | `aud` | a string or a list of strings, checked against [`Jwt::audience`] and required when one is set; a token naming an audience is refused when none is set (RFC 7519 §4.1.3) |
+//! | `push` | an object, `{"subscribe":[PATTERN…],"publish":[PATTERN…]}`: topic patterns, each an exact name or a prefix ending in `*` (`chat:*`); a missing list grants nothing |
 //! | `sub` | optional: the client, which per-client quotas count by ([`Grant::subject`]) instead of its address |
 //!
 //! The token is read from, in this order: `Authorization: Bearer TOKEN`, the cookie named by
@@ -50,6 +50,7 @@ use http::header::{AUTHORIZATION, COOKIE};
 use http::request::Parts;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use crate::{Allow, Authorizer, Grant, Refusal};
@@ -59,13 +60,90 @@ use crate::{Allow, Authorizer, Grant, Refusal};
 struct Claims {
     // Required: validation refuses a token without it; optional here so that the refusal
     // names the missing claim.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "numeric_date")]
     exp: Option<u64>,
     /// Who the token names: the grant's subject, which the per-client quotas count by.
     #[serde(default)]
     sub: Option<String>,
-    #[serde(default)]
+    /// Only checked for its type: jsonwebtoken compares it with the audience when it is a
+    /// string or a list of strings, and ignores it when it is anything else.
+    #[serde(default, rename = "aud", deserialize_with = "audience")]
+    _aud: (),
+    #[serde(default, deserialize_with = "push_claim")]
     push: Option<PushClaim>,
+}
+
+/// A NumericDate (RFC 7519 §2): seconds since the Unix epoch, possibly with a fraction, which
+/// is dropped. A negative or non-finite number, or anything else, is refused.
+fn numeric_date<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    struct NumericDate;
+    impl Visitor<'_> for NumericDate {
+        type Value = Option<u64>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a non-negative number of seconds")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            u64::try_from(v)
+                .map(Some)
+                .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            if v.is_finite() && v >= 0.0 {
+                // Saturates at u64::MAX, which is then out of range for a time.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                Ok(Some(v.floor() as u64))
+            } else {
+                Err(E::invalid_value(de::Unexpected::Float(v), &self))
+            }
+        }
+    }
+    deserializer.deserialize_any(NumericDate)
+}
+
+/// `aud`: absent, null, a string or a list of strings (RFC 7519 §4.1.3).
+fn audience<'de, D: Deserializer<'de>>(deserializer: D) -> Result<(), D::Error> {
+    struct Audience;
+    impl<'de> Visitor<'de> for Audience {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string or a list of strings")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element::<String>()?.is_some() {}
+            Ok(())
+        }
+    }
+    deserializer.deserialize_any(Audience)
+}
+
+/// `push`: absent, null or an object; serde would also read the struct from a list.
+fn push_claim<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<PushClaim>, D::Error> {
+    struct Object;
+    impl<'de> Visitor<'de> for Object {
+        type Value = Option<PushClaim>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            PushClaim::deserialize(de::value::MapAccessDeserializer::new(map)).map(Some)
+        }
+    }
+    deserializer.deserialize_any(Object)
 }
 
 /// The `push` claim: topic patterns the token grants.
@@ -154,11 +232,15 @@ impl Jwt {
         Ok(Self::with_key(key, Algorithm::ES256))
     }
 
-    /// Accepts only tokens whose `aud` names one of `audience`.
+    /// Accepts only tokens whose `aud` names one of `audience`: a token without `aud` is
+    /// refused.
     #[must_use]
     pub fn audience<S: AsRef<str>>(mut self, audience: &[S]) -> Self {
         let set: HashSet<String> = audience.iter().map(|a| a.as_ref().to_owned()).collect();
         self.validation.aud = Some(set);
+        self.validation
+            .required_spec_claims
+            .insert("aud".to_owned());
         self
     }
 
@@ -227,7 +309,8 @@ impl Jwt {
     /// # Errors
     ///
     /// [`Refusal::Unauthorized`] with the reason: no token, too long, malformed, a bad
-    /// signature, another algorithm, expired, not yet valid, or the wrong audience.
+    /// signature, another algorithm, expired, not yet valid, the wrong audience, or an `exp`
+    /// beyond what a time holds.
     pub fn grant(&self, parts: &Parts) -> Result<Grant, Refusal> {
         let (token, in_query) = self.token(parts).ok_or_else(|| {
             Refusal::Unauthorized(
@@ -247,7 +330,9 @@ impl Jwt {
             .exp
             .ok_or_else(|| Refusal::Unauthorized("the token has no exp claim".into()))?;
         let push = data.claims.push.unwrap_or_default();
-        let expires = UNIX_EPOCH + Duration::from_secs(exp);
+        let expires = UNIX_EPOCH
+            .checked_add(Duration::from_secs(exp))
+            .ok_or_else(|| Refusal::Unauthorized("the token's exp is out of range".into()))?;
         let publish = if in_query {
             Allow::Nothing
         } else {
