@@ -68,7 +68,7 @@ impl TestServer {
         let task = tokio::spawn(async move {
             let graceful = GracefulShutdown::new();
             loop {
-                let (stream, _) = tokio::select! {
+                let (stream, peer) = tokio::select! {
                     accepted = listener.accept() => match accepted {
                         Ok(accepted) => accepted,
                         Err(_) => continue,
@@ -77,7 +77,9 @@ impl TestServer {
                 };
                 let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
-                let service = service_fn(move |req| {
+                // The client's address, as a server gives it to push-http's per-client quotas.
+                let service = service_fn(move |mut req: Request<Incoming>| {
+                    req.extensions_mut().insert(peer);
                     let fut = handler(req);
                     async move { Ok::<_, Infallible>(fut.await) }
                 });

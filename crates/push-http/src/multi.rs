@@ -386,7 +386,11 @@ pub async fn answer_streams<F: Framing>(
         Ok(grant) => grant,
         Err(refusal) => return refusal,
     };
-    let mut res = open_streams(hub, limiter, &parts.method, topics, from, framing, settings).await;
+    let permit = match limiter.admit(parts, &grant, topics.len(), settings.retry_after) {
+        Ok(permit) => permit,
+        Err(res) => return res,
+    };
+    let mut res = open_streams(hub, permit, &parts.method, topics, from, framing, settings).await;
     res.body_mut().expire_at(grant.deadline());
     res
 }
@@ -408,12 +412,12 @@ pub async fn subscribe_all(
     Ok(subs)
 }
 
-/// [`open_stream`](crate::open_stream) for several topics: `405`, `503` at the limiter's cap or
-/// when the hub refuses a subscription, `204` when [`StreamSettings::no_content_when_finished`]
-/// and every topic is complete with nothing left, else `200` with a [`MultiBody`].
+/// [`open_stream`](crate::open_stream) for several topics: `405`, `503` when the hub refuses a
+/// subscription, `204` when [`StreamSettings::no_content_when_finished`] and every topic is
+/// complete with nothing left, else `200` with a [`MultiBody`] holding `permit`.
 pub async fn open_streams<F: Framing>(
     hub: &Hub,
-    limiter: &Limiter,
+    permit: Permit,
     method: &Method,
     topics: &[Topic],
     from: &[StartFrom],
@@ -423,10 +427,6 @@ pub async fn open_streams<F: Framing>(
     if method != Method::GET && method != Method::HEAD {
         return method_not_allowed("GET, HEAD", "streams answer GET and HEAD only\n");
     }
-    let Some(permit) = limiter.try_acquire() else {
-        let reason = format!("too many open streams (limit {})\n", limiter.max());
-        return unavailable(settings.retry_after, &reason);
-    };
     let subs = match subscribe_all(hub, topics, from).await {
         Ok(subs) => subs,
         Err(e) => return unavailable(settings.retry_after, &format!("{e}\n")),

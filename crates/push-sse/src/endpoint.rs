@@ -7,7 +7,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use push_core::{Cursor, Event, Hub, Outcome, StartFrom, Topic};
-use push_http::{Authorizer, End, FramedBody, Framing, Limiter, Meters, MultiBody, StreamSettings};
+use push_http::{
+    Authorizer, End, FramedBody, Framing, Limiter, Meters, MultiBody, Quota, StreamSettings,
+};
 
 use crate::encode::{
     encode_event, outcome_event, topic_outcome_event, COMPLETE_EVENT, EXPIRED_EVENT,
@@ -24,6 +26,7 @@ pub const LAST_EVENT_ID: &str = "last-event-id";
 /// | [`retry`](Self::retry) | `retry: 3000` at the start |
 /// | [`accel_buffering_header`](Self::accel_buffering_header) | `X-Accel-Buffering: no` sent |
 /// | [`max_streams`](Self::max_streams) | 10,000 open streams, then `503` |
+/// | [`quota`](Self::quota) | 1,000 streams and 1,000 topics per client, then `429` ([`Quota`]) |
 /// | [`retry_after`](Self::retry_after) | `Retry-After: 5` on `503` |
 /// | [`resume_param`](Self::resume_param) | `lastEventId` |
 #[derive(Debug, Clone)]
@@ -40,6 +43,9 @@ pub struct SseConfig {
     pub accel_buffering_header: bool,
     /// The most streams open at once on this endpoint.
     pub max_streams: usize,
+    /// What one client may hold of it: over its quota a client gets `429` with `Retry-After`
+    /// while the others are served. Clients are told apart by [`Client::of`](push_http::Client::of).
+    pub quota: Quota,
     /// The `Retry-After` sent with `503`.
     pub retry_after: Duration,
     /// The query parameter read for the cursor when there is no `Last-Event-ID` header: a
@@ -55,6 +61,7 @@ impl Default for SseConfig {
             retry: Some(Duration::from_secs(3)),
             accel_buffering_header: true,
             max_streams: 10_000,
+            quota: Quota::default(),
             retry_after: Duration::from_secs(5),
             resume_param: "lastEventId",
         }
@@ -87,6 +94,13 @@ impl SseConfig {
     #[must_use]
     pub fn max_streams(mut self, n: usize) -> Self {
         self.max_streams = n;
+        self
+    }
+
+    /// Sets [`quota`](Self::quota).
+    #[must_use]
+    pub fn quota(mut self, quota: Quota) -> Self {
+        self.quota = quota;
         self
     }
 
@@ -128,7 +142,7 @@ impl Sse {
     #[must_use]
     pub fn with_config(hub: Hub, config: SseConfig) -> Self {
         let meters = Meters::new("sse");
-        let limiter = Limiter::with_meters(config.max_streams, meters.clone());
+        let limiter = Limiter::with_meters(config.max_streams, meters.clone()).quota(config.quota);
         let mut settings = StreamSettings::new("text/event-stream; charset=utf-8");
         settings.meters = meters.clone();
         settings.cache_control = "no-cache";
@@ -208,16 +222,13 @@ impl Sse {
                 retry: this.config.retry,
             };
             let (settings, method) = (&this.settings, &parts.method);
-            let mut res = push_http::open_stream(
-                &this.hub,
-                &this.limiter,
-                method,
-                &topic,
-                from,
-                framing,
-                settings,
-            )
-            .await;
+            let permit = match this.limiter.admit(&parts, &grant, 1, settings.retry_after) {
+                Ok(permit) => permit,
+                Err(res) => return this.answered(res),
+            };
+            let mut res =
+                push_http::open_stream(&this.hub, permit, method, &topic, from, framing, settings)
+                    .await;
             res.body_mut().expire_at(grant.deadline());
             this.answered(res)
         }
