@@ -169,7 +169,8 @@ pub async fn open_stream<F: Framing>(
         return res;
     }
     let frames = Frames::new(sub, framing, settings.heartbeat, Some(permit))
-        .metered(settings.meters.clone());
+        .metered(settings.meters.clone())
+        .watch_hub(hub);
     let mut res = Response::new(FramedBody::stream(frames));
     stream_headers(res.headers_mut(), settings);
     res

@@ -442,6 +442,15 @@ where
     if let Some(authorizer) = &state.authorizer {
         match authorizer.grant(&parts).await {
             Ok(grant) if grant.publish.allows(&topic) => {}
+            Ok(_)
+                if parts
+                    .uri
+                    .query()
+                    .is_some_and(|q| q.contains("access_token=")) =>
+            {
+                let reason = "the token may not publish here: a token in the URL grants reading only; send it in Authorization: Bearer\n";
+                return text(StatusCode::FORBIDDEN, reason);
+            }
             Ok(_) => return text(StatusCode::FORBIDDEN, "the token may not publish here\n"),
             Err(refusal) => return refusal.response::<Full<Bytes>>().map(BodyExt::boxed_unsync),
         }
@@ -705,6 +714,14 @@ struct Args {
     /// `HubConfig::max_bytes`); the oldest go first, and their readers get exact gaps.
     #[arg(long, default_value_t = 256, value_name = "MIB")]
     max_retained_mib: usize,
+    /// The most streams, held long-polls or WebSockets one client (address, or a token's
+    /// `sub`) may hold open on each technique; one more gets 429.
+    #[arg(long, default_value_t = 1_000, value_name = "N")]
+    client_streams: usize,
+    /// The most topics one client may hold subscribed on each technique (so that nobody fills
+    /// the 10,000-topic cap alone); one more gets 429 (a WebSocket: an error message).
+    #[arg(long, default_value_t = 1_000, value_name = "N")]
+    client_topics: usize,
     /// Require `Authorization: Bearer TOKEN` to publish and for /admin/*.
     #[arg(long, env = "PUSH_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -818,19 +835,28 @@ async fn main() -> std::io::Result<()> {
         .jwt_secret
         .as_deref()
         .map(|secret| Jwt::hs256(secret.as_bytes()).into());
+    let quota = push_http::Quota::default()
+        .streams(args.client_streams)
+        .topics(args.client_topics);
     let (mut poller, mut longpoll, mut sse) = (
         // Polled every second: the page shows polling's cost at a pace a person watches.
         Poller::with_config(
             hub.clone(),
             push_poll::PollConfig::default().interval(Duration::from_secs(1)),
         ),
-        LongPoll::new(hub.clone()),
-        Sse::new(hub.clone()),
+        LongPoll::with_config(
+            hub.clone(),
+            push_longpoll::LongPollConfig::default().quota(quota),
+        ),
+        Sse::with_config(hub.clone(), push_sse::SseConfig::default().quota(quota)),
     );
     let (mut streamer, mut ws, mut events) = (
-        Streamer::new(hub.clone()),
-        Ws::new(hub.clone()),
-        Events::new(hub.clone()),
+        Streamer::with_config(
+            hub.clone(),
+            push_stream::StreamConfig::default().quota(quota),
+        ),
+        Ws::with_config(hub.clone(), push_ws::WsConfig::default().quota(quota)),
+        Events::new(hub.clone()).limits(10_000, quota),
     );
     if let Some(auth) = &authorizer {
         poller = poller.authorize(auth.clone());
