@@ -45,6 +45,9 @@ struct Inner {
     forgetting: Mutex<()>,
 }
 
+/// One of a log's "oldest entry" functions: its time, or (dropping it) the next one's.
+type Oldest = fn(&TopicLog) -> Option<Instant>;
+
 struct Topics {
     map: HashMap<Topic, Arc<TopicLog>>,
     last_sweep: Instant,
@@ -168,56 +171,59 @@ impl MemoryHub {
     /// Trims the oldest events across topics until the hub holds at most 90 % of
     /// [`HubConfig::max_bytes`].
     fn enforce_budget(&self) {
-        let limit = self.inner.config.max_bytes;
-        if self.inner.counters.events.load(Ordering::Relaxed) <= limit {
-            return;
-        }
-        // One trimmer at a time; a publisher that finds one at work goes on.
-        let Ok(_trimming) = self.inner.evicting.try_lock() else {
-            return;
-        };
-        let target = limit / 10 * 9;
-        let logs: Vec<Arc<TopicLog>> = self.topics().map.values().cloned().collect();
-        let mut oldest: BinaryHeap<Reverse<(Instant, usize)>> = logs
-            .iter()
-            .enumerate()
-            .filter_map(|(i, log)| log.front_instant().map(|t| Reverse((t, i))))
-            .collect();
-        while self.inner.counters.events.load(Ordering::Relaxed) > target {
-            let Some(Reverse((_, i))) = oldest.pop() else {
-                break;
-            };
-            if let Some(next) = logs[i].evict_front() {
-                oldest.push(Reverse((next, i)));
-            }
-        }
+        let inner = &self.inner;
+        self.trim_oldest(
+            &inner.counters.events,
+            inner.config.max_bytes,
+            &inner.evicting,
+            (TopicLog::front_instant, TopicLog::evict_front),
+        );
     }
 
     /// Forgets the oldest idempotency keys across topics until they take at most 90 % of
-    /// [`HubConfig::max_idempotency_bytes`]: the same scheme as [`enforce_budget`](Self::enforce_budget)
-    /// on a budget of their own, so a flood of keys shortens the key window and never touches
-    /// retained events.
+    /// [`HubConfig::max_idempotency_bytes`]: a budget of their own, so a flood of keys shortens
+    /// the key window and never touches retained events.
     fn enforce_key_budget(&self) {
-        let limit = self.inner.config.max_idempotency_bytes;
-        if self.inner.counters.keys.load(Ordering::Relaxed) <= limit {
+        let inner = &self.inner;
+        self.trim_oldest(
+            &inner.counters.keys,
+            inner.config.max_idempotency_bytes,
+            &inner.forgetting,
+            (TopicLog::oldest_key_instant, TopicLog::forget_oldest_key),
+        );
+    }
+
+    /// When `counter` is over `limit`, takes the oldest entry across topics (by `oldest.0`,
+    /// dropping with `oldest.1`, which returns the next one's time) until it is at 90 % of
+    /// `limit`, so the scan is paid once per tenth of the budget. One trimmer at a time holds
+    /// `lock`; a caller that finds it held goes on.
+    fn trim_oldest(
+        &self,
+        counter: &std::sync::atomic::AtomicUsize,
+        limit: usize,
+        lock: &Mutex<()>,
+        oldest: (Oldest, Oldest),
+    ) {
+        if counter.load(Ordering::Relaxed) <= limit {
             return;
         }
-        let Ok(_forgetting) = self.inner.forgetting.try_lock() else {
+        let Ok(_trimming) = lock.try_lock() else {
             return;
         };
         let target = limit / 10 * 9;
         let logs: Vec<Arc<TopicLog>> = self.topics().map.values().cloned().collect();
-        let mut oldest: BinaryHeap<Reverse<(Instant, usize)>> = logs
+        let (front, drop_front) = oldest;
+        let mut heap: BinaryHeap<Reverse<(Instant, usize)>> = logs
             .iter()
             .enumerate()
-            .filter_map(|(i, log)| log.oldest_key_instant().map(|t| Reverse((t, i))))
+            .filter_map(|(i, log)| front(log).map(|t| Reverse((t, i))))
             .collect();
-        while self.inner.counters.keys.load(Ordering::Relaxed) > target {
-            let Some(Reverse((_, i))) = oldest.pop() else {
+        while counter.load(Ordering::Relaxed) > target {
+            let Some(Reverse((_, i))) = heap.pop() else {
                 break;
             };
-            if let Some(next) = logs[i].forget_oldest_key() {
-                oldest.push(Reverse((next, i)));
+            if let Some(next) = drop_front(&logs[i]) {
+                heap.push(Reverse((next, i)));
             }
         }
     }
