@@ -543,3 +543,49 @@ async fn a_backlog_of_events_does_not_hold_off_the_clients_messages() {
         "the unsubscribe was answered only after the whole backlog"
     );
 }
+
+/// The client's publish sends a fresh idempotency key and returns it; a retry with that key
+/// (what a client does when the answer did not come, or said the outcome is unknown) answers
+/// the first cursor and stores nothing more.
+#[tokio::test]
+async fn a_publish_retried_with_its_key_is_stored_once() {
+    let hub = Hub::memory();
+    let auth = Authorizer::new(|_| async { Ok(Grant::new(Allow::All, Allow::All)) });
+    let ws = Ws::new(hub.clone()).authorize(auth);
+    let server = server(&ws).await;
+    let mut client = Client::connect(&ws_url(&server, "/ws/orders"))
+        .await
+        .unwrap();
+    assert!(matches!(next(&mut client).await, Received::Outcome { .. }));
+    let key = client.publish("orders", "order 7").await.unwrap();
+    let Received::Published { id: first, .. } = next(&mut client).await else {
+        panic!("not published");
+    };
+    // The event comes back on the subscription, then the retry's answer.
+    assert!(matches!(next(&mut client).await, Received::Event { .. }));
+    client
+        .publish_with_key("orders", "order 7", &key)
+        .await
+        .unwrap();
+    let Received::Published { id: again, .. } = next(&mut client).await else {
+        panic!("not published");
+    };
+    assert_eq!(first, again);
+    let topic = Topic::new("orders").unwrap();
+    assert_eq!(hub.topic_stats(&topic).unwrap().retained_events, 1);
+    // Another publish gets another key and another event.
+    let other = client.publish("orders", "order 8").await.unwrap();
+    assert_ne!(other, key);
+    client.publish_with_key("orders", "x", "").await.unwrap();
+    let answers = [
+        next(&mut client).await,
+        next(&mut client).await,
+        next(&mut client).await,
+    ];
+    assert!(
+        answers.iter().any(
+            |a| matches!(a, Received::Error { error, .. } if error.contains("idempotency key"))
+        ),
+        "{answers:?}"
+    );
+}

@@ -170,13 +170,34 @@ impl Client {
             .await
     }
 
-    /// Publishes `data` to `topic` (answered by [`Received::Published`] or an error).
+    /// Publishes `data` to `topic` under a fresh idempotency key, which it returns (answered by
+    /// [`Received::Published`] or an error). When the answer does not come, or is an error
+    /// saying the outcome is unknown (the server's store may have kept the event), send it
+    /// again with [`publish_with_key`](Self::publish_with_key) and that key: the server then
+    /// answers the first publish's cursor instead of storing the event twice.
     ///
     /// # Errors
     ///
     /// When the message cannot be sent.
-    pub async fn publish(&mut self, topic: &str, data: &str) -> Result<(), ClientError> {
-        self.send(json!({"op": "publish", "topic": topic, "data": data}))
+    pub async fn publish(&mut self, topic: &str, data: &str) -> Result<String, ClientError> {
+        let key = fresh_key();
+        self.publish_with_key(topic, data, &key).await?;
+        Ok(key)
+    }
+
+    /// Publishes `data` to `topic` under the idempotency `key` (1 to 128 visible ASCII
+    /// characters): a retry of [`publish`](Self::publish) with the key it returned.
+    ///
+    /// # Errors
+    ///
+    /// When the message cannot be sent.
+    pub async fn publish_with_key(
+        &mut self,
+        topic: &str,
+        data: &str,
+        key: &str,
+    ) -> Result<(), ClientError> {
+        self.send(json!({"op": "publish", "topic": topic, "data": data, "key": key}))
             .await
     }
 
@@ -384,4 +405,20 @@ async fn open(url: &str) -> Result<Socket, ClientError> {
 /// A WebSocket-layer failure, as text: the client's errors name no dependency's type.
 fn ws(error: tokio_tungstenite::tungstenite::Error) -> ClientError {
     ClientError::Ws(error.to_string())
+}
+
+/// An idempotency key no other publish of this process (or, with overwhelming odds, of any
+/// other) uses: a per-process random seed, the time and a counter.
+fn fresh_key() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static SEED: OnceLock<RandomState> = OnceLock::new();
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let n = COUNT.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let random = SEED.get_or_init(RandomState::new).hash_one((nanos, n));
+    format!("ws-{random:016x}-{n:x}")
 }

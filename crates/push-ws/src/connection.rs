@@ -635,13 +635,14 @@ impl State<'_> {
                 data_base64,
                 json,
                 event_type,
+                key,
             } => {
                 let payload = Payload {
                     data,
                     data_base64,
                     json,
                 };
-                Some(self.publish(&topic, payload, event_type).await)
+                Some(self.publish(&topic, payload, event_type, key).await)
             }
             ClientOp::Message { data } => Some(match &self.ws.on_message {
                 Some(handler) => return handler(&data).map(|r| protocol::reply_message(&r)),
@@ -687,6 +688,7 @@ impl State<'_> {
         name: &str,
         payload: Payload,
         event_type: Option<String>,
+        key: Option<String>,
     ) -> String {
         let topic = match Topic::new(name) {
             Ok(topic) => topic,
@@ -702,6 +704,12 @@ impl State<'_> {
         if let Some(t) = event_type {
             match EventType::new(&t) {
                 Ok(t) => event = event.with_type(t),
+                Err(e) => return protocol::error_message(&e.to_string(), Some(name)),
+            }
+        }
+        if let Some(key) = key {
+            match event.with_idempotency_key(&key) {
+                Ok(keyed) => event = keyed,
                 Err(e) => return protocol::error_message(&e.to_string(), Some(name)),
             }
         }

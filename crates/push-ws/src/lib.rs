@@ -15,7 +15,7 @@
 //! |---|---|
 //! | `{"op":"subscribe","topic":T,"since":C}` | subscribe to `T` after cursor `C` (`since` optional: only new events) |
 //! | `{"op":"unsubscribe","topic":T}` | stop receiving `T` |
-//! | `{"op":"publish","topic":T,"data":TEXT,"type":TYPE}` | publish (`json` with a JSON value, or `data_base64` with bytes, instead of `data`; `type` optional), if granted |
+//! | `{"op":"publish","topic":T,"data":TEXT,"type":TYPE,"key":KEY}` | publish (`json` with a JSON value, or `data_base64` with bytes, instead of `data`; `type` optional), if granted; with `key` (an idempotency key) a retry answers the first publish's cursor instead of storing it twice |
 //! | `{"op":"message","data":TEXT}` | an application message for the [`Ws::on_message`] handler |
 //! | `{"op":"auth","token":TOKEN}` | a fresh token before the current one expires (see below) |
 //!

@@ -21,6 +21,8 @@ pub(crate) enum ClientOp {
         data_base64: Option<String>,
         json: Option<Box<serde_json::value::RawValue>>,
         event_type: Option<String>,
+        /// The idempotency key: a retry with the same key answers the first publish's cursor.
+        key: Option<String>,
     },
     Message {
         data: String,
@@ -44,6 +46,7 @@ struct Fields {
     #[serde(rename = "type")]
     event_type: Option<String>,
     token: Option<String>,
+    key: Option<String>,
 }
 
 impl ClientOp {
@@ -59,7 +62,7 @@ impl ClientOp {
         let allowed: &[&str] = match f.op.as_str() {
             "subscribe" => &["topic", "since"],
             "unsubscribe" => &["topic"],
-            "publish" => &["topic", "data", "data_base64", "json", "type"],
+            "publish" => &["topic", "data", "data_base64", "json", "type", "key"],
             "message" => &["data"],
             "auth" => &["token"],
             other => return Err(format!("unknown op {other:?}")),
@@ -72,6 +75,7 @@ impl ClientOp {
             ("json", f.json.is_some()),
             ("type", f.event_type.is_some()),
             ("token", f.token.is_some()),
+            ("key", f.key.is_some()),
         ];
         if let Some((name, _)) = present
             .iter()
@@ -96,6 +100,7 @@ impl ClientOp {
                 data_base64: f.data_base64,
                 json: f.json,
                 event_type: f.event_type,
+                key: f.key,
             },
             "message" => ClientOp::Message {
                 data: need(f.data, "data")?,
@@ -286,7 +291,7 @@ mod parse_props {
     const CASES: u32 = 256;
 
     /// Every field of the protocol.
-    const FIELDS: [&str; 8] = [
+    const FIELDS: [&str; 9] = [
         "op",
         "topic",
         "since",
@@ -295,6 +300,7 @@ mod parse_props {
         "json",
         "type",
         "token",
+        "key",
     ];
 
     /// A parsed message in comparable form (`json` as its text).
@@ -313,6 +319,7 @@ mod parse_props {
             data_base64: Option<String>,
             json: Option<String>,
             event_type: Option<String>,
+            key: Option<String>,
         },
         Message {
             data: String,
@@ -333,12 +340,14 @@ mod parse_props {
                     data_base64,
                     json,
                     event_type,
+                    key,
                 } => Want::Publish {
                     topic,
                     data,
                     data_base64,
                     json: json.map(|raw| raw.get().to_owned()),
                     event_type,
+                    key,
                 },
                 ClientOp::Message { data } => Want::Message { data },
                 ClientOp::Auth { token } => Want::Auth { token },
@@ -354,7 +363,15 @@ mod parse_props {
         }
         let present = |name: &str| object.get(name).filter(|v| !v.is_null());
         let op = object.get("op")?.as_str()?;
-        let text_fields = ["topic", "since", "data", "data_base64", "type", "token"];
+        let text_fields = [
+            "topic",
+            "since",
+            "data",
+            "data_base64",
+            "type",
+            "token",
+            "key",
+        ];
         if text_fields
             .iter()
             .any(|name| present(name).is_some_and(|v| !v.is_string()))
@@ -364,7 +381,7 @@ mod parse_props {
         let takes: &[&str] = match op {
             "subscribe" => &["topic", "since"],
             "unsubscribe" => &["topic"],
-            "publish" => &["topic", "data", "data_base64", "json", "type"],
+            "publish" => &["topic", "data", "data_base64", "json", "type", "key"],
             "message" => &["data"],
             "auth" => &["token"],
             _ => return None,
@@ -390,6 +407,7 @@ mod parse_props {
                 data_base64: text("data_base64"),
                 json: present("json").map(Value::to_string),
                 event_type: text("type"),
+                key: text("key"),
             },
             "message" => Want::Message {
                 data: text("data")?,
@@ -577,6 +595,7 @@ mod parse_props {
                 data_base64: None,
                 json: Some(r#"{"a":[1,2]}"#.into()),
                 event_type: None,
+                key: None,
             })
         );
         for bad in [
