@@ -31,5 +31,7 @@ pub enum Error {
     Hub(#[from] push_core::Error),
     /// The wrapped rmcp session manager failed.
     #[error(transparent)]
-    Session(#[from] rmcp::transport::streamable_http_server::session::local::LocalSessionManagerError),
+    Session(
+        #[from] rmcp::transport::streamable_http_server::session::local::LocalSessionManagerError,
+    ),
 }

@@ -124,7 +124,11 @@ impl SessionManager for PushSessionManager {
         }))
     }
 
-    async fn accept_message(&self, id: &SessionId, message: ClientJsonRpcMessage) -> Result<(), Error> {
+    async fn accept_message(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<(), Error> {
         Ok(self.inner.accept_message(id, message).await?)
     }
 
@@ -149,7 +153,10 @@ impl SessionManager for PushSessionManager {
         Ok(self.inner.resume(id, last_event_id).await?)
     }
 
-    async fn restore_session(&self, id: SessionId) -> Result<RestoreOutcome<Self::Transport>, Error> {
+    async fn restore_session(
+        &self,
+        id: SessionId,
+    ) -> Result<RestoreOutcome<Self::Transport>, Error> {
         Ok(self.inner.restore_session(id).await?)
     }
 

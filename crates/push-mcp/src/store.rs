@@ -1,8 +1,8 @@
 //! `McpStore`: rmcp's `EventStore` and `SessionStore` on a push `Hub`.
 
-use std::sync::{Arc, Mutex};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -63,10 +63,16 @@ impl McpStore {
     /// [`Error::Name`] for a stream id that cannot name a topic, [`Error::Hub`] when the hub
     /// refused the publish (nothing is stored then, except with
     /// [`push_core::Error::OutcomeUnknown`]).
-    pub async fn store_message(&self, stream: &str, message: &ServerSseMessage) -> Result<String, Error> {
+    pub async fn store_message(
+        &self,
+        stream: &str,
+        message: &ServerSseMessage,
+    ) -> Result<String, Error> {
         let topic = stream_topic(stream)?;
         let mut event = match &message.message {
-            Some(message) => NewEvent::json(serde_json::to_vec(&**message).map_err(Error::Decode)?)?,
+            Some(message) => {
+                NewEvent::json(serde_json::to_vec(&**message).map_err(Error::Decode)?)?
+            }
             None => NewEvent::text(""),
         };
         if let Some(retry) = message.retry {
@@ -250,9 +256,7 @@ fn message_of(stream_id: &str, event: &Arc<Event>) -> Option<ServerSseMessage> {
         .map(Duration::from_millis);
     let id = EventId::format(stream_id, event.id());
     let mut message = match event.kind() {
-        PayloadKind::Json => {
-            ServerSseMessage::new(id, serde_json::from_slice(event.data()).ok()?)
-        }
+        PayloadKind::Json => ServerSseMessage::new(id, serde_json::from_slice(event.data()).ok()?),
         _ if event.data().is_empty() => ServerSseMessage::priming(id, Duration::ZERO),
         _ => return None,
     };
@@ -270,7 +274,10 @@ impl EventStore for McpStore {
         Ok(self.store_message(stream_id, event).await?)
     }
 
-    async fn replay_events_after(&self, last_event_id: &str) -> Result<EventStream, EventStoreError> {
+    async fn replay_events_after(
+        &self,
+        last_event_id: &str,
+    ) -> Result<EventStream, EventStoreError> {
         Ok(self.replay(last_event_id).await?)
     }
 }
@@ -308,7 +315,10 @@ impl<T> Future for SyncFuture<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
         // Only this future's own poll takes the lock, so it is never contended; a poisoned lock
         // (a panic inside a poll) is taken as it is.
-        let mut future = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut future = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         future.as_mut().poll(cx)
     }
 }

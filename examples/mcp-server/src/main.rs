@@ -88,8 +88,8 @@ impl ServerHandler for Counter {
         if let Some(token) = context.meta.get_progress_token() {
             for step in 1..=n {
                 tokio::time::sleep(self.delay).await;
-                let progress = ProgressNotificationParam::new(token.clone(), step as f64)
-                    .with_total(n as f64);
+                let progress =
+                    ProgressNotificationParam::new(token.clone(), step as f64).with_total(n as f64);
                 // A peer gone away does not stop the count: its events are stored, and the
                 // client resumes them.
                 let _ = context.peer.notify_progress(progress).await;
@@ -119,7 +119,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let app = axum::Router::new().nest_service("/mcp", service);
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
-    println!("listening on http://{}/mcp", listener.local_addr()?);
+    println!(
+        "listening on http://{}/ (the MCP endpoint is /mcp)",
+        listener.local_addr()?
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
