@@ -29,7 +29,7 @@ const INDEX_READ: usize = 100_000;
 /// ids made of the stream and the push cursor, streams completed with their JSON-RPC response.
 ///
 /// Cheap to clone (a [`Hub`] handle). Give it to rmcp through
-/// [`session_manager`](Self::session_manager) (the event store, and the session binding that
+/// [`PushSessionManager::new`](crate::PushSessionManager::new) (the event store, and the session binding that
 /// keeps a `Last-Event-ID` inside its session) and `StreamableHttpServerConfig::session_store`
 /// (the session store, which also learns of a `DELETE`).
 ///
