@@ -4,7 +4,7 @@
 //! The tree: `core` (push-core against `tokio::sync::broadcast`), `server` (every server kind
 //! and how it starts), `http` (the load generator and the fixed-rate fan-out), `peers` (Nchan's
 //! workloads: flat-out fan-out, idle memory, many topics, the chart), `h2`, `churn`, `redis`,
-//! and `report` (the tables). Each part is a function of [`Plan`] here; nothing is global.
+//! `mcp` (push-mcp's event store against a `HashMap` one), and `report` (the tables). Each part is a function of [`Plan`] here; nothing is global.
 
 mod churn;
 mod core;
@@ -13,6 +13,7 @@ mod h2;
 #[allow(unsafe_code)]
 pub(crate) mod heap;
 pub(crate) mod http;
+mod mcp;
 mod peers;
 mod redis;
 mod report;
@@ -47,6 +48,8 @@ pub(crate) enum Part {
     Churn,
     /// push-redis against the in-memory hub.
     Redis,
+    /// push-mcp's rmcp event store against a `HashMap` one: stores and replays per second.
+    Mcp,
 }
 
 /// `cargo xtask bench` options.
@@ -175,6 +178,7 @@ async fn run_parts(plan: &Plan) -> Result<Vec<(&'static str, serde_json::Value)>
     out.push(("h2", http2(plan).await?));
     out.push(("churn", churn(plan).await?));
     out.push(("redis", redis(plan).await?));
+    out.push(("mcp", mcp(plan).await?));
     out.push(("machine", json!(machine)));
     Ok(out)
 }
@@ -350,6 +354,15 @@ async fn redis(plan: &Plan) -> Result<serde_json::Value, String> {
         "backends": redis::json(&rows),
         "many_topics": redis::many_topics_json(&many),
     }))
+}
+
+async fn mcp(plan: &Plan) -> Result<serde_json::Value, String> {
+    if !plan.part(Part::Mcp) {
+        return Ok(serde_json::Value::Null);
+    }
+    let report = mcp::measure(mcp::Workload::new(plan.args.quick)).await?;
+    println!("{}", report.markdown());
+    Ok(report.json())
 }
 
 fn write_json(
