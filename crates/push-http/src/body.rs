@@ -13,7 +13,7 @@ use http::{Method, Response};
 use http_body::{Body, Frame, SizeHint};
 use push_core::{Hub, StartFrom, Topic};
 
-use crate::{method_not_allowed, unavailable, Frames, Framing, Permit};
+use crate::{method_not_allowed, unavailable, Frames, Framing, Limiter, Permit};
 
 /// A response body: a stream of frames, or a short complete answer (an error's text).
 ///
@@ -140,6 +140,29 @@ impl StreamSettings {
             meters: crate::Meters::default(),
         }
     }
+}
+
+/// The place a stream request takes under `limiter` (see [`Limiter::admit`]), after its
+/// method: `405` (with `Allow: GET, HEAD`) for another method than `GET` or `HEAD` comes first,
+/// so a wrong method is told so whatever the limits, and never holds a place.
+///
+/// # Errors
+///
+/// The `405`, or the limiter's `429`/`503`.
+pub fn admit_stream<B: From<Bytes>>(
+    limiter: &Limiter,
+    parts: &http::request::Parts,
+    grant: &crate::Grant,
+    topics: usize,
+    retry_after: Duration,
+) -> Result<Permit, Response<B>> {
+    if parts.method != Method::GET && parts.method != Method::HEAD {
+        return Err(method_not_allowed(
+            "GET, HEAD",
+            "streams answer GET and HEAD only\n",
+        ));
+    }
+    limiter.admit(parts, grant, topics, retry_after)
 }
 
 /// Answers a stream request: `405` (with `Allow: GET, HEAD`) for another method than `GET` or

@@ -115,7 +115,7 @@ mod query;
 
 pub use crate::access::{check_read, check_read_all, Allow, Authorizer, Grant, Refusal};
 pub use crate::answer::{error_response, method_not_allowed, options, text, unavailable};
-pub use crate::body::{open_stream, FramedBody, StreamSettings};
+pub use crate::body::{admit_stream, open_stream, FramedBody, StreamSettings};
 pub use crate::cors::{Cors, CorsRules, Origins};
 pub use crate::frames::{End, Frames, Framing};
 pub use crate::limit::{Client, Limiter, Over, Permit, Quota};

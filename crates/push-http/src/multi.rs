@@ -386,10 +386,11 @@ pub async fn answer_streams<F: Framing>(
         Ok(grant) => grant,
         Err(refusal) => return refusal,
     };
-    let permit = match limiter.admit(parts, &grant, topics.len(), settings.retry_after) {
-        Ok(permit) => permit,
-        Err(res) => return res,
-    };
+    let permit =
+        match crate::admit_stream(limiter, parts, &grant, topics.len(), settings.retry_after) {
+            Ok(permit) => permit,
+            Err(res) => return res,
+        };
     let mut res = open_streams(hub, permit, &parts.method, topics, from, framing, settings).await;
     res.body_mut().expire_at(grant.deadline());
     res

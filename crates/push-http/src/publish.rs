@@ -79,6 +79,7 @@ impl PublishConfig {
 /// | answer | when |
 /// |---|---|
 /// | `200` `{"id":"CURSOR"}` | published |
+/// | `202` `{"outcome":"unknown","error":TEXT,"retry":…}` | the backend took the publish and did not answer (a response timeout, a connection lost in flight, a replica acknowledgement that did not come): it may be stored, now or later. Not a failure: repeat the request with the same [`IDEMPOTENCY_KEY_HEADER`], which answers `200` with the stored cursor or stores it once ([`error_response`](crate::error_response) says why `202`) |
 /// | `405` + `Allow: POST` | another method |
 /// | `400` | an invalid [`IDEMPOTENCY_KEY_HEADER`] (1 to 128 visible ASCII characters), an invalid event type ([`EVENT_TYPE_HEADER`] or `?event=`), or a body that is not what its `Content-Type` says (JSON that does not parse, `text/*` that is not UTF-8; see [`payload_kind`]) |
 /// | `401` / `403` | the [`Authorizer`] refused, or its grant does not cover publishing to the topic |
@@ -86,7 +87,7 @@ impl PublishConfig {
 /// | `408` | the body did not arrive within [`body_timeout`](PublishConfig::body_timeout) |
 /// | `409` | the topic is complete ([`Hub::complete`](push_core::Hub::complete)) |
 /// | `413` | a body over [`max_body`](PublishConfig::max_body), or a `Content-Length` over it (answered before reading the body) |
-/// | `503` + `Retry-After` | the hub is closed, at its topic cap, or unreachable |
+/// | `503` + `Retry-After` | the hub is closed, at its topic cap, or unreachable; nothing was stored |
 ///
 /// Without an authorizer anyone who can reach the endpoint may publish (fine on loopback or
 /// behind the application's own checks), but a page on another site cannot make a visitor's
@@ -225,7 +226,7 @@ impl Publisher {
             if parts
                 .uri
                 .query()
-                .is_some_and(|q| q.contains("access_token="))
+                .is_some_and(|q| crate::query_value(q, "access_token").is_some())
             {
                 reason.push_str(
                     " (a token in the URL grants reading only: send it in Authorization: Bearer)",

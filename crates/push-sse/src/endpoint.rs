@@ -192,7 +192,8 @@ impl Sse {
     ///
     /// `GET` and `HEAD` get `200` with `text/event-stream`; another method gets `405`. At the
     /// stream limit, or when the hub is closed or unavailable, the answer is `503` with
-    /// `Retry-After` and a one-line reason. The stream starts with the `retry:` hint and the
+    /// `Retry-After` and a one-line reason; a client over its [`quota`](SseConfig::quota) gets `429`
+    /// with `Retry-After`. The stream starts with the `retry:` hint and the
     /// resume outcome ([`GAP_EVENT`](crate::GAP_EVENT) or [`RESET_EVENT`](crate::RESET_EVENT);
     /// a plain resume sends `id:` with the stream's cursor and a `:ok` comment, which sets the
     /// browser's `Last-Event-ID` without an event), then carries every event as it is published, and
@@ -222,7 +223,8 @@ impl Sse {
                 retry: this.config.retry,
             };
             let (settings, method) = (&this.settings, &parts.method);
-            let permit = match this.limiter.admit(&parts, &grant, 1, settings.retry_after) {
+            let (limiter, retry_after) = (&this.limiter, settings.retry_after);
+            let permit = match push_http::admit_stream(limiter, &parts, &grant, 1, retry_after) {
                 Ok(permit) => permit,
                 Err(res) => return this.answered(res),
             };

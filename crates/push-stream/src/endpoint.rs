@@ -164,6 +164,7 @@ impl Streamer {
     ///
     /// `GET` and `HEAD` get `200` with `application/x-ndjson`; another method gets `405`. At the
     /// stream limit, or when the hub is closed or unavailable, the answer is `503` with
+    /// `Retry-After`; a client over its [`quota`](StreamConfig::quota) gets `429` with
     /// `Retry-After`. The first line is the resume outcome, then one line per event as it is
     /// published (each its own chunk or DATA frame, flushed at once), heartbeats when idle, and
     /// an `{"end":"shutdown",…}` line when the hub is closed, or `{"end":"expired",…}` when the
@@ -186,7 +187,8 @@ impl Streamer {
                 Err(refusal) => return this.answered(refusal),
             };
             let (settings, method) = (&this.settings, &parts.method);
-            let permit = match this.limiter.admit(&parts, &grant, 1, settings.retry_after) {
+            let (limiter, retry_after) = (&this.limiter, settings.retry_after);
+            let permit = match push_http::admit_stream(limiter, &parts, &grant, 1, retry_after) {
                 Ok(permit) => permit,
                 Err(res) => return this.answered(res),
             };

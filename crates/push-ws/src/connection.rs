@@ -291,8 +291,10 @@ async fn run(
                     let limit = config.max_messages_per_second;
                     let reason = format!("too many messages: the limit is {limit} per second");
                     let error = Message::text(protocol::error_message(&reason, None));
-                    // Best effort: the close follows whether or not the client reads it.
-                    let _ = Box::pin(send(socket, error, &config)).await;
+                    // Best effort, bounded: a flooding client that does not read must not
+                    // hold its place while the server waits to tell it.
+                    let grace = config.shutdown_grace;
+                    let _ = Box::pin(tokio::time::timeout(grace, socket.send(error))).await;
                     return Some(Closing(CloseCode::Policy, "too many messages"));
                 }
                 match message {
@@ -345,8 +347,10 @@ async fn run(
     }
 }
 
-/// A connection's message rate: at most `limit` messages in any one-second window that starts
-/// with a message (so a burst of `limit`, then `limit` per second).
+/// A connection's message rate, counted in fixed windows: a window opens with the first
+/// message after the previous one closed and lasts a second, and takes at most `limit`
+/// messages. (Two windows back to back can let up to twice `limit` through within a second;
+/// a flood is still cut at once.)
 struct Rate {
     limit: u32,
     count: u32,

@@ -44,7 +44,7 @@ pub enum SlowClient {
 /// | [`max_connections`](Self::max_connections) | 10,000, then `503` | |
 /// | [`max_topics`](Self::max_topics) | 64 subscriptions per connection | |
 /// | [`quota`](Self::quota) | 1,000 connections and 1,000 subscribed topics per client, then `429` (a subscribe over it gets an `error` message) | one client cannot fill the connection cap, nor the hub's topic cap with topics it keeps subscribed |
-/// | [`max_messages_per_second`](Self::max_messages_per_second) | 100 per connection (a burst of as many) | over it: an `error` message, then close `1008`; one client's flood cannot take a core |
+/// | [`max_messages_per_second`](Self::max_messages_per_second) | 100 per connection (a burst of as many) | over it: an `error` message, then close `1008`: one connection's flood is cut at once (a client's connections are bounded by [`quota`](Self::quota)) |
 /// | [`subprotocols`](Self::subprotocols) | `push.v1` | chosen when the client offers it |
 /// | [`origins`](Self::origins) | same-origin pages and non-browser clients | |
 /// | [`shutdown_grace`](Self::shutdown_grace) | 5 s for clients to answer the close frame | |
@@ -80,10 +80,11 @@ pub struct WsConfig {
     /// What one client may hold over all its connections: connections, and subscribed
     /// topics. Clients are told apart by [`Client::of`](push_http::Client::of).
     pub quota: Quota,
-    /// The most messages (text, binary, ping, pong) a client may send per second on one
-    /// connection, with a burst of as many; the first message over it gets an `error`
-    /// message and the connection is closed with `1008` (policy violation). `0` turns the
-    /// limit off.
+    /// The most messages (text, binary, ping, pong) a client may send on one connection in a
+    /// one-second window (opened by the first message after the previous window); the first
+    /// message over it gets an `error` message and the connection is closed with `1008`
+    /// (policy violation). Per connection: a client's connections are bounded by
+    /// [`quota`](Self::quota). `0` turns the limit off.
     pub max_messages_per_second: u32,
     /// The subprotocols the server accepts, in its order of preference.
     pub subprotocols: Vec<String>,

@@ -394,11 +394,11 @@ impl PerAddress {
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let count = map.entry(key).or_insert(0);
-        if *count >= max {
+        // Looked up before inserting: a refused address leaves no entry behind.
+        if map.get(&key).copied().unwrap_or(0) >= max {
             return None;
         }
-        *count += 1;
+        *map.entry(key).or_insert(0) += 1;
         Some(AddressSlot {
             map: self.clone(),
             key,

@@ -446,7 +446,7 @@ where
                 if parts
                     .uri
                     .query()
-                    .is_some_and(|q| q.contains("access_token=")) =>
+                    .is_some_and(|q| push_http::query_value(q, "access_token").is_some()) =>
             {
                 let reason = "the token may not publish here: a token in the URL grants reading only; send it in Authorization: Bearer\n";
                 return text(StatusCode::FORBIDDEN, reason);
