@@ -822,3 +822,74 @@ async fn idempotency_keys_in_redis_are_bounded_per_topic_and_go_with_it() {
         "a new history, with no key remembered"
     );
 }
+
+/// The next message of a WebSocket client, within 20 s.
+async fn ws_next(client: &mut push_ws::client::Client) -> push_ws::client::Received {
+    tokio::time::timeout(Duration::from_secs(20), client.next())
+        .await
+        .expect("an answer in time")
+        .expect("a message")
+}
+
+/// The same over a WebSocket: a publish Redis does not answer is told as an unknown outcome
+/// (not a plain error), and the client's retry with the key it was given stores it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_publish_redis_does_not_answer_is_unknown_and_its_retry_stores_it_once() {
+    use push_ws::client::{Client, Received};
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let mut config = config();
+    config.response_timeout = Duration::from_millis(500);
+    let (hub, backend) = hub(&redis, config).await;
+    let auth = push_http::Authorizer::new(|_| async {
+        Ok(push_http::Grant::new(
+            push_http::Allow::All,
+            push_http::Allow::All,
+        ))
+    });
+    let ws = push_ws::Ws::new(hub.clone()).authorize(auth);
+    let server = TestServer::start(move |req| {
+        let ws = ws.clone();
+        Box::pin(async move { ws.respond(&topic("feed"), req).await.map(boxed) })
+    })
+    .await;
+    let mut client = Client::connect(&format!("ws://{}/ws/feed", server.addr))
+        .await
+        .unwrap();
+    assert!(matches!(
+        ws_next(&mut client).await,
+        Received::Outcome { .. }
+    ));
+    // Redis learns the publish script first (see the HTTP test above).
+    client.publish("orders", "o0").await.unwrap();
+    assert!(matches!(
+        ws_next(&mut client).await,
+        Received::Published { .. }
+    ));
+
+    redis.stop();
+    let key = client.publish("orders", "o1").await.unwrap();
+    let answer = ws_next(&mut client).await;
+    let Received::PublishUnknown { topic: name, error } = &answer else {
+        panic!("expected an unknown outcome, got {answer:?}");
+    };
+    assert_eq!(name, "orders");
+    assert!(error.contains("same idempotency key"), "{error}");
+    redis.cont();
+    let orders = topic("orders");
+    wait_for(
+        Duration::from_secs(20),
+        "the paused publish is stored",
+        || redis.cli(&["XLEN", &backend.key(&orders)]).trim() == "2",
+    )
+    .await;
+    client.publish_with_key("orders", "o1", &key).await.unwrap();
+    let again = ws_next(&mut client).await;
+    assert!(matches!(again, Received::Published { .. }), "{again:?}");
+    assert_eq!(
+        redis.cli(&["XLEN", &backend.key(&orders)]).trim(),
+        "2",
+        "the retry stored nothing"
+    );
+}

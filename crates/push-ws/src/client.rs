@@ -83,6 +83,15 @@ pub enum Received {
         /// Subscribed topics it does not cover, which the server unsubscribed.
         unsubscribed: Vec<String>,
     },
+    /// A publish whose outcome is unknown: the server's store did not answer, and may have
+    /// kept the event or not. Repeat it with [`Client::publish_with_key`] and the key
+    /// [`Client::publish`] returned: the answer is then the stored cursor, or it is stored once.
+    PublishUnknown {
+        /// The topic.
+        topic: String,
+        /// What happened.
+        error: String,
+    },
     /// A refused or malformed request.
     Error {
         /// The reason.
@@ -275,6 +284,9 @@ impl Client {
         let s = |key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
         let topic = s("topic");
         if let Some(error) = s("error") {
+            if let (Some("unknown"), Some(topic)) = (s("outcome").as_deref(), topic.clone()) {
+                return Ok(Received::PublishUnknown { topic, error });
+            }
             return Ok(Received::Error { error, topic });
         }
         if let Some(reply) = s("reply") {

@@ -719,6 +719,9 @@ impl State<'_> {
         }
         match self.ws.hub.publish(&topic, event).await {
             Ok(event) => protocol::published_message(name, event.id()),
+            Err(e @ push_core::Error::OutcomeUnknown(_)) => {
+                protocol::unknown_message(&e.to_string(), name)
+            }
             Err(e) => protocol::error_message(&e.to_string(), Some(name)),
         }
     }

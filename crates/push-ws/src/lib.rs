@@ -26,6 +26,7 @@
 //! | `{"topic":T,"outcome":"resumed"\|"gap"\|"reset","missed":N,"cursor":C}` | after each subscribe; `gap` also mid-stream when the client fell behind retention |
 //! | `{"topic":T,"id":C,"type":TYPE,"time":MS,"data":TEXT}` | each event: `data` for text, `json` holding the value for JSON, `data_base64` for binary |
 //! | `{"topic":T,"published":C}` | a publish was accepted, with its cursor |
+//! | `{"outcome":"unknown","error":E,"topic":T}` | a publish the store did not answer: it may be stored; repeat it with the same `key` |
 //! | `{"topic":T,"unsubscribed":true}` | after an unsubscribe |
 //! | `{"topic":T,"complete":true,"cursor":C}` | the topic is complete and every event was sent; its subscription ended |
 //! | `{"reply":TEXT}` | the application handler's answer |

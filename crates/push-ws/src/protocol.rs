@@ -155,6 +155,11 @@ enum ServerMessage<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         topic: Option<&'a str>,
     },
+    Unknown {
+        outcome: &'static str,
+        error: &'a str,
+        topic: &'a str,
+    },
 }
 
 fn encode(message: &ServerMessage<'_>) -> String {
@@ -228,6 +233,16 @@ pub(crate) fn authorized_message(
 /// `{"error":TEXT,"topic":T}`: a request that was refused; the connection stays open.
 pub(crate) fn error_message(error: &str, topic: Option<&str>) -> String {
     encode(&ServerMessage::Error { error, topic })
+}
+
+/// `{"outcome":"unknown","error":E,"topic":T}`: a publish the store may or may not have kept
+/// (it did not answer); the client repeats it with the same `key` to learn which.
+pub(crate) fn unknown_message(error: &str, topic: &str) -> String {
+    encode(&ServerMessage::Unknown {
+        outcome: "unknown",
+        error,
+        topic,
+    })
 }
 
 #[cfg(test)]
