@@ -22,7 +22,9 @@ use crate::{Grant, Meters};
 /// Without either, a request has no client and only the server-wide limit applies to it: a
 /// server that wants quotas inserts the peer's address into each request, as the examples'
 /// accept loop does (`req.extensions_mut().insert(peer)`; with axum, `ConnectInfo` copied
-/// in by a middleware).
+/// in by a middleware). Behind a reverse proxy, insert the client's address the proxy reports
+/// (`Forwarded`, `X-Forwarded-For`, from a proxy you trust) instead of the proxy's own, or
+/// every client counts as one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Client(u64);
 

@@ -193,10 +193,12 @@ impl McpStore {
     /// [`Error::Name`], [`Error::Hub`], [`Error::Decode`].
     pub async fn load_session(&self, session: &str) -> Result<Option<SessionState>, Error> {
         let topic = state_topic(session)?;
-        if self.hub.head(&topic).await?.is_none() {
+        let Some(head) = self.hub.head(&topic).await? else {
             return Ok(None);
-        }
-        let batch = self.hub.read(&topic, StartFrom::Oldest, INDEX_READ).await?;
+        };
+        // The newest state is the one that counts: read only it, not the topic's history.
+        let before = push_core::Cursor::new(head.epoch(), head.seq().saturating_sub(1));
+        let batch = self.hub.read(&topic, StartFrom::After(before), 1).await?;
         match batch.events.last() {
             None => Ok(None),
             Some(event) => serde_json::from_slice(event.data())
