@@ -265,7 +265,7 @@ impl Ws {
     /// Answers a handshake request and, when it is valid, serves the connection on a spawned
     /// task once the server completes the upgrade.
     ///
-    /// `topics` are subscribed at once, from the `since` query parameter's cursor when there is
+    /// `topic` is subscribed at once, from the `since` query parameter's cursor when there is
     /// one (else from the newest point); the client adds and removes topics with messages.
     ///
     /// | answer | when |
