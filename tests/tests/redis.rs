@@ -893,3 +893,25 @@ async fn a_websocket_publish_redis_does_not_answer_is_unknown_and_its_retry_stor
         "the retry stored nothing"
     );
 }
+
+/// A retry of a keyed publish stored before its topic completed answers the stored cursor, on
+/// Redis as in memory: a 409 would tell the client that nothing was stored.
+#[tokio::test]
+async fn a_keyed_retry_after_the_topic_completed_answers_its_cursor() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (hub, backend) = hub(&redis, config()).await;
+    let done = topic("done");
+    let keyed = |k: &str| NewEvent::text("last").with_idempotency_key(k).unwrap();
+    let stored = hub.publish(&done, keyed("k1")).await.unwrap();
+    hub.complete(&done).await.unwrap();
+    let retried = hub.publish(&done, keyed("k1")).await.unwrap();
+    assert_eq!(retried.id(), stored.id());
+    assert!(matches!(
+        hub.publish(&done, keyed("k2")).await,
+        Err(push_core::Error::Complete)
+    ));
+    // The event and the end: nothing more was stored.
+    assert_eq!(redis.cli(&["XLEN", &backend.key(&done)]).trim(), "2");
+}

@@ -290,15 +290,13 @@ impl TopicLog {
         if state.retired {
             return Err(Refused::Retired(new));
         }
-        if state.completed {
-            return Err(Refused::Complete);
-        }
         let key = new.idempotency_key.clone();
         if let Some(key) = &key {
             self.forget_old_keys(&mut state);
             let first = state.keys.as_ref().and_then(|keys| keys.first.get(key));
             if let Some(&(cursor, at)) = first {
-                // A retry: the first publish's cursor, nothing stored.
+                // A retry: the first publish's cursor, nothing stored (even once the topic
+                // completed: the event was stored before, and saying otherwise would lie).
                 return Ok(Arc::new(Event::restored(
                     cursor,
                     self.topic.clone(),
@@ -306,6 +304,9 @@ impl TopicLog {
                     at,
                 )));
             }
+        }
+        if state.completed {
+            return Err(Refused::Complete);
         }
         let seq = state.next_seq;
         let event = Arc::new(Event::new(

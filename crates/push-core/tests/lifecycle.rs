@@ -149,6 +149,18 @@ async fn a_retried_publish_with_its_idempotency_key_is_stored_once() {
         "{k3_late:?}"
     );
 
+    // Once the topic is complete, a retry of a stored publish still answers its cursor (it was
+    // stored: a 409 would say otherwise); a new publish is refused.
+    let done = Topic::new("done").unwrap();
+    let stored = hub.publish(&done, keyed("k9")).await.unwrap();
+    hub.complete(&done).await.unwrap();
+    let retried = hub.publish(&done, keyed("k9")).await.unwrap();
+    assert_eq!(retried.id(), stored.id());
+    assert!(matches!(
+        hub.publish(&done, keyed("k10")).await,
+        Err(push_core::Error::Complete)
+    ));
+
     for bad in ["", "has space", &"x".repeat(129), "é"] {
         assert!(
             NewEvent::text("x").with_idempotency_key(bad).is_err(),

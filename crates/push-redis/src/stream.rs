@@ -70,7 +70,8 @@ const FORGET_BATCH: usize = 100;
 /// came, in milliseconds of the Redis clock), `ARGV[1]` the `MAXLEN ~` bound, `ARGV[2]` the
 /// publish's idempotency key (empty for none), `ARGV[3]` the idempotency window in
 /// milliseconds, `ARGV[4]` the most keys remembered, the rest field/value pairs. Returns the
-/// new entry's id, or the first one's for a key already seen within the window.
+/// new entry's id, or the first one's for a key already seen within the window (even once the
+/// topic is complete: the key is read before the end), else `PUSHCOMPLETE` on a complete topic.
 ///
 /// The keys of a topic are bounded by count, as in memory: keys past the window are forgotten
 /// (oldest first, a batch per publish, and a key seen past the window counts as new even
@@ -82,7 +83,6 @@ pub(crate) fn publish_script() -> redis::Script {
         "{EPOCH_LUA}
 local key = KEYS[1]
 forget_if_deleted(key)
-if end_of(key) == 'complete' then return redis.error_reply('PUSHCOMPLETE topic is complete') end
 local idem = ARGV[2]
 local now
 if idem ~= '' then
@@ -100,6 +100,8 @@ if idem ~= '' then
     if first then return first end
   end
 end
+-- After the key: a retry of a publish stored before the topic completed answers its id.
+if end_of(key) == 'complete' then return redis.error_reply('PUSHCOMPLETE topic is complete') end
 local epoch = epoch_of(last_id(key))
 local id
 if epoch then id = epoch .. '-*' else id = fresh_epoch() .. '-1' end
