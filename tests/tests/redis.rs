@@ -533,7 +533,7 @@ async fn http_server(hub: &Hub, keep_alive: Duration) -> TestServer {
         Box::pin(async move {
             let path = req.uri().path().to_owned();
             if path == "/sse-topics" {
-                let topics = push_http::multi::query_topics(req.uri(), "topic", 8).unwrap();
+                let topics = push_http::topics::query_topics(req.uri(), "topic", 8).unwrap();
                 return sse.respond_topics(&topics, req).await.map(boxed);
             }
             if let Some(name) = path.strip_prefix("/sse/") {
@@ -725,11 +725,15 @@ async fn an_sse_stream_says_when_redis_is_away_and_goes_on_from_its_cursor() {
         assert!(text.contains(":ok\n\n"), "{path}: {text:?}");
         bodies.push((path, body, String::new()));
     }
-    let e1 = hub.publish(&feed, NewEvent::text("e1")).await.unwrap().id();
+    let e1 = hub
+        .publish(&feed, NewEvent::text("ev-one"))
+        .await
+        .unwrap()
+        .id();
     for (path, body, text) in &mut bodies {
-        *text += &read_until(body, BOUND, |t| t.contains("e1")).await;
+        *text += &read_until(body, BOUND, |t| t.contains("ev-one")).await;
         assert!(
-            text.contains("e1") && !text.contains(AWAY),
+            text.contains("ev-one") && !text.contains(AWAY),
             "{path}: {text:?}"
         );
     }
@@ -741,33 +745,43 @@ async fn an_sse_stream_says_when_redis_is_away_and_goes_on_from_its_cursor() {
         *text += &read_until(body, BOUND, |t| t.contains(AWAY)).await;
         assert!(text.contains(AWAY), "{path}: {text:?}");
     }
-    let unknown = hub.publish(&feed, NewEvent::text("e2")).await.unwrap_err();
+    let unknown = hub
+        .publish(&feed, NewEvent::text("ev-two"))
+        .await
+        .unwrap_err();
     assert!(
         matches!(unknown, push_core::Error::OutcomeUnknown(_)),
         "{unknown}"
     );
 
     redis.cont();
-    let e3 = hub.publish(&feed, NewEvent::text("e3")).await.unwrap().id();
+    let e3 = hub
+        .publish(&feed, NewEvent::text("ev-three"))
+        .await
+        .unwrap()
+        .id();
     assert_eq!(e3, Cursor::new(e1.epoch(), e1.seq() + 2), "e2 was stored");
     for (path, body, text) in &mut bodies {
-        *text += &read_until(body, BOUND, |t| t.contains("e3")).await;
-        let after = text.split_once("e1").map(|(_, after)| after).unwrap_or("");
-        let (e2_at, e3_at) = (after.find("e2"), after.find("e3"));
+        *text += &read_until(body, BOUND, |t| t.contains("ev-three")).await;
+        let after = text
+            .split_once("ev-one")
+            .map(|(_, after)| after)
+            .unwrap_or("");
+        let (e2_at, e3_at) = (after.find("ev-two"), after.find("ev-three"));
         assert!(
             e2_at.is_some() && e2_at < e3_at,
-            "{path}: e2 then e3 on the same stream: {text:?}"
+            "{path}: ev-two then ev-three on the same stream: {text:?}"
         );
-        assert_eq!(after.matches("e2").count(), 1, "{path}: {text:?}");
-        assert_eq!(after.matches("e3").count(), 1, "{path}: {text:?}");
+        assert_eq!(after.matches("ev-two").count(), 1, "{path}: {text:?}");
+        assert_eq!(after.matches("ev-three").count(), 1, "{path}: {text:?}");
         if !path.contains('?') {
             let e2 = Cursor::new(e1.epoch(), e1.seq() + 1);
             assert!(
-                after.contains(&format!("id: {e2}\ndata: e2\n\n")),
+                after.contains(&format!("id: {e2}\ndata: ev-two\n\n")),
                 "{text:?}"
             );
             assert!(
-                after.contains(&format!("id: {e3}\ndata: e3\n\n")),
+                after.contains(&format!("id: {e3}\ndata: ev-three\n\n")),
                 "{text:?}"
             );
         }
