@@ -105,7 +105,7 @@ async fn server(hub: &Hub) -> Server {
                     .insert("content-type", "text/html; charset=utf-8".parse().unwrap());
                 return res;
             }
-            let topics = match push_http::multi::query_topics(req.uri(), "topic", 16) {
+            let topics = match push_http::topics::query_topics(req.uri(), "topic", 16) {
                 Ok(topics) => topics,
                 Err(reason) => {
                     let mut res = http::Response::new(text(reason));

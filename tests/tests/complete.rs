@@ -12,7 +12,7 @@ use http::Request;
 use http_body_util::{BodyExt, Empty};
 use push_core::{Hub, NewEvent, Topic};
 use push_h2::Events;
-use push_http::client::ClientError;
+use push_http::Error as ClientError;
 use push_sse::SseConfig;
 use push_tests::{boxed, http2, text, Browser, H2Server, TestServer};
 use serde_json::Value;

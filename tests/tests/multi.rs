@@ -21,7 +21,7 @@ async fn server(hub: &Hub, sse: push_sse::Sse) -> TestServer {
         let (sse, stream, poll, longpoll) =
             (sse.clone(), stream.clone(), poll.clone(), longpoll.clone());
         Box::pin(async move {
-            let topics = match push_http::multi::query_topics(req.uri(), "topic", 16) {
+            let topics = match push_http::topics::query_topics(req.uri(), "topic", 16) {
                 Ok(topics) => topics,
                 Err(reason) => {
                     let mut res = http::Response::new(text(reason));

@@ -84,7 +84,6 @@ impl Outcome {
 
 /// What a [`Subscription`] yields, in order.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub enum Delivery {
     /// The next event.
     Event(Arc<Event>),

@@ -11,7 +11,7 @@ pub use crate::log::Appended;
 /// A topic's in-process log fed by a backend that numbers events itself, such as a stream in a
 /// shared store that several server processes read.
 ///
-/// The backend runs one reader per topic that [`append`](Self::append)s what it reads, and
+/// The backend's reader of a topic [`append`](Self::append)s what it reads, and
 /// [`prepend`](Self::prepend)s older events when a resuming client needs history the replica
 /// does not hold yet; subscribers read the replica exactly as they read a [`MemoryHub`] topic,
 /// so fan-out costs the same whatever the backend. Retention is the [`HubConfig`]'s.

@@ -636,8 +636,7 @@ proptest! {
                 "{:?}: {:?}", name, got
             ),
             Err(Some(c)) => prop_assert!(
-                matches!(got, Err(Error::TopicChar(bad)) if bad == c),
-                "{:?}: {:?}", name, got
+                matches!(got, Err(Error::TopicChar(bad)) if bad == c), "{:?}: {:?}", name, got
             ),
         }
     }
@@ -658,8 +657,7 @@ proptest! {
                 "{:?}: {:?}", name, got
             ),
             Err(Some(c)) => prop_assert!(
-                matches!(got, Err(Error::EventTypeChar(bad)) if bad == c),
-                "{:?}: {:?}", name, got
+                matches!(got, Err(Error::EventTypeChar(bad)) if bad == c), "{:?}: {:?}", name, got
             ),
         }
     }

@@ -1,17 +1,16 @@
 //! Event push: a subscription request whose events arrive as pushed responses.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
-use http::{Request, Response};
+use http::{Request, Response, StatusCode};
 use http_body_util::Full;
-use push_core::{Event, Hub, PayloadKind, StartFrom, Topic};
-use push_http::{Authorizer, Limiter, Quota};
-use std::time::Duration;
-
-use crate::server::PushEvents;
+use push_core::{Event, Hub, PayloadKind, Topic};
+use push_http::json::Ndjson;
+use push_http::{Endpoint, Settings};
 
 /// The header of a pushed event response carrying its cursor.
 pub const EVENT_ID: &str = "push-event-id";
@@ -33,42 +32,48 @@ pub const EVENT_TIME: &str = "push-event-time";
 /// when the authorizer's grant expires, with `{"end":"expired","cursor":…}`.
 #[derive(Debug, Clone)]
 pub struct Events {
-    hub: Hub,
-    resume_param: Arc<str>,
-    authorizer: Option<Authorizer>,
-    meters: push_http::Meters,
-    limiter: Limiter,
+    core: Endpoint,
 }
 
+/// Settings of an [`Events`] endpoint.
+///
+/// | setting | default |
+/// |---|---|
+/// | [`max_streams`](Self::max_streams) | 10,000 subscriptions open at once, then `503` |
+/// | [`quota`](Self::quota) | 1,000 subscriptions and 1,000 topics per client, then `429` ([`Quota`](push_http::Quota)) |
+/// | [`retry_after`](Self::retry_after) | `Retry-After: 5` on `503` |
+/// | [`resume_param`](Self::resume_param) | `since` |
+#[derive(Debug, Clone)]
+pub struct EventsConfig {
+    shared: Settings,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        let mut shared = Settings::default();
+        // The connection's PINGs keep it alive; the body carries only what the client reads.
+        shared.heartbeat = None;
+        shared.accel_buffering_header = false;
+        Self { shared }
+    }
+}
+
+push_http::shared_settings!(EventsConfig {
+    max_streams,
+    quota,
+    retry_after,
+    resume_param,
+});
+
+push_http::endpoint_methods!(Events: EventsConfig { new, authorize, open });
+
 impl Events {
-    /// An endpoint over `hub`, reading the cursor from `since`.
+    /// An endpoint with `config`.
     #[must_use]
-    pub fn new(hub: Hub) -> Self {
-        let meters = push_http::Meters::new("h2");
+    pub fn with_config(hub: Hub, config: EventsConfig) -> Self {
         Self {
-            hub,
-            resume_param: Arc::from("since"),
-            authorizer: None,
-            // Not metered: the driver counts what is open (`push_open`) while it delivers.
-            limiter: Limiter::new(10_000),
-            meters,
+            core: Endpoint::new(hub, "h2", config.shared),
         }
-    }
-
-    /// Caps the subscriptions open at once at `max` (`503` past it; 10,000 by default) and
-    /// what one client may hold at `quota` (`429` past it; see [`Quota`]).
-    #[must_use]
-    pub fn limits(mut self, max: usize, quota: Quota) -> Self {
-        self.limiter = Limiter::new(max).quota(quota);
-        self
-    }
-
-    /// Runs `authorizer` before every subscription: a client it refuses, or one whose grant
-    /// does not cover the topic, gets `401` or `403`.
-    #[must_use]
-    pub fn authorize(mut self, authorizer: Authorizer) -> Self {
-        self.authorizer = Some(authorizer);
-        self
     }
 
     /// Answers a subscription request for `topic`. Served by
@@ -82,56 +87,50 @@ impl Events {
         topic: &Topic,
         req: Request<B>,
     ) -> impl Future<Output = Response<EventsBody>> + Send + 'static {
-        let (parts, _) = req.into_parts();
-        let from = push_http::start_from(&parts, None, &self.resume_param, StartFrom::Newest);
-        let base = parts.uri.path().trim_end_matches('/').to_owned();
-        let (hub, topic, auth) = (self.hub.clone(), topic.clone(), self.authorizer.clone());
-        let (meters, limiter) = (self.meters.clone(), self.limiter.clone());
+        let base = req.uri().path().trim_end_matches('/').to_owned();
+        let stream = self.core.stream(topic, req, None, Ndjson);
         async move {
-            let res = match push_http::check_read(auth.as_ref(), &parts, &topic).await {
-                Ok(grant) => match limiter.admit(&parts, &grant, 1, Duration::from_secs(5)) {
-                    Ok(permit) => {
-                        let (expires, meters) = (grant.deadline(), meters.clone());
-                        let place = (base, expires, meters, permit);
-                        Self::subscribe(&hub, &topic, from, place).await
-                    }
-                    Err(res) => res,
-                },
-                Err(refusal) => refusal,
-            };
-            meters.answer(&res);
-            res
+            let (mut head, mut body) = stream.await.into_parts();
+            if head.status != StatusCode::OK {
+                // A refusal's text, complete at once.
+                let mut cx = Context::from_waker(Waker::noop());
+                let text = match body.poll_next(&mut cx) {
+                    Poll::Ready(Some((text, _))) => text,
+                    _ => Bytes::new(),
+                };
+                return Response::from_parts(head, Full::new(text));
+            }
+            head.extensions.insert(PushEvents::new(body, base));
+            Response::from_parts(head, Full::new(Bytes::new()))
+        }
+    }
+}
+
+/// A response extension that turns the response into an event subscription: the response's
+/// headers go out as usual, its body stays open for the stream's lines, and every event is
+/// pushed as its own response. Made by [`Events::respond`].
+#[derive(Debug, Clone)]
+pub(crate) struct PushEvents {
+    // Response extensions must be `Clone`: the stream is taken out once by the driver.
+    inner: Arc<Mutex<Option<(EventStream, String)>>>,
+}
+
+/// The subscription's frames: its NDJSON lines, and the events they carry.
+pub(crate) type EventStream = push_http::StreamBody<Ndjson>;
+
+impl PushEvents {
+    fn new(stream: EventStream, base: String) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(Some((stream, base)))),
         }
     }
 
-    async fn subscribe(
-        hub: &Hub,
-        topic: &Topic,
-        from: StartFrom,
-        place: (
-            String,
-            Option<tokio::time::Instant>,
-            push_http::Meters,
-            push_http::Permit,
-        ),
-    ) -> Response<EventsBody> {
-        let (base, expires, meters, permit) = place;
-        let sub = match hub.subscribe(topic, from).await {
-            Ok(sub) => sub,
-            Err(e) => {
-                return push_http::unavailable(std::time::Duration::from_secs(5), &format!("{e}\n"))
-            }
-        };
-        let mut res = Response::new(Full::new(Bytes::new()));
-        res.headers_mut().insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/x-ndjson"),
-        );
-        res.headers_mut()
-            .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        res.extensions_mut()
-            .insert(PushEvents::new(sub, base, expires, meters, permit));
-        res
+    /// The stream and the path its events are promised under, once.
+    pub(crate) fn take(&self) -> Option<(EventStream, String)> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 }
 

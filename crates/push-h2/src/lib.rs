@@ -73,6 +73,6 @@ mod error;
 mod server;
 
 pub use crate::body::H2Body;
-pub use crate::endpoint::{Events, EventsBody, EVENT_ID, EVENT_TIME, EVENT_TYPE};
+pub use crate::endpoint::{Events, EventsBody, EventsConfig, EVENT_ID, EVENT_TIME, EVENT_TYPE};
 pub use crate::error::Error;
-pub use crate::server::{Builder, Connection, H2Config, H2Stats, Push, PushEvents, PushPolicy};
+pub use crate::server::{Builder, Connection, H2Config, H2Stats, Push, PushPolicy};

@@ -12,11 +12,11 @@ use h2::server::SendResponse;
 use http::header::{HeaderValue, LINK};
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
-use push_core::{Delivery, Subscription};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{watch, Semaphore};
 
 use crate::body::{send_body, send_data, H2Body};
+use crate::endpoint::{EventStream, PushEvents};
 use crate::Error;
 
 /// Settings of the driver.
@@ -113,48 +113,6 @@ impl PushPolicy {
 /// addition to the [`PushPolicy`].
 #[derive(Debug, Clone, Default)]
 pub struct Push(pub Vec<String>);
-
-/// A response extension that turns the response into an event subscription: the response's
-/// headers and body go out as usual (the body stays open), and every event is pushed as its own
-/// response. Made by [`Events::respond`](crate::Events::respond).
-#[derive(Debug, Clone)]
-pub struct PushEvents {
-    // Response extensions must be `Clone`: the subscription is taken out once by the driver.
-    pub(crate) inner: Arc<std::sync::Mutex<Option<Subscribed>>>,
-}
-
-/// What the driver takes out of [`PushEvents`]: the subscription, the path events are promised
-/// under, and when the client's credentials end.
-pub(crate) type Subscribed = (
-    Subscription,
-    String,
-    Option<tokio::time::Instant>,
-    push_http::Meters,
-    push_http::Permit,
-);
-
-impl PushEvents {
-    pub(crate) fn new(
-        sub: Subscription,
-        base: String,
-        expires: Option<tokio::time::Instant>,
-        meters: push_http::Meters,
-        permit: push_http::Permit,
-    ) -> Self {
-        Self {
-            inner: Arc::new(std::sync::Mutex::new(Some((
-                sub, base, expires, meters, permit,
-            )))),
-        }
-    }
-
-    fn take(&self) -> Option<Subscribed> {
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
-    }
-}
 
 /// What the connections of a [`Builder`] have done so far: a snapshot, for metrics and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -578,79 +536,33 @@ impl<B: Body<Data = Bytes>> Body for CountingBody<'_, B> {
     }
 }
 
-/// Counts an event subscription out of `push_open` when dropped.
-struct OpenGuard<'a>(&'a push_http::Meters);
-
-impl Drop for OpenGuard<'_> {
-    fn drop(&mut self) {
-        self.0.open(-1.0);
-    }
-}
-
 /// Pushes every event of the subscription as its own response, promised on the subscription's
-/// stream: `GET {base}/{cursor}` answered with the payload and the event's headers. When the
-/// client does not accept pushes, the events go on the subscription's own body instead, one
-/// JSON object per line, so nothing is lost.
+/// stream: `GET {base}/{cursor}` answered with the payload and the event's headers. The
+/// stream's other frames (the start outcome, gaps, the goodbye) are its body's NDJSON lines;
+/// when the client does not accept pushes, the events go there too, as lines, so nothing is
+/// lost. What is written when comes from push-http's engine, as for SSE and streaming.
 async fn deliver_events(
-    events: Subscribed,
+    events: (EventStream, String),
     mut respond: SendResponse<Bytes>,
     mut stream: h2::SendStream<Bytes>,
     scheme: Option<http::uri::Scheme>,
     authority: Option<http::uri::Authority>,
     shared: Arc<Shared>,
 ) {
-    // The permit is held for the delivery's life: the endpoint's limits count it.
-    let (mut sub, base, expires, meters, _permit) = events;
-    meters.open(1.0);
-    // Counted down however this returns.
-    let _open = OpenGuard(&meters);
-    meters.outcome(sub.outcome());
-    let first = push_http::json::outcome_line(sub.outcome(), sub.cursor());
-    if send_data(&mut stream, first, false).await.is_err() {
-        return;
-    }
-    // Never fires without credentials that end (a year is as good as never here).
-    let expiry = tokio::time::sleep_until(
-        expires.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(365 * 86_400)),
-    );
-    tokio::pin!(expiry);
+    let (mut frames, base) = events;
     let mut pushing = true;
     loop {
-        let delivery = tokio::select! {
-            d = sub.recv() => d,
+        let next = tokio::select! {
+            next = std::future::poll_fn(|cx| frames.poll_next(cx)) => next,
             _ = std::future::poll_fn(|cx| stream.poll_reset(cx)) => return,
-            () = &mut expiry, if expires.is_some() => {
-                let end = push_http::json::end_line(push_http::End::Expired, sub.cursor());
-                let _ = send_data(&mut stream, end, true).await;
-                return;
-            }
         };
-        let event = match delivery {
-            None => {
-                let end = push_http::json::end_line(push_http::End::Shutdown, sub.cursor());
-                let _ = send_data(&mut stream, end, true).await;
-                return;
-            }
-            Some(Delivery::Gap { missed }) => {
-                meters.outcome(push_core::Outcome::Gap { missed });
-                let line =
-                    push_http::json::outcome_line(push_core::Outcome::Gap { missed }, sub.cursor());
-                if send_data(&mut stream, line, false).await.is_err() {
-                    return;
-                }
-                continue;
-            }
-            Some(Delivery::Event(event)) => event,
-            Some(Delivery::Complete) => {
-                let end = push_http::json::end_line(push_http::End::Complete, sub.cursor());
-                let _ = send_data(&mut stream, end, true).await;
-                return;
-            }
-            Some(_) => continue,
+        let Some((frame, event)) = next else {
+            let _ = send_data(&mut stream, Bytes::new(), true).await;
+            return;
         };
-        if pushing && shared.may_push() {
-            // The bound on promised streams in flight is also what slows a client that does not
-            // read: its window closes, pushes stop finishing, and the subscription waits.
+        if let Some(event) = event.filter(|_| pushing && shared.may_push()) {
+            // The bound on promised streams in flight is also what slows a client that does
+            // not read: its window closes, pushes stop finishing, and the subscription waits.
             let Ok(permit) = shared.pushes.clone().acquire_owned().await else {
                 return;
             };
@@ -663,12 +575,11 @@ async fn deliver_events(
                 let res = crate::endpoint::pushed_response(&event);
                 if let Ok(mut body) = pushed.send_response(res, false) {
                     let data = event.data().clone();
-                    let (shared, meters) = (shared.clone(), meters.clone());
+                    let shared = shared.clone();
                     tokio::spawn(async move {
                         let n = data.len() as u64;
                         if send_data(&mut body, data, true).await.is_ok() {
                             shared.pushed(n);
-                            meters.delivered(1, usize::try_from(n).unwrap_or(usize::MAX));
                         }
                         drop(permit);
                     });
@@ -678,44 +589,30 @@ async fn deliver_events(
             shared.stats.refused.fetch_add(1, Ordering::Relaxed);
             pushing = false;
         }
-        // One DATA frame for every line ready now (up to 16 KiB): fewer, larger frames, which
-        // HTTP/2 clients budget for (h2 counts small unread DATA frames against the peer).
-        let mut lines = Vec::with_capacity(1024);
-        lines.extend_from_slice(&push_http::json::event_line(&event));
-        let mut delivered = 1;
-        let mut complete = false;
-        while lines.len() < 16 * 1024 {
-            let ready =
-                sub.poll_recv(&mut std::task::Context::from_waker(std::task::Waker::noop()));
-            match ready {
-                std::task::Poll::Ready(Some(Delivery::Event(e))) => {
-                    lines.extend_from_slice(&push_http::json::event_line(&e));
-                    delivered += 1;
-                }
-                std::task::Poll::Ready(Some(Delivery::Gap { missed })) => {
-                    meters.outcome(push_core::Outcome::Gap { missed });
-                    lines.extend_from_slice(&push_http::json::outcome_line(
-                        push_core::Outcome::Gap { missed },
-                        sub.cursor(),
-                    ));
-                }
-                std::task::Poll::Ready(Some(Delivery::Complete)) => {
-                    let end = push_http::json::end_line(push_http::End::Complete, sub.cursor());
-                    lines.extend_from_slice(&end);
-                    complete = true;
-                    break;
-                }
-                // Closed or nothing ready: the loop above sees it on its next `recv`.
-                _ => break,
-            }
-        }
-        meters.delivered(delivered, lines.len());
-        if send_data(&mut stream, Bytes::from(lines), complete)
+        // Lines: one DATA frame for every line ready now (up to 16 KiB): fewer, larger frames,
+        // which HTTP/2 clients budget for (h2 counts small unread DATA frames against the peer).
+        let mut lines = Vec::from(frame);
+        let ended = !pushing && gather_ready(&mut frames, &mut lines);
+        if send_data(&mut stream, Bytes::from(lines), ended)
             .await
             .is_err()
-            || complete
+            || ended
         {
             return;
         }
     }
+}
+
+/// Appends the frames ready now to `lines`, up to 16 KiB; whether the stream ended.
+fn gather_ready(frames: &mut EventStream, lines: &mut Vec<u8>) -> bool {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    while lines.len() < 16 * 1024 {
+        match frames.poll_next(&mut cx) {
+            std::task::Poll::Ready(Some((frame, _))) => lines.extend_from_slice(&frame),
+            std::task::Poll::Ready(None) => return true,
+            // Nothing ready: the caller waits for it.
+            std::task::Poll::Pending => return false,
+        }
+    }
+    false
 }

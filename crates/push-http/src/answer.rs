@@ -30,15 +30,15 @@ pub fn method_not_allowed<B: From<Bytes>>(allow: &'static str, reason: &str) -> 
 /// `503 Service Unavailable` with `Retry-After` (whole seconds, at least 1) and a one-line
 /// reason: at a limit, or while the hub is closed or unreachable.
 #[must_use]
-pub fn unavailable<B: From<Bytes>>(retry_after: Duration, reason: &str) -> Response<B> {
+pub(crate) fn unavailable<B: From<Bytes>>(retry_after: Duration, reason: &str) -> Response<B> {
     let mut res = text(StatusCode::SERVICE_UNAVAILABLE, reason);
     res.headers_mut()
         .insert(RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
     res
 }
 
-/// `204 No Content` with `Allow: allow`: the answer to `OPTIONS` (CORS headers are added by
-/// [`Cors::apply`](crate::Cors::apply) when configured).
+/// `204 No Content` with `Allow: allow`: the answer to `OPTIONS` (the endpoint adds the CORS
+/// headers when [`Settings::cors`](crate::Settings::cors) is set).
 #[must_use]
 pub fn options<B: From<Bytes>>(allow: &'static str) -> Response<B> {
     let mut res = Response::new(B::from(Bytes::new()));

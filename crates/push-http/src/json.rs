@@ -121,7 +121,7 @@ pub fn outcome_name(outcome: Outcome) -> &'static str {
 /// of a line-delimited stream (push-stream, push-h2's subscription body), and a gap met
 /// mid-stream. `missed` only for a gap; `cursor` is where the stream stands.
 #[must_use]
-pub fn outcome_line(outcome: Outcome, cursor: push_core::Cursor) -> Bytes {
+pub(crate) fn outcome_line(outcome: Outcome, cursor: push_core::Cursor) -> Bytes {
     let missed = match outcome {
         Outcome::Gap { missed } => format!(",\"missed\":{missed}"),
         Outcome::Resumed | Outcome::Reset => String::new(),
@@ -136,7 +136,7 @@ pub fn outcome_line(outcome: Outcome, cursor: push_core::Cursor) -> Bytes {
 /// `{"topic":T,"outcome":…,"missed":N,"cursor":C}` and a newline: one topic's outcome in a
 /// stream of several.
 #[must_use]
-pub fn topic_outcome_line(
+pub(crate) fn topic_outcome_line(
     topic: &push_core::Topic,
     outcome: Outcome,
     cursor: push_core::Cursor,
@@ -154,7 +154,7 @@ pub fn topic_outcome_line(
 /// `{"end":"shutdown"|"expired","cursor":C}` and a newline: the last line of a stream when the
 /// hub closes or the client's credentials expire.
 #[must_use]
-pub fn end_line(reason: crate::End, cursor: push_core::Cursor) -> Bytes {
+pub(crate) fn end_line(reason: crate::End, cursor: push_core::Cursor) -> Bytes {
     Bytes::from(format!(
         "{{\"end\":\"{}\",\"cursor\":\"{cursor}\"}}\n",
         reason.as_str()
@@ -165,7 +165,7 @@ pub fn end_line(reason: crate::End, cursor: push_core::Cursor) -> Bytes {
 /// request. The events' objects are the shared encodings of [`event`], copied once into the
 /// answer.
 #[must_use]
-pub fn batch(batch: &Batch, more: bool) -> Bytes {
+pub(crate) fn batch(batch: &Batch, more: bool) -> Bytes {
     let objects: Vec<Bytes> = batch.events.iter().map(|e| event(e)).collect();
     let size = 96 + objects.iter().map(|o| o.len() + 1).sum::<usize>();
     let mut out = BytesMut::with_capacity(size);
@@ -191,7 +191,7 @@ pub fn batch(batch: &Batch, more: bool) -> Bytes {
     out.freeze()
 }
 
-/// The answer carrying a batch: `200`, `application/json`, the [`batch`] body.
+/// The answer carrying a batch: `200`, `application/json`, the batch answer as body.
 #[must_use]
 pub fn batch_response<B: From<Bytes>>(batch: &Batch, more: bool) -> http::Response<B> {
     let mut res = http::Response::new(B::from(self::batch(batch, more)));
@@ -202,50 +202,10 @@ pub fn batch_response<B: From<Bytes>>(batch: &Batch, more: bool) -> http::Respon
     res
 }
 
-/// The answer of a poll or long-poll of several topics:
-///
-/// ```json
-/// {"topics":[{"topic":"a","outcome":"resumed","cursor":"…"},{"topic":"b","outcome":"gap","missed":3,"cursor":"…"}],
-///  "next":"CA,CB","more":false,"events":[{"topic":"a","id":"…",…},…]}
-/// ```
-///
-/// `"complete":true` appears when every topic is complete and the answer reached each end.
-#[must_use]
-pub fn multi_batch_response<B: From<Bytes>>(batch: &crate::multi::MultiBatch) -> http::Response<B> {
-    let mut out = BytesMut::with_capacity(128 + batch.events.len() * 96);
-    out.put_slice(b"{\"topics\":[");
-    for (i, (topic, outcome, cursor)) in batch.topics.iter().enumerate() {
-        if i > 0 {
-            out.put_u8(b',');
-        }
-        let line = topic_outcome_line(topic, *outcome, *cursor);
-        out.put_slice(line.strip_suffix(b"\n").unwrap_or(&line));
-    }
-    // The combined cursor is cursors and commas: nothing to escape.
-    out.put_slice(format!("],\"next\":\"{}\",\"more\":{},", batch.next, batch.more).as_bytes());
-    if batch.complete {
-        out.put_slice(b"\"complete\":true,");
-    }
-    out.put_slice(b"\"events\":[");
-    for (i, event) in batch.events.iter().enumerate() {
-        if i > 0 {
-            out.put_u8(b',');
-        }
-        out.put_slice(&topic_event(event));
-    }
-    out.put_slice(b"]}");
-    let mut res = http::Response::new(B::from(out.freeze()));
-    res.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    res
-}
-
 /// A batch bound of `events` events and `bytes` bytes of event objects as [`event`] encodes
 /// them (plus a separator each): what poll and long-poll answers are cut at.
 #[must_use]
-pub fn batch_limit(events: usize, bytes: usize) -> push_core::BatchLimit {
+pub(crate) fn batch_limit(events: usize, bytes: usize) -> push_core::BatchLimit {
     push_core::BatchLimit::new(events, bytes, |e| event(e).len() + 1)
 }
 
@@ -254,7 +214,7 @@ static NDJSON_SLOT: EncodingSlot = EncodingSlot::new();
 /// The NDJSON line of an event, computed once per event and shared by every stream: the
 /// event's JSON object ([`event`]) and a newline.
 #[must_use]
-pub fn event_line(event: &Event) -> Bytes {
+pub(crate) fn event_line(event: &Event) -> Bytes {
     event.encoded(&NDJSON_SLOT, |event| {
         let object = self::event(event);
         let mut line = Vec::with_capacity(object.len() + 1);
@@ -266,7 +226,7 @@ pub fn event_line(event: &Event) -> Bytes {
 
 /// `{"heartbeat":MS}` and a newline: the server's clock, sent after a period of silence.
 #[must_use]
-pub fn heartbeat_line() -> Bytes {
+pub(crate) fn heartbeat_line() -> Bytes {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::SystemTime::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -280,7 +240,7 @@ pub fn heartbeat_line() -> Bytes {
 /// more member, so a client that skips heartbeats skips it too, and one that cares looks for
 /// `away`.
 #[must_use]
-pub fn away_line() -> Bytes {
+pub(crate) fn away_line() -> Bytes {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::SystemTime::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -290,13 +250,17 @@ pub fn away_line() -> Bytes {
     ))
 }
 
-/// Newline-delimited JSON as a [`Framing`](crate::Framing): the [`outcome_line`] first, one
-/// [`event_line`] per event, outcome lines for gaps, [`heartbeat_line`]s when silent (an
-/// [`away_line`] while the backend is away), and the [`end_line`] at the end. push-stream's body, and push-h2's event lines.
+/// Newline-delimited JSON as a [`Framing`](crate::Framing): an outcome line
+/// (`{"outcome":…,"cursor":…}`) first, one event object and a newline per event, outcome lines
+/// for gaps, `{"heartbeat":MS}` when silent (with `"away":"backend unavailable"` while the
+/// backend is away), and `{"end":REASON,"cursor":…}` at the end: push-stream's body, and
+/// push-h2's event lines.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Ndjson;
 
 impl crate::Framing for Ndjson {
+    const CONTENT_TYPE: &'static str = "application/x-ndjson";
+
     fn start(&self, outcome: Outcome, cursor: push_core::Cursor) -> Bytes {
         outcome_line(outcome, cursor)
     }
@@ -324,7 +288,7 @@ impl crate::Framing for Ndjson {
     fn multi_start(
         &self,
         topics: &[(push_core::Topic, Outcome, push_core::Cursor)],
-        _position: &crate::multi::Position<'_>,
+        _position: &dyn std::fmt::Display,
     ) -> Bytes {
         let mut out = BytesMut::new();
         for (topic, outcome, cursor) in topics {
@@ -333,7 +297,7 @@ impl crate::Framing for Ndjson {
         out.freeze()
     }
 
-    fn multi_event(&self, event: &Event, _position: &crate::multi::Position<'_>) -> Bytes {
+    fn multi_event(&self, event: &Event, _position: &dyn std::fmt::Display) -> Bytes {
         // The shared object plus a newline: one copy per event and stream (a request of one
         // topic shares its whole line instead).
         [&topic_event(event)[..], b"\n"].concat().into()
@@ -344,7 +308,7 @@ impl crate::Framing for Ndjson {
         topic: &push_core::Topic,
         missed: Option<u64>,
         cursor: push_core::Cursor,
-        _position: &crate::multi::Position<'_>,
+        _position: &dyn std::fmt::Display,
     ) -> Bytes {
         match missed {
             Some(missed) => topic_outcome_line(topic, Outcome::Gap { missed }, cursor),
@@ -356,7 +320,7 @@ impl crate::Framing for Ndjson {
         }
     }
 
-    fn multi_end(&self, reason: crate::End, position: &crate::multi::Position<'_>) -> Bytes {
+    fn multi_end(&self, reason: crate::End, position: &dyn std::fmt::Display) -> Bytes {
         format!(
             "{{\"end\":\"{}\",\"cursor\":\"{position}\"}}\n",
             reason.as_str()
@@ -396,11 +360,6 @@ pub struct ReceivedBatch {
     pub events: Vec<ReceivedEvent>,
 }
 
-/// Why a JSON answer could not be read.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid push JSON: {0}")]
-pub struct JsonError(String);
-
 #[derive(Deserialize)]
 struct EventIn {
     id: String,
@@ -430,8 +389,9 @@ impl ReceivedEvent {
     /// # Errors
     ///
     /// When `json` is not an event object, or its `data_base64` is not valid base64.
-    pub fn parse(json: &[u8]) -> Result<Self, JsonError> {
-        let event: EventIn = serde_json::from_slice(json).map_err(|e| JsonError(e.to_string()))?;
+    pub fn parse(json: &[u8]) -> Result<Self, crate::Error> {
+        let event: EventIn =
+            serde_json::from_slice(json).map_err(|e| crate::Error::Json(e.to_string()))?;
         event.into_received()
     }
 
@@ -440,16 +400,19 @@ impl ReceivedEvent {
     /// # Errors
     ///
     /// When the payload is not JSON, or not a `T`.
-    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, JsonError> {
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, crate::Error> {
         if self.kind != PayloadKind::Json {
-            return Err(JsonError(format!("the payload is {}, not JSON", self.kind)));
+            return Err(crate::Error::Json(format!(
+                "the payload is {}, not JSON",
+                self.kind
+            )));
         }
-        serde_json::from_slice(&self.data).map_err(|e| JsonError(e.to_string()))
+        serde_json::from_slice(&self.data).map_err(|e| crate::Error::Json(e.to_string()))
     }
 }
 
 impl EventIn {
-    fn into_received(self) -> Result<ReceivedEvent, JsonError> {
+    fn into_received(self) -> Result<ReceivedEvent, crate::Error> {
         let (kind, data) = match (self.data, self.json, self.data_base64) {
             (Some(text), None, None) => (PayloadKind::Text, Bytes::from(text)),
             (None, Some(raw), None) => (
@@ -461,10 +424,10 @@ impl EventIn {
                 base64::engine::general_purpose::STANDARD
                     .decode(b64)
                     .map(Bytes::from)
-                    .map_err(|e| JsonError(format!("data_base64: {e}")))?,
+                    .map_err(|e| crate::Error::Json(format!("data_base64: {e}")))?,
             ),
             _ => {
-                return Err(JsonError(
+                return Err(crate::Error::Json(
                     "an event carries exactly one of data, json and data_base64".into(),
                 ))
             }
@@ -485,14 +448,15 @@ impl ReceivedBatch {
     /// # Errors
     ///
     /// When `json` is not a batch answer.
-    pub fn parse(json: &[u8]) -> Result<Self, JsonError> {
-        let batch: BatchIn = serde_json::from_slice(json).map_err(|e| JsonError(e.to_string()))?;
+    pub fn parse(json: &[u8]) -> Result<Self, crate::Error> {
+        let batch: BatchIn =
+            serde_json::from_slice(json).map_err(|e| crate::Error::Json(e.to_string()))?;
         let outcome = match (batch.outcome.as_str(), batch.missed) {
             ("resumed", None) => Outcome::Resumed,
             ("gap", Some(missed)) => Outcome::Gap { missed },
             ("reset", None) => Outcome::Reset,
             (other, missed) => {
-                return Err(JsonError(format!(
+                return Err(crate::Error::Json(format!(
                     "outcome {other:?} with missed {missed:?}"
                 )))
             }

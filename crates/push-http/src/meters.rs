@@ -27,7 +27,7 @@ use push_core::Outcome;
 /// One technique's handles; cheap to clone (one pointer with the `metrics` feature, nothing
 /// without).
 #[derive(Clone, Debug, Default)]
-pub struct Meters {
+pub(crate) struct Meters {
     #[cfg(feature = "metrics")]
     inner: Option<std::sync::Arc<Handles>>,
 }
@@ -47,7 +47,7 @@ struct Handles {
 impl Meters {
     /// The handles of `technique`, registered with the installed recorder.
     #[must_use]
-    pub fn new(technique: &'static str) -> Self {
+    pub(crate) fn new(technique: &'static str) -> Self {
         #[cfg(feature = "metrics")]
         {
             let labels = [("technique", technique)];
@@ -71,7 +71,7 @@ impl Meters {
     }
 
     /// An answer went out with `status`: counted, and as a refusal when it is one.
-    pub fn answered(&self, status: StatusCode) {
+    pub(crate) fn answered(&self, status: StatusCode) {
         #[cfg(feature = "metrics")]
         if let Some(h) = &self.inner {
             let code = status.as_str().to_owned();
@@ -88,7 +88,7 @@ impl Meters {
 
     /// An answer: its status (see [`answered`](Self::answered)) and, for a complete body, its
     /// bytes. Streams count their bytes as they write them.
-    pub fn answer<B: http_body::Body>(&self, res: &http::Response<B>) {
+    pub(crate) fn answer<B: http_body::Body>(&self, res: &http::Response<B>) {
         self.answered(res.status());
         if let Some(bytes) = res.body().size_hint().exact() {
             self.delivered(0, usize::try_from(bytes).unwrap_or(usize::MAX));
@@ -96,7 +96,7 @@ impl Meters {
     }
 
     /// A stream, held request or socket opened (`1`) or closed (`-1`).
-    pub fn open(&self, delta: f64) {
+    pub(crate) fn open(&self, delta: f64) {
         #[cfg(feature = "metrics")]
         if let Some(h) = &self.inner {
             h.open.increment(delta);
@@ -106,7 +106,7 @@ impl Meters {
     }
 
     /// `events` events written, in `bytes` bytes (bytes may be written without events).
-    pub fn delivered(&self, events: u64, bytes: usize) {
+    pub(crate) fn delivered(&self, events: u64, bytes: usize) {
         #[cfg(feature = "metrics")]
         if let Some(h) = &self.inner {
             if events > 0 {
@@ -119,7 +119,7 @@ impl Meters {
     }
 
     /// An outcome told to a client.
-    pub fn outcome(&self, outcome: Outcome) {
+    pub(crate) fn outcome(&self, outcome: Outcome) {
         #[cfg(feature = "metrics")]
         if let Some(h) = &self.inner {
             match outcome {

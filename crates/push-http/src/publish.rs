@@ -12,7 +12,9 @@ use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
 use push_core::{EventType, Hub, NewEvent, PayloadKind, Topic};
 
-use crate::{Authorizer, Refusal};
+use crate::access::{Authorizer, Refusal};
+use crate::answer::{error_response, method_not_allowed, text};
+use crate::query::query_value;
 
 /// The request header naming the event's type (`event` in the query works too).
 pub const EVENT_TYPE_HEADER: &str = "push-event-type";
@@ -34,13 +36,13 @@ pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 pub struct PublishConfig {
     /// The largest body accepted. A request whose `Content-Length` says more is refused at
     /// once, before any of its body is read.
-    pub max_body: usize,
+    pub(crate) max_body: usize,
     /// The longest the whole body may take to arrive, counted from when the request head was
     /// answered to: a client trickling its body cannot hold the request (and its connection)
     /// longer than this.
-    pub body_timeout: Duration,
+    pub(crate) body_timeout: Duration,
     /// The `Retry-After` sent with `503`.
-    pub retry_after: Duration,
+    pub(crate) retry_after: Duration,
 }
 
 impl Default for PublishConfig {
@@ -67,10 +69,17 @@ impl PublishConfig {
         self.body_timeout = timeout;
         self
     }
+
+    /// Sets [`retry_after`](Self::retry_after).
+    #[must_use]
+    pub fn retry_after(mut self, d: Duration) -> Self {
+        self.retry_after = d;
+        self
+    }
 }
 
 /// The publish endpoint: `POST /topics/{topic}` with the payload as body, answered
-/// `{"id":"CURSOR"}`. The payload's kind comes from `Content-Type` ([`payload_kind`]):
+/// `{"id":"CURSOR"}`. The payload's kind comes from `Content-Type`:
 /// `application/json` publishes JSON that every JSON envelope carries as a value. With an
 /// `Idempotency-Key` header, a retried publish answers the first one's cursor instead of
 /// storing the event twice (within the hub's
@@ -81,7 +90,7 @@ impl PublishConfig {
 /// | `200` `{"id":"CURSOR"}` | published |
 /// | `202` `{"outcome":"unknown","error":TEXT,"retry":…}` | the backend took the publish and did not answer (a response timeout, a connection lost in flight, a replica acknowledgement that did not come): it may be stored, now or later. Not a failure: repeat the request with the same [`IDEMPOTENCY_KEY_HEADER`], which answers `200` with the stored cursor or stores it once ([`error_response`](crate::error_response) says why `202`) |
 /// | `405` + `Allow: POST` | another method |
-/// | `400` | an invalid [`IDEMPOTENCY_KEY_HEADER`] (1 to 128 visible ASCII characters), an invalid event type ([`EVENT_TYPE_HEADER`] or `?event=`), or a body that is not what its `Content-Type` says (JSON that does not parse, `text/*` that is not UTF-8; see [`payload_kind`]) |
+/// | `400` | an invalid [`IDEMPOTENCY_KEY_HEADER`] (1 to 128 visible ASCII characters), an invalid event type ([`EVENT_TYPE_HEADER`] or `?event=`), or a body that is not what its `Content-Type` says (JSON that does not parse, `text/*` that is not UTF-8) |
 /// | `401` / `403` | the [`Authorizer`] refused, or its grant does not cover publishing to the topic |
 /// | `403` | a cross-site browser request (`Origin` of another host, or `Sec-Fetch-Site` not `same-origin`/`none`) that no authorizer vouched for; a grant from a token in the URL (`?access_token=`), which grants reading only |
 /// | `408` | the body did not arrive within [`body_timeout`](PublishConfig::body_timeout) |
@@ -98,9 +107,6 @@ pub struct Publisher {
     config: Arc<PublishConfig>,
     authorizer: Option<Authorizer>,
 }
-
-/// The response body of [`Publisher::respond`].
-pub type PublishBody = Full<Bytes>;
 
 impl Publisher {
     /// An endpoint with the default [`PublishConfig`].
@@ -131,7 +137,7 @@ impl Publisher {
         &self,
         topic: &Topic,
         req: Request<B>,
-    ) -> impl Future<Output = Response<PublishBody>> + Send + 'static
+    ) -> impl Future<Output = Response<Full<Bytes>>> + Send + 'static
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -144,7 +150,7 @@ impl Publisher {
             }
             let head = match PublishHead::from_parts(&parts) {
                 Ok(head) => head,
-                Err(e) => return crate::text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
+                Err(e) => return text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
             };
             let body = match this.read_body(&parts, body).await {
                 Ok(body) => body,
@@ -153,7 +159,7 @@ impl Publisher {
             drop(parts);
             let event = match head.event(body) {
                 Ok(event) => event,
-                Err(e) => return crate::text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
+                Err(e) => return text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
             };
             match this.hub.publish(&topic, event).await {
                 Ok(event) => {
@@ -165,14 +171,14 @@ impl Publisher {
                         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
                     res
                 }
-                Err(e) => crate::error_response(&e, this.config.retry_after),
+                Err(e) => error_response(&e, this.config.retry_after),
             }
         }
     }
 
     /// The body, bounded in size (a declared length over the limit is refused unread) and in
     /// time.
-    async fn read_body<B>(&self, parts: &Parts, body: B) -> Result<Bytes, Response<PublishBody>>
+    async fn read_body<B>(&self, parts: &Parts, body: B) -> Result<Bytes, Response<Full<Bytes>>>
     where
         B: Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -180,7 +186,7 @@ impl Publisher {
         let limit = self.config.max_body;
         let too_large = |what: &str| {
             let reason = format!("{what} is over the limit of {limit} bytes\n");
-            crate::text(StatusCode::PAYLOAD_TOO_LARGE, &reason)
+            text(StatusCode::PAYLOAD_TOO_LARGE, &reason)
         };
         let declared = parts
             .headers
@@ -194,11 +200,11 @@ impl Publisher {
         match read {
             Ok(Ok(collected)) => Ok(collected.to_bytes()),
             Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large("the body")),
-            Ok(Err(e)) => Err(crate::text(
+            Ok(Err(e)) => Err(text(
                 StatusCode::BAD_REQUEST,
                 &format!("the body could not be read: {e}\n"),
             )),
-            Err(_) => Err(crate::text(
+            Err(_) => Err(text(
                 StatusCode::REQUEST_TIMEOUT,
                 &format!(
                     "the body did not arrive within {} s\n",
@@ -209,9 +215,9 @@ impl Publisher {
     }
 
     /// The method, the authorizer's grant, and the cross-site rule.
-    async fn admit(&self, parts: &Parts, topic: &Topic) -> Result<(), Response<PublishBody>> {
+    async fn admit(&self, parts: &Parts, topic: &Topic) -> Result<(), Response<Full<Bytes>>> {
         if parts.method != http::Method::POST {
-            return Err(crate::method_not_allowed("POST", "publish with POST\n"));
+            return Err(method_not_allowed("POST", "publish with POST\n"));
         }
         let Some(authorizer) = &self.authorizer else {
             if cross_site(parts) {
@@ -226,7 +232,7 @@ impl Publisher {
             if parts
                 .uri
                 .query()
-                .is_some_and(|q| crate::query_value(q, "access_token").is_some())
+                .is_some_and(|q| query_value(q, "access_token").is_some())
             {
                 reason.push_str(
                     " (a token in the URL grants reading only: send it in Authorization: Bearer)",
@@ -262,16 +268,8 @@ fn cross_site(parts: &Parts) -> bool {
 /// `+json` type → JSON, `application/octet-stream` → binary, `text/*` → text; any other type,
 /// or none (`curl -d` sends a form type), leaves it to the payload: text when it is UTF-8,
 /// else binary. Check the body with [`NewEvent::of_kind`].
-///
-/// ```
-/// use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
-/// use push_core::PayloadKind;
-/// let mut headers = HeaderMap::new();
-/// headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
-/// assert_eq!(push_http::payload_kind(&headers), Some(PayloadKind::Json));
-/// ```
 #[must_use]
-pub fn payload_kind(headers: &http::HeaderMap) -> Option<PayloadKind> {
+pub(crate) fn payload_kind(headers: &http::HeaderMap) -> Option<PayloadKind> {
     let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
     let essence = value.split(';').next()?.trim().to_ascii_lowercase();
     match essence.as_str() {
@@ -285,21 +283,9 @@ pub fn payload_kind(headers: &http::HeaderMap) -> Option<PayloadKind> {
 
 /// What a publish request says about its event besides the body: the payload kind from
 /// `Content-Type` ([`payload_kind`]), the type from [`EVENT_TYPE_HEADER`] or `?event=`, and the
-/// [`IDEMPOTENCY_KEY_HEADER`]. For a publish route of one's own; [`Publisher`] uses it.
-///
-/// ```
-/// let req = http::Request::post("/topics/t?event=price")
-///     .header("content-type", "application/json")
-///     .header("idempotency-key", "k-1")
-///     .body(())
-///     .unwrap();
-/// let head = push_http::PublishHead::from_parts(&req.into_parts().0).unwrap();
-/// let event = head.event(r#"{"eur":3}"#.into()).unwrap();
-/// assert_eq!(event.kind(), push_core::PayloadKind::Json);
-/// assert_eq!(event.idempotency_key(), Some("k-1"));
-/// ```
+/// [`IDEMPOTENCY_KEY_HEADER`]: what [`Publisher`] reads.
 #[derive(Debug, Clone)]
-pub struct PublishHead {
+pub(crate) struct PublishHead {
     kind: Option<PayloadKind>,
     event_type: Option<EventType>,
     idempotency_key: Option<String>,
@@ -311,7 +297,7 @@ impl PublishHead {
     /// # Errors
     ///
     /// An event type or idempotency key that is not valid (a `400`).
-    pub fn from_parts(parts: &Parts) -> Result<Self, push_core::Error> {
+    pub(crate) fn from_parts(parts: &Parts) -> Result<Self, push_core::Error> {
         let idempotency_key = parts
             .headers
             .get(IDEMPOTENCY_KEY_HEADER)
@@ -330,7 +316,7 @@ impl PublishHead {
     ///
     /// A body that is not of its `Content-Type`'s kind, or an idempotency key that is not
     /// valid (a `400`).
-    pub fn event(self, body: Bytes) -> Result<NewEvent, push_core::Error> {
+    pub(crate) fn event(self, body: Bytes) -> Result<NewEvent, push_core::Error> {
         let mut event = match self.kind {
             Some(kind) => NewEvent::of_kind(kind, body)?,
             None => NewEvent::new(body),
@@ -351,7 +337,6 @@ fn event_type(parts: &Parts) -> Result<Option<EventType>, push_core::Error> {
         .headers
         .get(EVENT_TYPE_HEADER)
         .map(|v| v.to_str().unwrap_or("\u{fffd}").to_owned());
-    let query =
-        crate::query_value(parts.uri.query().unwrap_or(""), "event").map(|v| v.into_owned());
+    let query = query_value(parts.uri.query().unwrap_or(""), "event").map(|v| v.into_owned());
     header.or(query).map(|t| EventType::new(&t)).transpose()
 }

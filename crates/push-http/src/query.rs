@@ -1,8 +1,7 @@
-//! Reading a client's cursor from a header or a URL query string.
+//! What a request says: its cursor (from a header or a URL query string), a query value, the
+//! entity tags of a conditional request.
 
 use std::borrow::Cow;
-
-use push_core::StartFrom;
 
 /// The first value of `name` in a URL query string (without the `?`), percent-decoded, as
 /// technique crates read `since` or `lastEventId`. `None` when absent.
@@ -19,32 +18,9 @@ pub fn query_value<'a>(query: &'a str, name: &str) -> Option<Cow<'a, str>> {
         .map(|(_, value)| value)
 }
 
-/// Where a client asks to start: the `header`'s value when present and not empty, else the
-/// `param` query parameter when present and not empty, else `default`. A cursor that does not
-/// parse gives [`StartFrom::Invalid`] (a reset), never an error.
-///
-/// ```
-/// use push_core::StartFrom;
-/// let req = http::Request::get("/sse/t?lastEventId=abc-3").body(()).unwrap();
-/// let (parts, ()) = req.into_parts();
-/// let from = push_http::start_from(&parts, Some("last-event-id"), "lastEventId", StartFrom::Newest);
-/// assert_eq!(from, StartFrom::After("abc-3".parse().unwrap()));
-/// ```
-#[must_use]
-pub fn start_from(
-    parts: &http::request::Parts,
-    header: Option<&str>,
-    param: &str,
-    default: StartFrom,
-) -> StartFrom {
-    StartFrom::from_client(cursor_text(parts, header, param).as_deref(), default)
-}
-
 /// The cursor text a request carries: the `header`'s value when present and not empty, else
-/// the `param` query parameter when present and not empty. [`start_from`] reads it as one
-/// cursor, [`multi::start_points`](crate::multi::start_points) as a combined one.
-#[must_use]
-pub fn cursor_text<'a>(
+/// the `param` query parameter when present and not empty.
+pub(crate) fn cursor_text<'a>(
     parts: &'a http::request::Parts,
     header: Option<&str>,
     param: &str,
@@ -57,4 +33,27 @@ pub fn cursor_text<'a>(
         return Some(Cow::Borrowed(cursor));
     }
     query_value(parts.uri.query().unwrap_or(""), param).filter(|v| !v.is_empty())
+}
+
+/// Whether an `If-None-Match` value names the entity tag `tag` (given without quotes; weak
+/// comparison, as RFC 9110 §13.1.2 asks; `*` names any).
+///
+/// ```
+/// let value = http::HeaderValue::from_static("W/\"a-1\", \"b-2\"");
+/// assert!(push_http::matches_tag(&value, "b-2"));
+/// assert!(!push_http::matches_tag(&value, "c-3"));
+/// ```
+#[must_use]
+pub fn matches_tag(value: &http::HeaderValue, tag: &str) -> bool {
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    value.split(',').map(str::trim).any(|t| {
+        t == "*"
+            || t.strip_prefix("W/")
+                .unwrap_or(t)
+                .strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                == Some(tag)
+    })
 }

@@ -5,17 +5,13 @@
 use std::time::Duration;
 
 use push_http::client::BatchClient;
-pub use push_http::client::{ClientError, MAX_ANSWER};
-pub use push_http::json::{ReceivedBatch, ReceivedEvent};
+pub use push_http::client::{ClientError, ReceivedBatch, ReceivedEvent, MAX_ANSWER};
 
 /// A long-polling client for one topic URL, e.g. `http://127.0.0.1:8080/longpoll/news`.
 #[derive(Debug, Clone)]
 pub struct LongPollClient {
     http: BatchClient,
-    cursor: Option<String>,
     timeout: Option<Duration>,
-    /// Set by an answer marked `complete`.
-    complete: bool,
 }
 
 impl LongPollClient {
@@ -27,16 +23,14 @@ impl LongPollClient {
     pub fn new(url: &str) -> Result<Self, ClientError> {
         Ok(Self {
             http: BatchClient::new(url)?,
-            cursor: None,
             timeout: None,
-            complete: false,
         })
     }
 
     /// Resumes after `cursor` (an event id or a `next` seen before).
     #[must_use]
     pub fn since(mut self, cursor: impl Into<String>) -> Self {
-        self.cursor = Some(cursor.into());
+        self.http = self.http.since(cursor);
         self
     }
 
@@ -50,7 +44,7 @@ impl LongPollClient {
     /// The cursor the next request asks from.
     #[must_use]
     pub fn cursor(&self) -> Option<&str> {
-        self.cursor.as_deref()
+        self.http.cursor()
     }
 
     /// Requests made.
@@ -67,19 +61,12 @@ impl LongPollClient {
     ///
     /// See [`ClientError`]; a `503` carries the server's `Retry-After`.
     pub async fn next_batch(&mut self) -> Result<ReceivedBatch, ClientError> {
-        if self.complete {
-            return Err(ClientError::Complete);
-        }
-        let mut query = Vec::new();
-        if let Some(cursor) = &self.cursor {
-            query.push(("since", cursor.clone()));
-        }
-        if let Some(timeout) = self.timeout {
-            query.push(("timeout", timeout.as_secs_f64().to_string()));
-        }
-        let batch = self.http.get(&query, &[]).await?.batch()?;
-        self.cursor = Some(batch.next.clone());
-        self.complete = batch.complete;
-        Ok(batch)
+        let query: Vec<_> = self
+            .timeout
+            .iter()
+            .map(|t| ("timeout", t.as_secs_f64().to_string()))
+            .collect();
+        let answer = self.http.get(&query, &[]).await?;
+        self.http.take(&answer)
     }
 }

@@ -11,7 +11,7 @@ use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use push_core::{Batch, Hub, Outcome, StartFrom, Topic};
-use push_http::{text, Authorizer, Client, Cors, CorsRules, Limiter, Quota};
+use push_http::{text, Endpoint, Grant, Permit, Settings};
 
 use crate::Error;
 
@@ -24,7 +24,7 @@ use crate::Error;
 /// | [`max_batch`](Self::max_batch) | 100 events per answer |
 /// | [`max_batch_bytes`](Self::max_batch_bytes) | 1 MiB of event objects per answer |
 /// | [`max_held`](Self::max_held) | 10,000 requests held at once, then `503` |
-/// | [`quota`](Self::quota) | 1,000 held requests and 1,000 topics per client, then `429` ([`Quota`]) |
+/// | [`quota`](Self::quota) | 1,000 held requests and 1,000 topics per client, then `429` ([`Quota`](push_http::Quota)) |
 /// | [`retry_after`](Self::retry_after) | `Retry-After: 5` on `503` and on the shutdown answer |
 /// | [`start`](Self::start) | a request without a cursor waits for the next event |
 /// | [`resume_param`](Self::resume_param) / [`timeout_param`](Self::timeout_param) | `since` / `timeout` |
@@ -33,33 +33,11 @@ use crate::Error;
 /// The timeouts stay under 60 s because many proxies and load balancers cut a silent request
 /// at 60 s.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub struct LongPollConfig {
-    /// How long a request is held when the client does not ask for another timeout.
-    pub timeout: Duration,
-    /// The longest hold a client may ask for; longer requests are shortened to it.
-    pub max_timeout: Duration,
-    /// The most events in one answer; `more: true` tells the client to ask again at once.
-    pub max_batch: usize,
-    /// The most bytes of event objects in one answer (a small request must not pin a large
-    /// answer); `more: true` when it cuts. An event larger than this is still answered, alone.
-    pub max_batch_bytes: usize,
-    /// The most requests held (or being answered) at once on this endpoint.
-    pub max_held: usize,
-    /// What one client may hold of it: over its quota a client gets `429` with `Retry-After`
-    /// while the others are served. Clients are told apart by [`Client::of`](push_http::Client::of).
-    pub quota: Quota,
-    /// The `Retry-After` sent with `503` and with the answers given at shutdown.
-    pub retry_after: Duration,
-    /// Where a request without a cursor starts: [`StartFrom::Newest`] (wait for the next event)
-    /// or [`StartFrom::Oldest`] (everything retained, at once).
-    pub start: StartFrom,
-    /// The query parameter holding the cursor to resume after.
-    pub resume_param: &'static str,
-    /// The query parameter holding the client's timeout, in seconds (decimals allowed).
-    pub timeout_param: &'static str,
-    /// Cross-origin access for browsers on other origins; `None` answers no CORS headers.
-    pub cors: Option<Cors>,
+    timeout: Duration,
+    max_timeout: Duration,
+    timeout_param: &'static str,
+    shared: Settings,
 }
 
 impl Default for LongPollConfig {
@@ -67,94 +45,42 @@ impl Default for LongPollConfig {
         Self {
             timeout: Duration::from_secs(30),
             max_timeout: Duration::from_secs(55),
-            max_batch: 100,
-            max_batch_bytes: 1 << 20,
-            max_held: 10_000,
-            quota: Quota::default(),
-            retry_after: Duration::from_secs(5),
-            start: StartFrom::Newest,
-            resume_param: "since",
             timeout_param: "timeout",
-            cors: None,
+            shared: Settings::default(),
         }
     }
 }
 
+push_http::shared_settings!(LongPollConfig {
+    max_batch,
+    max_batch_bytes,
+    start,
+    max_streams as max_held,
+    quota,
+    retry_after,
+    resume_param,
+    cors,
+});
+
 impl LongPollConfig {
-    /// Sets [`timeout`](Self::timeout).
+    /// Sets how long a request is held when the client does not ask for another timeout.
     #[must_use]
     pub fn timeout(mut self, d: Duration) -> Self {
         self.timeout = d;
         self
     }
 
-    /// Sets [`max_timeout`](Self::max_timeout).
+    /// Sets the longest hold a client may ask for; longer requests are shortened to it.
     #[must_use]
     pub fn max_timeout(mut self, d: Duration) -> Self {
         self.max_timeout = d;
         self
     }
 
-    /// Sets [`max_batch`](Self::max_batch) (at least 1).
-    #[must_use]
-    pub fn max_batch(mut self, n: usize) -> Self {
-        self.max_batch = n.max(1);
-        self
-    }
-
-    /// Sets [`max_batch_bytes`](Self::max_batch_bytes).
-    #[must_use]
-    pub fn max_batch_bytes(mut self, n: usize) -> Self {
-        self.max_batch_bytes = n;
-        self
-    }
-
-    /// Sets [`max_held`](Self::max_held).
-    #[must_use]
-    pub fn max_held(mut self, n: usize) -> Self {
-        self.max_held = n;
-        self
-    }
-
-    /// Sets [`quota`](Self::quota).
-    #[must_use]
-    pub fn quota(mut self, quota: Quota) -> Self {
-        self.quota = quota;
-        self
-    }
-
-    /// Sets [`retry_after`](Self::retry_after).
-    #[must_use]
-    pub fn retry_after(mut self, d: Duration) -> Self {
-        self.retry_after = d;
-        self
-    }
-
-    /// Sets [`start`](Self::start).
-    #[must_use]
-    pub fn start(mut self, from: StartFrom) -> Self {
-        self.start = from;
-        self
-    }
-
-    /// Sets [`resume_param`](Self::resume_param).
-    #[must_use]
-    pub fn resume_param(mut self, name: &'static str) -> Self {
-        self.resume_param = name;
-        self
-    }
-
-    /// Sets [`timeout_param`](Self::timeout_param).
+    /// Sets the query parameter holding the client's timeout, in seconds (decimals allowed).
     #[must_use]
     pub fn timeout_param(mut self, name: &'static str) -> Self {
         self.timeout_param = name;
-        self
-    }
-
-    /// Sets [`cors`](Self::cors).
-    #[must_use]
-    pub fn cors(mut self, cors: Option<Cors>) -> Self {
-        self.cors = cors;
         self
     }
 }
@@ -163,70 +89,33 @@ impl LongPollConfig {
 /// and gauge are shared by its clones).
 #[derive(Debug, Clone)]
 pub struct LongPoll {
-    hub: Hub,
+    core: Endpoint,
     config: Arc<LongPollConfig>,
-    limiter: Limiter,
-    authorizer: Option<Authorizer>,
-    meters: push_http::Meters,
 }
 
 const METHODS: &str = "GET, HEAD, OPTIONS";
-const CORS_RULES: CorsRules = CorsRules {
-    methods: METHODS,
-    allow_headers: "",
-    expose: "Retry-After",
-};
+
+push_http::endpoint_methods!(LongPoll: LongPollConfig { new, authorize, open });
 
 impl LongPoll {
-    /// An endpoint with the default [`LongPollConfig`].
-    #[must_use]
-    pub fn new(hub: Hub) -> Self {
-        Self::with_config(hub, LongPollConfig::default())
-    }
-
     /// An endpoint with `config`.
     #[must_use]
     pub fn with_config(hub: Hub, config: LongPollConfig) -> Self {
-        let meters = push_http::Meters::new("longpoll");
-        let limiter = Limiter::with_meters(config.max_held, meters.clone()).quota(config.quota);
+        let core = Endpoint::new(hub, "longpoll", config.shared.clone()).cors_rules(
+            METHODS,
+            "",
+            "Retry-After",
+        );
         Self {
-            hub,
+            core,
             config: Arc::new(config),
-            limiter,
-            authorizer: None,
-            meters,
         }
     }
 
-    /// The settings.
-    #[must_use]
-    pub fn config(&self) -> &LongPollConfig {
-        &self.config
-    }
-
-    /// The gauge of requests held (or being answered) right now. A request whose client goes
-    /// away leaves it at once: the server drops the request's future, which frees its place
-    /// and its subscription.
-    #[must_use]
-    pub fn open(&self) -> usize {
-        self.limiter.open()
-    }
-
-    /// Where a request asks to start: after the [`resume_param`](LongPollConfig::resume_param)
-    /// cursor, else [`start`](LongPollConfig::start). A cursor that does not parse is a reset,
-    /// never an error.
-    #[must_use]
-    pub fn start_from(&self, parts: &Parts) -> StartFrom {
-        push_http::start_from(parts, None, self.config.resume_param, self.config.start)
-    }
-
-    /// How long `req` may be held: its [`timeout_param`](LongPollConfig::timeout_param), up
-    /// to [`max_timeout`](LongPollConfig::max_timeout), else [`timeout`](LongPollConfig::timeout).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Timeout`] when the parameter is not a non-negative number of seconds.
-    pub fn hold_for(&self, parts: &Parts) -> Result<Duration, Error> {
+    /// How long a request may be held: its [`timeout_param`](LongPollConfig::timeout_param),
+    /// up to [`max_timeout`](LongPollConfig::max_timeout), else
+    /// [`timeout`](LongPollConfig::timeout).
+    fn hold_for(&self, parts: &Parts) -> Result<Duration, Error> {
         let query = parts.uri.query().unwrap_or("");
         let Some(text) = push_http::query_value(query, self.config.timeout_param) else {
             return Ok(self.config.timeout);
@@ -270,18 +159,18 @@ impl LongPoll {
         self.respond_with(
             req,
             vec![topic.clone()],
-            |this, parts| this.start_from(parts),
-            move |this, method, hold, from, client| async move {
-                this.answer(&topic, &method, hold, from, client).await
+            |this, parts| this.core.start_from(parts, None),
+            move |this, hold, from, permit| async move {
+                this.answer(&topic, hold, from, permit).await
             },
         )
     }
 
     /// Answers `req` for several `topics` at once (at most
-    /// [`MAX_TOPICS`](push_http::multi::MAX_TOPICS)): held until any of them has news, an
+    /// [`MAX_TOPICS`](push_http::topics::MAX_TOPICS)): held until any of them has news, an
     /// outcome to tell or its end, then `200` with the
-    /// [several-topic answer](push_http::json::multi_batch_response) of what every topic holds;
-    /// `next` is the [combined cursor](push_http::multi) to pass as `since` next time. Other
+    /// [several-topic answer](push_http::json) of what every topic holds;
+    /// `next` is the [combined cursor](push_http::topics) to pass as `since` next time. Other
     /// answers as [`respond`](Self::respond). The grant must cover every topic.
     pub fn respond_topics<B>(
         &self,
@@ -292,20 +181,17 @@ impl LongPoll {
         self.respond_with(
             req,
             topics.to_vec(),
-            move |this, parts| {
-                let since = push_http::cursor_text(parts, None, this.config.resume_param);
-                push_http::multi::start_points(since.as_deref(), n, this.config.start)
-            },
-            move |this, method, hold, from, client| async move {
-                this.answer_topics(&list, &method, hold, &from, client)
-                    .await
+            move |this, parts| this.core.start_points(parts, None, n),
+            move |this, hold, from, permit| async move {
+                this.answer_topics(&list, hold, &from, permit).await
             },
         )
     }
 
     /// What both answers share: the hold and the start read from the request, the CORS
-    /// headers decided up front, the access check, the hold cut to the grant's end, the
-    /// request dropped before the hold, and the CORS headers and meters on the answer.
+    /// headers decided up front, the access check, the hold cut to the grant's end, the method
+    /// and the limits checked, the request dropped before the hold, and the CORS headers and
+    /// meters on the answer.
     fn respond_with<B, S, F, Fut>(
         &self,
         req: Request<B>,
@@ -315,7 +201,7 @@ impl LongPoll {
     ) -> impl Future<Output = Response<LongPollBody>> + Send + 'static
     where
         S: Send + 'static,
-        F: FnOnce(Self, Method, Result<Duration, Error>, S, Option<Client>) -> Fut + Send + 'static,
+        F: FnOnce(Self, Duration, S, Permit) -> Fut + Send + 'static,
         Fut: Future<Output = Response<LongPollBody>> + Send,
     {
         let (parts, _) = req.into_parts();
@@ -326,50 +212,40 @@ impl LongPoll {
         let from = start(self, &parts);
         // The CORS headers are decided now, so that the request's headers are not held.
         let mut cors = HeaderMap::new();
-        if let Some(rules) = &self.config.cors {
-            rules.apply(&parts.method, &parts.headers, &CORS_RULES, &mut cors);
-        }
+        self.core
+            .apply_cors(&parts.method, &parts.headers, &mut cors);
         let this = self.clone();
         async move {
-            let auth = this.authorizer.as_ref();
-            let grant = match push_http::check_read_all(auth, &parts, &topics).await {
+            let grant = match this.core.check(&parts, &topics).await {
                 Ok(grant) => grant,
-                Err(refusal) => {
-                    this.meters.answer(&refusal);
-                    return refusal;
-                }
+                Err(refusal) => return this.core.answered(refusal),
             };
-            // A request is not held past its credentials' end: it answers empty then.
-            let hold = hold.map(|hold| match grant.deadline() {
-                Some(end) => hold.min(end.saturating_duration_since(tokio::time::Instant::now())),
-                None => hold,
-            });
+            let admitted = this.admit(&parts, &grant, hold, topics.len());
             // Dropped before the hold: under hyper a request's headers point into the
             // connection's read buffer, which a held request would otherwise keep.
-            let method = parts.method.clone();
-            let client = Client::of(&parts, &grant);
             drop(parts);
-            let meters = this.meters.clone();
-            let mut res = answer(this, method, hold, from, client).await;
+            let mut res = match admitted {
+                Ok((hold, permit)) => answer(this.clone(), hold, from, permit).await,
+                Err(res) => res,
+            };
             res.headers_mut().extend(cors);
-            meters.answer(&res);
-            res
+            this.core.answered(res)
         }
     }
 
-    /// The method's hold (`HEAD`: none) and a place under the held-request cap and the
-    /// client's quota, or the answer: `204` for `OPTIONS`, `400` for a bad timeout, `405`,
-    /// `503` at the cap, `429` over the client's quota.
+    /// The method's hold (`HEAD`: none; never past the grant's end) and a place under the
+    /// held-request cap and the client's quota, or the answer: `204` for `OPTIONS`, `400` for a
+    /// bad timeout, `405`, `503` at the cap, `429` over the client's quota.
     // The error is the answer itself, made at most once per request: no boxing needed.
     #[allow(clippy::result_large_err)]
     fn admit(
         &self,
-        method: &Method,
+        parts: &Parts,
+        grant: &Grant,
         hold: Result<Duration, Error>,
-        client: Option<Client>,
         topics: usize,
-    ) -> Result<(Duration, push_http::Permit), Response<LongPollBody>> {
-        let hold = match *method {
+    ) -> Result<(Duration, Permit), Response<LongPollBody>> {
+        let hold = match parts.method {
             Method::GET => hold.map_err(|e| text(StatusCode::BAD_REQUEST, &format!("{e}\n")))?,
             Method::HEAD => Duration::ZERO,
             Method::OPTIONS => return Err(push_http::options(METHODS)),
@@ -378,81 +254,42 @@ impl LongPoll {
                 return Err(push_http::method_not_allowed(METHODS, reason));
             }
         };
-        let permit = self
-            .limiter
-            .acquire(client, topics)
-            .map_err(|over| over.response(self.config.retry_after))?;
+        // A request is not held past its credentials' end: it answers empty then.
+        let hold = match grant.deadline() {
+            Some(end) => hold.min(end.saturating_duration_since(tokio::time::Instant::now())),
+            None => hold,
+        };
+        let permit = self.core.admit(parts, grant, topics)?;
         Ok((hold, permit))
     }
 
     async fn answer_topics(
         &self,
         topics: &[Topic],
-        method: &Method,
-        hold: Result<Duration, Error>,
+        hold: Duration,
         from: &[StartFrom],
-        client: Option<Client>,
+        _permit: Permit,
     ) -> Response<LongPollBody> {
-        let (hold, _permit) = match self.admit(method, hold, client, topics.len()) {
-            Ok(admitted) => admitted,
-            Err(res) => return res,
-        };
-        let mut subs = match push_http::multi::subscribe_all(&self.hub, topics, from).await {
-            Ok(subs) => subs,
-            Err(e) => return self.unavailable(&format!("{e}\n")),
-        };
-        let limit =
-            push_http::json::batch_limit(self.config.max_batch, self.config.max_batch_bytes);
-        let waited =
-            tokio::time::timeout(hold, push_http::multi::next_batch_all(&mut subs, limit)).await;
-        let batch = match waited {
-            Ok(Some(batch)) => Some(batch),
-            // Timed out: what there is now (nothing new, outcomes resumed).
-            Err(_) => push_http::multi::try_batch_all(&mut subs, limit),
-            Ok(None) => None,
-        };
-        let Some(batch) = batch else {
-            let mut res = self.unavailable("shutting down\n");
-            self.set_retry_after(res.headers_mut());
-            return res;
-        };
-        self.meters.delivered(batch.events.len() as u64, 0);
-        for (_, outcome, _) in &batch.topics {
-            self.meters.outcome(*outcome);
-        }
-        let mut res = push_http::json::multi_batch_response(&batch);
+        let mut res = self.core.batch_topics(topics, from, hold, None).await;
         res.headers_mut()
             .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         res
     }
 
-    /// Runs `authorizer` before every request: a client it refuses, or one whose grant does
-    /// not cover the topic, gets `401` or `403` and is not held.
-    #[must_use]
-    pub fn authorize(mut self, authorizer: Authorizer) -> Self {
-        self.authorizer = Some(authorizer);
-        self
-    }
-
     async fn answer(
         &self,
         topic: &Topic,
-        method: &Method,
-        hold: Result<Duration, Error>,
+        hold: Duration,
         from: StartFrom,
-        client: Option<Client>,
+        _permit: Permit,
     ) -> Response<LongPollBody> {
-        let (hold, _permit) = match self.admit(method, hold, client, 1) {
-            Ok(admitted) => admitted,
-            Err(res) => return res,
-        };
-        let mut sub = match self.hub.subscribe(topic, from).await {
+        let hub = self.core.hub();
+        let mut sub = match hub.subscribe(topic, from).await {
             Ok(sub) => sub,
-            Err(e) => return self.unavailable(&format!("{e}\n")),
+            Err(e) => return self.core.unavailable(&format!("{e}\n")),
         };
-        let limit = self.config.max_batch;
-        let within =
-            push_http::json::batch_limit(self.config.max_batch, self.config.max_batch_bytes);
+        let limit = self.core.settings().max_batch;
+        let within = self.core.batch_limit();
         let (batch, closing) = match tokio::time::timeout(hold, sub.next_batch(within)).await {
             Ok(Some(batch)) => (batch, false),
             // Timed out: nothing new, and no gap or reset to tell (those answer at once).
@@ -479,11 +316,11 @@ impl LongPoll {
             ),
         };
         drop(sub);
-        self.meters.delivered(batch.events.len() as u64, 0);
-        self.meters.outcome(batch.outcome);
+        self.core.delivered(batch.events.len() as u64, 0);
+        self.core.told(batch.outcome);
         let more = batch.cut
             || batch.events.len() >= limit
-                && self.hub.head(topic).await.ok().flatten() != Some(batch.next);
+                && hub.head(topic).await.ok().flatten() != Some(batch.next);
         let mut res = push_http::json::batch_response(&batch, more);
         let headers = res.headers_mut();
         // Every answer is a moment in a sequence: never to be stored or replayed by a cache.
@@ -497,12 +334,8 @@ impl LongPoll {
     fn set_retry_after(&self, headers: &mut HeaderMap) {
         headers.insert(
             RETRY_AFTER,
-            HeaderValue::from(self.config.retry_after.as_secs().max(1)),
+            HeaderValue::from(self.core.settings().retry_after.as_secs().max(1)),
         );
-    }
-
-    fn unavailable(&self, reason: &str) -> Response<LongPollBody> {
-        push_http::unavailable(self.config.retry_after, reason)
     }
 }
 

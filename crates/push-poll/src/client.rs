@@ -8,8 +8,7 @@ use http::header::{ETAG, IF_NONE_MATCH};
 use http::StatusCode;
 use push_core::Outcome;
 use push_http::client::BatchClient;
-pub use push_http::client::{ClientError, MAX_ANSWER};
-pub use push_http::json::{ReceivedBatch, ReceivedEvent};
+pub use push_http::client::{ClientError, ReceivedBatch, ReceivedEvent, MAX_ANSWER};
 
 use crate::POLL_INTERVAL;
 
@@ -17,12 +16,9 @@ use crate::POLL_INTERVAL;
 #[derive(Debug, Clone)]
 pub struct PollClient {
     http: BatchClient,
-    cursor: Option<String>,
     etag: Option<String>,
     interval: Duration,
     not_modified: u64,
-    /// Set by an answer marked `complete`.
-    complete: bool,
 }
 
 impl PollClient {
@@ -34,25 +30,23 @@ impl PollClient {
     pub fn new(url: &str) -> Result<Self, ClientError> {
         Ok(Self {
             http: BatchClient::new(url)?,
-            cursor: None,
             etag: None,
             interval: Duration::from_secs(5),
             not_modified: 0,
-            complete: false,
         })
     }
 
     /// Resumes after `cursor` (an event id or a `next` seen before).
     #[must_use]
     pub fn since(mut self, cursor: impl Into<String>) -> Self {
-        self.cursor = Some(cursor.into());
+        self.http = self.http.since(cursor);
         self
     }
 
     /// The cursor the next poll asks from.
     #[must_use]
     pub fn cursor(&self) -> Option<&str> {
-        self.cursor.as_deref()
+        self.http.cursor()
     }
 
     /// The interval the server recommends (`X-Poll-Interval`; 5 s until it said).
@@ -75,16 +69,12 @@ impl PollClient {
     ///
     /// See [`ClientError`]; a `429` or `503` carries the server's `Retry-After`.
     pub async fn poll(&mut self) -> Result<Option<ReceivedBatch>, ClientError> {
-        if self.complete {
-            return Err(ClientError::Complete);
-        }
-        let query: Vec<_> = self.cursor.iter().map(|c| ("since", c.clone())).collect();
         let headers: Vec<_> = self
             .etag
             .iter()
             .map(|t| (IF_NONE_MATCH, t.clone()))
             .collect();
-        let answer = self.http.get(&query, &headers).await?;
+        let answer = self.http.get(&[], &headers).await?;
         if let Some(secs) = answer.seconds(&POLL_INTERVAL) {
             self.interval = secs;
         }
@@ -92,9 +82,7 @@ impl PollClient {
             self.not_modified += 1;
             return Ok(None);
         }
-        let batch = answer.batch()?;
-        self.cursor = Some(batch.next.clone());
-        self.complete = batch.complete;
+        let batch = self.http.take(&answer)?;
         self.etag = answer
             .headers
             .get(ETAG)

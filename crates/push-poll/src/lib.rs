@@ -25,8 +25,8 @@
 //! ```
 //!
 //! Several topics in one request: [`Poller::respond_topics`] (`?topic=a&topic=b`, read with
-//! [`query_topics`](push_http::multi::query_topics)), with one
-//! [combined cursor](push_http::multi) for all of them and events that carry their topic.
+//! [`query_topics`](push_http::topics::query_topics)), with one
+//! [combined cursor](push_http::topics) for all of them and events that carry their topic.
 //!
 //! When the topic is complete ([`Hub::complete`](push_core::Hub::complete)), the answer that
 //! reaches its end carries `"complete":true`, at once even on a held long-poll: stop asking.

@@ -221,7 +221,7 @@ pub(crate) fn outcome_event(outcome: Outcome, cursor: Cursor) -> Option<Bytes> {
 pub(crate) fn topic_outcome_event(
     topic: &str,
     outcome: Outcome,
-    position: &push_http::multi::Position<'_>,
+    position: &dyn std::fmt::Display,
 ) -> Option<Bytes> {
     let (event, data) = match outcome {
         Outcome::Resumed => return None,

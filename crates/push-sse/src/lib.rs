@@ -55,8 +55,8 @@
 //! A complete hyper server is in `examples/sse-server`.
 //!
 //! Several topics in one request: [`Sse::respond_topics`] (`?topic=a&topic=b`, read with
-//! [`query_topics`](push_http::multi::query_topics)), with one
-//! [combined cursor](push_http::multi) for all of them and events that carry their topic.
+//! [`query_topics`](push_http::topics::query_topics)), with one
+//! [combined cursor](push_http::topics) for all of them and events that carry their topic.
 //!
 //! # Client
 //!
@@ -75,4 +75,4 @@ pub mod client;
 pub use crate::encode::{
     encode_event, FieldError, SseEvent, COMPLETE_EVENT, EXPIRED_EVENT, GAP_EVENT, RESET_EVENT,
 };
-pub use crate::endpoint::{Sse, SseBody, SseConfig, SseFraming, SseMultiBody, LAST_EVENT_ID};
+pub use crate::endpoint::{Sse, SseBody, SseConfig, SseFraming, LAST_EVENT_ID};

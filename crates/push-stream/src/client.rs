@@ -11,8 +11,8 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HttpClient;
 use push_core::Outcome;
-pub use push_http::client::ClientError;
 pub use push_http::json::ReceivedEvent;
+pub use push_http::Error as ClientError;
 use serde_json::Value;
 
 /// The longest line the client accepts (an event of the hub's largest size, escaped, fits).
@@ -228,8 +228,8 @@ mod tests {
         let mut client = StreamClient::new("http://127.0.0.1:1/stream/t").unwrap();
         assert_eq!(client.parse(br#"{"heartbeat":1}"#).unwrap(), None);
         assert!(!client.backend_away());
-        let away = push_http::json::away_line();
-        assert_eq!(client.parse(&away[..away.len() - 1]).unwrap(), None);
+        let away = br#"{"heartbeat":1,"away":"backend unavailable"}"#;
+        assert_eq!(client.parse(away).unwrap(), None);
         assert!(client.backend_away());
         let line = br#"{"outcome":"resumed","cursor":"1a-3"}"#;
         assert!(matches!(

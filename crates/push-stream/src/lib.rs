@@ -22,8 +22,8 @@
 //! | `{"end":"complete","cursor":C}` | last, when the topic is complete: do not reconnect |
 //!
 //! Several topics in one request: [`Streamer::respond_topics`] (`?topic=a&topic=b`, read with
-//! [`query_topics`](push_http::multi::query_topics)), with one
-//! [combined cursor](push_http::multi) for all of them and events that carry their topic.
+//! [`query_topics`](push_http::topics::query_topics)), with one
+//! [combined cursor](push_http::topics) for all of them and events that carry their topic.
 //!
 //! To resume, a client requests `?since=C` with the last `id` (or outcome `cursor`) it saw and
 //! receives exactly the events after it.
@@ -54,5 +54,5 @@
 pub mod client;
 mod endpoint;
 
-pub use crate::endpoint::{StreamBody, StreamConfig, StreamMultiBody, Streamer};
-pub use push_http::json::{event_line, Ndjson};
+pub use crate::endpoint::{StreamBody, StreamConfig, Streamer};
+pub use push_http::json::Ndjson;

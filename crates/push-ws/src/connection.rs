@@ -19,8 +19,17 @@ use tokio_tungstenite::WebSocketStream;
 use http::header::{HeaderValue, AUTHORIZATION, HOST, ORIGIN};
 use push_http::{Authorizer, Grant};
 
-use crate::endpoint::{SlowClient, Ws};
+use crate::config::{OnMessage, SlowClient, WsConfig};
 use crate::protocol::{self, ClientOp};
+
+/// What every connection of an endpoint shares: the endpoint core (hub, limits, access,
+/// meters), the settings and the message handler.
+#[derive(Clone)]
+pub(crate) struct Ctx {
+    pub(crate) core: push_http::Endpoint,
+    pub(crate) config: std::sync::Arc<WsConfig>,
+    pub(crate) on_message: Option<std::sync::Arc<OnMessage>>,
+}
 
 type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
@@ -32,7 +41,7 @@ const BATCH: usize = 64;
 const FAIR: u32 = 16;
 
 pub(crate) struct Connection {
-    pub(crate) ws: Ws,
+    pub(crate) ws: Ctx,
     pub(crate) access: Grant,
     pub(crate) reauth: Option<Reauth>,
     pub(crate) initial: Vec<(Topic, StartFrom)>,
@@ -172,7 +181,7 @@ async fn serve(conn: Box<Connection>, upgraded: Upgraded) {
 }
 
 struct State<'a> {
-    ws: &'a Ws,
+    ws: &'a Ctx,
     access: Grant,
     reauth: Option<Reauth>,
     /// Set when a refresh replaced `access`, so the loop moves its expiry.
@@ -234,7 +243,7 @@ async fn run(
     // shared signals registers once per signal, not once per delivery. Closing the hub is the
     // one call a graceful stop needs: it closes this connection too, even when it holds no
     // subscription.
-    let mut stop = Box::pin(stopped(state.ws.hub.closed(), shutdown, restart));
+    let mut stop = Box::pin(stopped(state.ws.core.hub().closed(), shutdown, restart));
     // The grant's end; only a grant that ends has a timer.
     let mut expiry = state
         .access
@@ -496,7 +505,7 @@ impl State<'_> {
     /// store restarted or lost it), and the client should reconnect and resume from its
     /// cursors, which tells it exactly what it missed.
     fn ended_closing(&self) -> Closing {
-        if self.ws.hub.is_closed() {
+        if self.ws.core.hub().is_closed() {
             Closing(CloseCode::Away, "server shutting down")
         } else {
             Closing(
@@ -516,7 +525,7 @@ impl State<'_> {
     fn encode(&mut self, topic: &str, delivery: Delivery) -> Message {
         let message = self.encode_inner(topic, delivery);
         if let Message::Text(text) = &message {
-            self.ws.meters.delivered(0, text.len());
+            self.ws.core.delivered(0, text.len());
         }
         message
     }
@@ -540,7 +549,7 @@ impl State<'_> {
                         event.id(),
                     ));
                 }
-                self.ws.meters.delivered(1, 0);
+                self.ws.core.delivered(1, 0);
                 // The envelope is JSON made of valid UTF-8 by construction.
                 match tungstenite::Utf8Bytes::try_from(bytes) {
                     Ok(text) => Message::Text(text),
@@ -550,7 +559,7 @@ impl State<'_> {
                 }
             }
             Delivery::Gap { missed } => {
-                self.ws.meters.outcome(push_core::Outcome::Gap { missed });
+                self.ws.core.told(push_core::Outcome::Gap { missed });
                 match self.cursor(topic) {
                     Some(cursor) => Message::text(protocol::outcome_message(
                         topic,
@@ -565,7 +574,6 @@ impl State<'_> {
                 Some(cursor) => Message::text(protocol::complete_message(topic, cursor)),
                 None => Message::text(protocol::error_message("complete", Some(topic))),
             },
-            _ => Message::text(protocol::error_message("unknown delivery", Some(topic))),
         }
     }
 
@@ -591,9 +599,9 @@ impl State<'_> {
                 return protocol::error_message(&over.to_string(), Some(name));
             }
         }
-        match self.ws.hub.subscribe(&topic, from).await {
+        match self.ws.core.hub().subscribe(&topic, from).await {
             Ok(sub) => {
-                self.ws.meters.outcome(sub.outcome());
+                self.ws.core.told(sub.outcome());
                 let reply = protocol::outcome_message(name, sub.outcome(), sub.cursor());
                 self.subs.insert(topic, Sub(Some(sub)));
                 reply
@@ -717,7 +725,7 @@ impl State<'_> {
                 Err(e) => return protocol::error_message(&e.to_string(), Some(name)),
             }
         }
-        match self.ws.hub.publish(&topic, event).await {
+        match self.ws.core.hub().publish(&topic, event).await {
             Ok(event) => protocol::published_message(name, event.id()),
             Err(e @ push_core::Error::OutcomeUnknown(_)) => {
                 protocol::unknown_message(&e.to_string(), name)
@@ -754,7 +762,7 @@ impl Payload {
 
 /// The echo loop behind [`Ws::echo`](crate::Ws::echo): every data message back as it came,
 /// with the same buffers, limits and close codes as a push connection.
-pub(crate) async fn echo(ws: Ws, upgraded: Upgraded, permit: Permit) {
+pub(crate) async fn echo(ws: Ctx, upgraded: Upgraded, permit: Permit) {
     let config = ws.config.clone();
     let mut socket = WebSocketStream::from_raw_socket(
         TokioIo::new(upgraded),

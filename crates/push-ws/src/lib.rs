@@ -126,12 +126,14 @@
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
+mod config;
 mod connection;
 mod endpoint;
 mod handshake;
 mod protocol;
 
-pub use crate::endpoint::{OnMessage, SlowClient, Ws, WsBody, WsConfig};
+pub use crate::config::{OnMessage, SlowClient, WsConfig};
+pub use crate::endpoint::{Ws, WsBody};
 pub use crate::handshake::OriginPolicy;
 
 /// The subprotocol name of the JSON protocol above.

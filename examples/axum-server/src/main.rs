@@ -85,7 +85,7 @@ async fn ws(State(app): State<App>, Path(topic): Path<Topic>, req: Request) -> i
 
 /// `?topic=a&topic=b` (at most 16): the topics of a several-topics route.
 fn topics(req: &Request) -> Result<Vec<Topic>, (StatusCode, String)> {
-    push_http::multi::query_topics(req.uri(), "topic", push_http::multi::MAX_TOPICS)
+    push_http::topics::query_topics(req.uri(), "topic", push_http::topics::MAX_TOPICS)
         .map_err(|reason| (StatusCode::BAD_REQUEST, reason))
 }
 

@@ -26,7 +26,6 @@ async fn main() -> Result<(), push_core::Error> {
                 }
                 Delivery::Gap { missed } => println!("live     gap: missed {missed}"),
                 Delivery::Complete => println!("live     complete"),
-                other => println!("live     {other:?}"),
             }
             if seen == 5 {
                 break;

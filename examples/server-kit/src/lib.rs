@@ -17,7 +17,7 @@
 //!
 //! Every request carries its client's address as a [`SocketAddr`] request extension (through
 //! [`Ctx::track`], or [`Ctx::peer`] for a server that inserts it itself): push-http's
-//! per-client quotas (`push_http::Client`) count by it.
+//! per-client quotas (`push_http::Quota`) count by it.
 //!
 //! Finished connections free everything at once: connections are tracked by a
 //! [`TaskTracker`], which counts running tasks without keeping finished ones. Accept errors

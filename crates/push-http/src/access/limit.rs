@@ -12,7 +12,8 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{Response, StatusCode};
 
-use crate::{Grant, Meters};
+use super::grant::Grant;
+use crate::meters::Meters;
 
 /// Who a request comes from, for the per-client [`Quota`]: the subject an authorizer vouched
 /// for ([`Grant::subject`]), else the client's address, read from the request's extensions
@@ -26,12 +27,12 @@ use crate::{Grant, Meters};
 /// (`Forwarded`, `X-Forwarded-For`, from a proxy you trust) instead of the proxy's own, or
 /// every client counts as one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Client(u64);
+pub(crate) struct Client(u64);
 
 impl Client {
     /// The client of a request whose access check gave `grant`.
     #[must_use]
-    pub fn of(parts: &Parts, grant: &Grant) -> Option<Self> {
+    pub(crate) fn of(parts: &Parts, grant: &Grant) -> Option<Self> {
         if let Some(subject) = &grant.subject {
             return Some(Self::hashed((0u8, subject.as_str())));
         }
@@ -41,7 +42,7 @@ impl Client {
 
     /// The client at `ip` (an IPv6 address by its /64 prefix).
     #[must_use]
-    pub fn of_addr(ip: IpAddr) -> Self {
+    pub(crate) fn of_addr(ip: IpAddr) -> Self {
         match ip.to_canonical() {
             IpAddr::V4(v4) => Self::hashed((1u8, u128::from(u32::from(v4)))),
             IpAddr::V6(v6) => Self::hashed((2u8, u128::from(v6) >> 64)),
@@ -71,11 +72,11 @@ impl Client {
 #[non_exhaustive]
 pub struct Quota {
     /// The most streams (held requests, WebSocket connections) one client holds open at once.
-    pub streams: usize,
+    pub(crate) streams: usize,
     /// The most topic subscriptions one client holds at once, summed over its streams (a
     /// stream of three topics holds three): what keeps one client from filling the hub's
     /// topic cap with topics it keeps subscribed.
-    pub topics: usize,
+    pub(crate) topics: usize,
 }
 
 impl Default for Quota {
@@ -115,7 +116,7 @@ impl Quota {
 /// Why a [`Limiter`] refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Over {
+pub(crate) enum Over {
     /// The server-wide limit is reached: `503`, the server's fault.
     Server {
         /// The limit.
@@ -153,7 +154,7 @@ impl std::fmt::Display for Over {
 impl Over {
     /// The status: `503` for the server's limit, `429` for a client's quota.
     #[must_use]
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             Over::Server { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Over::Streams { .. } | Over::Topics { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -162,8 +163,8 @@ impl Over {
 
     /// The answer: [`status`](Self::status) with `Retry-After` and the reason as text.
     #[must_use]
-    pub fn response<B: From<Bytes>>(&self, retry_after: Duration) -> Response<B> {
-        let mut res = crate::unavailable(retry_after, &format!("{self}\n"));
+    pub(crate) fn response<B: From<Bytes>>(&self, retry_after: Duration) -> Response<B> {
+        let mut res = crate::answer::unavailable(retry_after, &format!("{self}\n"));
         *res.status_mut() = self.status();
         res
     }
@@ -172,7 +173,7 @@ impl Over {
 /// Counts what is open and refuses more than `max` (`503`), and more than a client's
 /// [`Quota`] (`429`): technique crates use one per endpoint.
 #[derive(Debug, Clone)]
-pub struct Limiter {
+pub(crate) struct Limiter {
     inner: Arc<Inner>,
 }
 
@@ -195,26 +196,9 @@ struct Held {
 }
 
 impl Limiter {
-    /// A limiter allowing `max` at once, with the default [`Quota`].
-    #[must_use]
-    pub fn new(max: usize) -> Self {
-        Self::with_meters(max, Meters::default())
-    }
-
-    /// A limiter allowing `max` at once, counting what is open in `meters`.
-    #[must_use]
-    pub fn with_meters(max: usize, meters: Meters) -> Self {
-        Self::build(max, Quota::default(), meters)
-    }
-
-    /// The same limits with `quota` per client. Call it before cloning the limiter: the
-    /// result counts from zero.
-    #[must_use]
-    pub fn quota(self, quota: Quota) -> Self {
-        Self::build(self.inner.max, quota, self.inner.meters.clone())
-    }
-
-    fn build(max: usize, quota: Quota, meters: Meters) -> Self {
+    /// A limiter allowing `max` at once and `quota` per client, counting what is open in
+    /// `meters`.
+    pub(crate) fn new(max: usize, quota: Quota, meters: Meters) -> Self {
         Self {
             inner: Arc::new(Inner {
                 open: AtomicUsize::new(0),
@@ -226,12 +210,6 @@ impl Limiter {
         }
     }
 
-    /// Takes a place for no client in particular, or `None` when all `max` are taken.
-    #[must_use]
-    pub fn try_acquire(&self) -> Option<Permit> {
-        self.acquire(None, 0).ok()
-    }
-
     /// Takes a place for `client` subscribing `topics` topics: refused at the server's limit or
     /// over the client's [`Quota`]. A request with no known client (`None`) meets only the
     /// server's limit.
@@ -239,7 +217,7 @@ impl Limiter {
     /// # Errors
     ///
     /// What was over.
-    pub fn acquire(&self, client: Option<Client>, topics: usize) -> Result<Permit, Over> {
+    pub(crate) fn acquire(&self, client: Option<Client>, topics: usize) -> Result<Permit, Over> {
         let inner = &self.inner;
         if let Some(client) = client {
             let quota = inner.quota;
@@ -277,7 +255,7 @@ impl Limiter {
     /// # Errors
     ///
     /// The refusal's answer.
-    pub fn admit<B: From<Bytes>>(
+    pub(crate) fn admit<B: From<Bytes>>(
         &self,
         parts: &Parts,
         grant: &Grant,
@@ -290,14 +268,8 @@ impl Limiter {
 
     /// How many places are taken.
     #[must_use]
-    pub fn open(&self) -> usize {
+    pub(crate) fn open(&self) -> usize {
         self.inner.open.load(Ordering::Acquire)
-    }
-
-    /// The limit.
-    #[must_use]
-    pub fn max(&self) -> usize {
-        self.inner.max
     }
 }
 
@@ -316,7 +288,7 @@ impl Inner {
     }
 }
 
-/// A place taken from a [`Limiter`], given back on drop, with the topics its client
+/// A place taken under an endpoint's limits, given back on drop, with the topics its client
 /// subscribed through it.
 #[derive(Debug)]
 pub struct Permit {
@@ -330,8 +302,9 @@ impl Permit {
     ///
     /// # Errors
     ///
-    /// [`Over::Topics`] when the client's quota would be passed; nothing is counted then.
-    pub fn add_topics(&mut self, n: usize) -> Result<(), Over> {
+    /// The reason, to tell the client, when the client's quota of topics would be passed;
+    /// nothing is counted then.
+    pub fn add_topics(&mut self, n: usize) -> Result<(), String> {
         let Some(client) = self.client else {
             self.topics += n;
             return Ok(());
@@ -340,7 +313,7 @@ impl Permit {
         let mut clients = self.inner.lock_clients();
         let held = clients.entry(client).or_default();
         if held.topics.saturating_add(n) > limit {
-            return Err(Over::Topics { limit });
+            return Err(Over::Topics { limit }.to_string());
         }
         held.topics += n;
         self.topics += n;
@@ -382,18 +355,18 @@ mod tests {
 
     #[test]
     fn refuses_past_the_limit_and_frees_on_drop() {
-        let limiter = Limiter::new(2);
-        let a = limiter.try_acquire().unwrap();
-        let _b = limiter.try_acquire().unwrap();
-        assert!(limiter.try_acquire().is_none());
+        let limiter = Limiter::new(2, Quota::default(), Meters::default());
+        let a = limiter.acquire(None, 0).ok().unwrap();
+        let _b = limiter.acquire(None, 0).ok().unwrap();
+        assert!(limiter.acquire(None, 0).ok().is_none());
         drop(a);
         assert_eq!(limiter.open(), 1);
-        assert!(limiter.try_acquire().is_some());
+        assert!(limiter.acquire(None, 0).ok().is_some());
     }
 
     #[test]
     fn a_client_over_its_quota_is_refused_and_the_others_are_served() {
-        let limiter = Limiter::new(10).quota(Quota::default().streams(2).topics(5));
+        let limiter = Limiter::new(10, Quota::default().streams(2).topics(5), Meters::default());
         let greedy = Client::of_addr("127.0.0.2".parse().unwrap());
         let other = Client::of_addr("127.0.0.3".parse().unwrap());
         let a = limiter.acquire(Some(greedy), 2).unwrap();
@@ -404,7 +377,7 @@ mod tests {
         );
         assert_eq!(
             b.add_topics(1).unwrap_err(),
-            Over::Topics { limit: 5 },
+            Over::Topics { limit: 5 }.to_string(),
             "no topic left"
         );
         let c = limiter.acquire(Some(other), 5).unwrap();
@@ -421,7 +394,7 @@ mod tests {
 
     #[test]
     fn the_server_limit_is_a_503_and_a_quota_a_429() {
-        let limiter = Limiter::new(1).quota(Quota::default().streams(1));
+        let limiter = Limiter::new(1, Quota::default().streams(1), Meters::default());
         let client = Client::of_addr("::1".parse().unwrap());
         let _a = limiter.acquire(Some(client), 1).unwrap();
         let over = limiter.acquire(Some(client), 1).unwrap_err();

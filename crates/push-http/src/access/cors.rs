@@ -54,11 +54,11 @@ impl Origins {
 #[non_exhaustive]
 pub struct Cors {
     /// The origins answered with `Access-Control-Allow-Origin`.
-    pub origins: Origins,
+    pub(crate) origins: Origins,
     /// Whether to send `Access-Control-Allow-Credentials: true` (cookies, HTTP auth).
-    pub credentials: bool,
+    pub(crate) credentials: bool,
     /// How long a browser may cache a preflight answer.
-    pub max_age: Duration,
+    pub(crate) max_age: Duration,
 }
 
 impl Default for Cors {
@@ -75,14 +75,14 @@ impl Default for Cors {
 type CorsHeader = (&'static str, String);
 
 /// What an endpoint declares in its CORS answers.
-#[derive(Debug, Clone, Copy)]
-pub struct CorsRules {
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CorsRules {
     /// The methods it answers (e.g. `"GET, HEAD, OPTIONS"`), for preflights.
-    pub methods: &'static str,
+    pub(crate) methods: &'static str,
     /// The request headers a page may send (e.g. `"If-None-Match"`), for preflights.
-    pub allow_headers: &'static str,
+    pub(crate) allow_headers: &'static str,
     /// The response headers a page may read (e.g. `"ETag, Retry-After"`).
-    pub expose: &'static str,
+    pub(crate) expose: &'static str,
 }
 
 impl Cors {
@@ -113,7 +113,7 @@ impl Cors {
     /// `response` headers: the preflight headers for `OPTIONS`, the actual-answer headers
     /// otherwise, and nothing when the request has no `Origin` or one not allowed (the browser
     /// then hides the answer from the page).
-    pub fn apply(
+    pub(crate) fn apply(
         &self,
         method: &Method,
         headers: &HeaderMap,

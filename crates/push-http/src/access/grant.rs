@@ -142,13 +142,13 @@ impl Refusal {
     pub fn response<B: From<Bytes>>(&self) -> Response<B> {
         match self {
             Refusal::Unauthorized(reason) => {
-                let mut res = crate::text(StatusCode::UNAUTHORIZED, &format!("{reason}\n"));
+                let mut res = crate::answer::text(StatusCode::UNAUTHORIZED, &format!("{reason}\n"));
                 res.headers_mut()
                     .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
                 res
             }
             Refusal::Forbidden(reason) => {
-                crate::text(StatusCode::FORBIDDEN, &format!("{reason}\n"))
+                crate::answer::text(StatusCode::FORBIDDEN, &format!("{reason}\n"))
             }
         }
     }
@@ -218,7 +218,7 @@ impl Authorizer {
     /// # Errors
     ///
     /// The hook's refusal, or a topic not granted.
-    pub async fn read(&self, parts: &Parts, topics: &[Topic]) -> Result<Grant, Refusal> {
+    pub(crate) async fn read(&self, parts: &Parts, topics: &[Topic]) -> Result<Grant, Refusal> {
         let grant = self.grant(parts).await?;
         if let Some(topic) = topics.iter().find(|t| !grant.read.allows(t)) {
             return Err(Refusal::Forbidden(format!(
@@ -230,27 +230,14 @@ impl Authorizer {
     }
 }
 
-/// Runs `authorizer` (when set) for a request reading `topic`: its grant, or the refusal's
-/// answer. Without an authorizer, and for `OPTIONS` (a CORS preflight carries no credentials
-/// and answers no data), the grant is [`Grant::default`].
+/// Runs `authorizer` (when set) for a request reading `topics`: its grant, which must cover
+/// each, or the refusal's answer. Without an authorizer, and for `OPTIONS` (a CORS preflight
+/// carries no credentials and answers no data), the grant is [`Grant::default`].
 ///
 /// # Errors
 ///
 /// The refusal's `401` or `403` answer.
-pub async fn check_read<B: From<Bytes>>(
-    authorizer: Option<&Authorizer>,
-    parts: &Parts,
-    topic: &Topic,
-) -> Result<Grant, Response<B>> {
-    check_read_all(authorizer, parts, std::slice::from_ref(topic)).await
-}
-
-/// [`check_read`] for a request reading several `topics`: the grant must cover each.
-///
-/// # Errors
-///
-/// The refusal's `401` or `403` answer.
-pub async fn check_read_all<B: From<Bytes>>(
+pub(crate) async fn check_read_all<B: From<Bytes>>(
     authorizer: Option<&Authorizer>,
     parts: &Parts,
     topics: &[Topic],

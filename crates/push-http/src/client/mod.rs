@@ -12,42 +12,12 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::TokioExecutor;
 
-use crate::json::{JsonError, ReceivedBatch};
+pub use crate::json::{ReceivedBatch, ReceivedEvent};
+pub use crate::Error as ClientError;
+use crate::Error;
 
 /// The largest answer a client reads (a full batch of large events fits).
 pub const MAX_ANSWER: usize = 64 * 1024 * 1024;
-
-/// What can go wrong with one request.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ClientError {
-    /// The URL is not an `http://` URL with a host.
-    #[error("invalid URL: {0}")]
-    Url(String),
-    /// The request failed on the network.
-    #[error("request failed: {0}")]
-    Http(String),
-    /// The answer's body could not be read (or was over [`MAX_ANSWER`]).
-    #[error("reading the answer failed: {0}")]
-    Body(String),
-    /// The server answered with a status the client does not take.
-    #[error("server answered {status}: {reason}")]
-    Status {
-        /// The status.
-        status: StatusCode,
-        /// The body's text.
-        reason: String,
-        /// The server's `Retry-After`, if any (`429`, `503`).
-        retry_after: Option<Duration>,
-    },
-    /// The answer was not a batch answer.
-    #[error(transparent)]
-    Json(#[from] JsonError),
-    /// The topic is complete and every event was received: nothing more will come, so the
-    /// client stops asking.
-    #[error("the topic is complete")]
-    Complete,
-}
 
 /// A client of one topic URL that answers with batches, e.g. `http://127.0.0.1:8080/poll/news`.
 #[derive(Debug, Clone)]
@@ -55,6 +25,10 @@ pub struct BatchClient {
     http: HttpClient<HttpConnector, Empty<Bytes>>,
     url: Uri,
     requests: u64,
+    /// Where the next request asks from: the latest answer's `next`.
+    cursor: Option<String>,
+    /// Set by an answer marked `complete`: nothing more will come.
+    complete: bool,
 }
 
 /// One answer, read whole.
@@ -73,13 +47,28 @@ impl BatchClient {
     ///
     /// # Errors
     ///
-    /// [`ClientError::Url`] when `url` is not an `http://` URL.
-    pub fn new(url: &str) -> Result<Self, ClientError> {
+    /// [`Error::Url`] when `url` is not an `http://` URL.
+    pub fn new(url: &str) -> Result<Self, Error> {
         Ok(Self {
             http: pooled(),
             url: http_url(url)?,
             requests: 0,
+            cursor: None,
+            complete: false,
         })
+    }
+
+    /// Resumes after `cursor` (an event id or a `next` seen before).
+    #[must_use]
+    pub fn since(mut self, cursor: impl Into<String>) -> Self {
+        self.cursor = Some(cursor.into());
+        self
+    }
+
+    /// The cursor the next request asks from.
+    #[must_use]
+    pub fn cursor(&self) -> Option<&str> {
+        self.cursor.as_deref()
     }
 
     /// Requests made.
@@ -88,35 +77,57 @@ impl BatchClient {
         self.requests
     }
 
-    /// `GET` the URL with `query` pairs appended and `headers` set; the whole answer, whatever
-    /// its status.
+    /// The batch a `200` answer carries, after which the client asks from its `next` (and
+    /// asks no more once it is `complete`). On an error the cursor is unchanged, so asking
+    /// again loses nothing.
     ///
     /// # Errors
     ///
-    /// [`ClientError::Url`], [`ClientError::Http`] or [`ClientError::Body`].
+    /// [`Error::Status`] for another status, [`Error::Json`] for a body that is not a batch
+    /// answer.
+    pub fn take(&mut self, answer: &Answer) -> Result<ReceivedBatch, Error> {
+        let batch = answer.batch()?;
+        self.cursor = Some(batch.next.clone());
+        self.complete = batch.complete;
+        Ok(batch)
+    }
+
+    /// `GET` the URL with the cursor as `since` and `query` pairs appended, and `headers` set;
+    /// the whole answer, whatever its status. Read its batch with [`take`](Self::take).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Complete`] once an answer said the topic is complete (no request is made);
+    /// [`Error::Url`], [`Error::Http`] or [`Error::Body`].
     pub async fn get(
         &mut self,
         query: &[(&str, String)],
         headers: &[(HeaderName, String)],
-    ) -> Result<Answer, ClientError> {
-        let mut req = Request::get(self.uri(query)?);
+    ) -> Result<Answer, Error> {
+        if self.complete {
+            return Err(Error::Complete);
+        }
+        let mut pairs: Vec<(&str, String)> =
+            self.cursor.iter().map(|c| ("since", c.clone())).collect();
+        pairs.extend_from_slice(query);
+        let mut req = Request::get(self.uri(&pairs)?);
         for (name, value) in headers {
             req = req.header(name, value.as_str());
         }
         let req = req
             .body(Empty::new())
-            .map_err(|e| ClientError::Url(e.to_string()))?;
+            .map_err(|e| Error::Url(e.to_string()))?;
         self.requests += 1;
         let res = self
             .http
             .request(req)
             .await
-            .map_err(|e| ClientError::Http(e.to_string()))?;
+            .map_err(|e| Error::Http(e.to_string()))?;
         let (parts, body) = res.into_parts();
         let body = Limited::new(body, MAX_ANSWER)
             .collect()
             .await
-            .map_err(|e| ClientError::Body(e.to_string()))?
+            .map_err(|e| Error::Body(e.to_string()))?
             .to_bytes();
         Ok(Answer {
             status: parts.status,
@@ -125,7 +136,7 @@ impl BatchClient {
         })
     }
 
-    fn uri(&self, query: &[(&str, String)]) -> Result<Uri, ClientError> {
+    fn uri(&self, query: &[(&str, String)]) -> Result<Uri, Error> {
         if query.is_empty() {
             return Ok(self.url.clone());
         }
@@ -136,7 +147,7 @@ impl BatchClient {
         let mut text = self.url.to_string();
         text.push(if self.url.query().is_some() { '&' } else { '?' });
         text.push_str(&pairs.finish());
-        text.parse().map_err(|e| ClientError::Url(format!("{e}")))
+        text.parse().map_err(|e| Error::Url(format!("{e}")))
     }
 }
 
@@ -144,11 +155,11 @@ impl BatchClient {
 ///
 /// # Errors
 ///
-/// [`ClientError::Url`] for anything else.
-pub fn http_url(url: &str) -> Result<Uri, ClientError> {
-    let url: Uri = url.parse().map_err(|e| ClientError::Url(format!("{e}")))?;
+/// [`Error::Url`] for anything else.
+pub fn http_url(url: &str) -> Result<Uri, Error> {
+    let url: Uri = url.parse().map_err(|e| Error::Url(format!("{e}")))?;
     if url.scheme_str() != Some("http") || url.host().is_none() {
-        return Err(ClientError::Url(format!("{url} is not an http:// URL")));
+        return Err(Error::Url(format!("{url} is not an http:// URL")));
     }
     Ok(url)
 }
@@ -181,19 +192,19 @@ impl Answer {
     ///
     /// # Errors
     ///
-    /// [`ClientError::Status`] for any other status, [`ClientError::Json`] for a body that is
+    /// [`Error::Status`] for any other status, [`Error::Json`] for a body that is
     /// not a batch answer.
-    pub fn batch(&self) -> Result<ReceivedBatch, ClientError> {
+    fn batch(&self) -> Result<ReceivedBatch, Error> {
         if self.status != StatusCode::OK {
             return Err(self.refusal());
         }
-        Ok(ReceivedBatch::parse(&self.body)?)
+        ReceivedBatch::parse(&self.body)
     }
 
-    /// The answer as a [`ClientError::Status`].
+    /// The answer as a [`Error::Status`].
     #[must_use]
-    pub fn refusal(&self) -> ClientError {
-        ClientError::Status {
+    pub fn refusal(&self) -> Error {
+        Error::Status {
             status: self.status,
             reason: String::from_utf8_lossy(&self.body).trim().to_owned(),
             retry_after: self.seconds(&RETRY_AFTER),

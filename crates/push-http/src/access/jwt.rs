@@ -53,7 +53,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use crate::{Allow, Authorizer, Grant, Refusal};
+use super::grant::{Allow, Authorizer, Grant, Refusal};
 
 /// The claims read from a token.
 #[derive(Debug, Deserialize)]
@@ -155,11 +155,6 @@ struct PushClaim {
     publish: Vec<String>,
 }
 
-/// A key that could not be read.
-#[derive(Debug, thiserror::Error)]
-#[error("the JWT key could not be read: {0}")]
-pub struct KeyError(#[source] jsonwebtoken::errors::Error);
-
 /// A JWT authorizer's settings. Turn it into an [`Authorizer`] with `.into()` (or
 /// [`Jwt::authorizer`]) and hand that to every endpoint and the [`Publisher`](crate::Publisher).
 ///
@@ -217,8 +212,8 @@ impl Jwt {
     /// # Errors
     ///
     /// A PEM that holds no RSA public key.
-    pub fn rs256_pem(pem: &[u8]) -> Result<Self, KeyError> {
-        let key = DecodingKey::from_rsa_pem(pem).map_err(KeyError)?;
+    pub fn rs256_pem(pem: &[u8]) -> Result<Self, crate::Error> {
+        let key = DecodingKey::from_rsa_pem(pem).map_err(crate::Error::Key)?;
         Ok(Self::with_key(key, Algorithm::RS256))
     }
 
@@ -227,8 +222,8 @@ impl Jwt {
     /// # Errors
     ///
     /// A PEM that holds no EC public key.
-    pub fn es256_pem(pem: &[u8]) -> Result<Self, KeyError> {
-        let key = DecodingKey::from_ec_pem(pem).map_err(KeyError)?;
+    pub fn es256_pem(pem: &[u8]) -> Result<Self, crate::Error> {
+        let key = DecodingKey::from_ec_pem(pem).map_err(crate::Error::Key)?;
         Ok(Self::with_key(key, Algorithm::ES256))
     }
 
@@ -301,7 +296,7 @@ impl Jwt {
             return Some((token, false));
         }
         let (param, query) = (self.query_param.as_deref()?, parts.uri.query()?);
-        crate::query_value(query, param).map(|token| (token.into_owned(), true))
+        crate::query::query_value(query, param).map(|token| (token.into_owned(), true))
     }
 
     /// The grant a request's token carries.
@@ -507,13 +502,13 @@ mod tests {
         let cases = [
             (
                 Algorithm::RS256,
-                EncodingKey::from_rsa_pem(include_bytes!("../testdata/rsa-private.pem")),
-                Jwt::rs256_pem(include_bytes!("../testdata/rsa-public.pem")),
+                EncodingKey::from_rsa_pem(include_bytes!("../../testdata/rsa-private.pem")),
+                Jwt::rs256_pem(include_bytes!("../../testdata/rsa-public.pem")),
             ),
             (
                 Algorithm::ES256,
-                EncodingKey::from_ec_pem(include_bytes!("../testdata/ec-private.pem")),
-                Jwt::es256_pem(include_bytes!("../testdata/ec-public.pem")),
+                EncodingKey::from_ec_pem(include_bytes!("../../testdata/ec-private.pem")),
+                Jwt::es256_pem(include_bytes!("../../testdata/ec-public.pem")),
             ),
         ];
         for (algorithm, key, jwt) in cases {
@@ -527,8 +522,8 @@ mod tests {
             // An HS256 token signed with the public key as secret (the classic confusion) is
             // refused: the algorithm is fixed by the key.
             let pem: &[u8] = match algorithm {
-                Algorithm::RS256 => include_bytes!("../testdata/rsa-public.pem"),
-                _ => include_bytes!("../testdata/ec-public.pem"),
+                Algorithm::RS256 => include_bytes!("../../testdata/rsa-public.pem"),
+                _ => include_bytes!("../../testdata/ec-public.pem"),
             };
             let forged = encode(&Header::default(), &claims, &EncodingKey::from_secret(pem));
             let forged = forged.unwrap();
