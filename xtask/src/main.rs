@@ -5,6 +5,8 @@ mod autobahn;
 mod bench;
 mod ci;
 mod compare;
+#[cfg(test)]
+mod layout;
 mod setup;
 #[cfg(test)]
 mod tidy;
