@@ -16,8 +16,8 @@ fn authorizer() -> Authorizer {
                 Some("Bearer reader") => {
                     Ok(Grant::new(Allow::patterns(["chat:*"]), Allow::Nothing))
                 }
-                Some(_) => Err(Refusal::Unauthorized("the token is not valid".into())),
-                None => Err(Refusal::Unauthorized("a bearer token is required".into())),
+                Some(_) => Err(Refusal::InvalidToken("the token is not valid".into())),
+                None => Err(Refusal::NoCredentials("a bearer token is required".into())),
             }
         }
     })
@@ -70,17 +70,26 @@ async fn every_technique_refuses_and_admits_the_same_way() {
     let server = server(&hub).await;
     let addr = server.addr;
     for kind in KINDS {
+        // RFC 6750 §3: no error code without credentials, then invalid_token, insufficient_scope.
         let refused = [
-            ("chat:1", None, StatusCode::UNAUTHORIZED),
-            ("chat:1", Some("Bearer forged"), StatusCode::UNAUTHORIZED),
-            ("admin", Some("Bearer reader"), StatusCode::FORBIDDEN),
+            ("chat:1", None, StatusCode::UNAUTHORIZED, "Bearer"),
+            (
+                "chat:1",
+                Some("Bearer forged"),
+                StatusCode::UNAUTHORIZED,
+                r#"Bearer error="invalid_token", error_description="the token is not valid""#,
+            ),
+            (
+                "admin",
+                Some("Bearer reader"),
+                StatusCode::FORBIDDEN,
+                r#"Bearer error="insufficient_scope""#,
+            ),
         ];
-        for (topic, token, want) in refused {
+        for (topic, token, want, want_challenge) in refused {
             let (got, challenge) = status(addr, kind, &path(kind, topic), token).await;
             assert_eq!(got, want, "{kind} {topic} with {token:?}");
-            if want == StatusCode::UNAUTHORIZED {
-                assert_eq!(challenge.as_deref(), Some("Bearer"), "{kind}");
-            }
+            assert_eq!(challenge.as_deref(), Some(want_challenge), "{kind} {topic}");
         }
     }
     // The check runs before any subscription: no topic was even created.

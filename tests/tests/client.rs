@@ -85,10 +85,7 @@ async fn server(hub: &Hub) -> Server {
         Box::pin(async move {
             let path = req.uri().path().to_owned();
             if path == "/client.js" {
-                return push_http::browser::client_js_response::<
-                        http_body_util::Full<bytes::Bytes>,
-                    >()
-                    .map(boxed);
+                return push_http::browser::client_js_response().map(boxed);
             }
             if path == "/ws" {
                 if refuse {

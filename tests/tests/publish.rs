@@ -121,7 +121,7 @@ async fn publishing_follows_the_grant() {
         async move {
             match token.as_ref().and_then(|v| v.to_str().ok()) {
                 Some("Bearer writer") => Ok(Grant::new(Allow::All, Allow::patterns(["chat:*"]))),
-                _ => Err(Refusal::Unauthorized("a bearer token is required".into())),
+                _ => Err(Refusal::NoCredentials("a bearer token is required".into())),
             }
         }
     });

@@ -326,7 +326,7 @@ async fn publishing_follows_the_authorization_hook_and_app_messages_get_replies(
                     Some(v) if v == "Bearer alice" => {
                         Ok(Grant::new(Allow::All, Allow::patterns(["alice.*"])))
                     }
-                    Some(_) => Err(Refusal::Unauthorized("bad token".into())),
+                    Some(_) => Err(Refusal::InvalidToken("bad token".into())),
                     None => Ok(Grant::default()),
                 }
             }

@@ -10,6 +10,7 @@ pub(crate) fn main() -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let cargo = cargo.as_str();
     lint(cargo)?;
+    crate::msrv::check(cargo)?;
     package(cargo)?;
     test(cargo)?;
     docs(cargo)?;
@@ -31,6 +32,9 @@ fn lint(cargo: &str) -> Result<(), String> {
             "--",
             "-D",
             "warnings",
+            // Named, though `-D warnings` covers it: std items newer than `rust-version`.
+            "-D",
+            "clippy::incompatible_msrv",
         ],
         &[],
     )

@@ -7,6 +7,7 @@ mod ci;
 mod compare;
 #[cfg(test)]
 mod layout;
+mod msrv;
 mod setup;
 #[cfg(test)]
 mod tidy;
@@ -31,7 +32,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Everything CI checks: setup, fmt check, clippy -D warnings, cargo package of every crate,
+    /// Everything CI checks: setup, fmt check, clippy -D warnings, the MSRV, cargo package of every crate,
     /// doc tests, every test (nextest when installed; the tidy checks among them), docs with and
     /// without features (broken intra-doc links denied), Autobahn, and bench --quick as a smoke
     /// test of the harness.
@@ -46,6 +47,9 @@ enum Cmd {
     /// The benchmark: every part in one run, markdown tables on stdout, JSON and the fan-out
     /// chart under target/bench/.
     Bench(bench::BenchArgs),
+    /// The MSRV: one `rust-version` for every published crate, said by the README, and no
+    /// dependency in their trees (Cargo.lock, every feature) that needs a newer Rust.
+    Msrv,
     /// Autobahn|Testsuite case groups 1-7 and 10 (kosoku, in a virtualenv under target/)
     /// against push-ws's echo endpoint; fails unless every case passes.
     Autobahn,
@@ -68,6 +72,10 @@ fn main() -> ExitCode {
         Cmd::Ci => ci::main(),
         Cmd::Setup { check } => setup::main(check),
         Cmd::Bench(args) => bench::main(args, &raw),
+        Cmd::Msrv => {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+            msrv::check(&cargo)
+        }
         Cmd::Autobahn => autobahn::main(),
         Cmd::Compare(args) => compare::main(&args),
         Cmd::Serve { process } => bench::serve(process),

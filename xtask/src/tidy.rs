@@ -282,3 +282,49 @@ fn no_trailing_whitespace_or_tabs_in_tracked_text() {
     }
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
 }
+
+/// The README's "downloads about N crates" for the showcase stays within a tenth of what
+/// `cargo tree` lists (third-party packages the showcase's release build compiles).
+#[test]
+fn the_readme_counts_the_showcase_crates_it_downloads() {
+    let readme = read(&root().join("README.md"));
+    let said: usize = readme
+        .split("downloads about ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.replace(',', "").parse().ok())
+        .expect("README.md says \"downloads about N crates\"");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let out = Command::new(cargo)
+        .args([
+            "tree",
+            "-p",
+            "showcase",
+            "-e",
+            "normal,build",
+            "--prefix",
+            "none",
+        ])
+        .args(["--format", "{p}"])
+        .current_dir(root())
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut third_party: Vec<&str> = text
+        .lines()
+        .map(|l| l.trim_end_matches(" (*)").trim())
+        .filter(|l| !l.is_empty() && !l.contains("(/") && !l.contains("(proc-macro) (/"))
+        .collect();
+    third_party.sort_unstable();
+    third_party.dedup();
+    let real = third_party.len();
+    assert!(
+        said.abs_diff(real) * 10 <= real,
+        "README.md says the showcase downloads about {said} crates; cargo tree lists {real}"
+    );
+}

@@ -161,9 +161,40 @@ impl FromStr for Cursor {
     }
 }
 
+/// A cursor is its text form in every serde format, and is read back through
+/// [`Cursor::parse`]: a string that is not a cursor is a deserialization error.
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+impl serde::Serialize for Cursor {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+impl<'de> serde::Deserialize<'de> for Cursor {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Cursor::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn serde_is_the_text_form() {
+        let c = Cursor::new(epoch(0x3fa2), 42);
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(json, "\"3fa2-42\"");
+        assert_eq!(serde_json::from_str::<Cursor>(&json).unwrap(), c);
+        let bad = serde_json::from_str::<Cursor>("\"3fa2-042\"").unwrap_err();
+        assert!(bad.to_string().contains("cursor"), "{bad}");
+        assert!(serde_json::from_str::<Cursor>("42").is_err());
+    }
 
     fn epoch(v: u64) -> Epoch {
         Epoch::new(v).unwrap()

@@ -453,7 +453,7 @@ impl NewEvent {
                 // RFC 8259 §8.1: a JSON text is UTF-8. Parsing bytes skips the inside of
                 // strings without checking it, so check the whole text first.
                 let text = std::str::from_utf8(&data).map_err(|e| invalid(e.to_string()))?;
-                serde_json::from_str::<serde::de::IgnoredAny>(text)
+                serde_json::from_str::<&serde_json::value::RawValue>(text)
                     .map_err(|e| invalid(e.to_string()))?;
             }
             PayloadKind::Binary => {}

@@ -59,6 +59,13 @@
 //! share on the HTTP side (a streaming body, the common answers, CORS, the JSON forms) is in
 //! `push-http`, so this crate stays the model alone.
 //!
+//! # Features
+//!
+//! - `serde`: [`Topic`] and [`Cursor`] as `serde` types, each as its text form and read back
+//!   through [`Topic::new`] / [`Cursor::parse`] (an invalid one is a deserialization error, so
+//!   an axum `Path<Topic>` answers it with `400`). Without it push-core does not depend on
+//!   `serde` itself.
+//!
 //! # Backends
 //!
 //! [`Hub`] is a cheap handle over any [`Backend`]; [`MemoryHub`] is the embedded default. A

@@ -58,9 +58,14 @@
 //! Measured figures (page loads with push, 103 and plain requests; events per second pushed)
 //! are in the repository README's benchmark section (`cargo xtask bench --only h2`).
 //!
-//! A complete server is in `examples/h2-server` (h2c, or `--tls` with a certificate generated
+//! A complete server is in [`examples/h2-server`](https://github.com/push-rs/push/tree/main/examples/h2-server) (h2c, or `--tls` with a certificate generated
 //! at start and ALPN `h2`); with the `client` feature, [`client::Client`]
 //! receives pushed resources and events.
+//!
+//! With the `tracing` feature, the endpoint logs its refusals, the end of each event stream,
+//! the gaps and resets it tells and the HTTP/2 connections the driver ends for a protocol error
+//! or a missed PING, through the `tracing` facade with the target `push_h2`: one event per
+//! decision, none per delivered event ([`push_http::logs`] lists them).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -272,9 +272,13 @@ where
     let Ok(handshake) =
         tokio::time::timeout(config.handshake_timeout, builder.handshake::<_, Bytes>(io)).await
     else {
+        connection_closed("handshake_timeout", None);
         return Ok(());
     };
-    let mut conn = handshake.map_err(Error::h2)?;
+    let mut conn = handshake.map_err(|e| {
+        connection_closed("protocol_error", Some(&e));
+        Error::h2(e)
+    })?;
     let shared = Arc::new(Shared {
         policy,
         config: config.clone(),
@@ -298,7 +302,11 @@ where
                     let (service, shared) = (service.clone(), shared.clone());
                     tokio::spawn(handle(req, respond, service, shared));
                 }
-                Some(Err(e)) => return if e.is_go_away() || e.is_io() { Ok(()) } else { Err(Error::h2(e)) },
+                Some(Err(e)) if e.is_go_away() || e.is_io() => return Ok(()),
+                Some(Err(e)) => {
+                    connection_closed("protocol_error", Some(&e));
+                    return Err(Error::h2(e));
+                }
                 None => return Ok(()),
             },
             _ = shutdown.changed(), if !closing => {
@@ -333,12 +341,28 @@ where
                     })
                     .await;
                     if !matches!(answered, Ok(true)) {
+                        connection_closed("no_pong", None);
                         return Ok(());
                     }
                 }
             }
         }
     }
+}
+
+/// Logs (feature `tracing`) why the driver ended a connection: `protocol_error` (`info`, with
+/// the `error`), or a client that sent no preface in time (`handshake_timeout`) or answered no
+/// PING (`no_pong`), at `debug`. Its streams log their own ends (push-http's `closed`).
+fn connection_closed(reason: &'static str, error: Option<&h2::Error>) {
+    #[cfg(feature = "tracing")]
+    if error.is_some() {
+        let error = error.map(tracing::field::display);
+        tracing::info!(technique = %"h2", reason = %reason, error, "connection closed");
+    } else {
+        tracing::debug!(technique = %"h2", reason = %reason, "connection closed");
+    }
+    #[cfg(not(feature = "tracing"))]
+    let _ = (reason, error);
 }
 
 struct Shared {

@@ -5,6 +5,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use http::{Response, StatusCode};
+use http_body_util::Full;
 
 /// A short `text/plain` answer.
 #[must_use]
@@ -48,7 +49,9 @@ pub fn options<B: From<Bytes>>(allow: &'static str) -> Response<B> {
     res
 }
 
-/// The answer for a hub error, each with the error's text:
+/// The answer for a hub error, each with the error's text, in a body every server takes:
+/// `Full<Bytes>` is an axum response as it is (`error_response(&e, d).into_response()`) and a
+/// hyper one (`.map(BodyExt::boxed)` where the service answers a boxed body).
 ///
 /// | error | answer |
 /// |---|---|
@@ -68,11 +71,23 @@ pub fn options<B: From<Bytes>>(allow: &'static str) -> Response<B> {
 /// `id`, so a client that needs to know repeats the request with the same `Idempotency-Key`,
 /// which answers `200` with the stored event's cursor if the first attempt was stored, and
 /// stores it once if it was not.
+///
+/// In an axum handler, for a hub call of your own:
+///
+/// ```
+/// use axum::response::{IntoResponse, Response};
+/// use push_core::{Hub, Topic};
+/// use std::time::Duration;
+///
+/// async fn finish(hub: Hub, topic: Topic) -> Response {
+///     match hub.complete(&topic).await {
+///         Ok(end) => format!("{{\"end\":\"{end}\"}}\n").into_response(),
+///         Err(e) => push_http::error_response(&e, Duration::from_secs(5)).into_response(),
+///     }
+/// }
+/// ```
 #[must_use]
-pub fn error_response<B: From<Bytes>>(
-    error: &push_core::Error,
-    retry_after: Duration,
-) -> Response<B> {
+pub fn error_response(error: &push_core::Error, retry_after: Duration) -> Response<Full<Bytes>> {
     match error {
         push_core::Error::OutcomeUnknown(_) => outcome_unknown(error),
         push_core::Error::EventTooLarge { .. } => {
@@ -130,15 +145,20 @@ fn json_string(out: &mut String, text: &str) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_unknown_outcome_is_accepted_with_advice_and_no_id() {
+    async fn body(res: Response<Full<Bytes>>) -> Bytes {
+        use http_body_util::BodyExt as _;
+        res.into_body().collect().await.unwrap().to_bytes()
+    }
+
+    #[tokio::test]
+    async fn an_unknown_outcome_is_accepted_with_advice_and_no_id() {
         let error =
             push_core::Error::OutcomeUnknown("redis publish failed: \"timed\" out\n".into());
-        let res: Response<Bytes> = error_response(&error, Duration::from_secs(5));
+        let res = error_response(&error, Duration::from_secs(5));
         assert_eq!(res.status(), StatusCode::ACCEPTED);
         assert_eq!(res.headers()[CONTENT_TYPE], "application/json");
         assert!(res.headers().get(RETRY_AFTER).is_none());
-        let body: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body(res).await).unwrap();
         assert_eq!(body["outcome"], "unknown");
         assert_eq!(body["retry"], RETRY_ADVICE);
         assert!(body.get("id").is_none());
@@ -153,7 +173,7 @@ mod tests {
     #[test]
     fn a_backend_failure_is_unavailable() {
         let error = push_core::Error::Backend("redis publish failed: connection refused".into());
-        let res: Response<Bytes> = error_response(&error, Duration::from_secs(5));
+        let res = error_response(&error, Duration::from_secs(5));
         assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(res.headers()[RETRY_AFTER], "5");
     }

@@ -33,7 +33,7 @@ impl Endpoint {
     ) -> Response<B> {
         let mut subs = match subscribe_all(self.hub(), topics, from).await {
             Ok(subs) => subs,
-            Err(e) => return self.unavailable(&format!("{e}\n")),
+            Err(e) => return self.hub_error(topics, &e),
         };
         let limit = self.batch_limit();
         let batch = if hold.is_zero() {
@@ -46,11 +46,11 @@ impl Endpoint {
             }
         };
         let Some(batch) = batch else {
-            return self.unavailable("shutting down\n");
+            return self.refused(topics, "shutdown", self.unavailable("shutting down\n"));
         };
         self.delivered(batch.events.len() as u64, 0);
-        for (_, outcome, _) in &batch.topics {
-            self.told(*outcome);
+        for ((topic, outcome, _), from) in batch.topics.iter().zip(from) {
+            self.told_from(topic, *from, *outcome);
         }
         // The combined cursor, with `_` for its commas (which `If-None-Match` uses to
         // separate tags).

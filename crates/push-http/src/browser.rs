@@ -19,6 +19,7 @@
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use http_body_util::Full;
 
 /// The client module's source.
 pub const CLIENT_JS: &str = include_str!("../js/push-client.js");
@@ -26,10 +27,11 @@ pub const CLIENT_JS: &str = include_str!("../js/push-client.js");
 /// Its TypeScript declarations.
 pub const CLIENT_DTS: &str = include_str!("../js/push-client.d.ts");
 
-/// `200` with [`CLIENT_JS`], `text/javascript`, cacheable for an hour.
+/// `200` with [`CLIENT_JS`], `text/javascript`, cacheable for an hour; an axum handler
+/// returns it as it is.
 #[must_use]
-pub fn client_js_response<B: From<Bytes>>() -> http::Response<B> {
-    let mut res = http::Response::new(B::from(Bytes::from_static(CLIENT_JS.as_bytes())));
+pub fn client_js_response() -> http::Response<Full<Bytes>> {
+    let mut res = http::Response::new(Full::new(Bytes::from_static(CLIENT_JS.as_bytes())));
     let headers = res.headers_mut();
     headers.insert(
         CONTENT_TYPE,

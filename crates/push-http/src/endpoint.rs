@@ -14,6 +14,7 @@ use push_core::{Hub, Outcome, StartFrom, Subscription, Topic};
 
 use crate::access::{check_read_all, Authorizer, Cors, CorsRules, Grant, Limiter, Permit, Quota};
 use crate::answer::{method_not_allowed, unavailable};
+use crate::logs;
 use crate::meters::Meters;
 use crate::query::cursor_text;
 use crate::stream::{Frames, Framing, MultiFrames, StreamBody};
@@ -401,7 +402,16 @@ impl Endpoint {
         parts: &Parts,
         topics: &[Topic],
     ) -> Result<Grant, Response<B>> {
-        check_read_all(self.inner.authorizer.as_ref(), parts, topics).await
+        let checked = check_read_all(self.inner.authorizer.as_ref(), parts, topics).await;
+        if let Err(res) = &checked {
+            let reason = if res.status() == StatusCode::FORBIDDEN {
+                "forbidden"
+            } else {
+                "unauthorized"
+            };
+            logs::refused(self.technique(), topics, reason, res.status(), None);
+        }
+        checked
     }
 
     /// A place under the endpoint's limit and the client's [`Quota`] for a request whose access
@@ -417,9 +427,20 @@ impl Endpoint {
         topics: usize,
     ) -> Result<Permit, Response<B>> {
         let settings = &self.inner.settings;
-        self.inner
+        let admitted = self
+            .inner
             .limiter
-            .admit(parts, grant, topics, settings.retry_after)
+            .admit(parts, grant, topics, settings.retry_after);
+        if let Err(res) = &admitted {
+            // A limit of the endpoint or of the client: no one topic's doing.
+            let reason = if res.status() == StatusCode::TOO_MANY_REQUESTS {
+                "quota"
+            } else {
+                "stream_limit"
+            };
+            logs::refused(self.technique(), &[], reason, res.status(), None);
+        }
+        admitted
     }
 
     /// Answers `req` with the stream of `topic` in `framing`, starting where the request asks
@@ -489,7 +510,8 @@ impl Endpoint {
             Err(refusal) => return refusal,
         };
         if parts.method != Method::GET && parts.method != Method::HEAD {
-            return method_not_allowed("GET, HEAD", "streams answer GET and HEAD only\n");
+            let res = method_not_allowed("GET, HEAD", "streams answer GET and HEAD only\n");
+            return self.refused(topics, "method", res);
         }
         let permit = match self.admit(parts, &grant, topics.len()) {
             Ok(permit) => permit,
@@ -498,12 +520,15 @@ impl Endpoint {
         let settings = &self.inner.settings;
         let mut subs = match subscribe_all(&self.inner.hub, topics, from).await {
             Ok(subs) => subs,
-            Err(e) => return self.unavailable(&format!("{e}\n")),
+            Err(e) => return self.hub_error(topics, &e),
         };
         if F::NO_CONTENT_WHEN_FINISHED && subs.iter().all(Subscription::is_finished) {
             let mut res = Response::new(StreamBody::from(Bytes::new()));
             *res.status_mut() = StatusCode::NO_CONTENT;
-            return res;
+            return self.refused(topics, "finished", res);
+        }
+        for (sub, from) in subs.iter().zip(from) {
+            logs::told(self.technique(), sub.topic(), *from, sub.outcome());
         }
         let (hub, meters, beat) = (
             &self.inner.hub,
@@ -548,6 +573,41 @@ impl Endpoint {
         unavailable(self.inner.settings.retry_after, reason)
     }
 
+    /// The answer to a hub `error` met for `topics` (a subscription or a read refused: the hub
+    /// is closed, at its topic cap, or its backend unreachable): `503` with the endpoint's
+    /// `Retry-After` and the error's text, [logged](crate::logs) as refused for `unavailable`
+    /// (or `shutdown` once the hub is closed) with the error.
+    #[must_use]
+    pub fn hub_error<B: From<Bytes>>(
+        &self,
+        topics: &[Topic],
+        error: &push_core::Error,
+    ) -> Response<B> {
+        let reason = if matches!(error, push_core::Error::Closed) {
+            "shutdown"
+        } else {
+            "unavailable"
+        };
+        let status = StatusCode::SERVICE_UNAVAILABLE;
+        logs::refused(self.technique(), topics, reason, status, Some(error));
+        self.unavailable(&format!("{error}\n"))
+    }
+
+    /// [Logs](crate::logs) `res` as the refusal of a request for `topics` for `reason` (one
+    /// word of the table there: `method`, `rate_limited`, …) and gives it back: for the
+    /// refusals a technique decides by itself. The endpoint logs its own ([`check`](Self::check),
+    /// [`admit`](Self::admit), [`hub_error`](Self::hub_error), its streams and batches).
+    #[must_use]
+    pub fn refused<B>(
+        &self,
+        topics: &[Topic],
+        reason: &'static str,
+        res: Response<B>,
+    ) -> Response<B> {
+        logs::refused(self.technique(), topics, reason, res.status(), None);
+        res
+    }
+
     /// Counts `res` in the endpoint's meters (`push_answers_total`, `push_refusals_total`) and
     /// gives it back: every answer passes here once.
     pub fn answered<B: http_body::Body>(&self, res: Response<B>) -> Response<B> {
@@ -565,6 +625,18 @@ impl Endpoint {
     /// itself.
     pub fn told(&self, outcome: Outcome) {
         self.inner.meters.outcome(outcome);
+    }
+
+    /// [`told`](Self::told), for a client of `topic` that asked to start `from` (or, for a gap
+    /// met mid-stream, stood there), and [logs](crate::logs) it when it is a gap or a reset.
+    pub fn told_from(&self, topic: &Topic, from: StartFrom, outcome: Outcome) {
+        self.told(outcome);
+        logs::told(self.technique(), topic, from, outcome);
+    }
+
+    /// The technique's name, for the logs.
+    fn technique(&self) -> &'static str {
+        self.inner.meters.technique()
     }
 }
 

@@ -20,7 +20,7 @@
 //!   (when each is written, the credentials' end, the backend away and back).
 //! - **Several topics in one request**: [`topics`] (the combined cursor, [`topics::query_topics`]).
 //! - **Access**: [`Authorizer`] (a [`Grant`] of topics to read and publish, or a [`Refusal`]),
-//!   [`jwt`] (feature `jwt`), [`Cors`] and [`Origins`], and the limits: a per-client
+//!   [`jwt`] (features `jwt-hs256`, `jwt`), [`Cors`] and [`Origins`], and the limits: a per-client
 //!   [`Quota`] beside each endpoint's cap, held by a [`Permit`].
 //! - **Answers**: [`error_response`] for a hub error, and the short [`text`],
 //!   [`method_not_allowed`] and [`options`] answers.
@@ -31,7 +31,8 @@
 //!   clients, and reading the JSON forms back; [`browser`]: `push-client.js`, to serve to
 //!   pages.
 //! - **Telemetry**: [`meters`]: what every technique counts, through the `metrics` facade
-//!   (feature `metrics`).
+//!   (feature `metrics`); [`logs`]: what every technique logs (a refusal, a stream's end, a
+//!   gap or a reset told), through the `tracing` facade (feature `tracing`).
 //!
 //! # Example
 //!
@@ -52,6 +53,7 @@ mod error;
 #[cfg(feature = "json")]
 #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
 pub mod json;
+pub mod logs;
 pub mod meters;
 #[cfg(test)]
 mod props;
@@ -60,8 +62,8 @@ mod query;
 mod stream;
 pub mod topics;
 
-#[cfg(feature = "jwt")]
-#[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+#[cfg(feature = "jwt-hs256")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwt-hs256")))]
 pub use crate::access::jwt;
 pub use crate::access::{Allow, Authorizer, Cors, Grant, Origins, Permit, Quota, Refusal};
 pub use crate::answer::{error_response, method_not_allowed, options, text};

@@ -25,11 +25,14 @@ use http::StatusCode;
 use push_core::Outcome;
 
 /// One technique's handles; cheap to clone (one pointer with the `metrics` feature, nothing
-/// without).
+/// without). With the `tracing` feature it also carries the technique's name, for the
+/// [`logs`](crate::logs) of its streams.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Meters {
     #[cfg(feature = "metrics")]
     inner: Option<std::sync::Arc<Handles>>,
+    #[cfg(feature = "tracing")]
+    technique: &'static str,
 }
 
 #[cfg(feature = "metrics")]
@@ -49,25 +52,35 @@ impl Meters {
     #[must_use]
     pub(crate) fn new(technique: &'static str) -> Self {
         #[cfg(feature = "metrics")]
-        {
+        let inner = {
             let labels = [("technique", technique)];
-            Self {
-                inner: Some(std::sync::Arc::new(Handles {
-                    technique,
-                    open: metrics::gauge!("push_open", &labels),
-                    deliveries: metrics::counter!("push_deliveries_total", &labels),
-                    bytes: metrics::counter!("push_bytes_total", &labels),
-                    gaps: metrics::counter!("push_gaps_total", &labels),
-                    missed: metrics::counter!("push_missed_total", &labels),
-                    resets: metrics::counter!("push_resets_total", &labels),
-                })),
-            }
+            Some(std::sync::Arc::new(Handles {
+                technique,
+                open: metrics::gauge!("push_open", &labels),
+                deliveries: metrics::counter!("push_deliveries_total", &labels),
+                bytes: metrics::counter!("push_bytes_total", &labels),
+                gaps: metrics::counter!("push_gaps_total", &labels),
+                missed: metrics::counter!("push_missed_total", &labels),
+                resets: metrics::counter!("push_resets_total", &labels),
+            }))
+        };
+        #[cfg(not(any(feature = "metrics", feature = "tracing")))]
+        let _ = technique;
+        Self {
+            #[cfg(feature = "metrics")]
+            inner,
+            #[cfg(feature = "tracing")]
+            technique,
         }
-        #[cfg(not(feature = "metrics"))]
-        {
-            let _ = technique;
-            Self {}
-        }
+    }
+
+    /// The technique's name (`sse`, `ws`, …) for the logs; empty without the `tracing`
+    /// feature, which is the only user.
+    pub(crate) fn technique(&self) -> &'static str {
+        #[cfg(feature = "tracing")]
+        return self.technique;
+        #[cfg(not(feature = "tracing"))]
+        ""
     }
 
     /// An answer went out with `status`: counted, and as a refusal when it is one.

@@ -14,6 +14,7 @@ use push_core::{EventType, Hub, NewEvent, PayloadKind, Topic};
 
 use crate::access::{Authorizer, Refusal};
 use crate::answer::{error_response, method_not_allowed, text};
+use crate::logs;
 use crate::query::query_value;
 
 /// The request header naming the event's type (`event` in the query works too).
@@ -89,7 +90,7 @@ impl PublishConfig {
 /// |---|---|
 /// | `200` `{"id":"CURSOR"}` | published |
 /// | `202` `{"outcome":"unknown","error":TEXT,"retry":…}` | the backend took the publish and did not answer (a response timeout, a connection lost in flight, a replica acknowledgement that did not come): it may be stored, now or later. Not a failure: repeat the request with the same [`IDEMPOTENCY_KEY_HEADER`], which answers `200` with the stored cursor or stores it once ([`error_response`](crate::error_response) says why `202`) |
-/// | `405` + `Allow: POST` | another method |
+/// | `405` + `Allow: POST` | another method (`Allow: DELETE` for [`delete`](Self::delete)) |
 /// | `400` | an invalid [`IDEMPOTENCY_KEY_HEADER`] (1 to 128 visible ASCII characters), an invalid event type ([`EVENT_TYPE_HEADER`] or `?event=`), or a body that is not what its `Content-Type` says (JSON that does not parse, `text/*` that is not UTF-8) |
 /// | `401` / `403` | the [`Authorizer`] refused, or its grant does not cover publishing to the topic |
 /// | `403` | a cross-site browser request (`Origin` of another host, or `Sec-Fetch-Site` not `same-origin`/`none`) that no authorizer vouched for; a grant from a token in the URL (`?access_token=`), which grants reading only |
@@ -101,6 +102,32 @@ impl PublishConfig {
 /// Without an authorizer anyone who can reach the endpoint may publish (fine on loopback or
 /// behind the application's own checks), but a page on another site cannot make a visitor's
 /// browser do it: such requests are refused. With one, the grant's `publish` patterns decide.
+///
+/// The same endpoint finishes a topic ([`complete`](Self::complete)) and deletes one
+/// ([`delete`](Self::delete)), admitted the same way. In axum:
+///
+/// ```
+/// use axum::extract::{Path, Request, State};
+/// use axum::response::IntoResponse;
+/// use axum::routing::post;
+/// use push_core::{Hub, Topic};
+/// use push_http::Publisher;
+///
+/// async fn publish(State(p): State<Publisher>, Path(t): Path<Topic>, req: Request) -> impl IntoResponse {
+///     p.respond(&t, req).await
+/// }
+/// async fn complete(State(p): State<Publisher>, Path(t): Path<Topic>, req: Request) -> impl IntoResponse {
+///     p.complete(&t, req).await
+/// }
+/// async fn delete(State(p): State<Publisher>, Path(t): Path<Topic>, req: Request) -> impl IntoResponse {
+///     p.delete(&t, req).await
+/// }
+///
+/// let app: axum::Router = axum::Router::new()
+///     .route("/topics/{topic}", post(publish).delete(delete))
+///     .route("/topics/{topic}/complete", post(complete))
+///     .with_state(Publisher::new(Hub::memory()));
+/// ```
 #[derive(Debug, Clone)]
 pub struct Publisher {
     hub: Hub,
@@ -145,33 +172,84 @@ impl Publisher {
         let (this, topic) = (self.clone(), topic.clone());
         async move {
             let (parts, body) = req.into_parts();
-            if let Err(res) = this.admit(&parts, &topic).await {
+            if let Err(res) = this.admit(&parts, &topic, http::Method::POST).await {
                 return res;
             }
             let head = match PublishHead::from_parts(&parts) {
                 Ok(head) => head,
-                Err(e) => return text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
+                Err(e) => {
+                    let res = text(StatusCode::BAD_REQUEST, &format!("{e}\n"));
+                    return refused(&topic, "bad_request", res);
+                }
             };
             let body = match this.read_body(&parts, body).await {
                 Ok(body) => body,
-                Err(res) => return res,
+                Err(res) => {
+                    let reason = match res.status() {
+                        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+                        StatusCode::REQUEST_TIMEOUT => "timeout",
+                        _ => "bad_request",
+                    };
+                    return refused(&topic, reason, res);
+                }
             };
             drop(parts);
             let event = match head.event(body) {
                 Ok(event) => event,
-                Err(e) => return text(StatusCode::BAD_REQUEST, &format!("{e}\n")),
+                Err(e) => {
+                    let res = text(StatusCode::BAD_REQUEST, &format!("{e}\n"));
+                    return refused(&topic, "bad_request", res);
+                }
             };
             match this.hub.publish(&topic, event).await {
-                Ok(event) => {
-                    let mut res = Response::new(Full::new(Bytes::from(format!(
-                        "{{\"id\":\"{}\"}}\n",
-                        event.id()
-                    ))));
-                    res.headers_mut()
-                        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                    res
-                }
-                Err(e) => error_response(&e, this.config.retry_after),
+                Ok(event) => json(format!("{{\"id\":\"{}\"}}\n", event.id())),
+                Err(e) => hub_refused(&topic, &e, this.config.retry_after),
+            }
+        }
+    }
+
+    /// Answers a request to finish `topic` (`POST /topics/{t}/complete`, say) with
+    /// [`Hub::complete`](push_core::Hub::complete): `200` `{"end":"CURSOR"}`, the cursor of the
+    /// end every reader gets after the rest. It is admitted as a publish is (`POST`, the
+    /// authorizer's `publish` grant, the cross-site rule); a hub error is answered by
+    /// [`error_response`](crate::error_response). Finishing a finished topic answers its end
+    /// again.
+    pub fn complete<B>(
+        &self,
+        topic: &Topic,
+        req: Request<B>,
+    ) -> impl Future<Output = Response<Full<Bytes>>> + Send + 'static {
+        let (this, topic) = (self.clone(), topic.clone());
+        let (parts, _body) = req.into_parts();
+        async move {
+            if let Err(res) = this.admit(&parts, &topic, http::Method::POST).await {
+                return res;
+            }
+            match this.hub.complete(&topic).await {
+                Ok(end) => json(format!("{{\"end\":\"{end}\"}}\n")),
+                Err(e) => hub_refused(&topic, &e, this.config.retry_after),
+            }
+        }
+    }
+
+    /// Answers a request to delete `topic` (`DELETE /topics/{t}`) with
+    /// [`Hub::delete`](push_core::Hub::delete): `200` `{"deleted":true}`, or `false` when
+    /// there was no such topic. Its readers end, and the name starts a new history: a cursor
+    /// from before is answered as a reset. Admitted as a publish is, with `DELETE`.
+    pub fn delete<B>(
+        &self,
+        topic: &Topic,
+        req: Request<B>,
+    ) -> impl Future<Output = Response<Full<Bytes>>> + Send + 'static {
+        let (this, topic) = (self.clone(), topic.clone());
+        let (parts, _body) = req.into_parts();
+        async move {
+            if let Err(res) = this.admit(&parts, &topic, http::Method::DELETE).await {
+                return res;
+            }
+            match this.hub.delete(&topic).await {
+                Ok(existed) => json(format!("{{\"deleted\":{existed}}}\n")),
+                Err(e) => hub_refused(&topic, &e, this.config.retry_after),
             }
         }
     }
@@ -215,18 +293,41 @@ impl Publisher {
     }
 
     /// The method, the authorizer's grant, and the cross-site rule.
-    async fn admit(&self, parts: &Parts, topic: &Topic) -> Result<(), Response<Full<Bytes>>> {
-        if parts.method != http::Method::POST {
-            return Err(method_not_allowed("POST", "publish with POST\n"));
+    async fn admit(
+        &self,
+        parts: &Parts,
+        topic: &Topic,
+        method: http::Method,
+    ) -> Result<(), Response<Full<Bytes>>> {
+        if parts.method != method {
+            let res = if method == http::Method::DELETE {
+                method_not_allowed("DELETE", "delete a topic with DELETE\n")
+            } else {
+                method_not_allowed("POST", "publish or complete with POST\n")
+            };
+            return Err(refused(topic, "method", res));
         }
         let Some(authorizer) = &self.authorizer else {
             if cross_site(parts) {
-                let reason = "a cross-site request may not publish without credentials";
-                return Err(Refusal::Forbidden(reason.into()).response());
+                // Not a token's scope (there is no authorizer): a plain 403, no challenge.
+                let reason = "a cross-site request may not publish without credentials\n";
+                return Err(refused(
+                    topic,
+                    "origin",
+                    text(StatusCode::FORBIDDEN, reason),
+                ));
             }
             return Ok(());
         };
-        let grant = authorizer.grant(parts).await.map_err(|r| r.response())?;
+        let grant = authorizer.grant(parts).await.map_err(|r| {
+            let res = r.response();
+            let reason = if res.status() == StatusCode::FORBIDDEN {
+                "forbidden"
+            } else {
+                "unauthorized"
+            };
+            refused(topic, reason, res)
+        })?;
         if !grant.publish.allows(topic) {
             let mut reason = format!("publishing to {:?} is not granted", topic.as_str());
             if parts
@@ -238,10 +339,60 @@ impl Publisher {
                     " (a token in the URL grants reading only: send it in Authorization: Bearer)",
                 );
             }
-            return Err(Refusal::Forbidden(reason).response());
+            return Err(refused(
+                topic,
+                "forbidden",
+                Refusal::Forbidden(reason).response(),
+            ));
         }
         Ok(())
     }
+}
+
+/// `res`, [logged](crate::logs) as the refusal of a publish (or a complete, a delete) of
+/// `topic` for `reason`.
+fn refused(
+    topic: &Topic,
+    reason: &'static str,
+    res: Response<Full<Bytes>>,
+) -> Response<Full<Bytes>> {
+    logs::refused(
+        "publish",
+        std::slice::from_ref(topic),
+        reason,
+        res.status(),
+        None,
+    );
+    res
+}
+
+/// [`error_response`] for a hub `error` met on `topic`, [logged](crate::logs) with the error.
+fn hub_refused(
+    topic: &Topic,
+    error: &push_core::Error,
+    retry_after: Duration,
+) -> Response<Full<Bytes>> {
+    let res = error_response(error, retry_after);
+    let reason = match error {
+        push_core::Error::OutcomeUnknown(_) => "outcome_unknown",
+        push_core::Error::EventTooLarge { .. } => "too_large",
+        push_core::Error::Complete => "finished",
+        push_core::Error::Payload { .. } => "bad_request",
+        push_core::Error::Unsupported(_) => "unsupported",
+        push_core::Error::Closed => "shutdown",
+        _ => "unavailable",
+    };
+    let topics = std::slice::from_ref(topic);
+    logs::refused("publish", topics, reason, res.status(), Some(error));
+    res
+}
+
+/// A `200` `application/json` answer.
+fn json(body: String) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(Bytes::from(body)));
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res
 }
 
 /// Whether a browser sent this from another site: `Sec-Fetch-Site` other than `same-origin`

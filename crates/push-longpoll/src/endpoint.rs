@@ -220,7 +220,7 @@ impl LongPoll {
                 Ok(grant) => grant,
                 Err(refusal) => return this.core.answered(refusal),
             };
-            let admitted = this.admit(&parts, &grant, hold, topics.len());
+            let admitted = this.admit(&parts, &grant, hold, &topics);
             // Dropped before the hold: under hyper a request's headers point into the
             // connection's read buffer, which a held request would otherwise keep.
             drop(parts);
@@ -234,8 +234,9 @@ impl LongPoll {
     }
 
     /// The method's hold (`HEAD`: none; never past the grant's end) and a place under the
-    /// held-request cap and the client's quota, or the answer: `204` for `OPTIONS`, `400` for a
-    /// bad timeout, `405`, `503` at the cap, `429` over the client's quota.
+    /// held-request cap and the client's quota for `topics`, or the answer: `204` for
+    /// `OPTIONS`, `400` for a bad timeout, `405`, `503` at the cap, `429` over the client's
+    /// quota.
     // The error is the answer itself, made at most once per request: no boxing needed.
     #[allow(clippy::result_large_err)]
     fn admit(
@@ -243,15 +244,19 @@ impl LongPoll {
         parts: &Parts,
         grant: &Grant,
         hold: Result<Duration, Error>,
-        topics: usize,
+        topics: &[Topic],
     ) -> Result<(Duration, Permit), Response<LongPollBody>> {
         let hold = match parts.method {
-            Method::GET => hold.map_err(|e| text(StatusCode::BAD_REQUEST, &format!("{e}\n")))?,
+            Method::GET => hold.map_err(|e| {
+                let res = text(StatusCode::BAD_REQUEST, &format!("{e}\n"));
+                self.core.refused(topics, "bad_request", res)
+            })?,
             Method::HEAD => Duration::ZERO,
             Method::OPTIONS => return Err(push_http::options(METHODS)),
             _ => {
                 let reason = "long polls answer GET, HEAD and OPTIONS\n";
-                return Err(push_http::method_not_allowed(METHODS, reason));
+                let res = push_http::method_not_allowed(METHODS, reason);
+                return Err(self.core.refused(topics, "method", res));
             }
         };
         // A request is not held past its credentials' end: it answers empty then.
@@ -259,7 +264,7 @@ impl LongPoll {
             Some(end) => hold.min(end.saturating_duration_since(tokio::time::Instant::now())),
             None => hold,
         };
-        let permit = self.core.admit(parts, grant, topics)?;
+        let permit = self.core.admit(parts, grant, topics.len())?;
         Ok((hold, permit))
     }
 
@@ -286,7 +291,7 @@ impl LongPoll {
         let hub = self.core.hub();
         let mut sub = match hub.subscribe(topic, from).await {
             Ok(sub) => sub,
-            Err(e) => return self.core.unavailable(&format!("{e}\n")),
+            Err(e) => return self.core.hub_error(std::slice::from_ref(topic), &e),
         };
         let limit = self.core.settings().max_batch;
         let within = self.core.batch_limit();
@@ -317,7 +322,17 @@ impl LongPoll {
         };
         drop(sub);
         self.core.delivered(batch.events.len() as u64, 0);
-        self.core.told(batch.outcome);
+        self.core.told_from(topic, from, batch.outcome);
+        #[cfg(feature = "tracing")]
+        if closing {
+            tracing::info!(
+                technique = %"longpoll",
+                topic = %topic,
+                reason = %"shutdown",
+                cursor = %batch.next,
+                "closed"
+            );
+        }
         let more = batch.cut
             || batch.events.len() >= limit
                 && hub.head(topic).await.ok().flatten() != Some(batch.next);

@@ -64,8 +64,13 @@
 //! # }
 //! ```
 //!
-//! A complete hyper server is in `examples/longpoll-server`. With the `client` feature,
+//! A complete hyper server is in [`examples/longpoll-server`](https://github.com/push-rs/push/tree/main/examples/longpoll-server). With the `client` feature,
 //! [`client::LongPollClient`] follows one request with the next, cursor handled.
+//!
+//! With the `tracing` feature, the endpoint logs its refusals, the gaps and resets it tells and
+//! the requests it held at shutdown, through the `tracing` facade with the target
+//! `push_longpoll`: one event per decision, none per delivered event ([`push_http::logs`] lists
+//! them).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

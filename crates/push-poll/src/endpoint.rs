@@ -175,7 +175,11 @@ impl Poller {
             let mut res = match parts.method {
                 Method::GET | Method::HEAD => this.answer_topics(&topics, &parts).await,
                 Method::OPTIONS => push_http::options(METHODS),
-                _ => push_http::method_not_allowed(METHODS, "polls answer GET, HEAD and OPTIONS\n"),
+                _ => {
+                    let reason = "polls answer GET, HEAD and OPTIONS\n";
+                    let res = push_http::method_not_allowed(METHODS, reason);
+                    this.core.refused(&topics, "method", res)
+                }
             };
             this.core
                 .apply_cors(&parts.method, &parts.headers, res.headers_mut());
@@ -224,10 +228,11 @@ impl Poller {
             Method::GET | Method::HEAD => {}
             Method::OPTIONS => return push_http::options(METHODS),
             _ => {
-                return push_http::method_not_allowed(
-                    METHODS,
-                    "polls answer GET, HEAD and OPTIONS\n",
-                )
+                let res =
+                    push_http::method_not_allowed(METHODS, "polls answer GET, HEAD and OPTIONS\n");
+                return self
+                    .core
+                    .refused(std::slice::from_ref(topic), "method", res);
             }
         }
         if let (Some(rate), Some(client)) = (&self.rate, client) {
@@ -240,6 +245,9 @@ impl Poller {
                     ),
                 );
                 res.headers_mut().insert(RETRY_AFTER, seconds_up(wait));
+                let res = self
+                    .core
+                    .refused(std::slice::from_ref(topic), "rate_limited", res);
                 return self.with_interval(res);
             }
         }
@@ -257,15 +265,15 @@ impl Poller {
                     return res;
                 }
                 Ok(_) => {}
-                Err(e) => return self.unavailable(&format!("{e}\n")),
+                Err(e) => return self.core.hub_error(std::slice::from_ref(topic), &e),
             }
         }
         let batch = match hub.read(topic, from, self.core.batch_limit()).await {
             Ok(batch) => batch,
-            Err(e) => return self.unavailable(&format!("{e}\n")),
+            Err(e) => return self.core.hub_error(std::slice::from_ref(topic), &e),
         };
         self.core.delivered(batch.events.len() as u64, 0);
-        self.core.told(batch.outcome);
+        self.core.told_from(topic, from, batch.outcome);
         let head = hub.head(topic).await.ok().flatten();
         let more = batch.cut
             || batch.events.len() >= self.core.settings().max_batch && head != Some(batch.next);
@@ -290,10 +298,6 @@ impl Poller {
         res.headers_mut()
             .insert(POLL_INTERVAL, seconds_up(self.config.interval));
         res
-    }
-
-    fn unavailable(&self, reason: &str) -> Response<PollBody> {
-        self.core.unavailable(reason)
     }
 }
 

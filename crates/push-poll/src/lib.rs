@@ -21,7 +21,7 @@
 //!
 //! ```json
 //! {"outcome":"resumed","next":"5f3a9c1e2b4d-42","more":false,
-//!  "events":[{"id":"5f3a9c1e2b4d-42","type":"price","time":1700000000000,"data":"{\"eur\":3}"}]}
+//!  "events":[{"id":"5f3a9c1e2b4d-42","type":"price","time":1700000000000,"json":{"eur":3}}]}
 //! ```
 //!
 //! Several topics in one request: [`Poller::respond_topics`] (`?topic=a&topic=b`, read with
@@ -72,8 +72,13 @@
 //! # }
 //! ```
 //!
-//! A complete hyper server is in `examples/poll-server`. With the `client` feature,
+//! A complete hyper server is in [`examples/poll-server`](https://github.com/push-rs/push/tree/main/examples/poll-server). With the `client` feature,
 //! [`client::PollClient`] polls with the cursor and ETag handled.
+//!
+//! With the `tracing` feature, the endpoint logs its refusals (a rate limit, a method, the hub
+//! unavailable, …) and the gaps and resets it tells, through the `tracing` facade with the
+//! target `push_poll`: one event per decision, none per delivered event ([`push_http::logs`]
+//! lists them).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

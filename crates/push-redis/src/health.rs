@@ -85,6 +85,10 @@ pub(crate) struct Health {
     /// Whether the latest command (not a reader's read) went unanswered, and no answer from
     /// Redis came since.
     pub(crate) commands_down: AtomicBool,
+    /// Whether an outage was logged and its end not yet (feature `tracing`): each is logged
+    /// once, however many sources go down and however often they retry.
+    #[cfg(feature = "tracing")]
+    outage: AtomicBool,
 }
 
 impl Health {
@@ -113,7 +117,41 @@ impl Health {
     /// A command was answered (`None`), or failed with `e`: unanswered makes the commands
     /// down, any answer (an error reply included) brings them up.
     pub(crate) fn command(&self, e: Option<&redis::RedisError>) {
-        self.set_down(&self.commands_down, e.is_some_and(unanswered));
+        match e {
+            Some(e) if unanswered(e) => self.lost(&self.commands_down, e),
+            _ => self.heard(&self.commands_down),
+        }
+    }
+
+    /// One source of [`down`](Self::down) could not reach Redis, for `error`: it is down, and
+    /// the first source down starts an outage, logged once (`warn`, with this error).
+    pub(crate) fn lost(&self, flag: &AtomicBool, error: &dyn std::fmt::Display) {
+        self.set_down(flag, true);
+        #[cfg(feature = "tracing")]
+        if !self.outage.swap(true, Ordering::AcqRel) {
+            tracing::warn!(error = %error, "redis unreachable");
+        }
+        #[cfg(not(feature = "tracing"))]
+        let _ = error;
+    }
+
+    /// [`lost`](Self::lost), keeping `error` as the last error.
+    pub(crate) fn failed(&self, flag: &AtomicBool, error: String) {
+        self.lost(flag, &error);
+        self.error(error);
+    }
+
+    /// One source heard from Redis: it is up, and once every source is, a logged outage ends,
+    /// logged once (`info`). A load or two when nothing changes.
+    pub(crate) fn heard(&self, flag: &AtomicBool) {
+        self.set_down(flag, false);
+        #[cfg(feature = "tracing")]
+        if self.outage.load(Ordering::Acquire)
+            && self.available()
+            && self.outage.swap(false, Ordering::AcqRel)
+        {
+            tracing::info!("redis reachable again");
+        }
     }
 
     pub(crate) fn available(&self) -> bool {
@@ -146,5 +184,30 @@ mod tests {
         assert!(health.available());
         health.command(None);
         assert_eq!(health.down.load(Ordering::Relaxed), 0);
+    }
+
+    /// One outage is one `warn` and one `info`, however many sources fail and retry.
+    #[cfg(feature = "tracing")]
+    #[test]
+    fn an_outage_starts_once_and_ends_once_every_source_is_up() {
+        let health = Health::default();
+        let reader = AtomicBool::default();
+        let outage = || health.outage.load(Ordering::Relaxed);
+        health.failed(&reader, "redis reader connect failed".to_owned());
+        assert!(outage());
+        for _ in 0..3 {
+            health.failed(&reader, "redis reader connect failed".to_owned());
+            health.command(Some(&io(std::io::ErrorKind::ConnectionRefused)));
+        }
+        health.heard(&reader);
+        assert!(outage(), "the commands are still down");
+        health.command(None);
+        assert!(!outage() && health.available());
+        // A source that stops without hearing from Redis leaves the outage open.
+        health.lost(&reader, &"timed out");
+        health.set_down(&reader, false);
+        assert!(outage());
+        health.command(None);
+        assert!(!outage());
     }
 }

@@ -117,6 +117,10 @@
 //!   command.
 //! - [`RedisHub::health`] reports it: readers running and connected, reconnects, errors, the
 //!   last error's text, and whether the hub is available.
+//! - With the `tracing` feature, an outage is logged once, with the target `push_redis`: a
+//!   `warn` event `redis unreachable` (with the error) when the first reader or command cannot
+//!   reach Redis, and an `info` event `redis reachable again` once every reader and the
+//!   commands are answered again; never one event per retry.
 //!
 //! # Idempotency keys
 //!

@@ -151,10 +151,8 @@ async fn run_shard(hub: &Weak<Inner>, shard: &Arc<Shard>, shutdown: &mut watch::
             Ok(conn) => conn,
             Err(e) => {
                 inner.health.read_errors.fetch_add(1, Ordering::Relaxed);
-                inner.health.set_down(&shard.down, true);
-                inner
-                    .health
-                    .error(format!("redis reader connect failed: {e}"));
+                let error = format!("redis reader connect failed: {e}");
+                inner.health.failed(&shard.down, error);
                 drop(inner);
                 let delay = config
                     .backoff_min
@@ -264,21 +262,22 @@ async fn read_connected(
         let role: Result<Value, _> = redis::cmd("ROLE").query_async(conn).await;
         if readonly.is_err() || !role.is_ok_and(|role| cluster::safe_to_read(&role)) {
             inner.health.read_errors.fetch_add(1, Ordering::Relaxed);
-            inner.health.set_down(&shard.down, true);
-            inner
-                .health
-                .error("redis reader: the node is a master with replicas; asking again".to_owned());
+            let error = "redis reader: the node is a master with replicas; asking again";
+            inner.health.failed(&shard.down, error.to_owned());
             drop(inner);
             tokio::time::sleep(config.backoff_min).await;
             return Stop::Reconnect;
         }
     }
     let id: Result<i64, _> = redis::cmd("CLIENT").arg("ID").query_async(conn).await;
-    let Ok(id) = id else {
-        inner.health.set_down(&shard.down, true);
-        return Stop::Reconnect;
+    let id = match id {
+        Ok(id) => id,
+        Err(e) => {
+            inner.health.lost(&shard.down, &e);
+            return Stop::Reconnect;
+        }
     };
-    inner.health.set_down(&shard.down, false);
+    inner.health.heard(&shard.down);
     let _connected = Connected::new(inner.health.clone(), shard.clone());
     shard.client_id.store(id, Ordering::Release);
     // The reader holds no strong handle while it waits, so dropping the last `RedisHub` stops it.
@@ -320,8 +319,8 @@ async fn read_connected(
         match reply {
             Err(e) => {
                 inner.health.read_errors.fetch_add(1, Ordering::Relaxed);
-                inner.health.set_down(&shard.down, true);
-                inner.health.error(format!("redis reader failed: {e}"));
+                let error = format!("redis reader failed: {e}");
+                inner.health.failed(&shard.down, error);
                 return Stop::Reconnect;
             }
             Ok(reply) => {

@@ -52,7 +52,7 @@
 //! # }
 //! ```
 //!
-//! A complete hyper server is in `examples/sse-server`.
+//! A complete hyper server is in [`examples/sse-server`](https://github.com/push-rs/push/tree/main/examples/sse-server).
 //!
 //! Several topics in one request: [`Sse::respond_topics`] (`?topic=a&topic=b`, read with
 //! [`query_topics`](push_http::topics::query_topics)), with one
@@ -62,6 +62,11 @@
 //!
 //! With the `client` feature, [`client::Client`] reads a stream, reconnects with backoff and
 //! `Last-Event-ID`, and honours `retry:`.
+//!
+//! With the `tracing` feature, the endpoint logs its refusals, the end of each stream
+//! (credentials expired, shutdown, topic finished, the client gone) and the gaps and resets it
+//! tells, through the `tracing` facade with the target `push_sse`: one event per decision, none
+//! per delivered event ([`push_http::logs`] lists them).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

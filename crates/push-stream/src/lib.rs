@@ -44,8 +44,13 @@
 //! # }
 //! ```
 //!
-//! A complete hyper server is in `examples/stream-server`; with the `client` feature,
+//! A complete hyper server is in [`examples/stream-server`](https://github.com/push-rs/push/tree/main/examples/stream-server); with the `client` feature,
 //! [`client::StreamClient`] follows a stream and resumes it after a cut.
+//!
+//! With the `tracing` feature, the endpoint logs its refusals, the end of each stream
+//! (credentials expired, shutdown, topic finished, the client gone) and the gaps and resets it
+//! tells, through the `tracing` facade with the target `push_stream`: one event per decision,
+//! none per delivered event ([`push_http::logs`] lists them).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -259,7 +259,7 @@ impl Client {
                     return Err(ClientError::Closed {
                         code: None,
                         reason: String::new(),
-                    })
+                    });
                 }
                 Some(Err(e)) => return Err(ws(e)),
                 Some(Ok(message)) => message,
@@ -270,7 +270,7 @@ impl Client {
                     return Err(ClientError::Closed {
                         code: frame.as_ref().map(|f| u16::from(f.code)),
                         reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
-                    })
+                    });
                 }
                 _ => continue,
             };

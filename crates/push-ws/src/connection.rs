@@ -2,11 +2,10 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
 use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use push_core::{Delivery, EventType, NewEvent, StartFrom, Subscription, Topic};
+use push_core::{Delivery, EventType, StartFrom, Subscription, Topic};
 use push_http::Permit;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -20,7 +19,8 @@ use http::header::{HeaderValue, AUTHORIZATION, HOST, ORIGIN};
 use push_http::{Authorizer, Grant};
 
 use crate::config::{OnMessage, SlowClient, WsConfig};
-use crate::protocol::{self, ClientOp};
+use crate::logs;
+use crate::protocol::{self, ClientOp, Payload};
 
 /// What every connection of an endpoint shares: the endpoint core (hub, limits, access,
 /// meters), the settings and the message handler.
@@ -52,9 +52,6 @@ pub(crate) struct Connection {
 
 /// Why the server ends a connection: the close code and reason sent.
 struct Closing(CloseCode, &'static str);
-
-/// The close code when the connection's credentials expire.
-pub(crate) const EXPIRED: u16 = 4401;
 
 /// What a token refresh (`{"op":"auth"}`) needs: the authorizer, and the parts of the handshake
 /// it may read besides the token, copied so that the connection does not keep the handshake's
@@ -174,6 +171,7 @@ async fn serve(conn: Box<Connection>, upgraded: Upgraded) {
         &mut restart,
     )
     .await;
+    logs::closed(&state.subs, closing.as_ref().map(|c| (c.0, c.1)));
     if let Some(closing) = closing {
         Box::pin(close(&mut socket, closing, config.shutdown_grace)).await;
     }
@@ -262,7 +260,7 @@ async fn run(
             biased;
             closing = &mut stop => return Some(closing),
             () = until(expiry.as_mut()), if expiry.is_some() => {
-                return Some(Closing(CloseCode::Library(EXPIRED), "credentials expired"));
+                return Some(Closing(CloseCode::Library(protocol::EXPIRED), "credentials expired"));
             }
             delivery = state.subs.next(), if !state.subs.is_empty() && streak < FAIR => {
                 streak += 1;
@@ -457,7 +455,7 @@ async fn write_batch(
             break;
         };
         let complete = matches!(delivery, Delivery::Complete);
-        let message = state.encode(topic.as_str(), delivery);
+        let message = state.encode(&topic, delivery);
         if complete {
             // The topic ends here, by design: it no longer counts, and its end is not news.
             state.unsubscribe(topic.as_str());
@@ -522,7 +520,7 @@ impl State<'_> {
         }
     }
 
-    fn encode(&mut self, topic: &str, delivery: Delivery) -> Message {
+    fn encode(&mut self, topic: &Topic, delivery: Delivery) -> Message {
         let message = self.encode_inner(topic, delivery);
         if let Message::Text(text) = &message {
             self.ws.core.delivered(0, text.len());
@@ -530,7 +528,8 @@ impl State<'_> {
         message
     }
 
-    fn encode_inner(&mut self, topic: &str, delivery: Delivery) -> Message {
+    fn encode_inner(&mut self, key: &Topic, delivery: Delivery) -> Message {
+        let topic = key.as_str();
         match delivery {
             Delivery::Event(event) => {
                 let bytes = protocol::event_message(&event);
@@ -543,11 +542,11 @@ impl State<'_> {
                     .max_write_buffer
                     .saturating_sub(self.ws.config.write_buffer);
                 if bytes.len() + MAX_FRAME_HEADER > room {
-                    return Message::text(protocol::outcome_message(
-                        topic,
-                        push_core::Outcome::Gap { missed: 1 },
-                        event.id(),
-                    ));
+                    let outcome = push_core::Outcome::Gap { missed: 1 };
+                    self.ws
+                        .core
+                        .told_from(key, logs::before_gap(event.id(), 1), outcome);
+                    return Message::text(protocol::outcome_message(topic, outcome, event.id()));
                 }
                 self.ws.core.delivered(1, 0);
                 // The envelope is JSON made of valid UTF-8 by construction.
@@ -559,13 +558,13 @@ impl State<'_> {
                 }
             }
             Delivery::Gap { missed } => {
-                self.ws.core.told(push_core::Outcome::Gap { missed });
-                match self.cursor(topic) {
-                    Some(cursor) => Message::text(protocol::outcome_message(
-                        topic,
-                        push_core::Outcome::Gap { missed },
-                        cursor,
-                    )),
+                let (outcome, cursor) = (push_core::Outcome::Gap { missed }, self.cursor(topic));
+                let from = cursor.map_or(StartFrom::Invalid, |c| logs::before_gap(c, missed));
+                self.ws.core.told_from(key, from, outcome);
+                match cursor {
+                    Some(cursor) => {
+                        Message::text(protocol::outcome_message(topic, outcome, cursor))
+                    }
                     None => Message::text(protocol::error_message("gap", Some(topic))),
                 }
             }
@@ -588,20 +587,23 @@ impl State<'_> {
     async fn subscribe(&mut self, topic: Topic, from: StartFrom) -> String {
         let name = topic.as_str();
         if !self.access.read.allows(&topic) {
+            logs::refused(name, "forbidden", None);
             return protocol::error_message("not allowed to read this topic", Some(name));
         }
         let new = !self.subs.contains_key(name);
         if new && self.subs.len() >= self.ws.config.max_topics {
+            logs::refused(name, "topic_limit", None);
             return protocol::error_message("too many topics on this connection", Some(name));
         }
         if new {
             if let Err(over) = self.permit.add_topics(1) {
+                logs::refused(name, "quota", None);
                 return protocol::error_message(&over.to_string(), Some(name));
             }
         }
         match self.ws.core.hub().subscribe(&topic, from).await {
             Ok(sub) => {
-                self.ws.core.told(sub.outcome());
+                self.ws.core.told_from(&topic, from, sub.outcome());
                 let reply = protocol::outcome_message(name, sub.outcome(), sub.cursor());
                 self.subs.insert(topic, Sub(Some(sub)));
                 reply
@@ -610,6 +612,7 @@ impl State<'_> {
                 if new {
                     self.permit.remove_topics(1);
                 }
+                logs::hub_refused(name, &e);
                 protocol::error_message(&e.to_string(), Some(name))
             }
         }
@@ -623,7 +626,7 @@ impl State<'_> {
                 return Some(protocol::error_message(
                     &format!("invalid message: {e}"),
                     None,
-                ))
+                ));
             }
         };
         match op {
@@ -707,6 +710,7 @@ impl State<'_> {
             Err(e) => return protocol::error_message(&e.to_string(), Some(name)),
         };
         if !self.access.publish.allows(&topic) {
+            logs::refused(name, "forbidden", None);
             return protocol::error_message("not allowed to publish to this topic", Some(name));
         }
         let mut event = match payload.into_event() {
@@ -731,31 +735,6 @@ impl State<'_> {
                 protocol::unknown_message(&e.to_string(), name)
             }
             Err(e) => protocol::error_message(&e.to_string(), Some(name)),
-        }
-    }
-}
-
-/// The payload of a `publish` message: exactly one of `data` (text), `json` (a JSON value) and
-/// `data_base64` (bytes).
-struct Payload {
-    data: Option<String>,
-    data_base64: Option<String>,
-    json: Option<Box<serde_json::value::RawValue>>,
-}
-
-impl Payload {
-    fn into_event(self) -> Result<NewEvent, String> {
-        match (self.data, self.json, self.data_base64) {
-            (Some(text), None, None) => Ok(NewEvent::text(text)),
-            // Parsed as part of the message: valid JSON, kept as its exact text.
-            (None, Some(raw), None) => {
-                NewEvent::json(String::from(Box::<str>::from(raw))).map_err(|e| e.to_string())
-            }
-            (None, None, Some(b64)) => base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .map(NewEvent::binary)
-                .map_err(|e| format!("data_base64: {e}")),
-            _ => Err("a publish carries exactly one of data, json and data_base64".into()),
         }
     }
 }

@@ -148,7 +148,14 @@ impl Ws {
         let answer = async move {
             let (upgrade, on_upgrade) = match (validated, on_upgrade) {
                 (Ok(upgrade), Some(on_upgrade)) => (upgrade, on_upgrade),
-                (Err(refusal), _) => return refused(&refusal),
+                (Err(refusal), _) => {
+                    let reason = match refusal.status {
+                        StatusCode::FORBIDDEN => "origin",
+                        StatusCode::METHOD_NOT_ALLOWED => "method",
+                        _ => "bad_request",
+                    };
+                    return this.ctx.core.refused(&topics, reason, refused(&refusal));
+                }
                 (Ok(_), None) => return text(StatusCode::INTERNAL_SERVER_ERROR, "no upgrade\n"),
             };
             let grant = match this.ctx.core.check(&parts, &topics).await {
@@ -171,7 +178,7 @@ impl Ws {
     ) -> Response<WsBody> {
         let core = &self.ctx.core;
         if *self.shutdown.borrow() || core.hub().is_closed() {
-            return core.unavailable("shutting down\n");
+            return core.refused(&topics, "shutdown", core.unavailable("shutting down\n"));
         }
         let permit = match core.admit(parts, &grant, 0) {
             Ok(permit) => permit,

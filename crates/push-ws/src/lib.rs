@@ -118,8 +118,14 @@
 //! # }
 //! ```
 //!
-//! A complete hyper server is in `examples/ws-server`; with the `client` feature,
+//! A complete hyper server is in [`examples/ws-server`](https://github.com/push-rs/push/tree/main/examples/ws-server); with the `client` feature,
 //! [`client::Client`] resubscribes with its cursors after a reconnect.
+//!
+//! With the `tracing` feature, the endpoint logs its refusals (of handshakes and of subscribe
+//! messages), the gaps and resets it tells and each connection's close with its reason and code
+//! (a slow client, expired credentials, shutdown, a protocol error, the client gone), through
+//! the `tracing` facade with the target `push_ws`: one event per decision, none per delivered
+//! event ([`push_http::logs`] lists them).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -130,6 +136,7 @@ mod config;
 mod connection;
 mod endpoint;
 mod handshake;
+mod logs;
 mod protocol;
 
 pub use crate::config::{OnMessage, SlowClient, WsConfig};

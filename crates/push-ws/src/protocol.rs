@@ -1,8 +1,12 @@
 //! The JSON messages of the push WebSocket protocol, both directions.
 
+use base64::Engine as _;
 use bytes::Bytes;
-use push_core::{Cursor, Event, Outcome};
+use push_core::{Cursor, Event, NewEvent, Outcome};
 use serde::{Deserialize, Serialize};
+
+/// The close code when the connection's credentials expire.
+pub(crate) const EXPIRED: u16 = 4401;
 
 /// A message from the client (a text frame holding one JSON object), read by
 /// [`ClientOp::parse`].
@@ -243,6 +247,31 @@ pub(crate) fn unknown_message(error: &str, topic: &str) -> String {
         error,
         topic,
     })
+}
+
+/// The payload of a `publish` message: exactly one of `data` (text), `json` (a JSON value) and
+/// `data_base64` (bytes).
+pub(crate) struct Payload {
+    pub(crate) data: Option<String>,
+    pub(crate) data_base64: Option<String>,
+    pub(crate) json: Option<Box<serde_json::value::RawValue>>,
+}
+
+impl Payload {
+    pub(crate) fn into_event(self) -> Result<NewEvent, String> {
+        match (self.data, self.json, self.data_base64) {
+            (Some(text), None, None) => Ok(NewEvent::text(text)),
+            // Parsed as part of the message: valid JSON, kept as its exact text.
+            (None, Some(raw), None) => {
+                NewEvent::json(String::from(Box::<str>::from(raw))).map_err(|e| e.to_string())
+            }
+            (None, None, Some(b64)) => base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map(NewEvent::binary)
+                .map_err(|e| format!("data_base64: {e}")),
+            _ => Err("a publish carries exactly one of data, json and data_base64".into()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@
 //! | `GET /stream/{topic}?since=C` | push-stream |
 //! | `GET /ws/{topic}?since=C` | push-ws (HTTP/1.1 upgrade) |
 //! | `POST /topics/{topic}` | push-http's `Publisher`: publishes the body, answers `{"id":"CURSOR"}` |
+//! | `POST /topics/{topic}/complete` | finishes the topic (`{"end":"CURSOR"}`); readers get the rest, then the end |
+//! | `DELETE /topics/{topic}` | deletes the topic (`{"deleted":true}`); a cursor from before is a reset |
 //! | `GET /sse?topic=a&topic=b`, `/stream`, `/poll`, `/longpoll` alike | several topics, one combined cursor (`respond_topics`) |
 //! | `GET /ws` | push-ws with the topics subscribed by message |
 //! | `GET /client.js` | push-http's browser client, which speaks the two rows above |
@@ -130,8 +132,8 @@ async fn ws_bare(State(app): State<App>, req: Request) -> impl IntoResponse {
     app.ws.respond_topics(&[], req).await
 }
 
-async fn client_js() -> axum::response::Response {
-    push_http::browser::client_js_response::<axum::body::Body>()
+async fn client_js() -> impl IntoResponse {
+    push_http::browser::client_js_response()
 }
 
 /// The page: follows `?topic=` (default `news`) with `?transport=` (default: WebSocket, then
@@ -174,6 +176,24 @@ async fn publish(
     app.publish.respond(&topic, req).await
 }
 
+/// Finishes the topic: readers get the rest, then the end.
+async fn complete(
+    State(app): State<App>,
+    Path(topic): Path<Topic>,
+    req: Request,
+) -> impl IntoResponse {
+    app.publish.complete(&topic, req).await
+}
+
+/// Deletes the topic: readers end, and the name starts a new history.
+async fn delete(
+    State(app): State<App>,
+    Path(topic): Path<Topic>,
+    req: Request,
+) -> impl IntoResponse {
+    app.publish.delete(&topic, req).await
+}
+
 fn router(hub: Hub) -> Router {
     // Pages on this origin may poll from a browser on another port (a dev server, say).
     let cors = Cors::new(Origins::list(["http://localhost:5173"]));
@@ -192,7 +212,8 @@ fn router(hub: Hub) -> Router {
         .route("/sse/{topic}", get(sse))
         .route("/stream/{topic}", get(stream))
         .route("/ws/{topic}", get(ws))
-        .route("/topics/{topic}", post(publish))
+        .route("/topics/{topic}", post(publish).delete(delete))
+        .route("/topics/{topic}/complete", post(complete))
         .route("/sse", get(sse_topics))
         .route("/stream", get(stream_topics))
         .route("/poll", any(poll_topics))

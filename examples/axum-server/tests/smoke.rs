@@ -101,6 +101,41 @@ async fn every_route_answers_and_sigterm_tells_every_client() {
     }
     assert_eq!(got, ["two"]);
 
+    // A topic finishes and another is deleted through the publisher's routes; a hub error
+    // (publishing to the finished topic) is its status, not a panic or a 500.
+    example.publish("done", "last");
+    let end = curl(&["-sf", "-X", "POST", &format!("{base}topics/done/complete")]);
+    assert!(end.starts_with("{\"end\":\""), "{end}");
+    let after = curl(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-d",
+        "late",
+        &format!("{base}topics/done"),
+    ]);
+    assert_eq!(after, "409");
+    let read = curl(&["-sf", &format!("{base}poll/done")]);
+    assert!(read.contains("\"complete\":true"), "{read}");
+    example.publish("gone", "x");
+    let deleted = curl(&["-sf", "-X", "DELETE", &format!("{base}topics/gone")]);
+    assert_eq!(deleted.trim(), "{\"deleted\":true}");
+    let again = curl(&["-sf", "-X", "DELETE", &format!("{base}topics/gone")]);
+    assert_eq!(again.trim(), "{\"deleted\":false}");
+    let wrong = curl(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-X",
+        "GET",
+        &format!("{base}topics/gone/complete"),
+    ]);
+    assert_eq!(wrong, "405");
+
     // One client of every technique is connected, then SIGTERM.
     let held = [
         curl_until_end(format!("{base}sse/news")),

@@ -43,6 +43,11 @@
 //! readers' health too. `--redis` given twice or more names seeds of a Redis Cluster
 //! (push-redis's `cluster` feature); `--redis-wait-replicas 1` acknowledges a publish once a
 //! replica holds it, so that a failover loses nothing a client was told.
+//!
+//! The crates log their decisions (their `tracing` features): refusals, streams and WebSockets
+//! ended and why, gaps and resets told, a Redis outage and its end, as lines on stderr filtered
+//! by `RUST_LOG` (`info` when unset; `RUST_LOG=push_ws=debug` adds clients that went away).
+//! `--ws-slow-timeout SECONDS` closes a WebSocket client that keeps a write waiting that long.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -163,10 +168,7 @@ where
             return res;
         }
         "/app.js" => return reply(StatusCode::OK, "text/javascript; charset=utf-8", APP_JS),
-        "/client.js" => {
-            return push_http::browser::client_js_response::<Full<Bytes>>()
-                .map(BodyExt::boxed_unsync)
-        }
+        "/client.js" => return push_http::browser::client_js_response().map(BodyExt::boxed_unsync),
         "/limits" => return reply(StatusCode::OK, "text/html; charset=utf-8", LIMITS_PAGE),
         "/limits/hold" => return hold(&req),
         "/info.json" => {
@@ -174,7 +176,7 @@ where
                 StatusCode::OK,
                 "application/json",
                 format!("{{\"tls\":{}}}\n", state.tls),
-            )
+            );
         }
         "/style.css" => return reply(StatusCode::OK, "text/css; charset=utf-8", STYLE_CSS),
         "/metrics" => return metrics(&state),
@@ -438,52 +440,19 @@ where
         Ok(topic) => topic,
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
     };
-    let (parts, body) = req.into_parts();
-    if let Some(authorizer) = &state.authorizer {
-        match authorizer.grant(&parts).await {
-            Ok(grant) if grant.publish.allows(&topic) => {}
-            Ok(_)
-                if parts
-                    .uri
-                    .query()
-                    .is_some_and(|q| push_http::query_value(q, "access_token").is_some()) =>
-            {
-                let reason = "the token may not publish here: a token in the URL grants reading only; send it in Authorization: Bearer\n";
-                return text(StatusCode::FORBIDDEN, reason);
-            }
-            Ok(_) => return text(StatusCode::FORBIDDEN, "the token may not publish here\n"),
-            Err(refusal) => return refusal.response::<Full<Bytes>>().map(BodyExt::boxed_unsync),
+    // The publisher admits each the same way: with tokens, the token's publish grant.
+    let res = match (req.method().clone(), completing) {
+        (Method::POST, false) => state.publisher.respond(&topic, req).await,
+        (Method::POST, true) => state.publisher.complete(&topic, req).await,
+        (Method::DELETE, false) => state.publisher.delete(&topic, req).await,
+        _ => {
+            return text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "POST /topics/{t} publishes, POST /topics/{t}/complete finishes, DELETE /topics/{t} deletes\n",
+            );
         }
-    }
-    let req = Request::from_parts(parts, body);
-    let method = req.method().clone();
-    let end = match (method, completing) {
-        (Method::POST, false) => return publish(state, &topic, req).await,
-        (Method::POST, true) => state.hub.complete(&topic).await.map(|end| format!("{{\"end\":\"{end}\"}}\n")),
-        (Method::DELETE, false) => state.hub.delete(&topic).await.map(|existed| format!("{{\"deleted\":{existed}}}\n")),
-        _ => return text(StatusCode::METHOD_NOT_ALLOWED, "POST /topics/{t} publishes, POST /topics/{t}/complete finishes, DELETE /topics/{t} deletes\n"),
     };
-    match end {
-        Ok(json) => reply(StatusCode::OK, "application/json", json),
-        Err(e) => push_http::error_response::<Full<Bytes>>(&e, Duration::from_secs(5))
-            .map(BodyExt::boxed_unsync),
-    }
-}
-
-/// A publish, through push-http's `Publisher`: the body bounded in size (a declared length
-/// over it refused unread) and in time, the kind, type and `Idempotency-Key` from the head,
-/// and each outcome's status (an unknown one `202`, never a failure status for what may be
-/// stored).
-async fn publish<B>(state: &State, topic: &Topic, req: Request<B>) -> Response<Body>
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    state
-        .publisher
-        .respond(topic, req)
-        .await
-        .map(BodyExt::boxed_unsync)
+    res.map(BodyExt::boxed_unsync)
 }
 
 /// `/metrics`: push-http's meters of every technique (`push_answers_total`,
@@ -734,6 +703,42 @@ struct Args {
         value_name = "SECRET"
     )]
     jwt_secret: Option<String>,
+    /// Close a WebSocket client (1008, "too slow") once a write to it has waited this many
+    /// seconds; without it, a client that reads too slowly falls behind and is told a gap.
+    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
+    ws_slow_timeout: Option<f64>,
+}
+
+/// A number of seconds above zero (fractions allowed).
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs.is_finite() => Ok(secs),
+        _ => Err(format!("{text:?} is not a positive number of seconds")),
+    }
+}
+
+/// The crates' log events as lines on stderr: `RUST_LOG` filters them (`info` when unset,
+/// `RUST_LOG=push_ws=debug` for every WebSocket decision, `RUST_LOG=push_redis=warn` …).
+fn init_logs() {
+    use std::io::IsTerminal as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// The WebSocket endpoint's settings: the per-client `quota`, and `--ws-slow-timeout`.
+fn ws_config(args: &Args, quota: push_http::Quota) -> push_ws::WsConfig {
+    let config = push_ws::WsConfig::default().quota(quota);
+    match args.ws_slow_timeout {
+        Some(secs) => config
+            .slow_client(push_ws::SlowClient::Close)
+            .slow_timeout(Duration::from_secs_f64(secs)),
+        None => config,
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -785,6 +790,7 @@ async fn main() -> std::io::Result<()> {
         println!("{}", mint(token)?);
         return Ok(());
     }
+    init_logs();
     let acceptor = if args.tls {
         Some(tls_acceptor()?)
     } else {
@@ -855,9 +861,10 @@ async fn main() -> std::io::Result<()> {
             hub.clone(),
             push_stream::StreamConfig::default().quota(quota),
         ),
-        Ws::with_config(hub.clone(), push_ws::WsConfig::default().quota(quota)),
+        Ws::with_config(hub.clone(), ws_config(&args, quota)),
         Events::with_config(hub.clone(), push_h2::EventsConfig::default().quota(quota)),
     );
+    let mut publisher = push_http::Publisher::new(hub.clone());
     if let Some(auth) = &authorizer {
         poller = poller.authorize(auth.clone());
         longpoll = longpoll.authorize(auth.clone());
@@ -865,9 +872,10 @@ async fn main() -> std::io::Result<()> {
         streamer = streamer.authorize(auth.clone());
         ws = ws.authorize(auth.clone());
         events = events.authorize(auth.clone());
+        publisher = publisher.authorize(auth.clone());
     }
     let state = Arc::new(State {
-        publisher: push_http::Publisher::new(hub.clone()),
+        publisher,
         redis,
         poller,
         longpoll,

@@ -3,7 +3,8 @@
 //! An [`Authorizer`] is an async hook from a request's parts (headers, URI, extensions) to a
 //! [`Grant`] (the topics the client may read and may publish to) or a [`Refusal`]. Every
 //! technique crate takes the same type and runs it before any subscription is made: a refusal
-//! is `401` (no or bad credentials, with `WWW-Authenticate: Bearer`) or `403` (not this topic).
+//! is `401` (no credentials, or credentials that are not valid) or `403` (not this topic), each
+//! with its `WWW-Authenticate: Bearer` challenge (RFC 6750 §3).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -118,13 +119,26 @@ impl Default for Grant {
     }
 }
 
-/// Why a request is refused.
+/// Why a request is refused, and so its answer (RFC 6750 §3). The reason is the answer's body;
+/// it is for people and may say more than the challenge does.
+///
+/// | variant | status | `WWW-Authenticate` |
+/// |---|---|---|
+/// | [`NoCredentials`](Self::NoCredentials) | `401` | `Bearer` |
+/// | [`InvalidToken`](Self::InvalidToken) | `401` | `Bearer error="invalid_token", error_description="REASON"` |
+/// | [`Forbidden`](Self::Forbidden) | `403` | `Bearer error="insufficient_scope"` |
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Refusal {
-    /// No credentials, or credentials that are not valid: `401`.
-    Unauthorized(String),
-    /// Valid credentials that do not cover this: `403`.
+    /// The request carries no credentials at all (or only in a scheme not understood): `401`
+    /// with a bare `Bearer` challenge, no error code (RFC 6750 §3.1).
+    NoCredentials(String),
+    /// Credentials that are not valid: malformed, badly signed, expired, not yet valid, for
+    /// another audience. `401` with `error="invalid_token"` and the reason as
+    /// `error_description` (its printable ASCII without `"` and `\`, at most 120 bytes).
+    InvalidToken(String),
+    /// Valid credentials that do not cover this (a topic, publishing): `403` with
+    /// `error="insufficient_scope"`.
     Forbidden(String),
 }
 
@@ -133,25 +147,71 @@ impl Refusal {
     #[must_use]
     pub fn reason(&self) -> &str {
         match self {
-            Refusal::Unauthorized(reason) | Refusal::Forbidden(reason) => reason,
+            Refusal::NoCredentials(reason)
+            | Refusal::InvalidToken(reason)
+            | Refusal::Forbidden(reason) => reason,
         }
     }
 
-    /// The answer: `401` with `WWW-Authenticate: Bearer`, or `403`, with the reason as text.
+    /// The status of the answer: `401` or `403`.
     #[must_use]
-    pub fn response<B: From<Bytes>>(&self) -> Response<B> {
+    pub fn status(&self) -> StatusCode {
         match self {
-            Refusal::Unauthorized(reason) => {
-                let mut res = crate::answer::text(StatusCode::UNAUTHORIZED, &format!("{reason}\n"));
-                res.headers_mut()
-                    .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                res
+            Refusal::NoCredentials(_) | Refusal::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Refusal::Forbidden(_) => StatusCode::FORBIDDEN,
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge of the answer (see the table above).
+    #[must_use]
+    pub fn challenge(&self) -> HeaderValue {
+        match self {
+            Refusal::NoCredentials(_) => HeaderValue::from_static("Bearer"),
+            Refusal::InvalidToken(reason) => {
+                let description = description(reason);
+                if description.is_empty() {
+                    return HeaderValue::from_static(r#"Bearer error="invalid_token""#);
+                }
+                HeaderValue::try_from(format!(
+                    r#"Bearer error="invalid_token", error_description="{description}""#
+                ))
+                .unwrap_or_else(|_| HeaderValue::from_static(r#"Bearer error="invalid_token""#))
             }
-            Refusal::Forbidden(reason) => {
-                crate::answer::text(StatusCode::FORBIDDEN, &format!("{reason}\n"))
+            Refusal::Forbidden(_) => {
+                HeaderValue::from_static(r#"Bearer error="insufficient_scope""#)
             }
         }
     }
+
+    /// The answer: [`status`](Self::status), the [`challenge`](Self::challenge) in
+    /// `WWW-Authenticate`, and the reason as text.
+    #[must_use]
+    pub fn response<B: From<Bytes>>(&self) -> Response<B> {
+        let mut res = crate::answer::text(self.status(), &format!("{}\n", self.reason()));
+        res.headers_mut().insert(WWW_AUTHENTICATE, self.challenge());
+        res
+    }
+}
+
+/// The longest `error_description` of an `invalid_token` challenge: a longer reason is cut
+/// there (the body has all of it).
+const MAX_DESCRIPTION: usize = 120;
+
+/// `reason` as an `error_description` (RFC 6750 §3: `%x20-21 / %x23-5B / %x5D-7E`): line
+/// breaks and tabs become spaces, `"`, `\`, other controls and non-ASCII are dropped, the ends
+/// trimmed, and it is cut at [`MAX_DESCRIPTION`] bytes.
+fn description(reason: &str) -> String {
+    let mut out: String = reason
+        .chars()
+        .filter_map(|c| match c {
+            '\t' | '\n' | '\r' => Some(' '),
+            '"' | '\\' => None,
+            ' '..='~' => Some(c),
+            _ => None,
+        })
+        .collect();
+    out.truncate(MAX_DESCRIPTION);
+    out.trim().to_owned()
 }
 
 type Hook =
@@ -167,8 +227,8 @@ type Hook =
 ///     async move {
 ///         match token.as_ref().and_then(|t| t.to_str().ok()) {
 ///             Some("Bearer reader") => Ok(Grant::new(Allow::patterns(["chat:*"]), Allow::Nothing)),
-///             Some(_) => Err(Refusal::Unauthorized("unknown token".into())),
-///             None => Err(Refusal::Unauthorized("a bearer token is required".into())),
+///             Some(_) => Err(Refusal::InvalidToken("unknown token".into())),
+///             None => Err(Refusal::NoCredentials("a bearer token is required".into())),
 ///         }
 ///     }
 /// });
@@ -202,12 +262,12 @@ impl Authorizer {
     ///
     /// # Errors
     ///
-    /// The hook's refusal, or [`Refusal::Unauthorized`] for a grant whose
+    /// The hook's refusal, or [`Refusal::InvalidToken`] for a grant whose
     /// [`expires`](Grant::expires) has passed.
     pub async fn grant(&self, parts: &Parts) -> Result<Grant, Refusal> {
         let grant = (self.hook)(parts).await?;
         if grant.expires.is_some_and(|t| t <= SystemTime::now()) {
-            return Err(Refusal::Unauthorized("the credentials expired".into()));
+            return Err(Refusal::InvalidToken("the credentials expired".into()));
         }
         Ok(grant)
     }
@@ -266,5 +326,170 @@ mod tests {
         assert!(!allow.allows(&t("admin")));
         assert!(!Allow::Nothing.allows(&t("news")));
         assert!(Allow::All.allows(&t("admin")));
+    }
+
+    /// Status, `WWW-Authenticate` and body of a refusal's answer.
+    fn answer(refusal: &Refusal) -> (StatusCode, String, String) {
+        let res = refusal.response::<Bytes>();
+        let challenge = res
+            .headers()
+            .get_all(WWW_AUTHENTICATE)
+            .iter()
+            .collect::<Vec<_>>();
+        assert_eq!(challenge.len(), 1, "one challenge");
+        let challenge = challenge[0].to_str().unwrap().to_owned();
+        let body = String::from_utf8(res.body().to_vec()).unwrap();
+        (res.status(), challenge, body)
+    }
+
+    #[test]
+    fn each_refusal_has_its_rfc_6750_challenge_and_the_reason_as_body() {
+        let cases = [
+            (
+                Refusal::NoCredentials("a bearer token is required".into()),
+                StatusCode::UNAUTHORIZED,
+                "Bearer",
+                "a bearer token is required\n",
+            ),
+            (
+                Refusal::InvalidToken("the token expired".into()),
+                StatusCode::UNAUTHORIZED,
+                r#"Bearer error="invalid_token", error_description="the token expired""#,
+                "the token expired\n",
+            ),
+            (
+                Refusal::Forbidden(r#"topic "admin" is not readable"#.into()),
+                StatusCode::FORBIDDEN,
+                r#"Bearer error="insufficient_scope""#,
+                "topic \"admin\" is not readable\n",
+            ),
+        ];
+        for (refusal, status, challenge, body) in cases {
+            assert_eq!(refusal.status(), status);
+            assert_eq!(
+                answer(&refusal),
+                (status, challenge.to_owned(), body.to_owned())
+            );
+        }
+    }
+
+    #[test]
+    fn an_error_description_is_a_valid_quoted_string_and_short() {
+        let description = |reason: &str| {
+            let (_, challenge, body) = answer(&Refusal::InvalidToken(reason.into()));
+            assert_eq!(body, format!("{reason}\n"), "the body keeps the reason");
+            let prefix = r#"Bearer error="invalid_token""#;
+            let rest = challenge.strip_prefix(prefix).expect(&challenge);
+            if rest.is_empty() {
+                return None;
+            }
+            let value = rest
+                .strip_prefix(r#", error_description=""#)
+                .expect(&challenge);
+            Some(value.strip_suffix('"').expect(&challenge).to_owned())
+        };
+        assert_eq!(
+            description(r#"the "aud" claim \ is "x""#).as_deref(),
+            Some("the aud claim  is x")
+        );
+        assert_eq!(
+            description("line one\nline two\tand\u{7f}\u{0} café ✓").as_deref(),
+            Some("line one line two and caf")
+        );
+        assert_eq!(description(""), None);
+        assert_eq!(description(" \"\\\u{1} "), None);
+        let long = "x".repeat(500);
+        assert_eq!(
+            description(&long).as_deref(),
+            Some(&long[..MAX_DESCRIPTION])
+        );
+        // Whatever the reason, the value holds only what RFC 6750 allows.
+        let every_char: String = (0..=0x2ffu32).filter_map(char::from_u32).collect();
+        for chunk in every_char.as_bytes().chunks(100) {
+            let reason = String::from_utf8_lossy(chunk);
+            if let Some(value) = description(&reason) {
+                assert!(value.len() <= MAX_DESCRIPTION);
+                assert!(
+                    value
+                        .bytes()
+                        .all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5b | 0x5d..=0x7e)),
+                    "{value:?}"
+                );
+            }
+        }
+    }
+
+    fn block_on<T>(future: impl Future<Output = T>) -> T {
+        let mut future = std::pin::pin!(future);
+        let waker = std::task::Waker::noop();
+        match future
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(waker))
+        {
+            std::task::Poll::Ready(value) => value,
+            std::task::Poll::Pending => panic!("the hook does not wait"),
+        }
+    }
+
+    /// A hook as users write one: no header, a wrong token, a token for `chat:*`, an expired one.
+    fn hook() -> Authorizer {
+        Authorizer::new(|parts| {
+            let token = parts.headers.get("authorization").cloned();
+            std::future::ready(match token.as_ref().and_then(|v| v.to_str().ok()) {
+                None => Err(Refusal::NoCredentials("a bearer token is required".into())),
+                Some("Bearer reader") => {
+                    Ok(Grant::new(Allow::patterns(["chat:*"]), Allow::Nothing))
+                }
+                Some("Bearer old") => Ok(Grant::new(Allow::All, Allow::Nothing)
+                    .until(SystemTime::now() - std::time::Duration::from_secs(1))),
+                Some(_) => Err(Refusal::InvalidToken("unknown token".into())),
+            })
+        })
+    }
+
+    #[test]
+    fn a_custom_hook_gives_each_kind_of_refusal() {
+        let parts = |token: Option<&str>| {
+            let mut req = http::Request::get("/sse/chat:1");
+            if let Some(token) = token {
+                req = req.header("authorization", token);
+            }
+            req.body(()).unwrap().into_parts().0
+        };
+        let auth = hook();
+        let check = |token: Option<&str>, topic: &str| {
+            let topics = [Topic::new(topic).unwrap()];
+            block_on(check_read_all::<Bytes>(Some(&auth), &parts(token), &topics))
+                .map(|_| ())
+                .map_err(|res| {
+                    let challenge = res.headers().get(WWW_AUTHENTICATE).unwrap();
+                    (res.status(), challenge.to_str().unwrap().to_owned())
+                })
+        };
+        let unauthorized = StatusCode::UNAUTHORIZED;
+        assert_eq!(check(None, "chat:1"), Err((unauthorized, "Bearer".into())));
+        assert_eq!(
+            check(Some("Bearer guess"), "chat:1"),
+            Err((
+                unauthorized,
+                r#"Bearer error="invalid_token", error_description="unknown token""#.into()
+            ))
+        );
+        assert_eq!(
+            check(Some("Bearer old"), "chat:1"),
+            Err((
+                unauthorized,
+                r#"Bearer error="invalid_token", error_description="the credentials expired""#
+                    .into()
+            ))
+        );
+        assert_eq!(
+            check(Some("Bearer reader"), "admin"),
+            Err((
+                StatusCode::FORBIDDEN,
+                r#"Bearer error="insufficient_scope""#.into()
+            ))
+        );
+        assert_eq!(check(Some("Bearer reader"), "chat:1"), Ok(()));
     }
 }

@@ -1,7 +1,8 @@
 //! JSON Web Tokens as an [`Authorizer`]: which topics a client may read and publish to, signed
 //! by whoever issues the tokens (an application's login, an identity provider).
 //!
-//! A token is a JWT (RFC 7519) signed with HS256, RS256 or ES256, carrying:
+//! A token is a JWT (RFC 7519) signed with HS256 ([`Jwt::hs256`]), or, with feature `jwt`,
+//! RS256 or ES256 (`Jwt::rs256_pem`, `Jwt::es256_pem`), carrying:
 //!
 //! | claim | meaning |
 //! |---|---|
@@ -40,6 +41,30 @@
 //!
 //! Expiry is exact: no leeway unless [`Jwt::leeway`] sets one, so a token is refused from its
 //! `exp` second on, and a connection admitted with it ends then.
+//!
+//! A request without a token is refused with [`Refusal::NoCredentials`] (`401`,
+//! `WWW-Authenticate: Bearer`); a token that is too long, malformed, badly signed, signed with
+//! another algorithm, expired, not yet valid or for another audience with
+//! [`Refusal::InvalidToken`] (`401`, `Bearer error="invalid_token", error_description="…"`);
+//! a valid token without the topic gets `403`, `Bearer error="insufficient_scope"`.
+//!
+//! # Features
+//!
+//! - `jwt-hs256`: this module with [`Jwt::hs256`] only. jsonwebtoken comes without its own
+//!   crypto; push-http's HMAC (HS256, HS384, HS512, with RustCrypto's `hmac` and `sha2`)
+//!   stands in, and a token signed with anything else is refused as `invalid_token`, never a
+//!   panic. Less than half the dependency tree of `jwt`: no RSA, elliptic curves, big
+//!   numbers or `rand`.
+//! - `jwt`: also `Jwt::rs256_pem` and `Jwt::es256_pem`, with jsonwebtoken's `rust_crypto`
+//!   provider and PEM keys.
+//!
+//! jsonwebtoken checks signatures with one [`CryptoProvider`] for the whole process. With
+//! `jwt-hs256` alone, making the first [`Jwt`] installs push-http's HMAC-only one, unless a
+//! provider is installed already (which is then kept). So a program that also uses
+//! jsonwebtoken itself with RSA or EC keys should enable `jwt` (or install its own provider,
+//! such as `jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER`, before making a `Jwt`).
+//!
+//! [`CryptoProvider`]: jsonwebtoken::crypto::CryptoProvider
 
 use std::collections::HashSet;
 use std::fmt;
@@ -160,7 +185,7 @@ struct PushClaim {
 ///
 /// | setting | default |
 /// |---|---|
-/// | algorithm | fixed by the constructor: [`hs256`](Self::hs256), [`rs256_pem`](Self::rs256_pem), [`es256_pem`](Self::es256_pem) |
+/// | algorithm | fixed by the constructor: [`hs256`](Self::hs256); with feature `jwt`, `rs256_pem`, `es256_pem` |
 /// | [`audience`](Self::audience) | none (a token with an `aud` claim is refused) |
 /// | [`leeway`](Self::leeway) | 0 s |
 /// | [`cookie`](Self::cookie) | not read |
@@ -189,6 +214,7 @@ impl fmt::Debug for Jwt {
 
 impl Jwt {
     fn with_key(key: DecodingKey, algorithm: Algorithm) -> Self {
+        ensure_provider();
         let mut validation = Validation::new(algorithm);
         validation.leeway = 0;
         validation.validate_nbf = true;
@@ -202,6 +228,10 @@ impl Jwt {
     }
 
     /// Tokens signed with HMAC-SHA256 and `secret` (RFC 7518 asks for at least 32 bytes).
+    ///
+    /// With feature `jwt-hs256` alone, the first `Jwt` made installs push-http's HMAC-only
+    /// provider for jsonwebtoken, unless one is installed already (see the
+    /// [module](self#features)).
     #[must_use]
     pub fn hs256(secret: &[u8]) -> Self {
         Self::with_key(DecodingKey::from_secret(secret), Algorithm::HS256)
@@ -212,6 +242,8 @@ impl Jwt {
     /// # Errors
     ///
     /// A PEM that holds no RSA public key.
+    #[cfg(feature = "jwt")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
     pub fn rs256_pem(pem: &[u8]) -> Result<Self, crate::Error> {
         let key = DecodingKey::from_rsa_pem(pem).map_err(crate::Error::Key)?;
         Ok(Self::with_key(key, Algorithm::RS256))
@@ -222,6 +254,8 @@ impl Jwt {
     /// # Errors
     ///
     /// A PEM that holds no EC public key.
+    #[cfg(feature = "jwt")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
     pub fn es256_pem(pem: &[u8]) -> Result<Self, crate::Error> {
         let key = DecodingKey::from_ec_pem(pem).map_err(crate::Error::Key)?;
         Ok(Self::with_key(key, Algorithm::ES256))
@@ -303,31 +337,32 @@ impl Jwt {
     ///
     /// # Errors
     ///
-    /// [`Refusal::Unauthorized`] with the reason: no token, too long, malformed, a bad
-    /// signature, another algorithm, expired, not yet valid, the wrong audience, or an `exp`
-    /// beyond what a time holds.
+    /// [`Refusal::NoCredentials`] when the request carries no token;
+    /// [`Refusal::InvalidToken`] with the reason for one too long, malformed, with a bad
+    /// signature, of another algorithm, expired, not yet valid, for the wrong audience, or
+    /// with an `exp` beyond what a time holds.
     pub fn grant(&self, parts: &Parts) -> Result<Grant, Refusal> {
         let (token, in_query) = self.token(parts).ok_or_else(|| {
-            Refusal::Unauthorized(
+            Refusal::NoCredentials(
                 "a token is required (Authorization: Bearer, or ?access_token=)".into(),
             )
         })?;
         if token.len() > self.max_token {
-            return Err(Refusal::Unauthorized(format!(
+            return Err(Refusal::InvalidToken(format!(
                 "the token is longer than {} bytes",
                 self.max_token
             )));
         }
         let data = jsonwebtoken::decode::<Claims>(&token, &self.key, &self.validation)
-            .map_err(|e| Refusal::Unauthorized(reason(e.kind())))?;
+            .map_err(|e| Refusal::InvalidToken(reason(e.kind())))?;
         let exp = data
             .claims
             .exp
-            .ok_or_else(|| Refusal::Unauthorized("the token has no exp claim".into()))?;
+            .ok_or_else(|| Refusal::InvalidToken("the token has no exp claim".into()))?;
         let push = data.claims.push.unwrap_or_default();
         let expires = UNIX_EPOCH
             .checked_add(Duration::from_secs(exp))
-            .ok_or_else(|| Refusal::Unauthorized("the token's exp is out of range".into()))?;
+            .ok_or_else(|| Refusal::InvalidToken("the token's exp is out of range".into()))?;
         let publish = if in_query {
             Allow::Nothing
         } else {
@@ -350,6 +385,14 @@ impl From<Jwt> for Authorizer {
     fn from(jwt: Jwt) -> Self {
         jwt.authorizer()
     }
+}
+
+/// Makes sure jsonwebtoken has a crypto provider. With feature `jwt`, its `rust_crypto` one is
+/// chosen by its own features; with `jwt-hs256` alone, push-http's HMAC-only one is installed,
+/// unless one is installed already.
+fn ensure_provider() {
+    #[cfg(not(feature = "jwt"))]
+    super::jwt_hmac::install();
 }
 
 fn allow(patterns: Vec<String>) -> Allow {
@@ -386,10 +429,13 @@ mod tests {
     }
     use jsonwebtoken::{encode, EncodingKey, Header};
     use push_core::Topic;
+    use std::future::Future as _;
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
     fn token(claims: &serde_json::Value) -> String {
+        // Under `jwt-hs256` alone, signing needs the provider a `Jwt` installs.
+        ensure_provider();
         encode(
             &Header::default(),
             claims,
@@ -478,7 +524,11 @@ mod tests {
             let headers: Vec<(&str, &str)> =
                 headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
             let err = jwt.grant(&parts("/", &headers)).unwrap_err();
-            assert!(matches!(err, Refusal::Unauthorized(_)), "{want}");
+            if t.is_some() {
+                assert!(matches!(err, Refusal::InvalidToken(_)), "{want}");
+            } else {
+                assert!(matches!(err, Refusal::NoCredentials(_)), "{want}");
+            }
             assert!(err.reason().contains(want), "{} !~ {want}", err.reason());
         }
         let other = encode(
@@ -496,6 +546,7 @@ mod tests {
         assert!(err.reason().contains("signature"), "{}", err.reason());
     }
 
+    #[cfg(feature = "jwt")]
     #[test]
     fn rs256_and_es256_keys_check_their_signatures() {
         let claims = serde_json::json!({"exp": unix_now() + 60, "push": {"publish": ["news"]}});
@@ -536,6 +587,139 @@ mod tests {
             assert!(err.reason().contains("algorithm"), "{}", err.reason());
         }
         assert!(Jwt::rs256_pem(b"not a key").is_err());
+    }
+
+    /// A token signed with RS256 and `testdata/rsa-private.pem` (by `openssl dgst -sha256
+    /// -sign`, outside this crate), granting everything until 2100.
+    const RS256_TOKEN: &str = concat!(
+        "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.",
+        "eyJleHAiOjQxMDI0NDQ4MDAsInB1c2giOnsic3Vic2NyaWJlIjpbIioiXSwicHVibGlzaCI6WyIqIl19fQ.",
+        "gja3w8QxdKfTGBLX9IOF3s_qUeeoeqUWvU2pZIm1DgxEUnEVou8WGpZSbOf-bGpZSZNqSzLG7h9I4rwu",
+        "-A7VykfbvivybkwmhvNkCozmjnlJcyKxfZPoycigtdyGC6v5mMcpQxjjFzNcPWK04THpUywW2Xe0mPwb",
+        "udMDVA-OeFV5w70pm5KSVR8jU5Y8DkJIMCV-FdlYnyV8JOw9fvY4P78yHVg6AiHWWAD-yJnf_AX6vWGv",
+        "7GruKR-J7u2fNbeHqoW1N4r_Wt7gU6i1up8XPO6Xm2p-g_-0e7z9FTonfLqu91a4oaIzTvDX3PutU40104FIZ7938KDbxvQl8mCFjg",
+    );
+
+    /// The fixture is a good RS256 token: `jwt` accepts it with the public key.
+    #[cfg(feature = "jwt")]
+    #[test]
+    fn the_rs256_fixture_is_accepted_by_its_key() {
+        let jwt = Jwt::rs256_pem(include_bytes!("../../testdata/rsa-public.pem")).unwrap();
+        let bearer = format!("Bearer {RS256_TOKEN}");
+        let grant = jwt
+            .grant(&parts("/", &[("authorization", &bearer)]))
+            .unwrap();
+        assert_eq!(grant.read, Allow::Patterns(vec!["*".into()]));
+    }
+
+    /// RFC 7515 appendix A.1: a token signed with HS256 elsewhere (it expired in 2011), and
+    /// its key, as the RFC lists its bytes.
+    const RFC7515_A1: &str = concat!(
+        "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9.",
+        "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ.",
+        "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+    );
+    const RFC7515_A1_KEY: [u8; 64] = [
+        3, 35, 53, 75, 43, 15, 165, 188, 131, 126, 6, 101, 119, 123, 166, 143, 90, 179, 40, 230,
+        240, 84, 201, 40, 169, 15, 132, 178, 210, 80, 46, 191, 211, 251, 90, 146, 210, 6, 71, 239,
+        150, 138, 180, 195, 119, 98, 61, 34, 61, 46, 33, 114, 5, 46, 79, 8, 192, 205, 154, 245,
+        103, 208, 128, 163,
+    ];
+
+    /// A `Jwt` alone checks signatures: nothing in this test signs or installs a provider
+    /// first (under `jwt-hs256`, the one `Jwt::hs256` installs does it; run alone, as nextest
+    /// does, a `Jwt` that did not install it would panic here). The signature is good, so the
+    /// refusal is for the expiry; with another secret, for the signature.
+    #[test]
+    fn a_jwt_alone_checks_a_token_signed_elsewhere() {
+        let bearer = format!("Bearer {RFC7515_A1}");
+        let request = parts("/", &[("authorization", &bearer)]);
+        let err = Jwt::hs256(&RFC7515_A1_KEY).grant(&request).unwrap_err();
+        assert_eq!(err, Refusal::InvalidToken("the token expired".into()));
+        let err = Jwt::hs256(SECRET).grant(&request).unwrap_err();
+        assert_eq!(
+            err,
+            Refusal::InvalidToken("the token's signature is not valid".into())
+        );
+    }
+
+    /// An HS256 `Jwt` (the only kind with `jwt-hs256` alone, whose provider has no RSA) refuses
+    /// an RS256 token as `invalid_token`, and does not panic.
+    #[test]
+    fn an_rs256_token_is_refused_by_an_hs256_jwt_without_a_panic() {
+        let jwt = Jwt::hs256(SECRET);
+        let bearer = format!("Bearer {RS256_TOKEN}");
+        let request = parts("/", &[("authorization", &bearer)]);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| jwt.grant(&request)));
+        let err = result.expect("Jwt::grant panicked").unwrap_err();
+        assert_eq!(
+            err,
+            Refusal::InvalidToken("the token is signed with another algorithm".into())
+        );
+        let res = err.response::<bytes::Bytes>();
+        assert_eq!(res.status(), http::StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            res.headers()["www-authenticate"],
+            r#"Bearer error="invalid_token", error_description="the token is signed with another algorithm""#
+        );
+    }
+
+    /// Through the `Authorizer` every endpoint runs: no token, a bad one, a good one without
+    /// the topic, and the topic.
+    #[test]
+    fn the_three_challenges_of_a_jwt_authorizer() {
+        let auth = Authorizer::from(Jwt::hs256(SECRET));
+        let good = token(&serde_json::json!({
+            "exp": unix_now() + 60,
+            "push": {"subscribe": ["chat:*"]},
+        }));
+        let expired = token(&serde_json::json!({"exp": unix_now() - 1}));
+        let answer = |token: Option<&str>, topic: &str| {
+            let bearer = token.map(|t| format!("Bearer {t}"));
+            let headers: Vec<(&str, &str)> = bearer
+                .iter()
+                .map(|b| ("authorization", b.as_str()))
+                .collect();
+            let request = parts("/", &headers);
+            let topics = [Topic::new(topic).unwrap()];
+            let mut future = std::pin::pin!(super::super::grant::check_read_all::<bytes::Bytes>(
+                Some(&auth),
+                &request,
+                &topics,
+            ));
+            let waker = std::task::Waker::noop();
+            let std::task::Poll::Ready(result) = future
+                .as_mut()
+                .poll(&mut std::task::Context::from_waker(waker))
+            else {
+                panic!("a JWT grant does not wait")
+            };
+            result.map(|_| ()).map_err(|res| {
+                let challenge = res.headers()["www-authenticate"].to_str().unwrap();
+                (res.status().as_u16(), challenge.to_owned())
+            })
+        };
+        assert_eq!(answer(None, "chat:1"), Err((401, "Bearer".into())));
+        assert_eq!(
+            answer(Some("nonsense"), "chat:1"),
+            Err((
+                401,
+                r#"Bearer error="invalid_token", error_description="the token is malformed""#
+                    .into()
+            ))
+        );
+        assert_eq!(
+            answer(Some(&expired), "chat:1"),
+            Err((
+                401,
+                r#"Bearer error="invalid_token", error_description="the token expired""#.into()
+            ))
+        );
+        assert_eq!(
+            answer(Some(&good), "admin"),
+            Err((403, r#"Bearer error="insufficient_scope""#.into()))
+        );
+        assert_eq!(answer(Some(&good), "chat:1"), Ok(()));
     }
 
     #[test]

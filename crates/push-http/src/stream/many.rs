@@ -12,6 +12,7 @@ use super::framing::{End, Framing};
 use super::timers::Timers;
 use super::State;
 use crate::access::Permit;
+use crate::logs;
 use crate::meters::Meters;
 use crate::topics::Position;
 
@@ -160,23 +161,17 @@ impl<F: Framing> MultiFrames<F> {
             State::Streaming => {}
         }
         if self.timers.poll_expired(cx) {
-            self.state = State::Done;
-            let end = self
-                .framing
-                .multi_end(End::Expired, &self.merged.position());
-            return Poll::Ready(Some((end, None)));
+            return Poll::Ready(Some((self.end(End::Expired), None)));
         }
         let (i, delivery) = match self.merged.poll_recv(cx) {
             Poll::Ready(Some(ready)) => ready,
             Poll::Ready(None) => {
-                self.state = State::Done;
-                let reason = if self.merged.all_complete() {
+                let end = if self.merged.all_complete() {
                     End::Complete
                 } else {
                     End::Shutdown
                 };
-                let end = self.framing.multi_end(reason, &self.merged.position());
-                return Poll::Ready(Some((end, None)));
+                return Poll::Ready(Some((self.end(end), None)));
             }
             Poll::Pending => {
                 return match self.timers.poll_heartbeat(cx) {
@@ -193,7 +188,10 @@ impl<F: Framing> MultiFrames<F> {
                 (self.framing.multi_event(&event, &position), Some(event))
             }
             Delivery::Gap { missed } => {
-                self.meters.outcome(Outcome::Gap { missed });
+                let outcome = Outcome::Gap { missed };
+                self.meters.outcome(outcome);
+                let from = logs::before_gap(sub.cursor(), missed);
+                logs::told(self.meters.technique(), sub.topic(), from, outcome);
                 let frame =
                     self.framing
                         .multi_topic(sub.topic(), Some(missed), sub.cursor(), &position);
@@ -208,5 +206,27 @@ impl<F: Framing> MultiFrames<F> {
         };
         self.timers.touch();
         Poll::Ready(Some(next))
+    }
+
+    /// The goodbye for `end`, [logged](crate::logs); the stream is done after it.
+    fn end(&mut self, end: End) -> Bytes {
+        self.state = State::Done;
+        let position = self.merged.position();
+        let reason = self.timers.reason(end);
+        let topics = logs::Subscribed(self.merged.subs());
+        logs::closed(self.meters.technique(), &topics, reason, &position);
+        self.framing.multi_end(end, &position)
+    }
+}
+
+/// A stream dropped before its goodbye: its client went away.
+#[cfg(feature = "tracing")]
+impl<F> Drop for MultiFrames<F> {
+    fn drop(&mut self) {
+        if self.state != State::Done {
+            let topics = logs::Subscribed(self.merged.subs());
+            let position = self.merged.position();
+            logs::closed(self.meters.technique(), &topics, "gone", &position);
+        }
     }
 }

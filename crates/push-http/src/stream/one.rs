@@ -12,6 +12,7 @@ use super::framing::{End, Framing};
 use super::timers::Timers;
 use super::State;
 use crate::access::Permit;
+use crate::logs;
 use crate::meters::Meters;
 
 /// A [`Subscription`] as a stream of encoded frames: the start outcome, then events and gaps as
@@ -90,9 +91,7 @@ impl<F: Framing> Frames<F> {
             State::Streaming => {}
         }
         if self.timers.poll_expired(cx) {
-            self.state = State::Done;
-            let end = self.framing.end(End::Expired, self.sub.cursor());
-            return Poll::Ready(Some((end, None)));
+            return Poll::Ready(Some((self.end(End::Expired), None)));
         }
         let next = match self.sub.poll_recv(cx) {
             Poll::Ready(Some(Delivery::Event(event))) => {
@@ -100,18 +99,22 @@ impl<F: Framing> Frames<F> {
                 (self.framing.event(&event), Some(event))
             }
             Poll::Ready(Some(Delivery::Gap { missed })) => {
-                self.meters.outcome(Outcome::Gap { missed });
-                (self.framing.gap(missed, self.sub.cursor()), None)
+                let outcome = Outcome::Gap { missed };
+                self.meters.outcome(outcome);
+                let (topic, cursor) = (self.sub.topic(), self.sub.cursor());
+                logs::told(
+                    self.meters.technique(),
+                    topic,
+                    logs::before_gap(cursor, missed),
+                    outcome,
+                );
+                (self.framing.gap(missed, cursor), None)
             }
             Poll::Ready(Some(Delivery::Complete)) => {
-                self.state = State::Done;
-                let end = self.framing.end(End::Complete, self.sub.cursor());
-                return Poll::Ready(Some((end, None)));
+                return Poll::Ready(Some((self.end(End::Complete), None)));
             }
             Poll::Ready(None) => {
-                self.state = State::Done;
-                let end = self.framing.end(End::Shutdown, self.sub.cursor());
-                return Poll::Ready(Some((end, None)));
+                return Poll::Ready(Some((self.end(End::Shutdown), None)));
             }
             Poll::Pending => {
                 return match self.timers.poll_heartbeat(cx) {
@@ -122,5 +125,25 @@ impl<F: Framing> Frames<F> {
         };
         self.timers.touch();
         Poll::Ready(Some(next))
+    }
+
+    /// The goodbye for `end`, [logged](crate::logs); the stream is done after it.
+    fn end(&mut self, end: End) -> Bytes {
+        self.state = State::Done;
+        let cursor = self.sub.cursor();
+        let reason = self.timers.reason(end);
+        logs::closed(self.meters.technique(), self.sub.topic(), reason, &cursor);
+        self.framing.end(end, cursor)
+    }
+}
+
+/// A stream dropped before its goodbye: its client went away.
+#[cfg(feature = "tracing")]
+impl<F> Drop for Frames<F> {
+    fn drop(&mut self) {
+        if self.state != State::Done {
+            let cursor = self.sub.cursor();
+            logs::closed(self.meters.technique(), self.sub.topic(), "gone", &cursor);
+        }
     }
 }

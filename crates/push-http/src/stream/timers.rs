@@ -9,7 +9,7 @@ use bytes::Bytes;
 use push_core::Hub;
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
 
-use super::framing::Framing;
+use super::framing::{End, Framing};
 
 /// The timers of a long-lived stream: the heartbeat and the credentials' end.
 ///
@@ -83,6 +83,18 @@ impl Timers {
     /// A frame was handed out.
     pub(crate) fn touch(&mut self) {
         self.active = true;
+    }
+
+    /// The [logs](crate::logs)' word for a stream's `end`: `expired`, `finished`, and for
+    /// [`End::Shutdown`] `shutdown` when the hub closed, else `restart` (the topic's log was
+    /// replaced under the stream).
+    pub(crate) fn reason(&self, end: End) -> &'static str {
+        match end {
+            End::Expired => "expired",
+            End::Complete => "finished",
+            _ if self.hub.is_closed() => "shutdown",
+            _ => "restart",
+        }
     }
 }
 
