@@ -219,17 +219,7 @@ impl Publisher {
         topic: &Topic,
         req: Request<B>,
     ) -> impl Future<Output = Response<Full<Bytes>>> + Send + 'static {
-        let (this, topic) = (self.clone(), topic.clone());
-        let (parts, _body) = req.into_parts();
-        async move {
-            if let Err(res) = this.admit(&parts, &topic, http::Method::POST).await {
-                return res;
-            }
-            match this.hub.complete(&topic).await {
-                Ok(end) => json(format!("{{\"end\":\"{end}\"}}\n")),
-                Err(e) => hub_refused(&topic, &e, this.config.retry_after),
-            }
-        }
+        self.manage(topic, req, Manage::Complete)
     }
 
     /// Answers a request to delete `topic` (`DELETE /topics/{t}`) with
@@ -241,14 +231,35 @@ impl Publisher {
         topic: &Topic,
         req: Request<B>,
     ) -> impl Future<Output = Response<Full<Bytes>>> + Send + 'static {
+        self.manage(topic, req, Manage::Delete)
+    }
+
+    /// Finishes or deletes `topic`, admitted as a publish is, with `op`'s method.
+    fn manage<B>(
+        &self,
+        topic: &Topic,
+        req: Request<B>,
+        op: Manage,
+    ) -> impl Future<Output = Response<Full<Bytes>>> + Send + 'static {
         let (this, topic) = (self.clone(), topic.clone());
         let (parts, _body) = req.into_parts();
         async move {
-            if let Err(res) = this.admit(&parts, &topic, http::Method::DELETE).await {
+            let method = match op {
+                Manage::Complete => http::Method::POST,
+                Manage::Delete => http::Method::DELETE,
+            };
+            if let Err(res) = this.admit(&parts, &topic, method).await {
                 return res;
             }
-            match this.hub.delete(&topic).await {
-                Ok(existed) => json(format!("{{\"deleted\":{existed}}}\n")),
+            let done = match op {
+                Manage::Complete => {
+                    (this.hub.complete(&topic).await).map(|end| format!("{{\"end\":\"{end}\"}}\n"))
+                }
+                Manage::Delete => (this.hub.delete(&topic).await)
+                    .map(|existed| format!("{{\"deleted\":{existed}}}\n")),
+            };
+            match done {
+                Ok(body) => json(body),
                 Err(e) => hub_refused(&topic, &e, this.config.retry_after),
             }
         }
@@ -385,6 +396,13 @@ fn hub_refused(
     let topics = std::slice::from_ref(topic);
     logs::refused("publish", topics, reason, res.status(), Some(error));
     res
+}
+
+/// What [`Publisher::manage`] does to a topic.
+#[derive(Debug, Clone, Copy)]
+enum Manage {
+    Complete,
+    Delete,
 }
 
 /// A `200` `application/json` answer.
