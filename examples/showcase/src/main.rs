@@ -732,7 +732,9 @@ fn init_logs() {
 
 /// The WebSocket endpoint's settings: the per-client `quota`, and `--ws-slow-timeout`.
 fn ws_config(args: &Args, quota: push_http::Quota) -> push_ws::WsConfig {
-    let config = push_ws::WsConfig::default().quota(quota);
+    let config = push_ws::WsConfig::default()
+        .quota(quota)
+        .max_connections(args.server.max_connections);
     match args.ws_slow_timeout {
         Some(secs) => config
             .slow_client(push_ws::SlowClient::Close)
@@ -841,6 +843,9 @@ async fn main() -> std::io::Result<()> {
         .jwt_secret
         .as_deref()
         .map(|secret| Jwt::hs256(secret.as_bytes()).into());
+    // Each technique's own cap follows the server's connection cap, so `--max-connections`
+    // alone raises (or lowers) how many clients of any technique the showcase holds.
+    let cap = args.server.max_connections;
     let quota = push_http::Quota::default()
         .streams(args.client_streams)
         .topics(args.client_topics);
@@ -852,17 +857,29 @@ async fn main() -> std::io::Result<()> {
         ),
         LongPoll::with_config(
             hub.clone(),
-            push_longpoll::LongPollConfig::default().quota(quota),
+            push_longpoll::LongPollConfig::default()
+                .quota(quota)
+                .max_held(cap),
         ),
-        Sse::with_config(hub.clone(), push_sse::SseConfig::default().quota(quota)),
+        Sse::with_config(
+            hub.clone(),
+            push_sse::SseConfig::default().quota(quota).max_streams(cap),
+        ),
     );
     let (mut streamer, mut ws, mut events) = (
         Streamer::with_config(
             hub.clone(),
-            push_stream::StreamConfig::default().quota(quota),
+            push_stream::StreamConfig::default()
+                .quota(quota)
+                .max_streams(cap),
         ),
         Ws::with_config(hub.clone(), ws_config(&args, quota)),
-        Events::with_config(hub.clone(), push_h2::EventsConfig::default().quota(quota)),
+        Events::with_config(
+            hub.clone(),
+            push_h2::EventsConfig::default()
+                .quota(quota)
+                .max_streams(cap),
+        ),
     );
     let mut publisher = push_http::Publisher::new(hub.clone());
     if let Some(auth) = &authorizer {
