@@ -45,7 +45,7 @@ fn token(subscribe: &[&str], publish: &[&str], exp: u64) -> String {
 }
 
 fn auth() -> Authorizer {
-    Jwt::hs256(SECRET).into()
+    Jwt::hs256(SECRET).unwrap().into()
 }
 
 /// Every technique on one HTTP/1.1 server (HTTP/2 event push on its own driver below).

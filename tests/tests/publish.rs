@@ -145,6 +145,83 @@ async fn publishing_follows_the_grant() {
     assert_eq!(status, StatusCode::OK);
 }
 
+/// Completing and deleting need the grant's `manage` patterns, which publishing does not
+/// imply; and a cookie never vouches for a cross-site request, whatever it would grant.
+#[tokio::test]
+async fn complete_and_delete_follow_the_manage_grant_and_cookies_never_cross_sites() {
+    let hub = Hub::memory();
+    let auth = Authorizer::new(|parts| {
+        let bearer = parts.headers.get("authorization").cloned();
+        let cookie = parts.headers.get("cookie").cloned();
+        async move {
+            let who = bearer.or(cookie);
+            match who.as_ref().and_then(|v| v.to_str().ok()) {
+                Some("Bearer writer") => Ok(Grant::new(Allow::All, Allow::All)),
+                Some("Bearer admin" | "session=admin") => {
+                    Ok(Grant::new(Allow::All, Allow::All).with_manage(Allow::patterns(["chat:*"])))
+                }
+                _ => Err(Refusal::NoCredentials("credentials are required".into())),
+            }
+        }
+    });
+    let publisher = Publisher::new(hub.clone()).authorize(auth);
+    let server = TestServer::start(move |req| {
+        let publisher = publisher.clone();
+        Box::pin(async move {
+            let path = req.uri().path().trim_start_matches("/topics/").to_owned();
+            let (name, completing) = match path.strip_suffix("/complete") {
+                Some(name) => (name.to_owned(), true),
+                None => (path, false),
+            };
+            let topic = Topic::new(&name).unwrap();
+            let res = match (req.method().as_str(), completing) {
+                ("DELETE", _) => publisher.delete(&topic, req).await,
+                (_, true) => publisher.complete(&topic, req).await,
+                _ => publisher.respond(&topic, req).await,
+            };
+            res.map(boxed)
+        })
+    })
+    .await;
+    let writer = ("authorization", "Bearer writer");
+    let admin = ("authorization", "Bearer admin");
+    let (status, _) = send(&server, "POST", "/topics/chat:1", &[writer], "x").await;
+    assert_eq!(status, StatusCode::OK);
+    // A publisher may not finish or delete.
+    let (status, body) = send(&server, "POST", "/topics/chat:1/complete", &[writer], "").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("finishing or deleting"), "{body}");
+    let (status, _) = send(&server, "DELETE", "/topics/chat:1", &[writer], "").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // A session cookie, same-site: admitted; cross-site: refused before the authorizer.
+    let cookie = ("cookie", "session=admin");
+    let evil = [
+        cookie,
+        ("origin", "https://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+    ];
+    let (status, body) = send(&server, "POST", "/topics/chat:1/complete", &evil, "").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("Authorization"), "{body}");
+    let (status, _) = send(&server, "DELETE", "/topics/chat:1", &evil, "").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = send(&server, "POST", "/topics/chat:1", &evil, "x").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = send(&server, "POST", "/topics/chat:1/complete", &[cookie], "").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.starts_with("{\"end\":\""), "{body}");
+    // Outside its manage patterns, refused; inside, deleted.
+    let (status, _) = send(&server, "DELETE", "/topics/news", &[admin], "").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = send(&server, "DELETE", "/topics/chat:1", &[admin], "").await;
+    assert_eq!(
+        (status, body.trim()),
+        (StatusCode::OK, "{\"deleted\":true}")
+    );
+    let (status, _) = send(&server, "GET", "/topics/chat:1/complete", &[admin], "").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
 #[tokio::test]
 async fn an_idempotency_key_makes_a_retry_answer_the_first_cursor() {
     let hub = Hub::memory();

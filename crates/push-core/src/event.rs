@@ -432,7 +432,8 @@ impl NewEvent {
     ///
     /// # Errors
     ///
-    /// [`Error::Payload`](crate::Error::Payload) when it does not parse.
+    /// [`Error::Payload`](crate::Error::Payload) when it does not parse, or nests arrays and
+    /// objects deeper than [`MAX_JSON_DEPTH`] (what `serde_json::Value` decodes).
     pub fn json(json: impl Into<Bytes>) -> Result<Self, crate::Error> {
         Self::of_kind(PayloadKind::Json, json)
     }
@@ -455,6 +456,13 @@ impl NewEvent {
                 let text = std::str::from_utf8(&data).map_err(|e| invalid(e.to_string()))?;
                 serde_json::from_str::<&serde_json::value::RawValue>(text)
                     .map_err(|e| invalid(e.to_string()))?;
+                // A value nested deeper than serde_json's own `Value` parser takes (127) would
+                // be stored here and then fail every client that decodes it, on every resume.
+                if nesting(text) > MAX_JSON_DEPTH {
+                    return Err(invalid(format!(
+                        "JSON nested deeper than {MAX_JSON_DEPTH} levels"
+                    )));
+                }
             }
             PayloadKind::Binary => {}
         }
@@ -532,10 +540,57 @@ impl NewEvent {
     }
 }
 
+/// How deep a JSON payload may nest arrays and objects: the deepest serde_json's `Value`
+/// parser takes (its limit, 128, counts the value itself), so every
+/// client that decodes an event into a `serde_json::Value` can.
+pub const MAX_JSON_DEPTH: usize = 127;
+
+/// The deepest nesting of arrays and objects in a JSON text already known to be valid (brackets
+/// inside strings do not count).
+fn nesting(text: &str) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for b in text.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Epoch;
+
+    #[test]
+    fn json_deeper_than_serde_json_decodes_is_refused() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(NewEvent::json(deep(MAX_JSON_DEPTH)).is_ok());
+        let err = NewEvent::json(deep(MAX_JSON_DEPTH + 1)).unwrap_err();
+        assert!(err.to_string().contains("deeper"), "{err}");
+        assert!(NewEvent::json(deep(100_000)).is_err());
+        // Brackets inside strings, escaped quotes included, do not nest.
+        let text = format!("{{\"a\":\"\\\"{}\",\"b\":[{{}}]}}", "[".repeat(500));
+        assert!(NewEvent::json(text).is_ok());
+        // What serde_json's Value takes, push takes, and the other way round.
+        let ok = deep(MAX_JSON_DEPTH);
+        assert!(serde_json::from_str::<serde_json::Value>(&ok).is_ok());
+    }
 
     #[test]
     fn event_types_are_validated() {

@@ -90,7 +90,7 @@ pub use crate::cursor::{Cursor, Epoch, MAX_CURSOR_LEN};
 pub use crate::error::Error;
 pub use crate::event::{
     EncodingSlot, Event, EventType, NewEvent, PayloadKind, EVENT_OVERHEAD, MAX_EVENT_TYPE_LEN,
-    MAX_IDEMPOTENCY_KEY_LEN,
+    MAX_IDEMPOTENCY_KEY_LEN, MAX_JSON_DEPTH,
 };
 pub use crate::log::{Batch, BatchLimit, Delivery, Outcome, StartFrom, Subscription};
 pub use crate::memory::MemoryHub;

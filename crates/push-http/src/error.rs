@@ -34,6 +34,14 @@ pub enum Error {
     /// client stops asking.
     #[error("the topic is complete")]
     Complete,
+    /// An HMAC secret shorter than RFC 7518 §3.2 allows (32 bytes for HS256): a short one can
+    /// be guessed offline from any token signed with it.
+    #[cfg(feature = "jwt-hs256")]
+    #[error("the HS256 secret is {len} bytes; RFC 7518 asks for at least 32")]
+    ShortSecret {
+        /// The secret's length in bytes.
+        len: usize,
+    },
     /// A JWT key could not be read.
     #[cfg(feature = "jwt")]
     #[error("the JWT key could not be read: {0}")]

@@ -32,7 +32,7 @@
 //! | `method` | `refused` | `405` | `debug` | another method |
 //! | `finished` | `refused`, `closed` | `204`, `409` | `debug` (refused), `info` (closed) | the topic is complete: a stream of it ends, a request on it has nothing left, a publish to it is refused |
 //! | `expired` | `closed` | | `info` | the client's credentials expired |
-//! | `restart` | `closed` | | `info` | the topic's log was replaced under the stream (a shared store lost it): the client resumes from its cursor |
+//! | `restart` | `closed` | | `info` | the topic's log was replaced under the stream (a shared store lost it) or the topic was deleted: the client resumes from its cursor, and is told a reset |
 //! | `gone` | `closed` | | `debug` | the client went away (the server dropped the body) |
 //!
 //! A publish whose outcome is unknown (`202`) is `refused` too, with `reason` `outcome_unknown`

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_TYPE, HOST, ORIGIN};
+use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST, ORIGIN};
 use http::request::Parts;
 use http::{Request, Response, StatusCode};
 use http_body::Body;
@@ -93,7 +93,7 @@ impl PublishConfig {
 /// | `405` + `Allow: POST` | another method (`Allow: DELETE` for [`delete`](Self::delete)) |
 /// | `400` | an invalid [`IDEMPOTENCY_KEY_HEADER`] (1 to 128 visible ASCII characters), an invalid event type ([`EVENT_TYPE_HEADER`] or `?event=`), or a body that is not what its `Content-Type` says (JSON that does not parse, `text/*` that is not UTF-8) |
 /// | `401` / `403` | the [`Authorizer`] refused, or its grant does not cover publishing to the topic |
-/// | `403` | a cross-site browser request (`Origin` of another host, or `Sec-Fetch-Site` not `same-origin`/`none`) that no authorizer vouched for; a grant from a token in the URL (`?access_token=`), which grants reading only |
+/// | `403` | a cross-site browser request (`Origin` of another host, or `Sec-Fetch-Site` not `same-origin`/`none`) without an `Authorization` header, whatever its cookies; a grant from a token in the URL (`?access_token=`), which grants reading only |
 /// | `408` | the body did not arrive within [`body_timeout`](PublishConfig::body_timeout) |
 /// | `409` | the topic is complete ([`Hub::complete`](push_core::Hub::complete)) |
 /// | `413` | a body over [`max_body`](PublishConfig::max_body), or a `Content-Length` over it (answered before reading the body) |
@@ -101,7 +101,10 @@ impl PublishConfig {
 ///
 /// Without an authorizer anyone who can reach the endpoint may publish (fine on loopback or
 /// behind the application's own checks), but a page on another site cannot make a visitor's
-/// browser do it: such requests are refused. With one, the grant's `publish` patterns decide.
+/// browser do it: a cross-site request is refused unless it carries `Authorization`, which a
+/// browser sends across sites only after a CORS preflight this endpoint does not grant (a
+/// cookie alone never suffices, even one an authorizer would accept). With an authorizer, the
+/// grant's `publish` patterns decide, and its `manage` patterns for finishing and deleting.
 ///
 /// The same endpoint finishes a topic ([`complete`](Self::complete)) and deletes one
 /// ([`delete`](Self::delete)), admitted the same way. In axum:
@@ -172,7 +175,7 @@ impl Publisher {
         let (this, topic) = (self.clone(), topic.clone());
         async move {
             let (parts, body) = req.into_parts();
-            if let Err(res) = this.admit(&parts, &topic, http::Method::POST).await {
+            if let Err(res) = this.admit(&parts, &topic, Act::Publish).await {
                 return res;
             }
             let head = match PublishHead::from_parts(&parts) {
@@ -211,7 +214,8 @@ impl Publisher {
     /// Answers a request to finish `topic` (`POST /topics/{t}/complete`, say) with
     /// [`Hub::complete`](push_core::Hub::complete): `200` `{"end":"CURSOR"}`, the cursor of the
     /// end every reader gets after the rest. It is admitted as a publish is (`POST`, the
-    /// authorizer's `publish` grant, the cross-site rule); a hub error is answered by
+    /// cross-site rule), but by the grant's [`manage`](crate::Grant::manage) patterns, which
+    /// publishing does not imply; a hub error is answered by
     /// [`error_response`](crate::error_response). Finishing a finished topic answers its end
     /// again.
     pub fn complete<B>(
@@ -219,44 +223,40 @@ impl Publisher {
         topic: &Topic,
         req: Request<B>,
     ) -> impl Future<Output = Response<Full<Bytes>>> + Send + 'static {
-        self.manage(topic, req, Manage::Complete)
+        self.manage(topic, req, Act::Complete)
     }
 
     /// Answers a request to delete `topic` (`DELETE /topics/{t}`) with
     /// [`Hub::delete`](push_core::Hub::delete): `200` `{"deleted":true}`, or `false` when
     /// there was no such topic. Its readers end, and the name starts a new history: a cursor
-    /// from before is answered as a reset. Admitted as a publish is, with `DELETE`.
+    /// from before is answered as a reset. Admitted as [`complete`](Self::complete) is, with
+    /// `DELETE`.
     pub fn delete<B>(
         &self,
         topic: &Topic,
         req: Request<B>,
     ) -> impl Future<Output = Response<Full<Bytes>>> + Send + 'static {
-        self.manage(topic, req, Manage::Delete)
+        self.manage(topic, req, Act::Delete)
     }
 
-    /// Finishes or deletes `topic`, admitted as a publish is, with `op`'s method.
+    /// Finishes or deletes `topic`, admitted by the grant's `manage` patterns.
     fn manage<B>(
         &self,
         topic: &Topic,
         req: Request<B>,
-        op: Manage,
+        op: Act,
     ) -> impl Future<Output = Response<Full<Bytes>>> + Send + 'static {
         let (this, topic) = (self.clone(), topic.clone());
         let (parts, _body) = req.into_parts();
         async move {
-            let method = match op {
-                Manage::Complete => http::Method::POST,
-                Manage::Delete => http::Method::DELETE,
-            };
-            if let Err(res) = this.admit(&parts, &topic, method).await {
+            if let Err(res) = this.admit(&parts, &topic, op).await {
                 return res;
             }
-            let done = match op {
-                Manage::Complete => {
-                    (this.hub.complete(&topic).await).map(|end| format!("{{\"end\":\"{end}\"}}\n"))
-                }
-                Manage::Delete => (this.hub.delete(&topic).await)
-                    .map(|existed| format!("{{\"deleted\":{existed}}}\n")),
+            let done = if op == Act::Delete {
+                (this.hub.delete(&topic).await)
+                    .map(|existed| format!("{{\"deleted\":{existed}}}\n"))
+            } else {
+                (this.hub.complete(&topic).await).map(|end| format!("{{\"end\":\"{end}\"}}\n"))
             };
             match done {
                 Ok(body) => json(body),
@@ -303,31 +303,42 @@ impl Publisher {
         }
     }
 
-    /// The method, the authorizer's grant, and the cross-site rule.
+    /// The method, the cross-site rule, and the authorizer's grant.
+    ///
+    /// A browser sends cookies with a cross-site `POST` or `DELETE` (a form, a `fetch` without
+    /// preflight) but never an `Authorization` header it was not allowed to send: so a
+    /// cross-site request is refused unless its credentials are in `Authorization`, whether or
+    /// not an authorizer is set and whatever it would grant a cookie.
     async fn admit(
         &self,
         parts: &Parts,
         topic: &Topic,
-        method: http::Method,
+        act: Act,
     ) -> Result<(), Response<Full<Bytes>>> {
+        let method = if act == Act::Delete {
+            http::Method::DELETE
+        } else {
+            http::Method::POST
+        };
         if parts.method != method {
-            let res = if method == http::Method::DELETE {
+            let res = if act == Act::Delete {
                 method_not_allowed("DELETE", "delete a topic with DELETE\n")
             } else {
                 method_not_allowed("POST", "publish or complete with POST\n")
             };
             return Err(refused(topic, "method", res));
         }
+        if cross_site(parts) && !parts.headers.contains_key(AUTHORIZATION) {
+            // Not a token's scope: a plain 403, no challenge.
+            let reason = "a cross-site request may publish, complete or delete only with \
+                          credentials in Authorization\n";
+            return Err(refused(
+                topic,
+                "origin",
+                text(StatusCode::FORBIDDEN, reason),
+            ));
+        }
         let Some(authorizer) = &self.authorizer else {
-            if cross_site(parts) {
-                // Not a token's scope (there is no authorizer): a plain 403, no challenge.
-                let reason = "a cross-site request may not publish without credentials\n";
-                return Err(refused(
-                    topic,
-                    "origin",
-                    text(StatusCode::FORBIDDEN, reason),
-                ));
-            }
             return Ok(());
         };
         let grant = authorizer.grant(parts).await.map_err(|r| {
@@ -339,8 +350,12 @@ impl Publisher {
             };
             refused(topic, reason, res)
         })?;
-        if !grant.publish.allows(topic) {
-            let mut reason = format!("publishing to {:?} is not granted", topic.as_str());
+        let (allowed, what) = match act {
+            Act::Publish => (&grant.publish, "publishing to"),
+            Act::Complete | Act::Delete => (&grant.manage, "finishing or deleting"),
+        };
+        if !allowed.allows(topic) {
+            let mut reason = format!("{what} {:?} is not granted", topic.as_str());
             if parts
                 .uri
                 .query()
@@ -398,10 +413,14 @@ fn hub_refused(
     res
 }
 
-/// What [`Publisher::manage`] does to a topic.
-#[derive(Debug, Clone, Copy)]
-enum Manage {
+/// What a request to the publisher does to a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Act {
+    /// Publishes (`POST`; the grant's `publish`).
+    Publish,
+    /// Finishes the topic (`POST`; the grant's `manage`).
     Complete,
+    /// Deletes the topic (`DELETE`; the grant's `manage`).
     Delete,
 }
 

@@ -732,9 +732,13 @@ impl State<'_> {
         match self.ws.core.hub().publish(&topic, event).await {
             Ok(event) => protocol::published_message(name, event.id()),
             Err(e @ push_core::Error::OutcomeUnknown(_)) => {
+                logs::hub_refused(name, &e);
                 protocol::unknown_message(&e.to_string(), name)
             }
-            Err(e) => protocol::error_message(&e.to_string(), Some(name)),
+            Err(e) => {
+                logs::hub_refused(name, &e);
+                protocol::error_message(&e.to_string(), Some(name))
+            }
         }
     }
 }

@@ -59,11 +59,19 @@ pub(crate) fn refused(topic: &str, reason: &'static str, error: Option<&dyn fmt:
     let _ = (topic, reason, error);
 }
 
-/// A subscribe to `topic` refused by the hub (`error`): `shutdown` once it is closed, else
+/// A subscribe or publish to `topic` refused by the hub (`error`): `shutdown` once it is
+/// closed, `finished` for a publish to a complete topic, `too_large` and `bad_request` for an
+/// event it would not take, `outcome_unknown` for a publish whose outcome never came, else
 /// `unavailable`.
 pub(crate) fn hub_refused(topic: &str, error: &push_core::Error) {
-    let closed = matches!(error, push_core::Error::Closed);
-    let reason = if closed { "shutdown" } else { "unavailable" };
+    let reason = match error {
+        push_core::Error::Closed => "shutdown",
+        push_core::Error::Complete => "finished",
+        push_core::Error::EventTooLarge { .. } => "too_large",
+        push_core::Error::Payload { .. } => "bad_request",
+        push_core::Error::OutcomeUnknown(_) => "outcome_unknown",
+        _ => "unavailable",
+    };
     refused(topic, reason, Some(error));
 }
 

@@ -765,6 +765,9 @@ struct TokenArgs {
     /// A topic pattern the token may publish to (repeatable; none by default).
     #[arg(long, value_name = "PATTERN")]
     publish: Vec<String>,
+    /// A topic pattern the token may finish and delete (repeatable; none by default).
+    #[arg(long, value_name = "PATTERN")]
+    manage: Vec<String>,
     /// How long the token is valid, in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
     ttl: u64,
@@ -778,7 +781,7 @@ fn mint(args: &TokenArgs) -> std::io::Result<String> {
         .saturating_add(args.ttl);
     let claims = serde_json::json!({
         "exp": exp,
-        "push": {"subscribe": args.subscribe, "publish": args.publish},
+        "push": {"subscribe": args.subscribe, "publish": args.publish, "manage": args.manage},
     });
     let key = jsonwebtoken::EncodingKey::from_secret(args.jwt_secret.as_bytes());
     jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key)
@@ -839,10 +842,14 @@ async fn main() -> std::io::Result<()> {
     let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .map_err(std::io::Error::other)?;
-    let authorizer: Option<Authorizer> = args
-        .jwt_secret
-        .as_deref()
-        .map(|secret| Jwt::hs256(secret.as_bytes()).into());
+    let authorizer: Option<Authorizer> = match args.jwt_secret.as_deref() {
+        Some(secret) => Some(
+            Jwt::hs256(secret.as_bytes())
+                .map_err(|e| std::io::Error::other(format!("--jwt-secret: {e}")))?
+                .into(),
+        ),
+        None => None,
+    };
     // Each technique's own cap follows the server's connection cap, so `--max-connections`
     // alone raises (or lowers) how many clients of any technique the showcase holds.
     let cap = args.server.max_connections;

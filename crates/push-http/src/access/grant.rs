@@ -64,6 +64,10 @@ pub struct Grant {
     pub read: Allow,
     /// Topics the client may publish to.
     pub publish: Allow,
+    /// Topics the client may finish and delete ([`Publisher::complete`](crate::Publisher::complete),
+    /// [`Publisher::delete`](crate::Publisher::delete)): both end every reader's history, so
+    /// publishing does not imply them. [`Grant::new`] grants none.
+    pub manage: Allow,
     /// When the credentials stop being valid (a token's `exp`): long-lived connections end
     /// then (SSE and streams with an `expired` end, a WebSocket with close code
     /// `4401`, a held long-poll with its empty answer), and a grant already past it is
@@ -76,15 +80,24 @@ pub struct Grant {
 }
 
 impl Grant {
-    /// A grant of `read` and `publish`, with no end.
+    /// A grant of `read` and `publish` (finishing and deleting none), with no end.
     #[must_use]
     pub fn new(read: Allow, publish: Allow) -> Self {
         Self {
             read,
             publish,
+            manage: Allow::Nothing,
             expires: None,
             subject: None,
         }
+    }
+
+    /// The same grant, which may also finish and delete the topics `manage` allows (see
+    /// [`manage`](Self::manage)).
+    #[must_use]
+    pub fn with_manage(mut self, manage: Allow) -> Self {
+        self.manage = manage;
+        self
     }
 
     /// The same grant, naming the client `subject` (see [`subject`](Self::subject)).

@@ -9,14 +9,14 @@
 //! | `exp` | required: the end of the token, in seconds since the Unix epoch (a fraction is dropped). Long-lived connections end then |
 //! | `nbf` | optional: not valid before |
 //! | `aud` | a string or a list of strings, checked against [`Jwt::audience`] and required when one is set; a token naming an audience is refused when none is set (RFC 7519 §4.1.3) |
-//! | `push` | an object, `{"subscribe":[PATTERN…],"publish":[PATTERN…]}`: topic patterns, each an exact name or a prefix ending in `*` (`chat:*`); a missing list grants nothing |
+//! | `push` | an object, `{"subscribe":[PATTERN…],"publish":[PATTERN…],"manage":[PATTERN…]}`: topic patterns, each an exact name or a prefix ending in `*` (`chat:*`); a missing list grants nothing. `manage` is finishing and deleting a topic ([`Grant::manage`]), which publishing does not imply |
 //! | `sub` | optional: the client, which per-client quotas count by ([`Grant::subject`]) instead of its address |
 //!
 //! The token is read from, in this order: `Authorization: Bearer TOKEN`, the cookie named by
 //! [`Jwt::cookie`] (none by default), and the `access_token` query parameter
 //! ([`Jwt::query_param`]), which is how a browser's `EventSource` and `WebSocket` pass it
 //! (they cannot set headers). A token from the query grants **reading only**: its `publish`
-//! patterns are ignored, since URLs end up in access logs, browser history and `Referer`
+//! and `manage` patterns are ignored, since URLs end up in access logs, browser history and `Referer`
 //! headers, and a leaked reading token should not be a publishing one. Publish with the token
 //! in `Authorization` (a WebSocket sends it in an `auth` message). Keep query tokens
 //! short-lived.
@@ -28,7 +28,9 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! let hub = Hub::memory();
-//! let auth: Authorizer = Jwt::hs256(b"a secret of at least 32 bytes, please").into();
+//! let auth: Authorizer = Jwt::hs256(b"a secret of at least 32 bytes, please")
+//!     .expect("32 bytes or more")
+//!     .into();
 //! // The same authorizer for every endpoint: `push_sse::Sse::new(hub.clone())
 //! // .authorize(auth.clone())`, `push_ws::Ws::new(hub.clone()).authorize(auth.clone())`, …
 //! let publisher = Publisher::new(hub.clone()).authorize(auth);
@@ -178,6 +180,8 @@ struct PushClaim {
     subscribe: Vec<String>,
     #[serde(default)]
     publish: Vec<String>,
+    #[serde(default)]
+    manage: Vec<String>,
 }
 
 /// A JWT authorizer's settings. Turn it into an [`Authorizer`] with `.into()` (or
@@ -227,14 +231,25 @@ impl Jwt {
         }
     }
 
-    /// Tokens signed with HMAC-SHA256 and `secret` (RFC 7518 asks for at least 32 bytes).
+    /// Tokens signed with HMAC-SHA256 and `secret`.
     ///
     /// With feature `jwt-hs256` alone, the first `Jwt` made installs push-http's HMAC-only
     /// provider for jsonwebtoken, unless one is installed already (see the
     /// [module](self#features)).
-    #[must_use]
-    pub fn hs256(secret: &[u8]) -> Self {
-        Self::with_key(DecodingKey::from_secret(secret), Algorithm::HS256)
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ShortSecret`](crate::Error::ShortSecret) for a secret under 32 bytes (RFC 7518
+    /// §3.2: the key is at least as long as the hash), which could be guessed offline from any
+    /// token.
+    pub fn hs256(secret: &[u8]) -> Result<Self, crate::Error> {
+        if secret.len() < 32 {
+            return Err(crate::Error::ShortSecret { len: secret.len() });
+        }
+        Ok(Self::with_key(
+            DecodingKey::from_secret(secret),
+            Algorithm::HS256,
+        ))
     }
 
     /// Tokens signed with RSASSA-PKCS1-v1_5 SHA-256, checked with this PEM public key.
@@ -363,12 +378,14 @@ impl Jwt {
         let expires = UNIX_EPOCH
             .checked_add(Duration::from_secs(exp))
             .ok_or_else(|| Refusal::InvalidToken("the token's exp is out of range".into()))?;
-        let publish = if in_query {
-            Allow::Nothing
+        let (publish, manage) = if in_query {
+            (Allow::Nothing, Allow::Nothing)
         } else {
-            allow(push.publish)
+            (allow(push.publish), allow(push.manage))
         };
-        let mut grant = Grant::new(allow(push.subscribe), publish).until(expires);
+        let mut grant = Grant::new(allow(push.subscribe), publish)
+            .with_manage(manage)
+            .until(expires);
         grant.subject = data.claims.sub;
         Ok(grant)
     }
@@ -456,7 +473,7 @@ mod tests {
     fn reads_patterns_and_expiry_from_every_place() {
         let exp = unix_now() + 60;
         let t = token(&serde_json::json!({"exp": exp, "push": {"subscribe": ["chat:*"]}}));
-        let jwt = Jwt::hs256(SECRET).cookie("push_token");
+        let jwt = Jwt::hs256(SECRET).unwrap().cookie("push_token");
         let bearer = format!("Bearer {t}");
         let cookie = format!("a=b; push_token={t}");
         let query = format!("/sse/chat:1?access_token={t}");
@@ -478,27 +495,47 @@ mod tests {
         let claims = serde_json::json!({
             "exp": unix_now() + 60,
             "sub": "alice",
-            "push": {"subscribe": ["news"], "publish": ["news"]},
+            "push": {"subscribe": ["news"], "publish": ["news"], "manage": ["news"]},
         });
         let t = token(&claims);
-        let jwt = Jwt::hs256(SECRET);
+        let jwt = Jwt::hs256(SECRET).unwrap();
         let news = Topic::new("news").unwrap();
         let header = jwt
             .grant(&parts("/", &[("authorization", &format!("Bearer {t}"))]))
             .unwrap();
         assert!(header.publish.allows(&news));
+        assert!(header.manage.allows(&news));
         assert_eq!(header.subject.as_deref(), Some("alice"));
         let query = jwt
             .grant(&parts(&format!("/topics/news?access_token={t}"), &[]))
             .unwrap();
         assert!(query.read.allows(&news));
         assert_eq!(query.publish, Allow::Nothing);
+        assert_eq!(query.manage, Allow::Nothing);
         assert_eq!(query.subject.as_deref(), Some("alice"));
     }
 
     #[test]
+    fn publishing_does_not_imply_managing_and_short_secrets_are_refused() {
+        let t = token(&serde_json::json!({"exp": unix_now() + 60, "push": {"publish": ["*"]}}));
+        let grant = Jwt::hs256(SECRET)
+            .unwrap()
+            .grant(&parts("/", &[("authorization", &format!("Bearer {t}"))]))
+            .unwrap();
+        assert_eq!(grant.manage, Allow::Nothing);
+        for short in [&b""[..], b"secret", &[7u8; 31]] {
+            let err = Jwt::hs256(short).unwrap_err();
+            assert!(
+                matches!(err, crate::Error::ShortSecret { len } if len == short.len()),
+                "{err}"
+            );
+        }
+        assert!(Jwt::hs256(&[7u8; 32]).is_ok());
+    }
+
+    #[test]
     fn refuses_with_a_reason() {
-        let jwt = Jwt::hs256(SECRET);
+        let jwt = Jwt::hs256(SECRET).unwrap();
         let now = unix_now();
         let cases = [
             (None, "a token is required"),
@@ -634,9 +671,12 @@ mod tests {
     fn a_jwt_alone_checks_a_token_signed_elsewhere() {
         let bearer = format!("Bearer {RFC7515_A1}");
         let request = parts("/", &[("authorization", &bearer)]);
-        let err = Jwt::hs256(&RFC7515_A1_KEY).grant(&request).unwrap_err();
+        let err = Jwt::hs256(&RFC7515_A1_KEY)
+            .unwrap()
+            .grant(&request)
+            .unwrap_err();
         assert_eq!(err, Refusal::InvalidToken("the token expired".into()));
-        let err = Jwt::hs256(SECRET).grant(&request).unwrap_err();
+        let err = Jwt::hs256(SECRET).unwrap().grant(&request).unwrap_err();
         assert_eq!(
             err,
             Refusal::InvalidToken("the token's signature is not valid".into())
@@ -647,7 +687,7 @@ mod tests {
     /// an RS256 token as `invalid_token`, and does not panic.
     #[test]
     fn an_rs256_token_is_refused_by_an_hs256_jwt_without_a_panic() {
-        let jwt = Jwt::hs256(SECRET);
+        let jwt = Jwt::hs256(SECRET).unwrap();
         let bearer = format!("Bearer {RS256_TOKEN}");
         let request = parts("/", &[("authorization", &bearer)]);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| jwt.grant(&request)));
@@ -668,7 +708,7 @@ mod tests {
     /// the topic, and the topic.
     #[test]
     fn the_three_challenges_of_a_jwt_authorizer() {
-        let auth = Authorizer::from(Jwt::hs256(SECRET));
+        let auth = Authorizer::from(Jwt::hs256(SECRET).unwrap());
         let good = token(&serde_json::json!({
             "exp": unix_now() + 60,
             "push": {"subscribe": ["chat:*"]},
@@ -724,7 +764,7 @@ mod tests {
 
     #[test]
     fn audience_is_checked_when_set() {
-        let jwt = Jwt::hs256(SECRET).audience(&["push"]);
+        let jwt = Jwt::hs256(SECRET).unwrap().audience(&["push"]);
         let exp = unix_now() + 60;
         let good = token(&serde_json::json!({"exp": exp, "aud": "push"}));
         let bad = token(&serde_json::json!({"exp": exp, "aud": "billing"}));

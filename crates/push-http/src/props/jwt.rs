@@ -329,7 +329,7 @@ proptest! {
     ) {
         let value = [scheme.as_bytes(), &rest].concat();
         let parts = parts("/", &[("authorization", &value)]);
-        let jwt = Jwt::hs256(SECRET);
+        let jwt = Jwt::hs256(SECRET).unwrap();
         let refusal = jwt.grant(&parts).expect_err("no valid token");
         check_refusal(&refusal, &String::from_utf8_lossy(&rest))?;
         prop_assert_eq!(authorizer_grant(&jwt, &parts).err(), Some(refusal));
@@ -344,7 +344,7 @@ proptest! {
         } else {
             bearer(&token)
         };
-        let refusal = Jwt::hs256(SECRET).grant(&parts).expect_err("not signed with the secret");
+        let refusal = Jwt::hs256(SECRET).unwrap().grant(&parts).expect_err("not signed with the secret");
         check_refusal(&refusal, &token)?;
     }
 
@@ -357,7 +357,7 @@ proptest! {
         let now = now();
         let token = sign(Value::Object(claims.clone()).to_string().as_bytes());
         let parts = bearer(&token);
-        let jwt = Jwt::hs256(SECRET);
+        let jwt = Jwt::hs256(SECRET).unwrap();
         let got = jwt.grant(&parts);
         let expected = claims_oracle(&claims, now).filter(|_| token.len() <= MAX_TOKEN);
         match (&got, expected) {
@@ -393,7 +393,7 @@ proptest! {
         let object = serde_json::from_slice::<Value>(&claims).is_ok_and(|v| v.is_object());
         prop_assume!(!object);
         let token = sign(&claims);
-        let refusal = Jwt::hs256(SECRET).grant(&bearer(&token)).expect_err("not a claims object");
+        let refusal = Jwt::hs256(SECRET).unwrap().grant(&bearer(&token)).expect_err("not a claims object");
         check_refusal(&refusal, &token)?;
     }
 
@@ -422,7 +422,7 @@ proptest! {
             .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
             .map(|(_, t)| t.trim_matches([' ', '\t']));
         let accepted = from_header.is_none_or(|t| t == good);
-        let got = Jwt::hs256(SECRET).grant(&parts);
+        let got = Jwt::hs256(SECRET).unwrap().grant(&parts);
         prop_assert_eq!(got.is_ok(), accepted, "{:?}: {:?}", value, got);
         // A token from the query grants reading only.
         if let Ok(grant) = got {
@@ -437,6 +437,7 @@ proptest! {
 fn a_signed_token_of_known_claims_is_accepted() {
     let claims = json!({"exp": now() + MARGIN, "push": {"publish": ["news"]}});
     let grant = Jwt::hs256(SECRET)
+        .unwrap()
         .grant(&bearer(&sign(claims.to_string().as_bytes())))
         .expect("accepted");
     assert_eq!(grant.publish, Allow::Patterns(vec!["news".into()]));
@@ -449,7 +450,7 @@ fn a_signed_token_of_known_claims_is_accepted() {
 #[test]
 fn an_exp_beyond_i64_is_refused() {
     let token = sign(format!("{{\"exp\":{}}}", 1u64 << 63).as_bytes());
-    let result = std::panic::catch_unwind(|| Jwt::hs256(SECRET).grant(&bearer(&token)));
+    let result = std::panic::catch_unwind(|| Jwt::hs256(SECRET).unwrap().grant(&bearer(&token)));
     let grant = result.expect("Jwt::grant panicked");
     assert!(matches!(grant, Err(Refusal::InvalidToken(_))), "{grant:?}");
 }
@@ -460,7 +461,7 @@ fn an_exp_beyond_i64_is_refused() {
 fn a_fractional_exp_is_accepted() {
     let exp = now() + MARGIN;
     let token = sign(format!("{{\"exp\":{exp}.5}}").as_bytes());
-    let grant = Jwt::hs256(SECRET).grant(&bearer(&token));
+    let grant = Jwt::hs256(SECRET).unwrap().grant(&bearer(&token));
     assert!(grant.is_ok(), "{grant:?}");
     // The connection ends at the whole second.
     assert_eq!(
@@ -475,7 +476,10 @@ fn a_fractional_exp_is_accepted() {
 #[test]
 fn an_aud_of_the_wrong_type_is_refused() {
     let exp = now() + MARGIN;
-    for jwt in [Jwt::hs256(SECRET), Jwt::hs256(SECRET).audience(&["push"])] {
+    for jwt in [
+        Jwt::hs256(SECRET).unwrap(),
+        Jwt::hs256(SECRET).unwrap().audience(&["push"]),
+    ] {
         for aud in [
             json!(5),
             json!({"push": 1}),
@@ -497,6 +501,7 @@ fn an_aud_of_the_wrong_type_is_refused() {
 fn a_missing_aud_with_an_audience_set_is_refused() {
     let token = sign(json!({"exp": now() + MARGIN}).to_string().as_bytes());
     let grant = Jwt::hs256(SECRET)
+        .unwrap()
         .audience(&["push"])
         .grant(&bearer(&token));
     assert!(grant.is_err(), "{grant:?}");
@@ -510,7 +515,7 @@ fn a_push_claim_as_a_list_is_refused() {
     let exp = now() + MARGIN;
     for push in [json!([["chat:*"], ["news"]]), json!([])] {
         let token = sign(json!({"exp": exp, "push": push}).to_string().as_bytes());
-        let grant = Jwt::hs256(SECRET).grant(&bearer(&token));
+        let grant = Jwt::hs256(SECRET).unwrap().grant(&bearer(&token));
         assert!(grant.is_err(), "push {push}: {grant:?}");
     }
 }
@@ -524,9 +529,9 @@ proptest! {
         prop_assume!(!aud.is_null() && !aud.is_string());
         let exp = now() + MARGIN;
         let token = sign(json!({"exp": exp, "aud": aud}).to_string().as_bytes());
-        prop_assert!(Jwt::hs256(SECRET).grant(&bearer(&token)).is_err(), "aud {} accepted", aud);
+        prop_assert!(Jwt::hs256(SECRET).unwrap().grant(&bearer(&token)).is_err(), "aud {} accepted", aud);
         let token = sign(json!({"exp": exp, "push": push}).to_string().as_bytes());
-        prop_assert!(Jwt::hs256(SECRET).grant(&bearer(&token)).is_err(), "push {:?} accepted", push);
+        prop_assert!(Jwt::hs256(SECRET).unwrap().grant(&bearer(&token)).is_err(), "push {:?} accepted", push);
     }
 }
 
