@@ -14,6 +14,8 @@
 //! | an HTTP/1.1 request head, counted from accept and from the end of the previous response (so it is also the idle keep-alive limit) | `--header-timeout` | 10 s |
 //! | a socket's kernel send buffer (`SO_SNDBUF`; the kernel doubles it for bookkeeping); 0 leaves the kernel's autotuning, up to 4 MiB per socket on Linux | `--send-buffer` | 64 KiB |
 //! | the whole graceful stop after SIGTERM or SIGINT | `--shutdown-timeout` | 5 s |
+//! | connections the kernel completes before they are accepted (capped by `net.core.somaxconn`) | `--backlog` | 1,024 |
+//! | share the port with other processes started so (`SO_REUSEPORT`; the kernel spreads new connections over them), to run several processes on one port past one process's open-file limit | `--reuse-port` | off |
 //!
 //! Every request carries its client's address as a [`SocketAddr`] request extension (through
 //! [`Ctx::track`], or [`Ctx::peer`] for a server that inserts it itself): push-http's
@@ -107,6 +109,15 @@ pub struct ServerArgs {
     /// Seconds the whole graceful stop may take after SIGTERM or SIGINT.
     #[arg(long, default_value = "5", value_parser = seconds)]
     pub shutdown_timeout: Duration,
+    /// Share the port with other processes started with this flag (SO_REUSEPORT): the kernel
+    /// spreads new connections over them. For several processes on one port, each sharing
+    /// its topics through Redis, past one process's open-file limit.
+    #[arg(long)]
+    pub reuse_port: bool,
+    /// The listen backlog: connections the kernel completes before they are accepted
+    /// (capped by net.core.somaxconn).
+    #[arg(long, default_value_t = 1024)]
+    pub backlog: u32,
 }
 
 impl Default for ServerArgs {
@@ -119,6 +130,8 @@ impl Default for ServerArgs {
             header_timeout: Duration::from_secs(10),
             send_buffer: 64 * 1024,
             shutdown_timeout: Duration::from_secs(5),
+            reuse_port: false,
+            backlog: 1024,
         }
     }
 }
@@ -134,15 +147,29 @@ fn seconds(text: &str) -> Result<Duration, String> {
 }
 
 impl ServerArgs {
-    /// Binds [`addr`](Self::addr).
+    /// Binds [`addr`](Self::addr) with [`backlog`](Self::backlog), sharing the port when
+    /// [`reuse_port`](Self::reuse_port) is set (on Unix).
     ///
     /// # Errors
     ///
     /// The bind error, naming the address.
     pub async fn bind(&self) -> io::Result<TcpListener> {
-        TcpListener::bind(self.addr)
-            .await
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", self.addr)))
+        let named =
+            |e: io::Error| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", self.addr));
+        let socket = if self.addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }
+        .map_err(named)?;
+        // As std and tokio do on Unix: a restart may bind while old connections linger.
+        socket.set_reuseaddr(true).map_err(named)?;
+        #[cfg(unix)]
+        if self.reuse_port {
+            socket.set_reuseport(true).map_err(named)?;
+        }
+        socket.bind(self.addr).map_err(named)?;
+        socket.listen(self.backlog.max(1)).map_err(named)
     }
 }
 
@@ -622,5 +649,55 @@ impl ErrorLog {
         }
         self.last = Some(now);
         self.quiet = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two servers share a port only when both ask to; the kernel hands connections to both.
+    #[tokio::test]
+    async fn reuse_port_shares_a_port_and_only_when_asked() {
+        let first = ServerArgs {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            reuse_port: true,
+            ..ServerArgs::default()
+        };
+        let a = first.bind().await.unwrap();
+        let shared = ServerArgs {
+            addr: a.local_addr().unwrap(),
+            ..first.clone()
+        };
+        let b = shared
+            .bind()
+            .await
+            .expect("a second listener on the shared port");
+        let alone = ServerArgs {
+            reuse_port: false,
+            ..shared.clone()
+        };
+        let err = alone
+            .bind()
+            .await
+            .expect_err("without the flag the port is taken");
+        assert!(err.to_string().contains("cannot listen on"), "{err}");
+        // Connections reach both listeners: the kernel spreads them by a hash of the
+        // source, so enough clients from different ports land on each.
+        let mut clients = Vec::new();
+        for _ in 0..64 {
+            clients.push(TcpStream::connect(shared.addr).await.unwrap());
+        }
+        let accepted = |l: TcpListener| async move {
+            let mut n = 0;
+            while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(200), l.accept()).await
+            {
+                n += 1;
+            }
+            n
+        };
+        let (on_a, on_b) = tokio::join!(accepted(a), accepted(b));
+        assert_eq!(on_a + on_b, 64);
+        assert!(on_a > 0 && on_b > 0, "{on_a} and {on_b}");
     }
 }
