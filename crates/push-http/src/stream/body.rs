@@ -63,11 +63,15 @@ impl<F: Framing> StreamBody<F> {
     /// events its own way (HTTP/2 server push) sends the event and drops its frame; the
     /// [`Body`] impl sends every frame.
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<(Bytes, Option<Arc<Event>>)>> {
-        match &mut self.kind {
-            Kind::One(frames) => frames.poll_next(cx),
-            Kind::Many(frames) => frames.poll_next(cx),
-            Kind::Full(data) => Poll::Ready(data.take().map(|b| (b, None))),
+        let (polled, meters) = match &mut self.kind {
+            Kind::One(frames) => (frames.poll_next(cx), frames.meters()),
+            Kind::Many(frames) => (frames.poll_next(cx), frames.meters()),
+            Kind::Full(data) => return Poll::Ready(data.take().map(|b| (b, None))),
+        };
+        if let Poll::Ready(Some((frame, _))) = &polled {
+            meters.delivered(0, frame.len());
         }
+        polled
     }
 }
 

@@ -128,20 +128,17 @@ impl<F: Framing> MultiFrames<F> {
         self.merged.position().to_string()
     }
 
+    /// The meters the body counts its frames' bytes on.
+    pub(crate) fn meters(&self) -> &Meters {
+        &self.meters
+    }
+
     /// Polls for the next frame, with the event it carries when it is one; `Ready(None)`
     /// after the goodbye.
     pub(crate) fn poll_next(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<(Bytes, Option<Arc<Event>>)>> {
-        let polled = self.poll_inner(cx);
-        if let Poll::Ready(Some((frame, _))) = &polled {
-            self.meters.delivered(0, frame.len());
-        }
-        polled
-    }
-
-    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<(Bytes, Option<Arc<Event>>)>> {
         match self.state {
             State::Done => return Poll::Ready(None),
             State::Start => {
