@@ -13,7 +13,7 @@ use crate::{Cursor, Topic};
 pub const MAX_EVENT_TYPE_LEN: usize = 64;
 
 /// How many encodings an event caches (see [`EncodingSlot`]).
-const SLOTS: usize = 4;
+const SLOTS: usize = 5;
 
 /// What an event's payload is, chosen at publish and validated once then: every JSON envelope
 /// marks it, so a client never guesses.
@@ -241,7 +241,7 @@ impl Event {
     /// A technique crate declares one `static` [`EncodingSlot`] per format; the first subscriber
     /// that needs the encoding runs `encode`, every other subscriber gets the same shared
     /// [`Bytes`]. This is what lets a fan-out to thousands of connections encode each event once.
-    /// A process that declares more than four slots still works: the extra formats are encoded
+    /// A process that declares more than five slots still works: the extra formats are encoded
     /// on every call.
     pub fn encoded(
         &self,

@@ -25,8 +25,8 @@ pub enum SlowClient {
 /// | setting | default | why |
 /// |---|---|---|
 /// | [`read_buffer`](Self::read_buffer) | 1 KiB | tungstenite's 128 KiB default is resident for every idle connection; clients send small control messages, and a larger message grows the buffer for as long as it takes |
-/// | [`write_buffer`](Self::write_buffer) | 0 (write each message at once) | events are flushed as they come |
-/// | [`max_write_buffer`](Self::max_write_buffer) | 256 KiB | the bound on what waits for a slow client; an event whose envelope is larger arrives as a `gap` of one at its cursor, and the connection stays open |
+/// | [`write_buffer`](Self::write_buffer) | 0 (write each message at once) | replies go out as they come; events never pass through it (their frames are shared and written as they are) |
+/// | [`max_write_buffer`](Self::max_write_buffer) | 256 KiB | the bound on what tungstenite buffers, and on an event's frame: a larger one arrives as a `gap` of one at its cursor, and the connection stays open |
 /// | [`max_message`](Self::max_message) / [`max_frame`](Self::max_frame) | 64 KiB / 64 KiB | a client's message over it is closed with 1009 |
 /// | [`ping_interval`](Self::ping_interval) | 30 s | keeps NATs and proxies from dropping idle connections |
 /// | [`pong_timeout`](Self::pong_timeout) | 20 s | a client silent that long after a ping is closed (1001) |
@@ -100,13 +100,15 @@ impl WsConfig {
     setter! {
         /// The read buffer of each connection, allocated at once and kept.
         read_buffer: usize,
-        /// How much outgoing data is gathered before writing to the socket (0: every message).
+        /// How much of the connection's own outgoing messages (replies, pings) tungstenite
+        /// gathers before writing (0: every message). Events do not pass through it: their
+        /// frames are shared by every subscriber and written as they are, up to 64 at once.
         write_buffer: usize,
-        /// The most outgoing data buffered for one connection. An event whose envelope (with the
-        /// frame header, and [`write_buffer`](Self::write_buffer) already taken) would not fit is
-        /// sent as an `outcome` message `gap` with `missed: 1` and the event's cursor, so a client
-        /// that reads is never closed for one large event. The buffer only grows as far as the
-        /// largest message written, and keeps that capacity.
+        /// The most outgoing data tungstenite buffers for one connection's own messages, and
+        /// the largest event frame sent: an event whose frame (header and envelope, with
+        /// [`write_buffer`](Self::write_buffer) taken) is larger is sent as an `outcome` message
+        /// `gap` with `missed: 1` and the event's cursor, so a client that reads is never
+        /// closed for one large event.
         max_write_buffer: usize,
         /// The largest message a client may send.
         max_message: usize,

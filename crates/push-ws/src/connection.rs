@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
@@ -9,7 +10,6 @@ use push_core::{Delivery, EventType, StartFrom, Subscription, Topic};
 use push_http::Permit;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_stream::StreamMap;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -19,8 +19,10 @@ use http::header::{HeaderValue, AUTHORIZATION, HOST, ORIGIN};
 use push_http::{Authorizer, Grant};
 
 use crate::config::{OnMessage, SlowClient, WsConfig};
+use crate::frames;
 use crate::logs;
 use crate::protocol::{self, ClientOp, Payload};
+use crate::subs::Subs;
 
 /// What every connection of an endpoint shares: the endpoint core (hub, limits, access,
 /// meters), the settings and the message handler.
@@ -158,7 +160,8 @@ async fn serve(conn: Box<Connection>, upgraded: Upgraded) {
         access,
         reauth,
         renewed: false,
-        subs: StreamMap::new(),
+        unflushed: false,
+        subs: Subs::default(),
         permit,
         ended: false,
     };
@@ -171,7 +174,7 @@ async fn serve(conn: Box<Connection>, upgraded: Upgraded) {
         &mut restart,
     )
     .await;
-    logs::closed(&state.subs, closing.as_ref().map(|c| (c.0, c.1)));
+    logs::closed(state.subs.topics(), closing.as_ref().map(|c| (c.0, c.1)));
     if let Some(closing) = closing {
         Box::pin(close(&mut socket, closing, config.shutdown_grace)).await;
     }
@@ -184,9 +187,12 @@ struct State<'a> {
     reauth: Option<Reauth>,
     /// Set when a refresh replaced `access`, so the loop moves its expiry.
     renewed: bool,
-    /// Keyed by topic: the map hands out its key with every delivery, and a topic's clone is a
-    /// reference count where a `String`'s would be an allocation.
-    subs: StreamMap<Topic, Sub>,
+    /// Set when tungstenite may hold output the connection has not flushed (a pong or a close
+    /// answered by itself while reading): it goes out before the connection's own frames.
+    unflushed: bool,
+    /// Keyed by topic: a delivery comes with its topic, whose clone is a reference count where
+    /// a `String`'s would be an allocation.
+    subs: Subs,
     /// The connection's place under the endpoint's limits, counting its subscribed topics
     /// against the client's quota.
     permit: Permit,
@@ -194,30 +200,6 @@ struct State<'a> {
     /// topic's log was replaced under it): the connection closes so that the client
     /// reconnects and resumes from its cursors.
     ended: bool,
-}
-
-/// A subscription in the connection's map: its deliveries, then one `None` when it ends
-/// without completing, so the connection learns of it (a map drops ended streams silently).
-struct Sub(Option<Subscription>);
-
-impl futures_util::Stream for Sub {
-    type Item = Option<Delivery>;
-
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Option<Delivery>>> {
-        let Some(sub) = self.0.as_mut() else {
-            return std::task::Poll::Ready(None);
-        };
-        match std::task::ready!(sub.poll_next_unpin(cx)) {
-            Some(delivery) => std::task::Poll::Ready(Some(Some(delivery))),
-            None => {
-                self.0 = None;
-                std::task::Poll::Ready(Some(None))
-            }
-        }
-    }
 }
 
 async fn run(
@@ -293,6 +275,8 @@ async fn run(
                     Some(Err(e)) => return close_for(&e),
                     Some(Ok(message)) => message,
                 };
+                // tungstenite may have queued an answer (a pong) it has not written yet.
+                state.unflushed = true;
                 ping_outstanding = None;
                 if !rate.allow() {
                     let limit = config.max_messages_per_second;
@@ -326,9 +310,14 @@ async fn run(
                             "binary messages are not part of this protocol",
                         ))
                     }
-                    // tungstenite answers pings and close frames by itself; the stream ends
-                    // after the closing handshake.
-                    Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => {}
+                    // The client closed: tungstenite answers it; no frame may follow that answer.
+                    Message::Close(_) => {
+                        let grace = config.shutdown_grace;
+                        let _ = Box::pin(tokio::time::timeout(grace, socket.flush())).await;
+                        return None;
+                    }
+                    // tungstenite answers pings by itself.
+                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
                 }
             }
             _ = ping.tick(), if config.ping_interval.is_some() => {
@@ -439,15 +428,19 @@ async fn stopped(
     }
 }
 
-/// Writes `first` and whatever else is ready now, up to [`BATCH`] deliveries, then flushes:
-/// one write to the socket for the lot.
+/// Writes `first` and whatever else is ready now, up to [`BATCH`] deliveries: their frames in
+/// one vectored write, straight from the buffers they share with every other subscriber.
 async fn write_batch(
     socket: &mut Socket,
     state: &mut State<'_>,
     first: (Topic, Option<Delivery>),
 ) -> Result<(), tungstenite::Error> {
+    if std::mem::take(&mut state.unflushed) {
+        // What tungstenite queued goes first, whole: a frame never splits another.
+        socket.flush().await?;
+    }
+    let mut frames: Vec<Bytes> = Vec::new();
     let mut pending = Some(first);
-    let mut written = 0;
     while let Some((topic, delivery)) = pending.take() {
         let Some(delivery) = delivery else {
             // Ended without completing: what was written so far goes out, then the close.
@@ -455,23 +448,18 @@ async fn write_batch(
             break;
         };
         let complete = matches!(delivery, Delivery::Complete);
-        let message = state.encode(&topic, delivery);
+        frames.push(state.encode(&topic, delivery));
         if complete {
             // The topic ends here, by design: it no longer counts, and its end is not news.
             state.unsubscribe(topic.as_str());
         }
-        socket.feed(message).await?;
-        written += 1;
-        if written < BATCH {
+        if frames.len() < BATCH {
             pending = state.subs.next().now_or_never().flatten();
         }
     }
-    socket.flush().await
+    frames::write_all(socket.get_mut(), &frames).await?;
+    Ok(())
 }
-
-/// The most bytes a WebSocket frame header takes (RFC 6455 §5.2: 2 + 8 for the length + 4
-/// for a mask, which a server never sends).
-const MAX_FRAME_HEADER: usize = 14;
 
 /// The result of a write: `Err(Some(..))` closes with that code, `Err(None)` means the
 /// connection is gone.
@@ -515,73 +503,57 @@ impl State<'_> {
 
     /// Drops the subscription of `topic`, if any, and its place in the client's quota.
     fn unsubscribe(&mut self, topic: &str) {
-        if self.subs.remove(topic).is_some() {
+        if self.subs.remove(topic) {
             self.permit.remove_topics(1);
         }
     }
 
-    fn encode(&mut self, topic: &Topic, delivery: Delivery) -> Message {
-        let message = self.encode_inner(topic, delivery);
-        if let Message::Text(text) = &message {
-            self.ws.core.delivered(0, text.len());
-        }
-        message
-    }
-
-    fn encode_inner(&mut self, key: &Topic, delivery: Delivery) -> Message {
+    /// The frame telling the client of `delivery`.
+    fn encode(&mut self, key: &Topic, delivery: Delivery) -> Bytes {
         let topic = key.as_str();
-        match delivery {
+        let text = match delivery {
             Delivery::Event(event) => {
-                let bytes = protocol::event_message(&event);
-                // An envelope larger than the connection's write buffer could ever hold would
-                // fail the write and close a client that reads well: it becomes a gap of one
-                // event at its cursor instead, so the client knows exactly what it missed.
+                let frame = frames::event(&event);
+                // An event whose frame is larger than the connection's write buffer could ever
+                // hold becomes a gap of one event at its cursor, so the client knows exactly
+                // what it missed and a client that reads well is never closed for it.
                 let room = self
                     .ws
                     .config
                     .max_write_buffer
                     .saturating_sub(self.ws.config.write_buffer);
-                if bytes.len() + MAX_FRAME_HEADER > room {
-                    let outcome = push_core::Outcome::Gap { missed: 1 };
-                    self.ws
-                        .core
-                        .told_from(key, logs::before_gap(event.id(), 1), outcome);
-                    return Message::text(protocol::outcome_message(topic, outcome, event.id()));
+                if frame.len() <= room {
+                    self.ws.core.delivered(1, frame.len());
+                    return frame;
                 }
-                self.ws.core.delivered(1, 0);
-                // The envelope is JSON made of valid UTF-8 by construction.
-                match tungstenite::Utf8Bytes::try_from(bytes) {
-                    Ok(text) => Message::Text(text),
-                    Err(_) => {
-                        Message::text(protocol::error_message("encoding failed", Some(topic)))
-                    }
-                }
+                let outcome = push_core::Outcome::Gap { missed: 1 };
+                self.ws
+                    .core
+                    .told_from(key, logs::before_gap(event.id(), 1), outcome);
+                protocol::outcome_message(topic, outcome, event.id())
             }
             Delivery::Gap { missed } => {
                 let (outcome, cursor) = (push_core::Outcome::Gap { missed }, self.cursor(topic));
                 let from = cursor.map_or(StartFrom::Invalid, |c| logs::before_gap(c, missed));
                 self.ws.core.told_from(key, from, outcome);
                 match cursor {
-                    Some(cursor) => {
-                        Message::text(protocol::outcome_message(topic, outcome, cursor))
-                    }
-                    None => Message::text(protocol::error_message("gap", Some(topic))),
+                    Some(cursor) => protocol::outcome_message(topic, outcome, cursor),
+                    None => protocol::error_message("gap", Some(topic)),
                 }
             }
-            // The subscription ends after this: the stream map drops it.
+            // The subscription ends after this.
             Delivery::Complete => match self.cursor(topic) {
-                Some(cursor) => Message::text(protocol::complete_message(topic, cursor)),
-                None => Message::text(protocol::error_message("complete", Some(topic))),
+                Some(cursor) => protocol::complete_message(topic, cursor),
+                None => protocol::error_message("complete", Some(topic)),
             },
-        }
+        };
+        let frame = frames::text(text.as_bytes());
+        self.ws.core.delivered(0, frame.len());
+        frame
     }
 
     fn cursor(&self, topic: &str) -> Option<push_core::Cursor> {
-        self.subs
-            .iter()
-            .find(|(name, _)| name.as_str() == topic)
-            .and_then(|(_, sub)| sub.0.as_ref())
-            .map(Subscription::cursor)
+        self.subs.get(topic).map(Subscription::cursor)
     }
 
     async fn subscribe(&mut self, topic: Topic, from: StartFrom) -> String {
@@ -590,7 +562,7 @@ impl State<'_> {
             logs::refused(name, "forbidden", None);
             return protocol::error_message("not allowed to read this topic", Some(name));
         }
-        let new = !self.subs.contains_key(name);
+        let new = !self.subs.contains(name);
         if new && self.subs.len() >= self.ws.config.max_topics {
             logs::refused(name, "topic_limit", None);
             return protocol::error_message("too many topics on this connection", Some(name));
@@ -605,7 +577,7 @@ impl State<'_> {
             Ok(sub) => {
                 self.ws.core.told_from(&topic, from, sub.outcome());
                 let reply = protocol::outcome_message(name, sub.outcome(), sub.cursor());
-                self.subs.insert(topic, Sub(Some(sub)));
+                self.subs.insert(topic, sub);
                 reply
             }
             Err(e) => {
@@ -685,7 +657,7 @@ impl State<'_> {
         };
         let dropped: Vec<String> = self
             .subs
-            .keys()
+            .topics()
             .filter(|topic| !grant.read.allows(topic))
             .map(|topic| topic.as_str().to_owned())
             .collect();

@@ -135,9 +135,11 @@ pub mod client;
 mod config;
 mod connection;
 mod endpoint;
+mod frames;
 mod handshake;
 mod logs;
 mod protocol;
+mod subs;
 
 pub use crate::config::{OnMessage, SlowClient, WsConfig};
 pub use crate::endpoint::{Ws, WsBody};

@@ -1,8 +1,7 @@
 //! The JSON messages of the push WebSocket protocol, both directions.
 
 use base64::Engine as _;
-use bytes::Bytes;
-use push_core::{Cursor, Event, NewEvent, Outcome};
+use push_core::{Cursor, NewEvent, Outcome};
 use serde::{Deserialize, Serialize};
 
 /// The close code when the connection's credentials expire.
@@ -114,12 +113,6 @@ impl ClientOp {
             },
         })
     }
-}
-
-/// `{"topic":T,"id":C,"type":…,"time":MS,"data":…}`: push-http's event object with its topic
-/// in front, encoded once per event and shared by every connection.
-pub(crate) fn event_message(event: &Event) -> Bytes {
-    push_http::json::topic_event(event)
 }
 
 #[derive(Serialize)]
@@ -285,7 +278,7 @@ mod tests {
         let e = hub
             .publish_now(&Topic::new("a.b").unwrap(), NewEvent::new("x\"y"))
             .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&event_message(&e)).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&crate::frames::event(&e)[2..]).unwrap();
         assert_eq!(v["topic"], "a.b");
         assert_eq!(v["id"], e.id().to_string());
         assert_eq!(v["data"], "x\"y");
