@@ -19,9 +19,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::heap::PerConnection;
-use super::server::{
-    cpu_ticks, proc_kib, start, start_command, start_with, Process, Server, ServerKind,
-};
+use super::server::{cpu_ticks, start, start_command, start_with, Process, Server, ServerKind};
 
 /// How often a poller polls while events are published.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -31,7 +29,7 @@ const FLOOD: Duration = Duration::from_secs(2);
 /// `xtask serve PROCESS`: a benchmark server on a free loopback port; prints its address first.
 pub(crate) fn serve(process: Process) -> Result<(), String> {
     super::heap::serve_if_asked();
-    let workers = if process == Process::Push2w { 2 } else { 1 };
+    let workers = process.workers();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()
@@ -50,7 +48,7 @@ pub(crate) fn serve(process: Process) -> Result<(), String> {
             Process::Push | Process::Push2w => serve_push(listener).await,
             Process::AxumSse => serve_axum(listener).await,
             Process::Tungstenite => serve_tungstenite(listener).await,
-            Process::Raw => serve_raw(listener).await,
+            Process::Raw | Process::Raw2w => serve_raw(listener).await,
             Process::HyperBare => serve_hyper_bare(listener).await,
         }
     })
@@ -243,9 +241,23 @@ async fn serve_tungstenite(listener: TcpListener) -> Result<(), String> {
 /// minimal `200` head; a `POST /topics/{topic}` (on a kept-alive connection) is encoded once as
 /// `data: BODY` and written, as the same bytes, to every socket of its topic in turn.
 async fn serve_raw(listener: TcpListener) -> Result<(), String> {
-    type Sockets = std::sync::Arc<
-        tokio::sync::Mutex<std::collections::HashMap<String, Vec<tokio::net::tcp::OwnedWriteHalf>>>,
-    >;
+    /// The subscribers of each topic: SSE clients and WebSocket clients.
+    #[derive(Default)]
+    struct Topic {
+        sse: Vec<tokio::net::tcp::OwnedWriteHalf>,
+        ws: Vec<tokio::net::tcp::OwnedWriteHalf>,
+    }
+    type Sockets = std::sync::Arc<tokio::sync::Mutex<std::collections::HashMap<String, Topic>>>;
+    /// Writes `frame` to each socket of `list`, keeping those that took it.
+    async fn write_each(list: &mut Vec<tokio::net::tcp::OwnedWriteHalf>, frame: &[u8]) {
+        let mut kept = Vec::with_capacity(list.len());
+        for mut socket in list.drain(..) {
+            if socket.write_all(frame).await.is_ok() {
+                kept.push(socket);
+            }
+        }
+        *list = kept;
+    }
     let sockets = Sockets::default();
     loop {
         let (stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
@@ -257,6 +269,7 @@ async fn serve_raw(listener: TcpListener) -> Result<(), String> {
             loop {
                 let mut head = String::new();
                 let mut length = 0usize;
+                let mut ws_key = None;
                 loop {
                     let mut line = String::new();
                     match read.read_line(&mut line).await {
@@ -269,6 +282,8 @@ async fn serve_raw(listener: TcpListener) -> Result<(), String> {
                     if let Some((name, value)) = line.split_once(':') {
                         if name.eq_ignore_ascii_case("content-length") {
                             length = value.trim().parse().unwrap_or(0);
+                        } else if name.eq_ignore_ascii_case("sec-websocket-key") {
+                            ws_key = Some(value.trim().to_owned());
                         }
                     }
                     if head.is_empty() {
@@ -279,8 +294,24 @@ async fn serve_raw(listener: TcpListener) -> Result<(), String> {
                 let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
                 let topic = path.rsplit('/').next().unwrap_or_default().to_owned();
                 if method != "POST" {
-                    if write.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.is_ok() {
-                        sockets.lock().await.entry(topic).or_default().push(write);
+                    let answer = match &ws_key {
+                        Some(key) => format!(
+                            "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\
+                             connection: upgrade\r\nsec-websocket-accept: {}\r\n\r\n",
+                            tokio_tungstenite::tungstenite::handshake::derive_accept_key(
+                                key.as_bytes()
+                            )
+                        ),
+                        None => "HTTP/1.1 200 OK\r\n\r\n".to_owned(),
+                    };
+                    if write.write_all(answer.as_bytes()).await.is_ok() {
+                        let mut map = sockets.lock().await;
+                        let entry = map.entry(topic).or_default();
+                        if ws_key.is_some() {
+                            entry.ws.push(write);
+                        } else {
+                            entry.sse.push(write);
+                        }
                     }
                     // Keep the read half until the client goes; nothing else is read.
                     let mut sink = [0u8; 64];
@@ -295,15 +326,13 @@ async fn serve_raw(listener: TcpListener) -> Result<(), String> {
                 frame.extend_from_slice(b"data: ");
                 frame.extend_from_slice(&body);
                 frame.extend_from_slice(b"\n\n");
+                // An unmasked text frame (RFC 6455) of the payload; the bench's are short.
+                let mut ws_frame = vec![0x81, body.len().min(125) as u8];
+                ws_frame.extend_from_slice(&body[..body.len().min(125)]);
                 let mut map = sockets.lock().await;
-                if let Some(list) = map.get_mut(&topic) {
-                    let mut kept = Vec::with_capacity(list.len());
-                    for mut socket in list.drain(..) {
-                        if socket.write_all(&frame).await.is_ok() {
-                            kept.push(socket);
-                        }
-                    }
-                    *list = kept;
+                if let Some(topic) = map.get_mut(&topic) {
+                    write_each(&mut topic.sse, &frame).await;
+                    write_each(&mut topic.ws, &ws_frame).await;
                 }
                 drop(map);
                 if write
@@ -921,6 +950,8 @@ pub(crate) struct Load {
     /// Events per second, or `None` to publish back to back (one request at a time).
     pub(crate) rate: Option<u64>,
     pub(crate) seconds: u64,
+    /// The raw ceiling's clients speak WebSocket (the other kinds speak one protocol each).
+    pub(crate) ws: bool,
 }
 
 impl Load {
@@ -930,6 +961,7 @@ impl Load {
             topics: 1,
             rate: Some(rate),
             seconds,
+            ws: false,
         }
     }
 }
@@ -959,26 +991,35 @@ pub(crate) async fn measure_server(
     measure_load(kind, server, Load::fan_out(clients, rate, seconds)).await
 }
 
-/// The client task for `kind` on topic `topic`.
-fn spawn_client(kind: ServerKind, c: Client) -> tokio::task::JoinHandle<Option<Seen>> {
+/// The client task for `kind` on topic `topic`; `ws` for the ceiling's WebSocket clients.
+fn spawn_client(kind: ServerKind, ws: bool, c: Client) -> tokio::task::JoinHandle<Option<Seen>> {
     const SSE: &str = "Accept: text/event-stream\r\n";
     let topic = c.path.clone();
     let c = |prefix: &str| Client {
         path: format!("{prefix}{topic}"),
         ..c
     };
-    match kind {
+    match kind.base() {
         ServerKind::PushStream => tokio::spawn(stream_client(c("/stream/"), "")),
         ServerKind::NchanStream => tokio::spawn(stream_client(c("/stream/"), "TE: chunked\r\n")),
         ServerKind::PushLongpoll => tokio::spawn(longpoll_client(c("/longpoll/"), false)),
         ServerKind::NchanLongpoll => tokio::spawn(longpoll_client(c("/longpoll/"), true)),
         ServerKind::PushPoll => tokio::spawn(poll_client(c("/poll/"))),
-        ServerKind::PushWs | ServerKind::PushWs2w | ServerKind::NchanWs => {
-            tokio::spawn(ws_client(c("/ws/")))
-        }
+        ServerKind::PushWs | ServerKind::NchanWs => tokio::spawn(ws_client(c("/ws/"))),
+        // The ceiling serves WebSocket clients too: a fan-out of WebSocket rows has it.
+        ServerKind::Raw if ws => tokio::spawn(ws_client(c("/ws/"))),
         ServerKind::Tungstenite => tokio::spawn(ws_client(c("/"))),
-        ServerKind::PushSse
-        | ServerKind::PushSse2w
+        // Every kind is its base here.
+        ServerKind::PushSse2w
+        | ServerKind::PushStream2w
+        | ServerKind::PushLongpoll2w
+        | ServerKind::PushWs2w
+        | ServerKind::NchanSse2w
+        | ServerKind::NchanStream2w
+        | ServerKind::NchanLongpoll2w
+        | ServerKind::NchanWs2w
+        | ServerKind::Raw2w
+        | ServerKind::PushSse
         | ServerKind::NchanSse
         | ServerKind::AxumSse
         | ServerKind::Raw
@@ -1002,9 +1043,9 @@ async fn connect_clients(
     server: &mut Server,
     load: &Load,
 ) -> Result<Connected, String> {
-    let (pid, addr) = (server.pid, server.addr);
+    let addr = server.addr;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let rss_empty = proc_kib(pid, "VmRSS:");
+    let rss_empty = server.kib("VmRSS:");
     let heap_empty = server.heap().await;
     let (phase_tx, phase) = tokio::sync::watch::channel(SETTLE);
     let ready: Ready = Ready::default();
@@ -1013,6 +1054,7 @@ async fn connect_clients(
         .map(|i| {
             spawn_client(
                 kind,
+                load.ws,
                 Client {
                     addr,
                     path: format!("t{}", i % load.topics.max(1)),
@@ -1036,7 +1078,7 @@ async fn connect_clients(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_idle = proc_kib(pid, "VmRSS:");
+    let rss_idle = server.kib("VmRSS:");
     let heap = match (heap_empty, server.last_heap().await) {
         (Some(empty), Some(idle)) => Some(idle.per(&empty, load.clients)),
         _ => None,
@@ -1108,8 +1150,8 @@ struct Published {
 
 /// Publishes `load`'s events to `server`, then lets the last ones arrive (3 s).
 async fn publish(kind: ServerKind, server: &mut Server, load: &Load) -> Result<Published, String> {
-    let (pid, addr) = (server.pid, server.addr);
-    let cpu_before = cpu_ticks(pid);
+    let addr = server.addr;
+    let cpu_before = server.cpu_ticks();
     let clients_before = cpu_ticks(std::process::id());
     let start = Instant::now();
     let published = if kind == ServerKind::Tungstenite {
@@ -1120,13 +1162,13 @@ async fn publish(kind: ServerKind, server: &mut Server, load: &Load) -> Result<P
         publish_http(kind.name(), addr, topics, load.rate, load.seconds, child).await?
     };
     let elapsed = start.elapsed();
-    let steady = proc_kib(pid, "VmRSS:");
+    let steady = server.kib("VmRSS:");
     tokio::time::sleep(Duration::from_secs(3)).await;
     Ok(Published {
         published,
         elapsed,
         steady,
-        cpu: cpu_ticks(pid).saturating_sub(cpu_before),
+        cpu: server.cpu_ticks().saturating_sub(cpu_before),
         clients_cpu: cpu_ticks(std::process::id()).saturating_sub(clients_before),
     })
 }
@@ -1137,7 +1179,6 @@ pub(crate) async fn measure_load(
     mut server: Server,
     load: Load,
 ) -> Result<Measured, String> {
-    let pid = server.pid;
     let Connected {
         tasks,
         phase,
@@ -1155,7 +1196,7 @@ pub(crate) async fn measure_load(
         cpu,
         clients_cpu,
     } = publish(kind, &mut server, &load).await?;
-    let polls = kind == ServerKind::PushPoll;
+    let polls = kind.base() == ServerKind::PushPoll;
     if polls {
         phase.send_replace(FLOOD_PHASE);
         tokio::time::sleep(FLOOD).await;
@@ -1164,7 +1205,7 @@ pub(crate) async fn measure_load(
     let flood = if polls { FLOOD.as_secs_f64() } else { 0.0 };
     let poll_span = start.elapsed().as_secs_f64() - flood;
     let totals = collect(tasks).await;
-    let peak = proc_kib(pid, "VmHWM:");
+    let peak = server.kib("VmHWM:");
     let _ = server.child.kill().await;
     let (delivered, [p50_us, p99_us, p999_us]) = latencies.quantiles([0.5, 0.99, 0.999]);
     // At a fixed rate, deliveries are spread over the publishing; flat out, over the time until

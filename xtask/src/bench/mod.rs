@@ -211,7 +211,10 @@ async fn fan_out(plan: &Plan, part: Part) -> Result<serde_json::Value, String> {
     let mut each: Vec<Vec<http::Measured>> = kinds.iter().map(|_| Vec::new()).collect();
     for run in 1..=runs {
         for (i, &kind) in kinds.iter().enumerate() {
-            let load = http::Load::fan_out(clients, rate, seconds);
+            let load = http::Load {
+                ws: part == Part::Ws,
+                ..http::Load::fan_out(clients, rate, seconds)
+            };
             let row = http::measure(kind, load).await?;
             if runs > 1 {
                 eprintln!(

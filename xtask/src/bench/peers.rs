@@ -12,6 +12,7 @@ pub(crate) async fn idle(kinds: &[ServerKind], clients: usize) -> Result<Vec<Mea
     let mut out = Vec::new();
     for &kind in kinds {
         let load = Load {
+            ws: false,
             clients,
             topics: 1,
             rate: Some(1),
@@ -71,6 +72,7 @@ pub(crate) async fn saturation(
     for &n in sizes {
         for &kind in kinds {
             let load = Load {
+                ws: false,
                 clients: n,
                 topics: 1,
                 rate: None,
@@ -92,6 +94,7 @@ pub(crate) async fn many_topics(
     let mut out = Vec::new();
     for &kind in kinds {
         let load = Load {
+            ws: false,
             clients,
             topics: clients,
             rate: Some(rate),

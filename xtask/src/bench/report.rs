@@ -2,6 +2,28 @@
 
 use super::h2::{EventRate, PageLoad};
 use super::http::Measured;
+use super::ServerKind;
+
+/// The row of `kind`'s Nchan peer and of its raw ceiling, both at its workers (a row is never
+/// its own peer).
+fn peers<'a>(rows: &'a [Measured], kind: &str) -> (Option<&'a Measured>, Option<&'a Measured>) {
+    let this = <ServerKind as clap::ValueEnum>::from_str(kind, false).ok();
+    let find = |k: Option<ServerKind>| {
+        let k = k.filter(|k| k.name() != kind)?;
+        rows.iter().find(|m| m.kind == k.name())
+    };
+    (
+        find(this.and_then(ServerKind::nchan_peer)),
+        find(this.and_then(ServerKind::ceiling)),
+    )
+}
+
+fn ratio(a: f64, b: Option<f64>) -> String {
+    match b {
+        Some(b) if b > 0.0 && a.is_finite() => format!("{:.2}x", a / b),
+        _ => "–".to_owned(),
+    }
+}
 
 pub(crate) fn fmt_num(v: f64) -> String {
     if v >= 1e6 {
@@ -49,23 +71,19 @@ pub(crate) fn h2_markdown(
 }
 
 pub(crate) fn ws_markdown(rows: &[Measured], rate: u64, seconds: u64) -> String {
-    let find = |k: &str| rows.iter().find(|m| m.kind == k);
-    let (nchan, base) = (find("nchan-ws"), find("tungstenite"));
-    let ratio = |a: f64, b: Option<f64>| match b {
-        Some(b) if b > 0.0 && a.is_finite() => format!("{:.2}x", a / b),
-        _ => "–".to_owned(),
-    };
+    let base = rows.iter().find(|m| m.kind == "tungstenite");
     let mut out = format!(
         "## WebSocket, {} idle then broadcast clients on one topic, {rate} events/s for {seconds} s (one server process per row{}{})\n\n\
-         | server | idle KiB/conn | idle vs nchan-ws | idle vs tungstenite | delivered / expected / repeated | p50 ms | p99 ms | p99.9 ms | p99 vs nchan-ws | p99.9 vs nchan-ws | connect p50 / p99 ms | errors | peak RSS MiB | server CPU µs/event | CPU vs nchan-ws | server + clients CPU µs/event | vs nchan-ws | bytes/event |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         | server | idle KiB/conn | idle vs Nchan | idle vs tungstenite | delivered / expected / repeated | p50 ms | p99 ms | p99.9 ms | p99 vs Nchan | p99.9 vs Nchan | connect p50 / p99 ms | errors | peak RSS MiB | server CPU µs/event | CPU vs Nchan | CPU vs ceiling | server + clients CPU µs/event | vs Nchan | bytes/event |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         rows.first().map_or(0, |m| m.clients),
         WORKERS,
         runs_note(rows),
     );
     for m in rows {
+        let (nchan, ceiling) = peers(rows, m.kind);
         out += &format!(
-            "| {} | {:.1} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {:.1} / {:.1} | {} | {:.1} | {:.2} | {} | {:.2} | {} | {:.0} |\n",
+            "| {} | {:.1} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {:.1} / {:.1} | {} | {:.1} | {:.2} | {} | {} | {:.2} | {} | {:.0} |\n",
             m.kind,
             m.idle_kib_per_conn,
             ratio(m.idle_kib_per_conn, nchan.map(|b| b.idle_kib_per_conn)),
@@ -82,6 +100,7 @@ pub(crate) fn ws_markdown(rows: &[Measured], rate: u64, seconds: u64) -> String 
             m.peak_rss_mib,
             m.cpu_us_per_event(),
             ratio(m.cpu_us_per_event(), nchan.map(Measured::cpu_us_per_event)),
+            ratio(m.cpu_us_per_event(), ceiling.map(Measured::cpu_us_per_event)),
             m.total_cpu_us_per_event(),
             ratio(
                 m.total_cpu_us_per_event(),
@@ -97,28 +116,19 @@ pub(crate) fn ws_markdown(rows: &[Measured], rate: u64, seconds: u64) -> String 
     out +=
         "\n`tungstenite` is a plain tokio-tungstenite server with default settings (128 KiB read \
             buffer) forwarding a `tokio::sync::broadcast`; push-ws runs its defaults (1 KiB read \
-            buffer); `nchan-ws` is nginx 1.22 with Nchan 1.3.6, one worker. Idle cost = (RSS with \
-            N connections − RSS with none) / N, of the one server process (Nchan: the worker).\n";
+            buffer); `nchan-ws` is nginx 1.22 with Nchan 1.3.6, one worker process (`-2w`: two); \
+            `raw` is the ceiling: the bare payload in a text frame written to each socket, no \
+            framework. Each row is compared with Nchan and the ceiling at its own workers. Idle \
+            cost = (RSS with N connections − RSS with none) / N, of the server's processes (Nchan: \
+            its workers).\n";
     out
 }
 
 pub(crate) fn http_markdown(rows: &[Measured], rate: u64, seconds: u64) -> String {
-    let find = |k: &str| rows.iter().find(|m| m.kind == k);
-    // Each push technique against its Nchan counterpart.
-    let peer = |kind: &str| match kind {
-        "push-sse" | "push-sse-2w" | "axum-sse" | "raw" => find("nchan-sse"),
-        "push-stream" => find("nchan-stream"),
-        "push-longpoll" => find("nchan-longpoll"),
-        _ => None,
-    };
-    let ratio = |a: f64, b: Option<f64>| match b {
-        Some(b) if b > 0.0 && a.is_finite() => format!("{:.2}x", a / b),
-        _ => "–".to_owned(),
-    };
     let mut out = format!(
         "## HTTP techniques, {} clients on one topic, {rate} events/s for {seconds} s (one server process per row{}{})\n\n\
-         | server | delivered / expected / repeated | p50 ms | p99 ms | p99.9 ms | p99 vs Nchan | p99.9 vs Nchan | connect p50 / p99 ms | errors | idle KiB/client | idle vs Nchan | peak / steady RSS MiB | server CPU µs/event | CPU vs Nchan | server + clients CPU µs/event | vs Nchan | requests/event | bytes/event | requests/s | 304/s |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         | server | delivered / expected / repeated | p50 ms | p99 ms | p99.9 ms | p99 vs Nchan | p99.9 vs Nchan | connect p50 / p99 ms | errors | idle KiB/client | idle vs Nchan | peak / steady RSS MiB | server CPU µs/event | CPU vs Nchan | CPU vs ceiling | server + clients CPU µs/event | vs Nchan | requests/event | bytes/event | requests/s | 304/s |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         rows.first().map_or(0, |m| m.clients),
         WORKERS,
         runs_note(rows),
@@ -131,9 +141,9 @@ pub(crate) fn http_markdown(rows: &[Measured], rate: u64, seconds: u64) -> Strin
                 x as f64 / m.delivered as f64
             }
         };
-        let nchan = peer(m.kind).filter(|p| p.kind != m.kind);
+        let (nchan, ceiling) = peers(rows, m.kind);
         out += &format!(
-            "| {} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {:.1} / {:.1} | {} | {:.1} | {} | {:.1} / {:.1} | {:.2} | {} | {:.2} | {} | {:.3} | {:.0} | {} | {} |\n",
+            "| {} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {:.1} / {:.1} | {} | {:.1} | {} | {:.1} / {:.1} | {:.2} | {} | {} | {:.2} | {} | {:.3} | {:.0} | {} | {} |\n",
             m.kind,
             m.delivery_cell(),
             m.p50_us / 1e3,
@@ -150,6 +160,7 @@ pub(crate) fn http_markdown(rows: &[Measured], rate: u64, seconds: u64) -> Strin
             m.steady_rss_mib,
             m.cpu_us_per_event(),
             ratio(m.cpu_us_per_event(), nchan.map(Measured::cpu_us_per_event)),
+            ratio(m.cpu_us_per_event(), ceiling.map(Measured::cpu_us_per_event)),
             m.total_cpu_us_per_event(),
             ratio(
                 m.total_cpu_us_per_event(),
@@ -157,7 +168,7 @@ pub(crate) fn http_markdown(rows: &[Measured], rate: u64, seconds: u64) -> Strin
             ),
             per_event(m.requests),
             per_event(m.bytes_in),
-            if m.kind.ends_with("poll") {
+            if m.kind.contains("poll") {
                 fmt_num(m.requests_per_sec)
             } else {
                 "–".to_owned()
@@ -165,8 +176,9 @@ pub(crate) fn http_markdown(rows: &[Measured], rate: u64, seconds: u64) -> Strin
             m.not_modified_per_sec.map_or("–".to_owned(), fmt_num),
         );
     }
-    out += "\n`nchan-*` is nginx 1.22 with Nchan 1.3.6 (Debian's packages), one worker, retention 1,000 \
-            messages, measured on its worker process; `axum-sse` is axum's `Sse` over \
+    out += "\n`nchan-*` is nginx 1.22 with Nchan 1.3.6 (Debian's packages), one worker process \
+            (`-2w`: two), retention 1,000 messages, measured on its worker processes; each row is \
+            compared with Nchan and the ceiling at its own workers; `axum-sse` is axum's `Sse` over \
             `tokio::sync::broadcast`; `raw` is the ceiling (no HTTP framework, no hub, the same \
             bytes written to each socket). Idle cost = (RSS with N clients − RSS with none) / N. \
             Ratios below 1 mean less memory or CPU than Nchan.\n";

@@ -30,6 +30,12 @@ pub(crate) enum ServerKind {
     /// push-sse on two worker threads.
     #[value(name = "push-sse-2w")]
     PushSse2w,
+    /// push-stream on two worker threads.
+    #[value(name = "push-stream-2w")]
+    PushStream2w,
+    /// push-longpoll on two worker threads.
+    #[value(name = "push-longpoll-2w")]
+    PushLongpoll2w,
     /// push-ws on two worker threads.
     #[value(name = "push-ws-2w")]
     PushWs2w,
@@ -45,15 +51,31 @@ pub(crate) enum ServerKind {
     /// Nchan's WebSocket.
     #[value(name = "nchan-ws")]
     NchanWs,
+    /// Nchan's EventSource, nginx with two workers.
+    #[value(name = "nchan-sse-2w")]
+    NchanSse2w,
+    /// Nchan's chunked stream, two workers.
+    #[value(name = "nchan-stream-2w")]
+    NchanStream2w,
+    /// Nchan's long-poll, two workers.
+    #[value(name = "nchan-longpoll-2w")]
+    NchanLongpoll2w,
+    /// Nchan's WebSocket, two workers.
+    #[value(name = "nchan-ws-2w")]
+    NchanWs2w,
     /// axum's `Sse` over `tokio::sync::broadcast`.
     #[value(name = "axum-sse")]
     AxumSse,
     /// A default tokio-tungstenite broadcast server.
     #[value(name = "tungstenite")]
     Tungstenite,
-    /// The ceiling: the same bytes written to each socket, no HTTP framework.
+    /// The ceiling: the same bytes written to each socket, no HTTP framework (SSE, and
+    /// WebSocket frames to WebSocket clients).
     #[value(name = "raw")]
     Raw,
+    /// The ceiling on two worker threads.
+    #[value(name = "raw-2w")]
+    Raw2w,
     /// hyper's own floor: a connection holding a body that never yields.
     #[value(name = "hyper-bare")]
     HyperBare,
@@ -74,12 +96,23 @@ pub(crate) enum Process {
     Tungstenite,
     /// The raw-socket ceiling.
     Raw,
+    /// The same on two worker threads.
+    #[value(name = "raw-2w")]
+    Raw2w,
     /// hyper's floor.
     #[value(name = "hyper-bare")]
     HyperBare,
 }
 
 impl Process {
+    /// The tokio worker threads it runs on.
+    pub(crate) fn workers(self) -> usize {
+        match self {
+            Process::Push2w | Process::Raw2w => 2,
+            _ => 1,
+        }
+    }
+
     pub(crate) fn name(self) -> &'static str {
         match self {
             Process::Push => "push",
@@ -87,6 +120,7 @@ impl Process {
             Process::AxumSse => "axum-sse",
             Process::Tungstenite => "tungstenite",
             Process::Raw => "raw",
+            Process::Raw2w => "raw-2w",
             Process::HyperBare => "hyper-bare",
         }
     }
@@ -102,15 +136,76 @@ impl ServerKind {
             ServerKind::PushPoll => "push-poll",
             ServerKind::PushWs => "push-ws",
             ServerKind::PushSse2w => "push-sse-2w",
+            ServerKind::PushStream2w => "push-stream-2w",
+            ServerKind::PushLongpoll2w => "push-longpoll-2w",
             ServerKind::PushWs2w => "push-ws-2w",
             ServerKind::NchanSse => "nchan-sse",
             ServerKind::NchanStream => "nchan-stream",
             ServerKind::NchanLongpoll => "nchan-longpoll",
             ServerKind::NchanWs => "nchan-ws",
+            ServerKind::NchanSse2w => "nchan-sse-2w",
+            ServerKind::NchanStream2w => "nchan-stream-2w",
+            ServerKind::NchanLongpoll2w => "nchan-longpoll-2w",
+            ServerKind::NchanWs2w => "nchan-ws-2w",
             ServerKind::AxumSse => "axum-sse",
             ServerKind::Tungstenite => "tungstenite",
             ServerKind::Raw => "raw",
+            ServerKind::Raw2w => "raw-2w",
             ServerKind::HyperBare => "hyper-bare",
+        }
+    }
+
+    /// The same server on one worker: what its clients speak.
+    pub(crate) fn base(self) -> ServerKind {
+        match self {
+            PushSse2w => PushSse,
+            PushStream2w => PushStream,
+            PushLongpoll2w => PushLongpoll,
+            PushWs2w => PushWs,
+            NchanSse2w => NchanSse,
+            NchanStream2w => NchanStream,
+            NchanLongpoll2w => NchanLongpoll,
+            NchanWs2w => NchanWs,
+            Raw2w => Raw,
+            other => other,
+        }
+    }
+
+    /// Worker threads (nginx: worker processes) it runs on.
+    pub(crate) fn workers(self) -> usize {
+        if self.base() == self {
+            1
+        } else {
+            2
+        }
+    }
+
+    /// Nchan's row at the same workers: the peer each push row is compared with.
+    pub(crate) fn nchan_peer(self) -> Option<ServerKind> {
+        let one = match self.base() {
+            PushSse | AxumSse | Raw => NchanSse,
+            PushStream => NchanStream,
+            PushLongpoll => NchanLongpoll,
+            PushWs | Tungstenite => NchanWs,
+            _ => return None,
+        };
+        Some(match (one, self.workers()) {
+            (NchanSse, 2) => NchanSse2w,
+            (NchanStream, 2) => NchanStream2w,
+            (NchanLongpoll, 2) => NchanLongpoll2w,
+            (NchanWs, 2) => NchanWs2w,
+            (one, _) => one,
+        })
+    }
+
+    /// The raw-socket ceiling at the same workers.
+    pub(crate) fn ceiling(self) -> Option<ServerKind> {
+        match self.base() {
+            PushSse | PushStream | PushLongpoll | PushWs | NchanSse | NchanStream
+            | NchanLongpoll | NchanWs | AxumSse | Tungstenite => {
+                Some(if self.workers() == 2 { Raw2w } else { Raw })
+            }
+            _ => None,
         }
     }
 
@@ -122,41 +217,65 @@ impl ServerKind {
             | ServerKind::PushLongpoll
             | ServerKind::PushPoll
             | ServerKind::PushWs => Some(Process::Push),
-            ServerKind::PushSse2w | ServerKind::PushWs2w => Some(Process::Push2w),
+            ServerKind::PushSse2w
+            | ServerKind::PushStream2w
+            | ServerKind::PushLongpoll2w
+            | ServerKind::PushWs2w => Some(Process::Push2w),
             ServerKind::NchanSse
             | ServerKind::NchanStream
             | ServerKind::NchanLongpoll
-            | ServerKind::NchanWs => None,
+            | ServerKind::NchanWs
+            | ServerKind::NchanSse2w
+            | ServerKind::NchanStream2w
+            | ServerKind::NchanLongpoll2w
+            | ServerKind::NchanWs2w => None,
             ServerKind::AxumSse => Some(Process::AxumSse),
             ServerKind::Tungstenite => Some(Process::Tungstenite),
             ServerKind::Raw => Some(Process::Raw),
+            ServerKind::Raw2w => Some(Process::Raw2w),
             ServerKind::HyperBare => Some(Process::HyperBare),
         }
     }
 }
 
 use ServerKind::{
-    AxumSse, HyperBare, NchanLongpoll, NchanSse, NchanStream, NchanWs, PushLongpoll, PushPoll,
-    PushSse, PushSse2w, PushStream, PushWs, PushWs2w, Raw, Tungstenite,
+    AxumSse, HyperBare, NchanLongpoll, NchanLongpoll2w, NchanSse, NchanSse2w, NchanStream,
+    NchanStream2w, NchanWs, NchanWs2w, PushLongpoll, PushLongpoll2w, PushPoll, PushSse, PushSse2w,
+    PushStream, PushStream2w, PushWs, PushWs2w, Raw, Raw2w, Tungstenite,
 };
 
 /// The HTTP servers of the fan-out table, in table order: each push technique next to its
-/// peers, and the raw-socket ceiling; push-sse also on two worker threads.
-pub(crate) const HTTP: [ServerKind; 10] = [
+/// peers, at one worker and at two (nginx: worker processes), and the raw-socket ceiling at
+/// each.
+pub(crate) const HTTP: [ServerKind; 16] = [
     PushSse,
-    PushSse2w,
     NchanSse,
     AxumSse,
     PushStream,
     NchanStream,
-    Raw,
     PushLongpoll,
     NchanLongpoll,
     PushPoll,
+    Raw,
+    PushSse2w,
+    NchanSse2w,
+    PushStream2w,
+    NchanStream2w,
+    PushLongpoll2w,
+    NchanLongpoll2w,
+    Raw2w,
 ];
 
-/// The WebSocket servers measured (at their own, larger N).
-pub(crate) const WS: [ServerKind; 4] = [PushWs, PushWs2w, NchanWs, Tungstenite];
+/// The WebSocket servers measured (at their own, larger N), at one worker and at two.
+pub(crate) const WS: [ServerKind; 7] = [
+    PushWs,
+    NchanWs,
+    Tungstenite,
+    Raw,
+    PushWs2w,
+    NchanWs2w,
+    Raw2w,
+];
 
 /// The servers of the flat-out fan-out, measured at every N.
 pub(crate) const SATURATION: [ServerKind; 5] = [PushSse, PushStream, NchanSse, AxumSse, Raw];
@@ -213,8 +332,11 @@ pub(crate) struct Server {
     pub(crate) child: tokio::process::Child,
     /// The child's pid, kept after it is reaped.
     child_pid: u32,
-    /// The process whose memory and CPU are measured (Nchan: the nginx worker).
+    /// The process whose memory and CPU are measured (Nchan: its first nginx worker).
     pub(crate) pid: u32,
+    /// Every process measured (Nchan: each worker), summed in [`Server::kib`] and
+    /// [`Server::cpu_ticks`].
+    pids: Vec<u32>,
     pub(crate) addr: std::net::SocketAddr,
     /// The counting allocator's line protocol, when the server was started counting.
     heap: Option<HeapIo>,
@@ -236,7 +358,7 @@ pub(crate) async fn start(kind: ServerKind) -> Result<Server, String> {
 /// allocator ([`super::heap`]; Nchan is not a Rust process and is started as it is).
 pub(crate) async fn start_with(kind: ServerKind, counting: bool) -> Result<Server, String> {
     let Some(process) = kind.process() else {
-        return start_nchan().await;
+        return start_nchan(kind.workers()).await;
     };
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut command = tokio::process::Command::new(exe);
@@ -278,6 +400,7 @@ pub(crate) async fn start_command(
         child,
         child_pid: pid,
         pid,
+        pids: vec![pid],
         addr,
         heap,
         _dir: None,
@@ -286,10 +409,10 @@ pub(crate) async fn start_command(
 
 impl Drop for Server {
     fn drop(&mut self) {
-        // nginx's worker outlives a killed master: kill the measured process too.
-        if self.child_pid != self.pid {
+        // nginx's workers outlive a killed master: kill the measured processes too.
+        for &pid in self.pids.iter().filter(|&&p| p != self.child_pid) {
             let _ = std::process::Command::new("kill")
-                .args(["-9", &self.pid.to_string()])
+                .args(["-9", &pid.to_string()])
                 .status();
         }
     }
@@ -298,19 +421,31 @@ impl Drop for Server {
 impl Server {
     pub(crate) fn new(
         child: tokio::process::Child,
-        pid: u32,
+        pids: Vec<u32>,
         addr: std::net::SocketAddr,
         dir: push_tests::TempDir,
     ) -> Self {
+        let pid = pids.first().copied().unwrap_or(0);
         let child_pid = child.id().unwrap_or(pid);
         Self {
             child,
             child_pid,
             pid,
+            pids,
             addr,
             heap: None,
             _dir: Some(dir),
         }
+    }
+
+    /// A `/proc/PID/status` field in KiB, summed over the measured processes.
+    pub(crate) fn kib(&self, field: &str) -> u64 {
+        self.pids.iter().map(|&p| proc_kib(p, field)).sum()
+    }
+
+    /// CPU time in clock ticks, summed over the measured processes.
+    pub(crate) fn cpu_ticks(&self) -> u64 {
+        self.pids.iter().map(|&p| cpu_ticks(p)).sum()
     }
 
     /// The server's live heap now, when it was started counting (and answers within 5 s).
@@ -342,8 +477,9 @@ impl Server {
 
 const NCHAN_MODULE: &str = "/usr/lib/nginx/modules/ngx_nchan_module.so";
 
-/// Starts nginx with Nchan on a free loopback port, in a temp dir; measures its one worker.
-async fn start_nchan() -> Result<Server, String> {
+/// Starts nginx with Nchan and `workers` worker processes on a free loopback port, in a temp
+/// dir; measures its workers.
+async fn start_nchan(workers: usize) -> Result<Server, String> {
     let nginx_found = std::process::Command::new("nginx")
         .arg("-v")
         .stderr(std::process::Stdio::null())
@@ -363,7 +499,8 @@ async fn start_nchan() -> Result<Server, String> {
         .port();
     let conf = include_str!("../../nchan/nginx.conf")
         .replace("@PREFIX@", &dir.0.display().to_string())
-        .replace("@PORT@", &port.to_string());
+        .replace("@PORT@", &port.to_string())
+        .replace("@WORKERS@", &workers.to_string());
     let path = dir.0.join("nginx.conf");
     std::fs::write(&path, conf).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     let child = tokio::process::Command::new("nginx")
@@ -379,17 +516,15 @@ async fn start_nchan() -> Result<Server, String> {
     let master = child.id().ok_or("nginx exited at once")?;
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let worker = loop {
+    let pids = loop {
         let children = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
             .unwrap_or_default();
-        let worker = children
+        let pids: Vec<u32> = children
             .split_whitespace()
-            .next()
-            .and_then(|p| p.parse::<u32>().ok());
-        if let Some(worker) = worker {
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                break worker;
-            }
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        if pids.len() >= workers && tokio::net::TcpStream::connect(addr).await.is_ok() {
+            break pids;
         }
         if std::time::Instant::now() >= deadline {
             let log = std::fs::read_to_string(dir.0.join("error.log")).unwrap_or_default();
@@ -397,5 +532,5 @@ async fn start_nchan() -> Result<Server, String> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    Ok(Server::new(child, worker, addr, dir))
+    Ok(Server::new(child, pids, addr, dir))
 }
