@@ -1,5 +1,7 @@
 //! One upgraded connection: subscriptions, client operations, pings, slow clients, closing.
 
+use std::future::Future as _;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,6 +25,7 @@ use crate::frames;
 use crate::logs;
 use crate::protocol::{self, ClientOp, Payload};
 use crate::subs::Subs;
+use crate::wakes::Wakes;
 
 /// What every connection of an endpoint shares: the endpoint core (hub, limits, access,
 /// meters), the settings and the message handler.
@@ -233,18 +236,65 @@ async fn run(
     // Delivery turns since the client's side was last read: see [`FAIR`].
     let mut streak = 0u32;
     let mut rate = Rate::new(config.max_messages_per_second);
+    let wakes = Wakes::new();
     loop {
-        // Biased: a shutdown or restart is acted on before more deliveries are written, and
-        // deliveries are written before the socket is polled for the client's (rare) frames, so
-        // a wake-up for an event costs no read attempt. Every FAIR delivery turns in a row, one
-        // turn reads first, so a flood of events cannot hold off a client's messages.
-        tokio::select! {
-            biased;
-            closing = &mut stop => return Some(closing),
-            () = until(expiry.as_mut()), if expiry.is_some() => {
-                return Some(Closing(CloseCode::Library(protocol::EXPIRED), "credentials expired"));
+        // In order: a shutdown, restart, the grant's end or the ping is acted on before more
+        // deliveries are written, and deliveries before the client's (rare) frames are read.
+        // All but the subscriptions are polled only when their waker fired (see `wakes`), so a
+        // wake-up for an event costs no read attempt. Every FAIR delivery turns in a row, one turn reads first, so a
+        // flood of events cannot hold off a client's messages.
+        let turn = std::future::poll_fn(|cx| {
+            wakes.register(cx);
+            let woken = wakes.take();
+            let mut rest = Context::from_waker(wakes.rest());
+            let mut poll = || {
+                if woken {
+                    if let Poll::Ready(closing) = stop.as_mut().poll(&mut rest) {
+                        return Poll::Ready(Turn::Stop(closing));
+                    }
+                    if let Some(sleep) = expiry.as_mut() {
+                        if sleep.as_mut().poll(&mut rest).is_ready() {
+                            return Poll::Ready(Turn::Expired);
+                        }
+                    }
+                    if config.ping_interval.is_some() && ping.poll_tick(&mut rest).is_ready() {
+                        return Poll::Ready(Turn::Ping);
+                    }
+                }
+                if streak < FAIR && !state.subs.is_empty() {
+                    if let Poll::Ready(delivery) = state.subs.poll_next(cx) {
+                        return Poll::Ready(Turn::Delivery(delivery));
+                    }
+                }
+                if woken || streak >= FAIR {
+                    if let Poll::Ready(incoming) = socket.poll_next_unpin(&mut rest) {
+                        return Poll::Ready(Turn::Incoming(incoming));
+                    }
+                }
+                if streak >= FAIR {
+                    return Poll::Ready(Turn::Fair);
+                }
+                Poll::Pending
+            };
+            let turn = poll();
+            // A wait found ready ends the turn before the waits after it are polled, and may
+            // be ready again with no wake-up (tungstenite may hold more frames, a timer is
+            // armed by its next poll): everything is polled on the next turn.
+            if turn.is_ready() && (woken || streak >= FAIR) {
+                wakes.mark();
             }
-            delivery = state.subs.next(), if !state.subs.is_empty() && streak < FAIR => {
+            turn
+        })
+        .await;
+        match turn {
+            Turn::Stop(closing) => return Some(closing),
+            Turn::Expired => {
+                return Some(Closing(
+                    CloseCode::Library(protocol::EXPIRED),
+                    "credentials expired",
+                ));
+            }
+            Turn::Delivery(delivery) => {
                 streak += 1;
                 let Some(first) = delivery else {
                     return Some(state.ended_closing());
@@ -268,7 +318,7 @@ async fn run(
                     return Some(state.ended_closing());
                 }
             }
-            incoming = socket.next() => {
+            Turn::Incoming(incoming) => {
                 streak = 0;
                 let message = match incoming {
                     None => return None,
@@ -302,6 +352,8 @@ async fn run(
                             expiry = state.access.expires.is_some().then(|| {
                                 Box::pin(tokio::time::sleep_until(deadline(&state.access)))
                             });
+                            // The new timer is armed by its first poll.
+                            wakes.mark();
                         }
                     }
                     Message::Binary(_) => {
@@ -320,7 +372,7 @@ async fn run(
                     Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
                 }
             }
-            _ = ping.tick(), if config.ping_interval.is_some() => {
+            Turn::Ping => {
                 match ping_outstanding {
                     Some(sent) if sent.elapsed() >= config.pong_timeout => {
                         return Some(Closing(CloseCode::Away, "no pong"));
@@ -337,10 +389,20 @@ async fn run(
                     }
                 }
             }
-            // The fair turn: the socket (and the ping) were polled above; deliveries resume.
-            () = std::future::ready(()), if streak >= FAIR => streak = 0,
+            // The fair turn: the socket was polled above; deliveries resume.
+            Turn::Fair => streak = 0,
         }
     }
+}
+
+/// What woke a connection's loop, in the order they are looked at.
+enum Turn {
+    Stop(Closing),
+    Expired,
+    Delivery(Option<crate::subs::Item>),
+    Incoming(Option<Result<Message, tungstenite::Error>>),
+    Ping,
+    Fair,
 }
 
 /// A connection's message rate, counted in fixed windows: a window opens with the first
@@ -378,14 +440,6 @@ impl Rate {
             }
         }
         self.count <= self.limit
-    }
-}
-
-/// Resolves at `sleep`'s deadline, or never without one.
-async fn until(sleep: Option<&mut std::pin::Pin<Box<tokio::time::Sleep>>>) {
-    match sleep {
-        Some(sleep) => sleep.await,
-        None => std::future::pending().await,
     }
 }
 

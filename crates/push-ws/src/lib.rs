@@ -140,6 +140,7 @@ mod handshake;
 mod logs;
 mod protocol;
 mod subs;
+mod wakes;
 
 pub use crate::config::{OnMessage, SlowClient, WsConfig};
 pub use crate::endpoint::{Ws, WsBody};
