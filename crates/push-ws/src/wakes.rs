@@ -102,7 +102,9 @@ mod tests {
         assert!(wakes.take());
         // The task's waker is consumed by a wake: registered again, it is woken again.
         wakes.register(&Context::from_waker(&task));
-        wakes.rest().clone().wake();
+        // By value, as a waker stored by a wait is woken.
+        let stored = wakes.rest().clone();
+        Waker::wake(stored);
         assert_eq!(count.0.load(Ordering::SeqCst), 2);
         assert!(wakes.take());
         wakes.mark();

@@ -407,6 +407,9 @@ pub(crate) struct Measured {
     pub(crate) requests_per_sec: f64,
     /// Server CPU time (user + system, clock ticks of 10 ms) from the end of the idle phase.
     pub(crate) cpu_ticks: u64,
+    /// The part of `cpu_ticks` in user space (the rest is the kernel's: on loopback, sends
+    /// and the receiving side's TCP input).
+    pub(crate) user_ticks: u64,
     /// The load generator's CPU time (this process) over the same span. On loopback a send
     /// also runs the receiver's TCP input, and waking a client that sleeps costs the sender,
     /// so how the work splits between server and clients depends on their timing; the sum
@@ -445,6 +448,7 @@ impl Measured {
             "bytes_in": self.bytes_in,
             "requests_per_sec": self.requests_per_sec,
             "cpu_seconds": self.cpu_ticks as f64 / 100.0,
+            "user_cpu_seconds": self.user_ticks as f64 / 100.0,
             "clients_cpu_seconds": self.clients_cpu_ticks as f64 / 100.0,
             "not_modified_per_sec": self.not_modified_per_sec,
             "heap_per_conn": self.heap.as_ref().map(PerConnection::json),
@@ -489,6 +493,7 @@ impl Measured {
             bytes_in: u(&runs, |m| m.bytes_in),
             requests_per_sec: f(&runs, |m| m.requests_per_sec),
             cpu_ticks: u(&runs, |m| m.cpu_ticks),
+            user_ticks: u(&runs, |m| m.user_ticks),
             clients_cpu_ticks: u(&runs, |m| m.clients_cpu_ticks),
             not_modified_per_sec: runs[0]
                 .not_modified_per_sec
@@ -510,6 +515,15 @@ impl Measured {
             f64::NAN
         } else {
             (self.cpu_ticks + self.clients_cpu_ticks) as f64 * 10_000.0 / self.delivered as f64
+        }
+    }
+
+    /// Server CPU microseconds per delivered event in user space.
+    pub(crate) fn user_us_per_event(&self) -> f64 {
+        if self.delivered == 0 {
+            f64::NAN
+        } else {
+            self.user_ticks as f64 * 10_000.0 / self.delivered as f64
         }
     }
 
@@ -1144,6 +1158,8 @@ struct Published {
     steady: u64,
     /// Server CPU ticks from the start of the publishing until 3 s after it.
     cpu: u64,
+    /// The part of `cpu` in user space.
+    user: u64,
     /// The load generator's CPU ticks over the same span.
     clients_cpu: u64,
 }
@@ -1152,6 +1168,7 @@ struct Published {
 async fn publish(kind: ServerKind, server: &mut Server, load: &Load) -> Result<Published, String> {
     let addr = server.addr;
     let cpu_before = server.cpu_ticks();
+    let user_before = server.user_ticks();
     let clients_before = cpu_ticks(std::process::id());
     let start = Instant::now();
     let published = if kind == ServerKind::Tungstenite {
@@ -1169,6 +1186,7 @@ async fn publish(kind: ServerKind, server: &mut Server, load: &Load) -> Result<P
         elapsed,
         steady,
         cpu: server.cpu_ticks().saturating_sub(cpu_before),
+        user: server.user_ticks().saturating_sub(user_before),
         clients_cpu: cpu_ticks(std::process::id()).saturating_sub(clients_before),
     })
 }
@@ -1194,6 +1212,7 @@ pub(crate) async fn measure_load(
         elapsed,
         steady,
         cpu,
+        user,
         clients_cpu,
     } = publish(kind, &mut server, &load).await?;
     let polls = kind.base() == ServerKind::PushPoll;
@@ -1246,6 +1265,7 @@ pub(crate) async fn measure_load(
         bytes_in: totals.bytes_in,
         requests_per_sec: totals.requests as f64 / request_span,
         cpu_ticks: cpu,
+        user_ticks: user,
         clients_cpu_ticks: clients_cpu,
         not_modified_per_sec: polls.then(|| totals.flood_304 as f64 / FLOOD.as_secs_f64()),
         heap,

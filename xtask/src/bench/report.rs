@@ -18,6 +18,12 @@ fn peers<'a>(rows: &'a [Measured], kind: &str) -> (Option<&'a Measured>, Option<
     )
 }
 
+/// Server CPU per event in user space and in the kernel.
+fn split(m: &Measured) -> String {
+    let user = m.user_us_per_event();
+    format!("{user:.2} / {:.2}", m.cpu_us_per_event() - user)
+}
+
 fn ratio(a: f64, b: Option<f64>) -> String {
     match b {
         Some(b) if b > 0.0 && a.is_finite() => format!("{:.2}x", a / b),
@@ -74,8 +80,8 @@ pub(crate) fn ws_markdown(rows: &[Measured], rate: u64, seconds: u64) -> String 
     let base = rows.iter().find(|m| m.kind == "tungstenite");
     let mut out = format!(
         "## WebSocket, {} idle then broadcast clients on one topic, {rate} events/s for {seconds} s (one server process per row{}{})\n\n\
-         | server | idle KiB/conn | idle vs Nchan | idle vs tungstenite | delivered / expected / repeated | p50 ms | p99 ms | p99.9 ms | p99 vs Nchan | p99.9 vs Nchan | connect p50 / p99 ms | errors | peak RSS MiB | server CPU µs/event | CPU vs Nchan | CPU vs ceiling | server + clients CPU µs/event | vs Nchan | bytes/event |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         | server | idle KiB/conn | idle vs Nchan | idle vs tungstenite | delivered / expected / repeated | p50 ms | p99 ms | p99.9 ms | p99 vs Nchan | p99.9 vs Nchan | connect p50 / p99 ms | errors | peak RSS MiB | server CPU µs/event | user / kernel | CPU vs Nchan | CPU vs ceiling | server + clients CPU µs/event | vs Nchan | bytes/event |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         rows.first().map_or(0, |m| m.clients),
         WORKERS,
         runs_note(rows),
@@ -83,7 +89,7 @@ pub(crate) fn ws_markdown(rows: &[Measured], rate: u64, seconds: u64) -> String 
     for m in rows {
         let (nchan, ceiling) = peers(rows, m.kind);
         out += &format!(
-            "| {} | {:.1} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {:.1} / {:.1} | {} | {:.1} | {:.2} | {} | {} | {:.2} | {} | {:.0} |\n",
+            "| {} | {:.1} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {:.1} / {:.1} | {} | {:.1} | {:.2} | {} | {} | {} | {:.2} | {} | {:.0} |\n",
             m.kind,
             m.idle_kib_per_conn,
             ratio(m.idle_kib_per_conn, nchan.map(|b| b.idle_kib_per_conn)),
@@ -99,6 +105,7 @@ pub(crate) fn ws_markdown(rows: &[Measured], rate: u64, seconds: u64) -> String 
             m.errors,
             m.peak_rss_mib,
             m.cpu_us_per_event(),
+            split(m),
             ratio(m.cpu_us_per_event(), nchan.map(Measured::cpu_us_per_event)),
             ratio(m.cpu_us_per_event(), ceiling.map(Measured::cpu_us_per_event)),
             m.total_cpu_us_per_event(),
@@ -127,8 +134,8 @@ pub(crate) fn ws_markdown(rows: &[Measured], rate: u64, seconds: u64) -> String 
 pub(crate) fn http_markdown(rows: &[Measured], rate: u64, seconds: u64) -> String {
     let mut out = format!(
         "## HTTP techniques, {} clients on one topic, {rate} events/s for {seconds} s (one server process per row{}{})\n\n\
-         | server | delivered / expected / repeated | p50 ms | p99 ms | p99.9 ms | p99 vs Nchan | p99.9 vs Nchan | connect p50 / p99 ms | errors | idle KiB/client | idle vs Nchan | peak / steady RSS MiB | server CPU µs/event | CPU vs Nchan | CPU vs ceiling | server + clients CPU µs/event | vs Nchan | requests/event | bytes/event | requests/s | 304/s |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         | server | delivered / expected / repeated | p50 ms | p99 ms | p99.9 ms | p99 vs Nchan | p99.9 vs Nchan | connect p50 / p99 ms | errors | idle KiB/client | idle vs Nchan | peak / steady RSS MiB | server CPU µs/event | user / kernel | CPU vs Nchan | CPU vs ceiling | server + clients CPU µs/event | vs Nchan | requests/event | bytes/event | requests/s | 304/s |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         rows.first().map_or(0, |m| m.clients),
         WORKERS,
         runs_note(rows),
@@ -143,7 +150,7 @@ pub(crate) fn http_markdown(rows: &[Measured], rate: u64, seconds: u64) -> Strin
         };
         let (nchan, ceiling) = peers(rows, m.kind);
         out += &format!(
-            "| {} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {:.1} / {:.1} | {} | {:.1} | {} | {:.1} / {:.1} | {:.2} | {} | {} | {:.2} | {} | {:.3} | {:.0} | {} | {} |\n",
+            "| {} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {:.1} / {:.1} | {} | {:.1} | {} | {:.1} / {:.1} | {:.2} | {} | {} | {} | {:.2} | {} | {:.3} | {:.0} | {} | {} |\n",
             m.kind,
             m.delivery_cell(),
             m.p50_us / 1e3,
@@ -159,6 +166,7 @@ pub(crate) fn http_markdown(rows: &[Measured], rate: u64, seconds: u64) -> Strin
             m.peak_rss_mib,
             m.steady_rss_mib,
             m.cpu_us_per_event(),
+            split(m),
             ratio(m.cpu_us_per_event(), nchan.map(Measured::cpu_us_per_event)),
             ratio(m.cpu_us_per_event(), ceiling.map(Measured::cpu_us_per_event)),
             m.total_cpu_us_per_event(),

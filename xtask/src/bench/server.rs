@@ -313,6 +313,12 @@ pub(crate) fn proc_kib(pid: u32, field: &str) -> u64 {
 
 /// Reads a process's CPU time (user + system) in clock ticks from `/proc`.
 pub(crate) fn cpu_ticks(pid: u32) -> u64 {
+    let (user, system) = cpu_split(pid);
+    user + system
+}
+
+/// A process's CPU time in user space and in the kernel, in clock ticks, from `/proc`.
+pub(crate) fn cpu_split(pid: u32) -> (u64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which is in parentheses and may hold spaces).
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
@@ -324,7 +330,7 @@ pub(crate) fn cpu_ticks(pid: u32) -> u64 {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    field(11) + field(12)
+    (field(11), field(12))
 }
 
 /// A server under test.
@@ -446,6 +452,11 @@ impl Server {
     /// CPU time in clock ticks, summed over the measured processes.
     pub(crate) fn cpu_ticks(&self) -> u64 {
         self.pids.iter().map(|&p| cpu_ticks(p)).sum()
+    }
+
+    /// CPU time in user space, clock ticks, summed over the measured processes.
+    pub(crate) fn user_ticks(&self) -> u64 {
+        self.pids.iter().map(|&p| cpu_split(p).0).sum()
     }
 
     /// The server's live heap now, when it was started counting (and answers within 5 s).
