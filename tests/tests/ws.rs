@@ -1,6 +1,7 @@
 //! push-ws through real sockets: handshake and origin refusals, close codes, ping timeout,
 //! resume across a disconnect, gap and reset, many topics on one connection, publishing under
-//! the authorization hook, HTTP/2 extended CONNECT, slow readers and shutdown.
+//! the authorization hook, HTTP/2 extended CONNECT, slow readers (kept with a gap, or cut off)
+//! and shutdown.
 
 use std::time::Duration;
 
@@ -587,5 +588,67 @@ async fn a_publish_retried_with_its_key_is_stored_once() {
             |a| matches!(a, Received::Error { error, .. } if error.contains("idempotency key"))
         ),
         "{answers:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_cut_off_after_the_slow_timeout() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let hub = Hub::memory();
+    let ws = Ws::with_config(
+        hub.clone(),
+        WsConfig::default()
+            .slow_client(push_ws::SlowClient::Close)
+            .slow_timeout(Duration::from_millis(300)),
+    );
+    let server = server(&ws).await;
+    // A small receive buffer, so that the server's writes stall soon.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(server.addr).await.unwrap();
+    let request = format!(
+        "GET /ws/slow HTTP/1.1\r\nhost: {}\r\nupgrade: websocket\r\nconnection: upgrade\r\n\
+         sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n",
+        server.addr
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "the 101 answer");
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Far more than the socket buffers hold, none of it read.
+    let topic = Topic::new("slow").unwrap();
+    let payload = "x".repeat(32 * 1024);
+    for _ in 0..300 {
+        hub.publish(&topic, NewEvent::text(payload.clone()))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The server gave up on the write and ended the connection: what it wrote drains, then
+    // the stream ends.
+    let drained = tokio::time::timeout(BOUND, async {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0usize;
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return total,
+                Ok(n) => total += n,
+            }
+        }
+    })
+    .await
+    .expect("the server ends a connection whose client does not read");
+    assert!(
+        drained < 300 * payload.len(),
+        "only part of the events went out: {drained} bytes"
     );
 }

@@ -13,10 +13,14 @@ use crate::handshake::OriginPolicy;
 pub enum SlowClient {
     /// Keep the connection; the client's subscriptions fall behind in the shared log and, once
     /// behind retention, skip ahead with a `gap` message carrying the count missed. Memory stays
-    /// bounded by retention plus one bounded write buffer.
+    /// bounded by retention plus one batch of frames in flight (under twice
+    /// [`WsConfig::max_write_buffer`]).
     Gap,
-    /// Close the connection with 1008 ("too slow") when a write (a batch of at most 64 messages
-    /// and its flush) has waited for the client longer than [`WsConfig::slow_timeout`].
+    /// Close the connection with 1008 ("too slow") when a write (a batch of at most 64 messages,
+    /// or [`WsConfig::max_write_buffer`] bytes of them) has waited for the client longer than
+    /// [`WsConfig::slow_timeout`]. When the timeout cut a frame short, the connection ends
+    /// without a close frame (which the client would read as part of that frame): the client
+    /// sees an abnormal closure, 1006.
     Close,
 }
 

@@ -38,7 +38,8 @@ pub(crate) struct Ctx {
 
 type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
-/// The most deliveries written before one flush.
+/// The most deliveries written in one write (fewer when their frames reach the connection's
+/// `max_write_buffer`).
 const BATCH: usize = 64;
 
 /// The most delivery turns (of up to [`BATCH`] deliveries each) written in a row before the
@@ -164,6 +165,7 @@ async fn serve(conn: Box<Connection>, upgraded: Upgraded) {
         reauth,
         renewed: false,
         unflushed: false,
+        torn: false,
         subs: Subs::default(),
         permit,
         ended: false,
@@ -178,7 +180,9 @@ async fn serve(conn: Box<Connection>, upgraded: Upgraded) {
     )
     .await;
     logs::closed(state.subs.topics(), closing.as_ref().map(|c| (c.0, c.1)));
-    if let Some(closing) = closing {
+    // A write cut short by the slow-client timeout left part of a frame on the wire: a close
+    // frame after it would be read as that frame's payload, so the connection just ends.
+    if let Some(closing) = closing.filter(|_| !state.torn) {
         Box::pin(close(&mut socket, closing, config.shutdown_grace)).await;
     }
     drop(state);
@@ -193,6 +197,9 @@ struct State<'a> {
     /// Set when tungstenite may hold output the connection has not flushed (a pong or a close
     /// answered by itself while reading): it goes out before the connection's own frames.
     unflushed: bool,
+    /// Set while the connection writes its own frames: still set after the write, when a
+    /// timeout cut it short, perhaps in the middle of a frame.
+    torn: bool,
     /// Keyed by topic: a delivery comes with its topic, whose clone is a reference count where
     /// a `String`'s would be an allocation.
     subs: Subs,
@@ -482,8 +489,9 @@ async fn stopped(
     }
 }
 
-/// Writes `first` and whatever else is ready now, up to [`BATCH`] deliveries: their frames in
-/// one vectored write, straight from the buffers they share with every other subscriber.
+/// Writes `first` and whatever else is ready now, up to [`BATCH`] deliveries or
+/// `max_write_buffer` bytes of frames: in one vectored write, straight from the buffers they
+/// share with every other subscriber.
 async fn write_batch(
     socket: &mut Socket,
     state: &mut State<'_>,
@@ -493,7 +501,12 @@ async fn write_batch(
         // What tungstenite queued goes first, whole: a frame never splits another.
         socket.flush().await?;
     }
-    let mut frames: Vec<Bytes> = Vec::new();
+    // The first frame stays out of the vector, which is only made when a second one is
+    // ready: most wake-ups carry one event.
+    let mut one: Option<Bytes> = None;
+    let mut more: Vec<Bytes> = Vec::new();
+    let mut bytes = 0;
+    let limit = state.ws.config.max_write_buffer;
     let mut pending = Some(first);
     while let Some((topic, delivery)) = pending.take() {
         let Some(delivery) = delivery else {
@@ -502,16 +515,31 @@ async fn write_batch(
             break;
         };
         let complete = matches!(delivery, Delivery::Complete);
-        frames.push(state.encode(&topic, delivery));
+        let frame = state.encode(&topic, delivery);
+        bytes += frame.len();
+        match &one {
+            None => one = Some(frame),
+            Some(_) => more.push(frame),
+        }
         if complete {
             // The topic ends here, by design: it no longer counts, and its end is not news.
             state.unsubscribe(topic.as_str());
         }
-        if frames.len() < BATCH {
+        if more.len() + 1 < BATCH && bytes < limit {
             pending = state.subs.next().now_or_never().flatten();
         }
     }
-    frames::write_all(socket.get_mut(), &frames).await?;
+    let Some(one) = one else {
+        return Ok(());
+    };
+    state.torn = true;
+    if more.is_empty() {
+        frames::write_all(socket.get_mut(), std::slice::from_ref(&one)).await?;
+    } else {
+        more.insert(0, one);
+        frames::write_all(socket.get_mut(), &more).await?;
+    }
+    state.torn = false;
     Ok(())
 }
 

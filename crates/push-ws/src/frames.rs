@@ -67,11 +67,26 @@ pub(crate) fn event(event: &Event) -> Bytes {
 /// The most frames handed to one vectored write.
 const MAX_SLICES: usize = 64;
 
-/// Writes every byte of `frames`, in order, in as few writes as the socket takes.
+/// Writes every byte of `frames`, in order, in as few writes as the socket takes, then
+/// flushes (a TLS stream may hold what it was given until then).
+///
+/// A socket without vectored writes (an HTTP/2 stream, RFC 8441) takes several frames joined
+/// into one buffer, so that they still go out in one write.
 pub(crate) async fn write_all<W: AsyncWrite + Unpin>(
     io: &mut W,
     frames: &[Bytes],
 ) -> io::Result<()> {
+    if frames.len() > 1 && !io.is_write_vectored() {
+        let mut joined = BytesMut::with_capacity(frames.iter().map(Bytes::len).sum());
+        for frame in frames {
+            joined.put_slice(frame);
+        }
+        return Box::pin(write_vectored_all(io, &[joined.freeze()])).await;
+    }
+    write_vectored_all(io, frames).await
+}
+
+async fn write_vectored_all<W: AsyncWrite + Unpin>(io: &mut W, frames: &[Bytes]) -> io::Result<()> {
     // Where the next write starts: a frame, and an offset into it.
     let (mut first, mut offset) = (0, 0);
     while first < frames.len() {
@@ -102,7 +117,7 @@ pub(crate) async fn write_all<W: AsyncWrite + Unpin>(
             }
         }
     }
-    Ok(())
+    std::future::poll_fn(|cx| Pin::new(&mut *io).poll_flush(cx)).await
 }
 
 #[cfg(test)]

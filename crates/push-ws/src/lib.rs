@@ -84,8 +84,9 @@
 //! and a 256 KiB bound on what may queue for one client. What an idle connection costs with
 //! these defaults, against Nchan and a default tokio-tungstenite server, is measured by
 //! `cargo xtask bench --only idle` and kept current in the repository README's benchmark
-//! section. A connection that receives events also holds, while a write is in flight, at most
-//! [`WsConfig::max_write_buffer`].
+//! section. A connection that receives events also holds, while a write is in flight, one batch
+//! of event frames: at most 64, and no more once they reach [`WsConfig::max_write_buffer`]
+//! bytes (so under twice that), shared with the topic's log while it retains them.
 //!
 //! # Slow clients
 //!
