@@ -326,9 +326,20 @@ async fn serve_raw(listener: TcpListener) -> Result<(), String> {
                 frame.extend_from_slice(b"data: ");
                 frame.extend_from_slice(&body);
                 frame.extend_from_slice(b"\n\n");
-                // An unmasked text frame (RFC 6455) of the payload; the bench's are short.
-                let mut ws_frame = vec![0x81, body.len().min(125) as u8];
-                ws_frame.extend_from_slice(&body[..body.len().min(125)]);
+                // An unmasked text frame (RFC 6455) of the payload.
+                let mut ws_frame = vec![0x81];
+                match u16::try_from(body.len()) {
+                    Ok(n) if n < 126 => ws_frame.push(n as u8),
+                    Ok(n) => {
+                        ws_frame.push(126);
+                        ws_frame.extend_from_slice(&n.to_be_bytes());
+                    }
+                    Err(_) => {
+                        ws_frame.push(127);
+                        ws_frame.extend_from_slice(&(body.len() as u64).to_be_bytes());
+                    }
+                }
+                ws_frame.extend_from_slice(&body);
                 let mut map = sockets.lock().await;
                 if let Some(topic) = map.get_mut(&topic) {
                     write_each(&mut topic.sse, &frame).await;
@@ -407,9 +418,11 @@ pub(crate) struct Measured {
     pub(crate) requests_per_sec: f64,
     /// Server CPU time (user + system, clock ticks of 10 ms) from the end of the idle phase.
     pub(crate) cpu_ticks: u64,
-    /// The part of `cpu_ticks` in user space (the rest is the kernel's: on loopback, sends
-    /// and the receiving side's TCP input).
+    /// The part of `cpu_ticks` in user space.
     pub(crate) user_ticks: u64,
+    /// The part in the kernel (on loopback, sends and the receiving side's TCP input); its
+    /// own median, so that it is a run's figure.
+    pub(crate) kernel_ticks: u64,
     /// The load generator's CPU time (this process) over the same span. On loopback a send
     /// also runs the receiver's TCP input, and waking a client that sleeps costs the sender,
     /// so how the work splits between server and clients depends on their timing; the sum
@@ -449,6 +462,7 @@ impl Measured {
             "requests_per_sec": self.requests_per_sec,
             "cpu_seconds": self.cpu_ticks as f64 / 100.0,
             "user_cpu_seconds": self.user_ticks as f64 / 100.0,
+            "kernel_cpu_seconds": self.kernel_ticks as f64 / 100.0,
             "clients_cpu_seconds": self.clients_cpu_ticks as f64 / 100.0,
             "not_modified_per_sec": self.not_modified_per_sec,
             "heap_per_conn": self.heap.as_ref().map(PerConnection::json),
@@ -494,6 +508,7 @@ impl Measured {
             requests_per_sec: f(&runs, |m| m.requests_per_sec),
             cpu_ticks: u(&runs, |m| m.cpu_ticks),
             user_ticks: u(&runs, |m| m.user_ticks),
+            kernel_ticks: u(&runs, |m| m.kernel_ticks),
             clients_cpu_ticks: u(&runs, |m| m.clients_cpu_ticks),
             not_modified_per_sec: runs[0]
                 .not_modified_per_sec
@@ -518,12 +533,13 @@ impl Measured {
         }
     }
 
-    /// Server CPU microseconds per delivered event in user space.
-    pub(crate) fn user_us_per_event(&self) -> f64 {
+    /// Server CPU microseconds per delivered event in user space and in the kernel.
+    pub(crate) fn split_us_per_event(&self) -> (f64, f64) {
         if self.delivered == 0 {
-            f64::NAN
+            (f64::NAN, f64::NAN)
         } else {
-            self.user_ticks as f64 * 10_000.0 / self.delivered as f64
+            let per = |ticks: u64| ticks as f64 * 10_000.0 / self.delivered as f64;
+            (per(self.user_ticks), per(self.kernel_ticks))
         }
     }
 
@@ -1266,6 +1282,7 @@ pub(crate) async fn measure_load(
         requests_per_sec: totals.requests as f64 / request_span,
         cpu_ticks: cpu,
         user_ticks: user,
+        kernel_ticks: cpu.saturating_sub(user),
         clients_cpu_ticks: clients_cpu,
         not_modified_per_sec: polls.then(|| totals.flood_304 as f64 / FLOOD.as_secs_f64()),
         heap,

@@ -5,23 +5,29 @@ use super::http::Measured;
 use super::ServerKind;
 
 /// The row of `kind`'s Nchan peer and of its raw ceiling, both at its workers (a row is never
-/// its own peer).
-fn peers<'a>(rows: &'a [Measured], kind: &str) -> (Option<&'a Measured>, Option<&'a Measured>) {
+/// its own peer); in a WebSocket table (`ws`), the ceiling's peer is Nchan's WebSocket.
+fn peers<'a>(
+    rows: &'a [Measured],
+    kind: &str,
+    ws: bool,
+) -> (Option<&'a Measured>, Option<&'a Measured>) {
     let this = <ServerKind as clap::ValueEnum>::from_str(kind, false).ok();
     let find = |k: Option<ServerKind>| {
         let k = k.filter(|k| k.name() != kind)?;
         rows.iter().find(|m| m.kind == k.name())
     };
-    (
-        find(this.and_then(ServerKind::nchan_peer)),
-        find(this.and_then(ServerKind::ceiling)),
-    )
+    let peer = match this {
+        Some(ServerKind::Raw) if ws => Some(ServerKind::NchanWs),
+        Some(ServerKind::Raw2w) if ws => Some(ServerKind::NchanWs2w),
+        _ => this.and_then(ServerKind::nchan_peer),
+    };
+    (find(peer), find(this.and_then(ServerKind::ceiling)))
 }
 
 /// Server CPU per event in user space and in the kernel.
 fn split(m: &Measured) -> String {
-    let user = m.user_us_per_event();
-    format!("{user:.2} / {:.2}", m.cpu_us_per_event() - user)
+    let (user, kernel) = m.split_us_per_event();
+    format!("{user:.2} / {kernel:.2}")
 }
 
 fn ratio(a: f64, b: Option<f64>) -> String {
@@ -87,7 +93,7 @@ pub(crate) fn ws_markdown(rows: &[Measured], rate: u64, seconds: u64) -> String 
         runs_note(rows),
     );
     for m in rows {
-        let (nchan, ceiling) = peers(rows, m.kind);
+        let (nchan, ceiling) = peers(rows, m.kind, true);
         out += &format!(
             "| {} | {:.1} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {:.1} / {:.1} | {} | {:.1} | {:.2} | {} | {} | {} | {:.2} | {} | {:.0} |\n",
             m.kind,
@@ -148,7 +154,7 @@ pub(crate) fn http_markdown(rows: &[Measured], rate: u64, seconds: u64) -> Strin
                 x as f64 / m.delivered as f64
             }
         };
-        let (nchan, ceiling) = peers(rows, m.kind);
+        let (nchan, ceiling) = peers(rows, m.kind, false);
         out += &format!(
             "| {} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {:.1} / {:.1} | {} | {:.1} | {} | {:.1} / {:.1} | {:.2} | {} | {} | {} | {:.2} | {} | {:.3} | {:.0} | {} | {} |\n",
             m.kind,

@@ -303,8 +303,12 @@ pub(crate) const IDLE: [ServerKind; 11] = [
 /// A `/proc/PID/status` field in KiB.
 pub(crate) fn proc_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
+    field_kib(&status, field)
+}
+
+/// A `NAME: VALUE kB` line's value, from a `/proc` file's text.
+fn field_kib(text: &str, field: &str) -> u64 {
+    text.lines()
         .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
@@ -444,8 +448,21 @@ impl Server {
         }
     }
 
-    /// A `/proc/PID/status` field in KiB, summed over the measured processes.
+    /// A `/proc/PID/status` field in KiB, summed over the measured processes. For several
+    /// (nginx's workers) `VmRSS:` is their proportional set size, so that pages they share
+    /// (Nchan's shared memory) count once; `VmHWM:` is the sum of each one's peak.
     pub(crate) fn kib(&self, field: &str) -> u64 {
+        if self.pids.len() > 1 && field == "VmRSS:" {
+            return self
+                .pids
+                .iter()
+                .map(|&p| {
+                    let rollup = format!("/proc/{p}/smaps_rollup");
+                    let text = std::fs::read_to_string(rollup).unwrap_or_default();
+                    field_kib(&text, "Pss:")
+                })
+                .sum();
+        }
         self.pids.iter().map(|&p| proc_kib(p, field)).sum()
     }
 
