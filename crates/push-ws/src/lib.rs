@@ -140,6 +140,7 @@ mod frames;
 mod handshake;
 mod logs;
 mod protocol;
+mod rate;
 mod subs;
 mod wakes;
 

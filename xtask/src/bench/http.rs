@@ -240,25 +240,26 @@ async fn serve_tungstenite(listener: TcpListener) -> Result<(), String> {
 /// The ceiling: no HTTP framework, no hub. Subscribers send any request head and get a
 /// minimal `200` head; a `POST /topics/{topic}` (on a kept-alive connection) is encoded once as
 /// `data: BODY` and written, as the same bytes, to every socket of its topic in turn.
-async fn serve_raw(listener: TcpListener) -> Result<(), String> {
-    /// The subscribers of each topic: SSE clients and WebSocket clients.
-    #[derive(Default)]
-    struct Topic {
-        sse: Vec<tokio::net::tcp::OwnedWriteHalf>,
-        ws: Vec<tokio::net::tcp::OwnedWriteHalf>,
-    }
-    type Sockets = std::sync::Arc<tokio::sync::Mutex<std::collections::HashMap<String, Topic>>>;
-    /// Writes `frame` to each socket of `list`, keeping those that took it.
-    async fn write_each(list: &mut Vec<tokio::net::tcp::OwnedWriteHalf>, frame: &[u8]) {
-        let mut kept = Vec::with_capacity(list.len());
-        for mut socket in list.drain(..) {
-            if socket.write_all(frame).await.is_ok() {
-                kept.push(socket);
-            }
+/// The subscribers of each topic: SSE clients and WebSocket clients.
+#[derive(Default)]
+struct RawTopic {
+    sse: Vec<tokio::net::tcp::OwnedWriteHalf>,
+    ws: Vec<tokio::net::tcp::OwnedWriteHalf>,
+}
+type RawSockets = std::sync::Arc<tokio::sync::Mutex<std::collections::HashMap<String, RawTopic>>>;
+/// Writes `frame` to each socket of `list`, keeping those that took it.
+async fn raw_write_each(list: &mut Vec<tokio::net::tcp::OwnedWriteHalf>, frame: &[u8]) {
+    let mut kept = Vec::with_capacity(list.len());
+    for mut socket in list.drain(..) {
+        if socket.write_all(frame).await.is_ok() {
+            kept.push(socket);
         }
-        *list = kept;
     }
-    let sockets = Sockets::default();
+    *list = kept;
+}
+
+async fn serve_raw(listener: TcpListener) -> Result<(), String> {
+    let sockets = RawSockets::default();
     loop {
         let (stream, _) = listener.accept().await.map_err(|e| e.to_string())?;
         let _ = stream.set_nodelay(true);
@@ -267,29 +268,9 @@ async fn serve_raw(listener: TcpListener) -> Result<(), String> {
             let (read, mut write) = stream.into_split();
             let mut read = BufReader::new(read);
             loop {
-                let mut head = String::new();
-                let mut length = 0usize;
-                let mut ws_key = None;
-                loop {
-                    let mut line = String::new();
-                    match read.read_line(&mut line).await {
-                        Ok(n) if n > 0 => {}
-                        _ => return,
-                    }
-                    if line == "\r\n" {
-                        break;
-                    }
-                    if let Some((name, value)) = line.split_once(':') {
-                        if name.eq_ignore_ascii_case("content-length") {
-                            length = value.trim().parse().unwrap_or(0);
-                        } else if name.eq_ignore_ascii_case("sec-websocket-key") {
-                            ws_key = Some(value.trim().to_owned());
-                        }
-                    }
-                    if head.is_empty() {
-                        head = line;
-                    }
-                }
+                let Some((head, length, ws_key)) = raw_head(&mut read).await else {
+                    return;
+                };
                 let mut parts = head.split_whitespace();
                 let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
                 let topic = path.rsplit('/').next().unwrap_or_default().to_owned();
@@ -326,24 +307,11 @@ async fn serve_raw(listener: TcpListener) -> Result<(), String> {
                 frame.extend_from_slice(b"data: ");
                 frame.extend_from_slice(&body);
                 frame.extend_from_slice(b"\n\n");
-                // An unmasked text frame (RFC 6455) of the payload.
-                let mut ws_frame = vec![0x81];
-                match u16::try_from(body.len()) {
-                    Ok(n) if n < 126 => ws_frame.push(n as u8),
-                    Ok(n) => {
-                        ws_frame.push(126);
-                        ws_frame.extend_from_slice(&n.to_be_bytes());
-                    }
-                    Err(_) => {
-                        ws_frame.push(127);
-                        ws_frame.extend_from_slice(&(body.len() as u64).to_be_bytes());
-                    }
-                }
-                ws_frame.extend_from_slice(&body);
+                let ws_frame = raw_ws_frame(&body);
                 let mut map = sockets.lock().await;
                 if let Some(topic) = map.get_mut(&topic) {
-                    write_each(&mut topic.sse, &frame).await;
-                    write_each(&mut topic.ws, &ws_frame).await;
+                    raw_write_each(&mut topic.sse, &frame).await;
+                    raw_write_each(&mut topic.ws, &ws_frame).await;
                 }
                 drop(map);
                 if write
@@ -356,6 +324,52 @@ async fn serve_raw(listener: TcpListener) -> Result<(), String> {
             }
         });
     }
+}
+
+/// The raw server's request head: its first line, `Content-Length` and `Sec-WebSocket-Key`;
+/// `None` when the client went.
+async fn raw_head(
+    read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+) -> Option<(String, usize, Option<String>)> {
+    let (mut head, mut length, mut ws_key) = (String::new(), 0usize, None);
+    loop {
+        let mut line = String::new();
+        match read.read_line(&mut line).await {
+            Ok(n) if n > 0 => {}
+            _ => return None,
+        }
+        if line == "\r\n" {
+            return Some((head, length, ws_key));
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap_or(0);
+            } else if name.eq_ignore_ascii_case("sec-websocket-key") {
+                ws_key = Some(value.trim().to_owned());
+            }
+        }
+        if head.is_empty() {
+            head = line;
+        }
+    }
+}
+
+/// An unmasked text frame (RFC 6455) of `payload`, as a server sends it.
+fn raw_ws_frame(payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0x81];
+    match u16::try_from(payload.len()) {
+        Ok(n) if n < 126 => frame.push(n as u8),
+        Ok(n) => {
+            frame.push(126);
+            frame.extend_from_slice(&n.to_be_bytes());
+        }
+        Err(_) => {
+            frame.push(127);
+            frame.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(payload);
+    frame
 }
 
 /// The floor of any technique built on hyper: HTTP/1.1 connections whose response body never
@@ -1251,7 +1265,6 @@ pub(crate) async fn measure_load(
     } else {
         last.duration_since(start).max(elapsed)
     };
-    let connect = |q: f64| totals.connect_ms(q);
     // Long-polls cycle while events are published; pollers poll from the start to the flood.
     let request_span = if polls {
         poll_span
@@ -1270,8 +1283,8 @@ pub(crate) async fn measure_load(
         p50_us,
         p99_us,
         p999_us,
-        connect_p50_ms: connect(0.5),
-        connect_p99_ms: connect(0.99),
+        connect_p50_ms: totals.connect_ms(0.5),
+        connect_p99_ms: totals.connect_ms(0.99),
         errors: totals.errors,
         repeated: totals.repeated,
         idle_kib_per_conn: rss_idle.saturating_sub(rss_empty) as f64 / load.clients as f64,
