@@ -394,16 +394,23 @@ impl RedisServer {
         if !require("redis-server", "redis-server") {
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
         let mut server = Self {
             child: None,
-            port,
+            port: 0,
             dir: TempDir::new("redis"),
             extra: extra.iter().map(|a| (*a).to_owned()).collect(),
         };
+        // A port found free may be taken again before redis-server binds it (by another
+        // test's connection): then the server exits at once, and another port is tried.
+        for _ in 0..3 {
+            server.port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            if server.spawn_and_wait() {
+                return Some(server);
+            }
+        }
         server.restart();
         Some(server)
     }
@@ -444,6 +451,16 @@ impl RedisServer {
 
     /// Starts the server again on the same port and data, and waits until it answers.
     pub fn restart(&mut self) {
+        assert!(
+            self.spawn_and_wait(),
+            "redis-server did not answer on port {}",
+            self.port
+        );
+    }
+
+    /// Starts the server on its port and data; whether it answered within 10 s (`false` at
+    /// once when it exited, as it does when the port is taken).
+    fn spawn_and_wait(&mut self) -> bool {
         self.kill();
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
@@ -466,13 +483,16 @@ impl RedisServer {
         self.child = Some(child);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while self.cli(&["PING"]).trim() != "PONG" {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "redis-server did not answer on port {}",
-                self.port
-            );
+            let exited = self
+                .child
+                .as_mut()
+                .is_none_or(|c| matches!(c.try_wait(), Ok(Some(_))));
+            if exited || std::time::Instant::now() >= deadline {
+                return false;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
+        true
     }
 
     /// The end of its log file (`--logfile redis.log`), if it has one.
